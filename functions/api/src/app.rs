@@ -1,0 +1,72 @@
+//! Everything a handler needs, built once per function instance.
+
+use std::sync::Arc;
+
+use rill_aws::AwsSettings;
+use rill_aws::store::DynamoStore;
+use rill_core::store::{ChatStore, StreamStore};
+
+use crate::auth::Auth;
+
+/// Public addresses handed out to clients.
+#[derive(Debug, Clone)]
+pub struct PublicUrls {
+    /// Base of WHIP endpoints: `{ingest}/whip/{streamId}`.
+    pub ingest: String,
+    /// RTMP application URL: `{rtmp}/{streamKey}`.
+    pub rtmp: String,
+    /// CDN base: `{hls}/live/{streamId}/master.m3u8`.
+    pub hls: String,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+impl PublicUrls {
+    pub fn from_env() -> PublicUrls {
+        PublicUrls {
+            ingest: env_or("INGEST_PUBLIC_URL", "http://127.0.0.1:8889"),
+            rtmp: env_or("RTMP_PUBLIC_URL", "rtmp://127.0.0.1:1935/live"),
+            hls: env_or("HLS_BASE_URL", "http://127.0.0.1:3000/hls"),
+        }
+    }
+}
+
+pub struct App {
+    pub streams: Arc<dyn StreamStore>,
+    pub chat: Arc<dyn ChatStore>,
+    pub auth: Auth,
+    pub urls: PublicUrls,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Reads the environment and builds the DynamoDB client once.
+    pub async fn from_env() -> App {
+        let settings = AwsSettings::from_env();
+        let sdk = rill_aws::sdk_config(&settings).await;
+        let store = Arc::new(DynamoStore::new(
+            rill_aws::dynamodb_client(&sdk),
+            settings.table_name,
+        ));
+        App {
+            streams: store.clone(),
+            chat: store,
+            auth: Auth::from_env(),
+            urls: PublicUrls::from_env(),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Who is calling, read one way on AWS and locally.
+//!
+//! On AWS an HTTP API JWT authorizer verifies the token and puts its claims in
+//! `requestContext.authorizer.jwt.claims`; API Gateway never lets a client set that part of
+//! the event. Where no authorizer ran (public routes, or the local gateway, which never sets
+//! it), a `Authorization: Bearer` token is verified here as HS256 with `JWT_SECRET`.
+//! Either way the result is a [`Principal`] from the claims `sub` and `name`.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use rill_core::Principal;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+pub struct Auth {
+    key: Option<DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("hs256", &self.key.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    name: Option<String>,
+}
+
+impl Auth {
+    /// `JWT_SECRET` enables HS256 verification; `JWT_ISSUER` and `JWT_AUDIENCE`, when set,
+    /// are checked too.
+    pub fn from_env() -> Auth {
+        let secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
+        Auth::new(
+            secret.as_deref(),
+            std::env::var("JWT_ISSUER").ok().as_deref(),
+            std::env::var("JWT_AUDIENCE").ok().as_deref(),
+        )
+    }
+
+    pub fn new(secret: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Auth {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(iss) = issuer.filter(|s| !s.is_empty()) {
+            validation.set_issuer(&[iss]);
+        }
+        match audience.filter(|s| !s.is_empty()) {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Auth {
+            key: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
+            validation,
+        }
+    }
+
+    /// The caller, if any. A present but invalid token is an error, not anonymity.
+    pub fn principal(&self, req: &Request) -> Result<Option<Principal>, ApiError> {
+        if let RequestContext::ApiGatewayV2(ctx) = req.request_context() {
+            if let Some(claims) = ctx
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .map(|j| &j.claims)
+            {
+                if let Some(sub) = claims.get("sub").filter(|s| !s.is_empty()) {
+                    return Ok(Some(principal(sub.clone(), claims.get("name").cloned())));
+                }
+            }
+        }
+        let Some(header) = req.headers().get(http::header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized(
+                "Authorization must be 'Bearer <token>'",
+            ))?;
+        let key = self.key.as_ref().ok_or(ApiError::Unauthorized(
+            "token verification is not configured",
+        ))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map_err(|_| ApiError::Unauthorized("invalid or expired token"))?;
+        if data.claims.sub.is_empty() {
+            return Err(ApiError::Unauthorized("token has no subject"));
+        }
+        Ok(Some(principal(data.claims.sub, data.claims.name)))
+    }
+
+    /// The caller, who must be signed in.
+    pub fn require(&self, req: &Request) -> Result<Principal, ApiError> {
+        self.principal(req)?.ok_or(ApiError::Unauthorized(
+            "sign in: Authorization: Bearer <token> required",
+        ))
+    }
+}
+
+fn principal(sub: String, name: Option<String>) -> Principal {
+    let display_name = name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| sub.clone());
+    Principal {
+        user_id: sub,
+        display_name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    fn token(secret: &str, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    fn request(auth: Option<&str>) -> Request {
+        let mut headers = serde_json::Map::new();
+        if let Some(a) = auth {
+            headers.insert("authorization".into(), serde_json::json!(a));
+        }
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "GET /x", "rawPath": "/x", "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": {"method": "GET", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "GET /x", "stage": "$default", "time": "t", "timeEpoch": 0},
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("event")
+    }
+
+    fn exp() -> i64 {
+        chrono::Utc::now().timestamp() + 600
+    }
+
+    #[test]
+    fn a_valid_token_names_the_caller() {
+        let auth = Auth::new(Some("s3cret"), None, None);
+        let t = token(
+            "s3cret",
+            serde_json::json!({"sub": "alice", "name": "Alice", "exp": exp()}),
+        );
+        let p = auth
+            .require(&request(Some(&format!("Bearer {t}"))))
+            .expect("ok");
+        assert_eq!(
+            p,
+            Principal {
+                user_id: "alice".into(),
+                display_name: "Alice".into()
+            }
+        );
+    }
+
+    #[test]
+    fn no_token_is_anonymous_but_required_routes_refuse() {
+        let auth = Auth::new(Some("s3cret"), None, None);
+        assert_eq!(auth.principal(&request(None)).expect("ok"), None);
+        assert_eq!(auth.require(&request(None)).unwrap_err().status(), 401);
+    }
+
+    #[test]
+    fn bad_tokens_are_401() {
+        let auth = Auth::new(Some("s3cret"), None, None);
+        let wrong_secret = token("other", serde_json::json!({"sub": "a", "exp": exp()}));
+        let expired = token("s3cret", serde_json::json!({"sub": "a", "exp": 1000}));
+        let no_sub = token("s3cret", serde_json::json!({"exp": exp()}));
+        for h in [
+            format!("Bearer {wrong_secret}"),
+            format!("Bearer {expired}"),
+            format!("Bearer {no_sub}"),
+            "Bearer garbage".into(),
+            "Basic dXNlcjpwYXNz".into(),
+        ] {
+            assert_eq!(
+                auth.principal(&request(Some(&h))).unwrap_err().status(),
+                401,
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_are_enforced_when_configured() {
+        let auth = Auth::new(Some("s"), Some("rill"), Some("api"));
+        let good = token(
+            "s",
+            serde_json::json!({"sub": "a", "exp": exp(), "iss": "rill", "aud": "api"}),
+        );
+        let bad = token(
+            "s",
+            serde_json::json!({"sub": "a", "exp": exp(), "iss": "evil", "aud": "api"}),
+        );
+        assert!(
+            auth.require(&request(Some(&format!("Bearer {good}"))))
+                .is_ok()
+        );
+        assert!(
+            auth.require(&request(Some(&format!("Bearer {bad}"))))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! rill-api: the REST handlers of Rill and one thin Lambda binary per endpoint.
+//!
+//! Every binary under `src/bin/` is named after its function in infra/template.yaml and
+//! does one thing: `runtime::run(handler)`, which sets up tracing, reads the configuration
+//! from the environment, builds the AWS clients once and serves API Gateway HTTP API events
+//! with `lambda_http`.
+//!
+//! Invariants:
+//! - handlers check input and permissions before they write, so a refused request changes
+//!   nothing;
+//! - every failure is an [`error::ApiError`], turned into `{"error":{"code","message"}}`
+//!   with its status code in exactly one place ([`error::ApiError::into_response`]);
+//! - a 5xx never carries internals (they go to the log);
+//! - a stream key appears only in the responses to create and rotate, to the owner.
+
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod handlers;
+pub mod request;
+pub mod runtime;
+
+pub use app::App;
+pub use error::ApiError;

@@ -1,0 +1,76 @@
+//! Reading requests and writing responses, the same way in every handler.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest JSON body a REST endpoint accepts. The largest legal body (a create with a full
+/// description) is well under this.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Parses a JSON body: 415 unless `application/json`, 413 over [`MAX_BODY_BYTES`], 400 for
+/// malformed JSON or the wrong shape.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    let is_json = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            ApiError::InvalidJson(e.to_string())
+        }
+        _ => ApiError::InvalidBody(e.to_string()),
+    })
+}
+
+/// A path parameter that must be a ULID; anything else cannot name a stored item, so it is
+/// a 404 without a storage call.
+pub fn id_param(req: &Request, name: &str, what: &'static str) -> Result<String, ApiError> {
+    req.path_parameters()
+        .first(name)
+        .filter(|id| rill_core::ids::is_valid_id(id))
+        .map(str::to_owned)
+        .ok_or(ApiError::NotFound(what))
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters().first(name).map(str::to_owned)
+}
+
+pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response<Body>, ApiError> {
+    let body = serde_json::to_string(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// For responses that carry a secret (a stream key): never cached anywhere.
+pub fn json_no_store<T: Serialize>(status: u16, value: &T) -> Result<Response<Body>, ApiError> {
+    let mut res = json(status, value)?;
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}

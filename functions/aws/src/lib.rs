@@ -1,0 +1,34 @@
+//! rill-aws: Rill's adapters to AWS.
+//!
+//! - [`config`]: settings from the environment (`TABLE_NAME`, `BUCKET_NAME`,
+//!   `AWS_ENDPOINT_URL` for moto or LocalStack) and SDK clients built from them once.
+//! - [`store`]: [`store::DynamoStore`], the single-table DynamoDB implementation of
+//!   `rill-core`'s storage traits.
+//! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
+//!   (on AWS the SAM template creates them).
+//! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
+//!
+//! Invariants: every status change is a conditional write; multi-item changes are
+//! transactions; no stream key, only its SHA-256, is ever written; backend error details go
+//! to logs, never into values a client could see.
+
+pub mod bootstrap;
+pub mod config;
+pub mod objects;
+pub mod store;
+
+pub use config::{AwsSettings, dynamodb_client, s3_client, sdk_config};
+
+/// Failure of an AWS call outside the store traits (bootstrap, objects).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AwsError(pub String);
+
+impl AwsError {
+    pub(crate) fn from_sdk<E: std::error::Error + 'static>(context: &str, e: E) -> AwsError {
+        AwsError(format!(
+            "{context}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+        ))
+    }
+}

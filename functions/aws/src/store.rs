@@ -1,0 +1,894 @@
+//! [`DynamoStore`]: the single-table implementation of `rill-core`'s storage traits.
+//!
+//! Items (pk / sk):
+//! - `STREAM#{id}` / `META`: the stream, its counters, its key hash and the GSI keys
+//!   `gsi1pk = CH#{channel}#{status}`, `gsi2pk = STATUS#{status}`, both sorted by
+//!   `{time}#{id}` where time is the status's own (scheduledAt, startedAt, endedAt).
+//! - `STREAM#{id}` / `CHAT#{ulid}`: chat messages, sortable by time through the ULID.
+//! - `STREAM#{id}` / `REACT#{ulid}`: reactions, expiring through `ttl`.
+//!
+//! The key hash sits on the META item (GSI `byKeyHash`) rather than in an item of its own,
+//! so rotating a key is a single conditional write and cannot leave a stale key behind.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use rill_core::chat::{ChatMessage, Reaction};
+use rill_core::key::KeyHash;
+use rill_core::store::{ChatStore, ListQuery, Listing, Page, StoreError, StreamStore};
+use rill_core::stream::{Command, Settings, Stream, StreamStats, StreamStatus, Transition};
+use rill_core::time::{self, Timestamp, rfc3339_millis};
+
+use crate::bootstrap::{GSI_CHANNEL_STATUS, GSI_KEY_HASH, GSI_STATUS};
+
+/// Reactions are kept a day: long enough for analytics of the stream, bounded storage.
+const REACTION_TTL_SECONDS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    db: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(db: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore {
+            db,
+            table: table.into(),
+        }
+    }
+}
+
+fn stream_pk(id: &str) -> String {
+    format!("STREAM#{id}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable<E: std::error::Error + 'static>(context: &str, e: E) -> StoreError {
+    let detail = format!("{context}: {}", DisplayErrorContext(&e));
+    tracing::error!(error = %detail, "dynamodb call failed");
+    StoreError::Unavailable(detail)
+}
+
+/// The META item as stored.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    id: String,
+    channel_id: String,
+    owner_id: String,
+    title: String,
+    description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thumbnail_url: Option<String>,
+    status: StreamStatus,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339_millis::option"
+    )]
+    scheduled_at: Option<Timestamp>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339_millis::option"
+    )]
+    started_at: Option<Timestamp>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339_millis::option"
+    )]
+    ended_at: Option<Timestamp>,
+    #[serde(with = "rfc3339_millis")]
+    created_at: Timestamp,
+    #[serde(with = "rfc3339_millis")]
+    updated_at: Timestamp,
+    settings: Settings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pinned_message_id: Option<String>,
+    version: u64,
+    #[serde(default)]
+    viewer_count: u64,
+    #[serde(default)]
+    peak_viewers: u64,
+    #[serde(default)]
+    total_views: u64,
+    #[serde(default)]
+    message_count: u64,
+    #[serde(default)]
+    reaction_count: u64,
+    key_hash: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    gsi2pk: String,
+    gsi2sk: String,
+}
+
+/// GSI keys for a stream in its current status.
+fn index_keys(stream: &Stream) -> (String, String, String) {
+    let at = match stream.status {
+        StreamStatus::Scheduled => stream.scheduled_at,
+        StreamStatus::Live => stream.started_at,
+        StreamStatus::Ended => stream.ended_at,
+        StreamStatus::Preparing | StreamStatus::Cancelled => Some(stream.updated_at),
+    }
+    .unwrap_or(stream.created_at);
+    (
+        format!("CH#{}#{}", stream.channel_id, stream.status),
+        format!("STATUS#{}", stream.status),
+        format!("{}#{}", time::format(&at), stream.id),
+    )
+}
+
+impl StreamItem {
+    fn new(stream: &Stream, key: &KeyHash) -> StreamItem {
+        let (gsi1pk, gsi2pk, sort) = index_keys(stream);
+        StreamItem {
+            pk: stream_pk(&stream.id),
+            sk: "META".into(),
+            entity: "stream".into(),
+            id: stream.id.clone(),
+            channel_id: stream.channel_id.clone(),
+            owner_id: stream.owner_id.clone(),
+            title: stream.title.clone(),
+            description: stream.description.clone(),
+            thumbnail_url: stream.thumbnail_url.clone(),
+            status: stream.status,
+            scheduled_at: stream.scheduled_at,
+            started_at: stream.started_at,
+            ended_at: stream.ended_at,
+            created_at: stream.created_at,
+            updated_at: stream.updated_at,
+            settings: stream.settings.clone(),
+            pinned_message_id: stream.pinned_message_id.clone(),
+            version: stream.version,
+            viewer_count: stream.stats.current_viewers,
+            peak_viewers: stream.stats.peak_viewers,
+            total_views: stream.stats.total_views,
+            message_count: stream.stats.messages,
+            reaction_count: stream.stats.reactions,
+            key_hash: key.0.clone(),
+            gsi1pk,
+            gsi1sk: sort.clone(),
+            gsi2pk,
+            gsi2sk: sort,
+        }
+    }
+
+    fn into_stream(self) -> Stream {
+        Stream {
+            id: self.id,
+            channel_id: self.channel_id,
+            owner_id: self.owner_id,
+            title: self.title,
+            description: self.description,
+            thumbnail_url: self.thumbnail_url,
+            status: self.status,
+            scheduled_at: self.scheduled_at,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            settings: self.settings,
+            stats: StreamStats {
+                current_viewers: self.viewer_count,
+                peak_viewers: self.peak_viewers,
+                total_views: self.total_views,
+                messages: self.message_count,
+                reactions: self.reaction_count,
+            },
+            pinned_message_id: self.pinned_message_id,
+            version: self.version,
+        }
+    }
+}
+
+/// A chat message as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChatItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    message: ChatMessage,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ReactionItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    ttl: i64,
+    #[serde(flatten)]
+    reaction: Reaction,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::Unavailable(format!("malformed item: {e}")))
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Unavailable(format!("unserialisable item: {e}")))
+}
+
+/// Cursors are the `LastEvaluatedKey` (all string attributes) as base64url JSON. On the way
+/// back in, the partition key must be the one being queried: a cursor from another listing
+/// or stream is refused instead of being passed to DynamoDB.
+fn encode_cursor(key: Option<&Item>) -> Option<String> {
+    let key = key?;
+    let flat: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+        .collect();
+    let json = serde_json::to_vec(&flat).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(json))
+}
+
+fn decode_cursor(raw: &str, partition_attr: &str, partition: &str) -> Result<Item, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let flat: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    if flat.get(partition_attr).map(String::as_str) != Some(partition) || flat.len() > 4 {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(flat.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+impl DynamoStore {
+    async fn get_item(&self, id: &str) -> Result<Option<StreamItem>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(stream_pk(id)))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get stream", e.into_service_error()))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// After a lost conditional write: tell "gone" from "moved on".
+    async fn conflict(&self, id: &str, command: Option<Command>) -> StoreError {
+        match self.get_item(id).await {
+            Ok(Some(item)) => StoreError::Conflict {
+                current: Some(item.status),
+                command,
+            },
+            Ok(None) => StoreError::NotFound,
+            Err(e) => e,
+        }
+    }
+
+    fn meta_key(&self, id: &str) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(stream_pk(id))),
+            ("sk".to_owned(), s("META")),
+        ])
+    }
+
+    fn chat_key(&self, stream_id: &str, message_id: &str) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(stream_pk(stream_id))),
+            ("sk".to_owned(), s(format!("CHAT#{message_id}"))),
+        ])
+    }
+
+    /// Runs a transaction; a cancellation for a failed condition becomes `Err(None)` so the
+    /// caller can work out which condition it was.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        context: &str,
+    ) -> Result<(), Option<StoreError>> {
+        match self
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = &e {
+                    let condition_failed = c
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed"));
+                    if condition_failed {
+                        return Err(None);
+                    }
+                }
+                Err(Some(unavailable(context, e)))
+            }
+        }
+    }
+
+    fn counter_update(
+        &self,
+        stream_id: &str,
+        attribute: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(stream_id)))
+            .update_expression("ADD #c :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#c", attribute)
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+#[async_trait]
+impl StreamStore for DynamoStore {
+    async fn create_stream(&self, stream: &Stream, key: &KeyHash) -> Result<(), StoreError> {
+        let item = to_item(&StreamItem::new(stream, key))?;
+        let put = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(StoreError::Conflict {
+                        current: None,
+                        command: None,
+                    })
+                } else {
+                    Err(unavailable("create stream", e))
+                }
+            }
+        }
+    }
+
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>, StoreError> {
+        Ok(self.get_item(id).await?.map(StreamItem::into_stream))
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        command: Command,
+        now: Timestamp,
+    ) -> Result<Stream, StoreError> {
+        let current = self
+            .get_item(id)
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .into_stream();
+        let to = match current.status.next(command) {
+            Ok(Transition::Unchanged) => return Ok(current),
+            Ok(Transition::To(to)) => to,
+            Err(_) => {
+                return Err(StoreError::Conflict {
+                    current: Some(current.status),
+                    command: Some(command),
+                });
+            }
+        };
+        let mut next = current.clone();
+        next.status = to;
+        next.updated_at = now;
+        let mut set = vec![
+            "#status = :to",
+            "updatedAt = :now",
+            "gsi1pk = :g1",
+            "gsi2pk = :g2",
+            "gsi1sk = :gs",
+            "gsi2sk = :gs",
+        ];
+        match command {
+            Command::GoLive => {
+                next.started_at = Some(now);
+                set.push("startedAt = :now");
+            }
+            Command::End => {
+                next.ended_at = Some(now);
+                set.push("endedAt = :now");
+            }
+            Command::Start | Command::Cancel => {}
+        }
+        let (g1, g2, sort) = index_keys(&next);
+        let sources = StreamStatus::sources(command);
+        let placeholders: Vec<String> = (0..sources.len()).map(|i| format!(":from{i}")).collect();
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(id)))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND #status IN ({})",
+                placeholders.join(", ")
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .expression_attribute_values(":g1", s(g1))
+            .expression_attribute_values(":g2", s(g2))
+            .expression_attribute_values(":gs", s(sort))
+            .return_values(ReturnValue::AllNew);
+        for (p, status) in placeholders.iter().zip(&sources) {
+            req = req.expression_attribute_values(p, s(status.as_str()));
+        }
+        match req.send().await {
+            Ok(out) => {
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Unavailable("update returned no item".into()))?;
+                Ok(from_item::<StreamItem>(item)?.into_stream())
+            }
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(self.conflict(id, Some(command)).await)
+                } else {
+                    Err(unavailable("apply command", e))
+                }
+            }
+        }
+    }
+
+    async fn update_stream(&self, updated: &Stream) -> Result<Stream, StoreError> {
+        let settings = serde_dynamo::to_attribute_value(&updated.settings)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut expr = "SET title = :title, description = :description, settings = :settings, updatedAt = :now, version = :v".to_owned();
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(&updated.id)))
+            .condition_expression("attribute_exists(pk) AND version = :prev")
+            .expression_attribute_values(":title", s(&updated.title))
+            .expression_attribute_values(":description", s(&updated.description))
+            .expression_attribute_values(":settings", settings)
+            .expression_attribute_values(":now", s(time::format(&updated.updated_at)))
+            .expression_attribute_values(":v", n(updated.version))
+            .expression_attribute_values(":prev", n(updated.version.saturating_sub(1)))
+            .return_values(ReturnValue::AllNew);
+        match &updated.thumbnail_url {
+            Some(url) => {
+                expr.push_str(", thumbnailUrl = :thumb");
+                req = req.expression_attribute_values(":thumb", s(url));
+            }
+            None => expr.push_str(" REMOVE thumbnailUrl"),
+        }
+        match req.update_expression(expr).send().await {
+            Ok(out) => {
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Unavailable("update returned no item".into()))?;
+                Ok(from_item::<StreamItem>(item)?.into_stream())
+            }
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(self.conflict(&updated.id, None).await)
+                } else {
+                    Err(unavailable("update stream", e))
+                }
+            }
+        }
+    }
+
+    async fn rotate_key(&self, id: &str, key: &KeyHash, now: Timestamp) -> Result<(), StoreError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(id)))
+            .update_expression("SET keyHash = :h, updatedAt = :now")
+            .condition_expression("attribute_exists(pk) AND NOT #status IN (:ended, :cancelled)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":h", s(&key.0))
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .expression_attribute_values(":ended", s(StreamStatus::Ended.as_str()))
+            .expression_attribute_values(":cancelled", s(StreamStatus::Cancelled.as_str()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(self.conflict(id, None).await)
+                } else {
+                    Err(unavailable("rotate key", e))
+                }
+            }
+        }
+    }
+
+    async fn stream_for_key(&self, key: &KeyHash) -> Result<Option<Stream>, StoreError> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI_KEY_HASH)
+            .key_condition_expression("keyHash = :h")
+            .expression_attribute_values(":h", s(&key.0))
+            .limit(2)
+            .send()
+            .await
+            .map_err(|e| unavailable("find key", e.into_service_error()))?;
+        let Some(pk) = out
+            .items()
+            .first()
+            .and_then(|i| i.get("pk"))
+            .and_then(|v| v.as_s().ok())
+        else {
+            return Ok(None);
+        };
+        let Some(id) = pk.strip_prefix("STREAM#") else {
+            return Ok(None);
+        };
+        // The index is eventually consistent: confirm against the item itself so that a key
+        // rotated a moment ago is already refused.
+        match self.get_item(id).await? {
+            Some(item) if item.key_hash == key.0 => Ok(Some(item.into_stream())),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_streams(&self, query: &ListQuery) -> Result<Page<Stream>, StoreError> {
+        let status = query.listing.status();
+        let (index, pk_attr, sk_attr, partition) = match &query.channel_id {
+            Some(channel) => (
+                GSI_CHANNEL_STATUS,
+                "gsi1pk",
+                "gsi1sk",
+                format!("CH#{channel}#{status}"),
+            ),
+            None => (GSI_STATUS, "gsi2pk", "gsi2sk", format!("STATUS#{status}")),
+        };
+        let start = query
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, pk_attr, &partition))
+            .transpose()?;
+        if let Some(start) = &start {
+            let expected = ["pk", "sk", pk_attr, sk_attr];
+            if start.keys().any(|k| !expected.contains(&k.as_str())) {
+                return Err(StoreError::InvalidCursor);
+            }
+        }
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", pk_attr)
+            .expression_attribute_values(":p", s(&partition))
+            .scan_index_forward(query.listing == Listing::Scheduled)
+            .limit(query.limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable("list streams", e.into_service_error()))?;
+        let next_cursor = encode_cursor(out.last_evaluated_key());
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<StreamItem>(i).map(StreamItem::into_stream))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+}
+
+#[async_trait]
+impl ChatStore for DynamoStore {
+    async fn post_message(&self, message: &ChatMessage) -> Result<(), StoreError> {
+        let item = to_item(&ChatItem {
+            pk: stream_pk(&message.stream_id),
+            sk: format!("CHAT#{}", message.id),
+            entity: "chat".into(),
+            message: message.clone(),
+        })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.counter_update(&message.stream_id, "messageCount")?,
+        ];
+        match self.transact(items, "post message").await {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(self.conflict(&message.stream_id, None).await),
+        }
+    }
+
+    async fn list_messages(
+        &self,
+        stream_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<ChatMessage>, StoreError> {
+        let pk = stream_pk(stream_id);
+        let start = cursor.map(|c| decode_cursor(c, "pk", &pk)).transpose()?;
+        if let Some(start) = &start {
+            let valid = start.len() == 2
+                && start
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|sk| sk.starts_with("CHAT#"));
+            if !valid {
+                return Err(StoreError::InvalidCursor);
+            }
+        }
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :chat)")
+            .filter_expression("deleted = :no")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":chat", s("CHAT#"))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable("list messages", e.into_service_error()))?;
+        let next_cursor = encode_cursor(out.last_evaluated_key());
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<ChatItem>(i).map(|c| c.message))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn get_message(
+        &self,
+        stream_id: &str,
+        message_id: &str,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.chat_key(stream_id, message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get message", e.into_service_error()))?;
+        Ok(out
+            .item
+            .map(from_item::<ChatItem>)
+            .transpose()?
+            .map(|c| c.message))
+    }
+
+    async fn delete_message(
+        &self,
+        stream_id: &str,
+        message_id: &str,
+    ) -> Result<ChatMessage, StoreError> {
+        let existing = self.get_message(stream_id, message_id).await?;
+        let Some(mut message) = existing.filter(|m| !m.deleted) else {
+            return Err(StoreError::NotFound);
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.chat_key(stream_id, message_id)))
+            .update_expression("SET deleted = :yes, content = :empty, isPinned = :no")
+            .condition_expression("attribute_exists(pk) AND deleted = :no")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":empty", s(""))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if message.is_pinned {
+            let unpin = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(self.meta_key(stream_id)))
+                .update_expression("REMOVE pinnedMessageId")
+                .condition_expression("pinnedMessageId = :m")
+                .expression_attribute_values(":m", s(message_id))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(unpin).build());
+        }
+        match self.transact(items, "delete message").await {
+            Ok(()) => {
+                message.deleted = true;
+                message.content.clear();
+                message.is_pinned = false;
+                Ok(message)
+            }
+            Err(Some(e)) => Err(e),
+            // Deleted or re-pinned concurrently: the caller may retry against fresh state.
+            Err(None) => Err(StoreError::Conflict {
+                current: None,
+                command: None,
+            }),
+        }
+    }
+
+    async fn pin_message(
+        &self,
+        stream_id: &str,
+        message_id: &str,
+    ) -> Result<ChatMessage, StoreError> {
+        let stream = self
+            .get_item(stream_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let Some(mut message) = self
+            .get_message(stream_id, message_id)
+            .await?
+            .filter(|m| !m.deleted)
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let previous = stream.pinned_message_id.clone();
+        if previous.as_deref() == Some(message_id) && message.is_pinned {
+            return Ok(message);
+        }
+        let pin = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.chat_key(stream_id, message_id)))
+            .update_expression("SET isPinned = :yes")
+            .condition_expression("attribute_exists(pk) AND deleted = :no")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut meta = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(stream_id)))
+            .update_expression("SET pinnedMessageId = :m")
+            .expression_attribute_values(":m", s(message_id));
+        meta = match &previous {
+            Some(prev) => meta
+                .condition_expression("pinnedMessageId = :prev")
+                .expression_attribute_values(":prev", s(prev)),
+            None => meta.condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(pinnedMessageId)",
+            ),
+        };
+        let mut items = vec![
+            TransactWriteItem::builder().update(pin).build(),
+            TransactWriteItem::builder()
+                .update(
+                    meta.build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                )
+                .build(),
+        ];
+        if let Some(prev) = previous.filter(|p| p != message_id) {
+            let unpin = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(self.chat_key(stream_id, &prev)))
+                .update_expression("SET isPinned = :no")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":no", AttributeValue::Bool(false))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(unpin).build());
+        }
+        match self.transact(items, "pin message").await {
+            Ok(()) => {
+                message.is_pinned = true;
+                Ok(message)
+            }
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(StoreError::Conflict {
+                current: None,
+                command: None,
+            }),
+        }
+    }
+
+    async fn add_reaction(&self, reaction: &Reaction) -> Result<(), StoreError> {
+        let item = to_item(&ReactionItem {
+            pk: stream_pk(&reaction.stream_id),
+            sk: format!("REACT#{}", reaction.id),
+            entity: "reaction".into(),
+            ttl: reaction.created_at.timestamp() + REACTION_TTL_SECONDS,
+            reaction: reaction.clone(),
+        })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.counter_update(&reaction.stream_id, "reactionCount")?,
+        ];
+        match self.transact(items, "add reaction").await {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(self.conflict(&reaction.stream_id, None).await),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_roundtrip_only_for_their_own_partition() {
+        let key: Item = HashMap::from([
+            ("pk".to_owned(), s("STREAM#a")),
+            ("sk".to_owned(), s("CHAT#b")),
+        ]);
+        let c = encode_cursor(Some(&key)).expect("cursor");
+        assert_eq!(decode_cursor(&c, "pk", "STREAM#a").expect("valid"), key);
+        assert!(matches!(
+            decode_cursor(&c, "pk", "STREAM#other"),
+            Err(StoreError::InvalidCursor)
+        ));
+        assert!(matches!(
+            decode_cursor("not base64!", "pk", "STREAM#a"),
+            Err(StoreError::InvalidCursor)
+        ));
+        assert!(matches!(
+            decode_cursor(&URL_SAFE_NO_PAD.encode("[1]"), "pk", "STREAM#a"),
+            Err(StoreError::InvalidCursor)
+        ));
+    }
+
+    #[test]
+    fn index_keys_follow_the_status_time() {
+        let now = time::now();
+        let input: rill_core::stream::NewStream =
+            serde_json::from_value(serde_json::json!({"channelId":"ch","title":"t"}))
+                .expect("shape");
+        let mut stream =
+            Stream::create("01JDQ0000000000000000000AA".into(), "u".into(), input, now)
+                .expect("valid");
+        stream.status = StreamStatus::Live;
+        stream.started_at = Some(now);
+        let (g1, g2, sort) = index_keys(&stream);
+        assert_eq!(g1, "CH#ch#live");
+        assert_eq!(g2, "STATUS#live");
+        assert_eq!(sort, format!("{}#{}", time::format(&now), stream.id));
+    }
+}

@@ -1,0 +1,33 @@
+//! rill-core: the domain of Rill, free of AWS, Lambda and media dependencies.
+//!
+//! What lives here:
+//! - [`stream`]: the stream, its settings and stats, and the status state machine
+//!   (`scheduled -> preparing -> live -> ended`, `preparing -> ended`,
+//!   `scheduled|preparing -> cancelled`). [`stream::StreamStatus::next`] is the only place
+//!   that decides whether a transition is legal; stores enforce the same rule with
+//!   conditional writes so that concurrent requests cannot both win.
+//! - [`validate`]: every input rule (lengths, ranges, allow-lists). Handlers validate
+//!   *before* they touch storage, so a rejected request changes nothing.
+//! - [`chat`]: chat messages and reactions.
+//! - [`key`]: stream keys. A key is 256 random bits shown once; only its SHA-256 is kept.
+//! - [`event`]: the realtime event envelope and names shared by every producer.
+//! - [`store`]: the storage traits the handlers depend on.
+//!
+//! Invariants: timestamps are UTC and serialise as RFC 3339 with milliseconds (so they sort
+//! as strings); ids are ULIDs (sortable by creation time); no type here ever carries a
+//! plaintext stream key except [`key::StreamKey`], which never serialises.
+
+pub mod auth;
+pub mod chat;
+pub mod event;
+pub mod ids;
+pub mod key;
+pub mod store;
+pub mod stream;
+pub mod time;
+pub mod validate;
+
+pub use auth::Principal;
+pub use chat::{ChatMessage, Reaction};
+pub use stream::{Command, Settings, Stream, StreamStats, StreamStatus};
+pub use validate::ValidationError;

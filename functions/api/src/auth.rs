@@ -48,6 +48,8 @@ impl Auth {
     pub fn new(secret: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // Clock skew between issuer and Lambda; tokens past it are refused.
+        validation.leeway = 30;
         if let Some(iss) = issuer.filter(|s| !s.is_empty()) {
             validation.set_issuer(&[iss]);
         }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# scripts/dev.sh - set up and run Rill's local stack in the foreground; Ctrl-C stops it.
+#
+# Installs what is missing (scripts/setup.sh), builds the workspace, starts moto (S3 +
+# DynamoDB) and rill-gateway (REST API, web app, HLS from the bucket), creates the table and
+# bucket, and prints the URLs and a dev JWT. Every setting below can be given in the
+# environment beforehand; a value set there wins over the default.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh"
+VENV="${RILL_VENV:-$ROOT/.venv}"
+
+MOTO_PORT="${MOTO_PORT:-4566}"
+GATEWAY_PORT="${GATEWAY_PORT:-3000}"
+export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$MOTO_PORT}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export TABLE_NAME="${TABLE_NAME:-rill}"
+export BUCKET_NAME="${BUCKET_NAME:-rill-media}"
+export HLS_BASE_URL="${HLS_BASE_URL:-http://127.0.0.1:$GATEWAY_PORT/hls}"
+export WS_MANAGEMENT_ENDPOINT="${WS_MANAGEMENT_ENDPOINT:-http://127.0.0.1:$GATEWAY_PORT}"
+export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:8889}"
+export RTMP_PUBLIC_URL="${RTMP_PUBLIC_URL:-rtmp://127.0.0.1:1935/live}"
+export RUST_LOG="${RUST_LOG:-info}"
+# The dev secret is generated once and kept out of git, so tokens survive restarts.
+if [ -z "${JWT_SECRET:-}" ]; then
+    mkdir -p "$ROOT/.rill"
+    [ -s "$ROOT/.rill/jwt-secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' >"$ROOT/.rill/jwt-secret"
+    JWT_SECRET="$(cat "$ROOT/.rill/jwt-secret")"
+fi
+export JWT_SECRET
+
+echo "dev: building (cargo build --workspace --bins)..."
+cargo build --workspace --bins --quiet
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    echo "dev: stopped"
+}
+trap stop INT TERM EXIT
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [ "$AWS_ENDPOINT_URL" = "http://127.0.0.1:$MOTO_PORT" ]; then
+    port_busy "$MOTO_PORT" && { echo "dev: port $MOTO_PORT is in use (another moto or LocalStack?): stop it or set MOTO_PORT" >&2; exit 1; }
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$ROOT/.rill/moto.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do port_busy "$MOTO_PORT" && break; sleep 0.1; done
+    port_busy "$MOTO_PORT" || { echo "dev: moto did not start; see .rill/moto.log" >&2; exit 1; }
+fi
+
+port_busy "$GATEWAY_PORT" && { echo "dev: port $GATEWAY_PORT is in use: stop that process or set GATEWAY_PORT" >&2; exit 1; }
+"$TARGET_DIR/rill-gateway" --port "$GATEWAY_PORT" --init-resources --template "$ROOT/infra/template.yaml" \
+    --functions-dir "$TARGET_DIR" --static-dir "$ROOT/web/dist" > >(tee "$ROOT/.rill/gateway.stdout") &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q "listening" "$ROOT/.rill/gateway.stdout" 2>/dev/null && break; sleep 0.1; done
+grep -q "listening" "$ROOT/.rill/gateway.stdout" || { echo "dev: the gateway did not start" >&2; exit 1; }
+
+TOKEN="$(python3 "$ROOT/scripts/dev-token.py" demo-user "Demo User")"
+cat <<INFO
+
+Rill local stack is up.
+  Web app        http://127.0.0.1:$GATEWAY_PORT/
+  REST API       http://127.0.0.1:$GATEWAY_PORT/api   (OpenAPI: /api/openapi.json)
+  HLS (CDN)      $HLS_BASE_URL
+  moto (AWS)     $AWS_ENDPOINT_URL   table=$TABLE_NAME bucket=$BUCKET_NAME
+  Ingest URLs    $INGEST_PUBLIC_URL (WHIP), $RTMP_PUBLIC_URL (RTMP)
+
+Dev JWT for "demo-user" (valid 7 days):
+  export TOKEN=$TOKEN
+
+Try:
+  curl -X POST http://localhost:$GATEWAY_PORT/api/streams/create -H "Content-Type: application/json" -H "Authorization: Bearer \$TOKEN" -d '{"channelId":"channel-uuid","title":"Test Stream","description":"Testing live streaming"}'
+
+Ctrl-C stops everything.
+INFO
+wait -n "${pids[@]}" || true
+echo "dev: a process exited; stopping the stack" >&2

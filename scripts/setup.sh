@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# scripts/setup.sh - install what the local stack and the tests need.
+#
+# Used by both the dev-stack command and the test command, so it must be:
+#   * idempotent: a second run changes nothing and takes well under a second;
+#   * non-interactive: CI has no stdin (apt runs noninteractive, sudo with -n);
+#   * quiet on success: it prints only what it installed, errors go to stderr.
+#
+# What it does:
+#   1. Debian packages: installs the ones that are missing (checked with dpkg),
+#      running `apt-get update` only when something is missing. Uses sudo only
+#      when not root.
+#   2. Python tools: a venv at $RILL_VENV (default: <repo>/.venv) with the pinned
+#      set in scripts/python-requirements.txt (moto[server], cfn-lint, ...).
+#      A stamp file records what was installed; the venv is rebuilt only when
+#      the pins or the Python interpreter change.
+#
+# Environment:
+#   RILL_VENV     venv directory (default <repo>/.venv)
+#   RILL_PYTHON   interpreter to build the venv with (default python3)
+#   RILL_SKIP_APT=1  skip the Debian step (non-Debian hosts, prepared images)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${RILL_VENV:-$ROOT/.venv}"
+PYTHON="${RILL_PYTHON:-python3}"
+REQS="$ROOT/scripts/python-requirements.txt"
+STAMP_NAME=".rill-setup-stamp"
+
+# ----------------------------------------------------------------------------
+# Debian packages
+# ----------------------------------------------------------------------------
+# Base tooling: curl (health checks, scripts), CA roots, pkg-config (crates that
+# link system libraries). python3-venv is added below only if the interpreter
+# cannot create a venv (Debian splits venv/ensurepip out of python3).
+APT_PACKAGES=(
+    curl
+    ca-certificates
+    pkg-config
+)
+
+# ==== Packages for later parts: add them here, one per line. ================
+# ingest node (ffmpeg-next 9 against Debian's FFmpeg, see PITFALLS.md):
+#   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+#   libswresample-dev libavfilter-dev libavdevice-dev clang libclang-dev ffmpeg
+# browser tests: chromium chromium-driver
+APT_PACKAGES_LATER=(
+)
+# ============================================================================
+
+log() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# Run a command with its output captured; show the output only if it fails.
+quietly() {
+    local out rc=0
+    out="$(mktemp "${TMPDIR:-/tmp}/rill-setup.XXXXXX")"
+    "$@" >"$out" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        printf 'setup: command failed (exit %s): %s\n' "$rc" "$*" >&2
+        tail -n 40 "$out" >&2
+    fi
+    rm -f "$out"
+    return "$rc"
+}
+
+# One setup at a time per venv: the dev stack and the tests may start together.
+lock_setup() {
+    command -v flock >/dev/null 2>&1 || return 0
+    local key
+    key="$(printf '%s' "$VENV" | cksum | cut -d' ' -f1)"
+    exec 9>"${TMPDIR:-/tmp}/rill-setup-$key.lock"
+    flock -w 900 9 || die "timed out waiting for another setup.sh run (lock ${TMPDIR:-/tmp}/rill-setup-$key.lock)"
+}
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+python_can_venv() {
+    command -v "$PYTHON" >/dev/null 2>&1 &&
+        "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1
+}
+
+install_apt_packages() {
+    if [ "${RILL_SKIP_APT:-0}" = 1 ]; then
+        return 0
+    fi
+    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+        printf 'setup: warning: not a Debian-like system; make sure these are installed: %s\n' \
+            "${APT_PACKAGES[*]} ${APT_PACKAGES_LATER[*]:-}" >&2
+        return 0
+    fi
+
+    local wanted=("${APT_PACKAGES[@]}" "${APT_PACKAGES_LATER[@]}")
+    if ! command -v "$PYTHON" >/dev/null 2>&1; then
+        wanted+=(python3 python3-venv)
+    elif ! python_can_venv; then
+        wanted+=(python3-venv)
+    fi
+
+    local missing=() p
+    for p in "${wanted[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "need root or sudo to install: ${missing[*]}"
+        sudo=(sudo -n) # -n: never prompt (CI has no stdin); fails clearly instead
+    fi
+
+    quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+        die "apt-get update failed"
+    quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        die "apt-get install failed: ${missing[*]}"
+    log "installed Debian packages: ${missing[*]}"
+}
+
+# ----------------------------------------------------------------------------
+# Python venv
+# ----------------------------------------------------------------------------
+expected_stamp() {
+    # Pins + interpreter identity: a new Python (or a pin change) rebuilds.
+    {
+        "$PYTHON" -c 'import sys; print(sys.version); print(sys.executable)'
+        cat "$REQS"
+    } | cksum | cut -d' ' -f1
+}
+
+venv_is_ours_or_empty() {
+    [ ! -e "$VENV" ] && return 0
+    [ -d "$VENV" ] || return 1
+    [ -f "$VENV/pyvenv.cfg" ] && return 0
+    [ -z "$(ls -A "$VENV")" ]
+}
+
+install_venv() {
+    [ -f "$REQS" ] || die "missing $REQS"
+    python_can_venv || die "$PYTHON cannot create a venv (install python3-venv, or set RILL_PYTHON)"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
+        die "$PYTHON is older than 3.9"
+
+    local want have=""
+    want="$(expected_stamp)"
+    [ -f "$VENV/$STAMP_NAME" ] && have="$(cat "$VENV/$STAMP_NAME")"
+    if [ "$want" = "$have" ] && [ -x "$VENV/bin/python" ] &&
+        [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ]; then
+        return 0
+    fi
+
+    venv_is_ours_or_empty ||
+        die "$VENV exists and is not a virtualenv; refusing to clear it (set RILL_VENV elsewhere)"
+
+    # Rebuild from scratch so packages dropped from the pins do not linger.
+    quietly "$PYTHON" -m venv --clear "$VENV" || die "could not create venv at $VENV"
+    quietly env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+        "$VENV/bin/python" -m pip install --quiet --require-virtualenv -r "$REQS" ||
+        die "pip install -r $REQS failed"
+    quietly "$VENV/bin/moto_server" --help || die "moto_server does not run"
+    quietly "$VENV/bin/cfn-lint" --version || die "cfn-lint does not run"
+
+    printf '%s\n' "$want" >"$VENV/$STAMP_NAME"
+    local top
+    top="$(grep -E '^(moto\[server\]|cfn-lint|aws-sam-translator)==' "$REQS" | tr '\n' ' ')"
+    log "installed Python tools into ${VENV}: ${top% }"
+}
+
+main() {
+    lock_setup
+    install_apt_packages
+    install_venv
+}
+
+main "$@"

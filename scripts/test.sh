@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# scripts/test.sh - run every check and test: formatting, lints, the template lint, unit
+# tests and the end-to-end tests (real moto, real gateway, real function binaries).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh"
+VENV="${RILL_VENV:-$ROOT/.venv}"
+export RILL_VENV="$VENV"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cfn-lint infra/template.yaml"
+"$VENV/bin/cfn-lint" "$ROOT/infra/template.yaml"
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo build --workspace --bins (the end-to-end tests run these binaries)"
+cargo build --workspace --bins --quiet
+
+step "cargo test --workspace"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/rill-test-output.txt"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "${TMPDIR:-/tmp}/rill-test-output.txt" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/rill-test-output.txt" | awk '{s+=$1} END {print s+0}')
+echo
+echo "$passed passed, $failed failed"
+exit "$status"

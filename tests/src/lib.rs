@@ -1,0 +1,296 @@
+//! Test harness for Rill's end-to-end scenarios: a real moto server (S3 + DynamoDB) and a
+//! real `rill-gateway` running the real function binaries, each on a free port.
+//!
+//! - One moto process per test binary, shared by its tests; each [`Stack`] gets its own
+//!   table and bucket names, so tests never see each other's data.
+//! - Every process started here dies with the test process: moto through a shell wrapper
+//!   that kills it when our end of its stdin closes, the gateway through [`Drop`] (and the
+//!   gateway takes its function instances down with it).
+//!
+//! The binaries must be built first (`cargo build --workspace`); the harness looks for them
+//! next to the test executable's parent directory, where cargo puts them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const JWT_SECRET: &str = "rill-test-secret-0123456789abcdef";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// `target/<profile>/`, where cargo puts the workspace's binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn moto_server_path() -> PathBuf {
+    if let Ok(p) = std::env::var("RILL_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var("RILL_VENV").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv"));
+    let candidate = venv.join("bin/moto_server");
+    if candidate.exists() {
+        return candidate;
+    }
+    PathBuf::from("moto_server")
+}
+
+struct Moto {
+    url: String,
+    // Held for the life of the process: closing it stops moto.
+    _stdin: ChildStdin,
+    _child: Child,
+}
+
+static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
+
+/// The shared moto server's URL, starting it on first use.
+pub fn moto_url() -> String {
+    let moto = MOTO.get_or_init(|| Mutex::new(start_moto()));
+    moto.lock().map(|m| m.url.clone()).unwrap_or_else(|p| p.into_inner().url.clone())
+}
+
+fn start_moto() -> Moto {
+    let port = free_port();
+    let bin = moto_server_path();
+    // `read` returns when the test process exits and its end of the pipe closes.
+    let script = format!(
+        "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
+        bin.display()
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start moto_server (run scripts/setup.sh to install it)");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start on port {port} ({})", bin.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { url, _stdin: stdin, _child: child }
+}
+
+/// Environment every process of the stack shares.
+pub fn aws_env(moto: &str, table: &str, bucket: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", moto),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("TABLE_NAME", table),
+        ("BUCKET_NAME", bucket),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A running gateway with its own table and bucket.
+#[derive(Debug)]
+pub struct Stack {
+    pub base: String,
+    pub moto: String,
+    pub table: String,
+    pub bucket: String,
+    gateway: Child,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts a gateway on a free port against the shared moto, creating a fresh table and
+    /// bucket. `extra_env` is passed to the gateway and so to every function.
+    pub fn start_with(extra_env: &[(&str, &str)]) -> Stack {
+        let moto = moto_url();
+        let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        let table = format!("rill-{suffix}");
+        let bucket = format!("rill-{suffix}");
+        let gateway_bin = bin_dir().join("rill-gateway");
+        assert!(
+            gateway_bin.exists(),
+            "{} is missing: build the workspace first (cargo build --workspace)",
+            gateway_bin.display()
+        );
+        let mut cmd = Command::new(&gateway_bin);
+        cmd.args(["--port", "0", "--init-resources"])
+            .arg("--template")
+            .arg(repo_root().join("infra/template.yaml"))
+            .arg("--functions-dir")
+            .arg(bin_dir())
+            .envs(aws_env(&moto, &table, &bucket))
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("RUST_LOG", std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut gateway = cmd.spawn().expect("spawn rill-gateway");
+        let stdout = gateway.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("gateway stdout");
+        let base = line
+            .trim()
+            .strip_prefix("rill-gateway listening on ")
+            .unwrap_or_else(|| panic!("unexpected gateway output: {line:?}"))
+            .to_owned();
+        Stack { base, moto, table, bucket, gateway, http: reqwest::Client::new() }
+    }
+
+    pub fn start() -> Stack {
+        Stack::start_with(&[])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A direct DynamoDB client on the same table, to check what is (not) stored and to act
+    /// as the ingest node would.
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let sdk = self.sdk().await;
+        rill_aws::dynamodb_client(&sdk)
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk().await;
+        rill_aws::s3_client(&sdk)
+    }
+
+    async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.moto)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "rill-tests"))
+            .load()
+            .await
+    }
+
+    pub async fn store(&self) -> rill_aws::store::DynamoStore {
+        rill_aws::store::DynamoStore::new(self.dynamodb().await, self.table.clone())
+    }
+
+    /// Every item in the table (test tables are small).
+    pub async fn scan_all(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let out = self.dynamodb().await.scan().table_name(&self.table).send().await.expect("scan");
+        out.items.unwrap_or_default()
+    }
+
+    pub fn gateway_pid(&self) -> u32 {
+        self.gateway.id()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SIGTERM lets the gateway stop its function instances; SIGKILL if it lingers.
+        let _ = Command::new("kill").arg("-TERM").arg(self.gateway.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.gateway.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.gateway.kill();
+        let _ = self.gateway.wait();
+    }
+}
+
+/// A signed HS256 token like the dev token the README prints.
+pub fn token(sub: &str, name: &str) -> String {
+    let claims = serde_json::json!({
+        "sub": sub,
+        "name": name,
+        "exp": chrono::Utc::now().timestamp() + 3600,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign token")
+}
+
+/// A response read whole: status and JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(res: reqwest::Response) -> Reply {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+
+    /// The error code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A client acting as one user (or anonymous).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub token: Option<String>,
+}
+
+impl User {
+    pub fn named(sub: &str) -> User {
+        User { token: Some(token(sub, &format!("{sub} (display)"))) }
+    }
+
+    pub fn anonymous() -> User {
+        User { token: None }
+    }
+
+    fn with_auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, stack: &Stack, path: &str) -> Reply {
+        Reply::from(self.with_auth(stack.http.get(stack.url(path))).send().await.expect("GET")).await
+    }
+
+    pub async fn send(&self, stack: &Stack, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.with_auth(stack.http.request(method, stack.url(path)));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Reply::from(req.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, stack: &Stack, path: &str, body: Value) -> Reply {
+        self.send(stack, "POST", path, Some(body)).await
+    }
+}

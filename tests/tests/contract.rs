@@ -1,0 +1,106 @@
+//! The template is the one source of truth: its routes, the function binaries, the OpenAPI
+//! document and the table definition must all agree with it.
+
+use std::collections::BTreeSet;
+
+use rill_tests::{Stack, User, repo_root};
+use serde_yaml::Value as Yaml;
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(repo_root().join("infra/template.yaml")).expect("template");
+    serde_yaml::from_str(&text).expect("template parses")
+}
+
+/// (function name, method, path) for every HttpApi event of every function.
+fn template_routes() -> (BTreeSet<String>, BTreeSet<(String, String, String)>) {
+    let t = template();
+    let mut functions = BTreeSet::new();
+    let mut routes = BTreeSet::new();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    for (_, r) in resources {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        let name = r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_owned();
+        if let Some(events) = r["Properties"]["Events"].as_mapping() {
+            for (_, e) in events {
+                if e["Type"].as_str() == Some("HttpApi") {
+                    let p = &e["Properties"];
+                    routes.insert((
+                        name.clone(),
+                        p["Method"].as_str().expect("Method").to_uppercase(),
+                        p["Path"].as_str().expect("Path").to_owned(),
+                    ));
+                }
+            }
+        }
+        functions.insert(name);
+    }
+    (functions, routes)
+}
+
+#[test]
+fn every_function_has_a_binary_and_every_binary_a_function() {
+    let (functions, routes) = template_routes();
+    let bins: BTreeSet<String> = std::fs::read_dir(repo_root().join("functions/api/src/bin"))
+        .expect("bin dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(functions, bins, "template functions vs functions/api/src/bin");
+    for f in &functions {
+        assert!(rill_tests::bin_dir().join(f).exists(), "binary {f} is built");
+        assert!(routes.iter().any(|(name, _, _)| name == f), "{f} has at least one route");
+    }
+}
+
+#[test]
+fn the_openapi_document_describes_exactly_the_template_routes() {
+    let (_, routes) = template_routes();
+    let doc: serde_json::Value =
+        serde_json::from_str(rill_api::handlers::docs::OPENAPI_JSON).expect("openapi.json is JSON");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                let function = op["x-function"].as_str().expect("x-function").to_owned();
+                documented.insert((function, method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    assert_eq!(documented, routes);
+}
+
+#[test]
+fn the_template_table_matches_the_local_bootstrap() {
+    let t = template();
+    let table = t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .expect("a table")
+        .clone();
+    let p = &table["Properties"];
+    let gsis: BTreeSet<&str> = p["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("GSIs")
+        .iter()
+        .map(|g| g["IndexName"].as_str().expect("name"))
+        .collect();
+    use rill_aws::bootstrap::*;
+    assert_eq!(gsis, BTreeSet::from([GSI_CHANNEL_STATUS, GSI_STATUS, GSI_KEY_HASH]));
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(TTL_ATTRIBUTE));
+    assert_eq!(p["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
+}
+
+#[tokio::test]
+async fn the_api_serves_its_openapi_document() {
+    let stack = Stack::start();
+    let r = User::anonymous().get(&stack, "/api/openapi.json").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+}

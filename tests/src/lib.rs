@@ -28,8 +28,9 @@ pub fn repo_root() -> PathBuf {
 /// `target/<profile>/`, where cargo puts the workspace's binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test-binary>
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    let dir = exe.parent().expect("exe dir");
+    // Tests run from target/<profile>/deps/, the benchmark binary from target/<profile>/.
+    if dir.ends_with("deps") { dir.parent().expect("target/<profile>") } else { dir }.to_path_buf()
 }
 
 fn free_port() -> u16 {

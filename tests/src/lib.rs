@@ -22,7 +22,10 @@ pub const JWT_SECRET: &str = "rill-test-secret-0123456789abcdef";
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `target/<profile>/`, where cargo puts the workspace's binaries.
@@ -30,7 +33,12 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().expect("exe dir");
     // Tests run from target/<profile>/deps/, the benchmark binary from target/<profile>/.
-    if dir.ends_with("deps") { dir.parent().expect("target/<profile>") } else { dir }.to_path_buf()
+    if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    }
+    .to_path_buf()
 }
 
 fn free_port() -> u16 {
@@ -44,7 +52,9 @@ fn moto_server_path() -> PathBuf {
     if let Ok(p) = std::env::var("RILL_MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    let venv = std::env::var("RILL_VENV").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv"));
+    let venv = std::env::var("RILL_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".venv"));
     let candidate = venv.join("bin/moto_server");
     if candidate.exists() {
         return candidate;
@@ -64,7 +74,9 @@ static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
 /// The shared moto server's URL, starting it on first use.
 pub fn moto_url() -> String {
     let moto = MOTO.get_or_init(|| Mutex::new(start_moto()));
-    moto.lock().map(|m| m.url.clone()).unwrap_or_else(|p| p.into_inner().url.clone())
+    moto.lock()
+        .map(|m| m.url.clone())
+        .unwrap_or_else(|p| p.into_inner().url.clone())
 }
 
 fn start_moto() -> Moto {
@@ -85,10 +97,18 @@ fn start_moto() -> Moto {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start on port {port} ({})", bin.display());
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start on port {port} ({})",
+            bin.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Moto { url, _stdin: stdin, _child: child }
+    Moto {
+        url,
+        _stdin: stdin,
+        _child: child,
+    }
 }
 
 /// Environment every process of the stack shares.
@@ -139,7 +159,10 @@ impl Stack {
             .arg(bin_dir())
             .envs(aws_env(&moto, &table, &bucket))
             .env("JWT_SECRET", JWT_SECRET)
-            .env("RUST_LOG", std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stdin(Stdio::null());
         for (k, v) in extra_env {
@@ -148,13 +171,22 @@ impl Stack {
         let mut gateway = cmd.spawn().expect("spawn rill-gateway");
         let stdout = gateway.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("gateway stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("gateway stdout");
         let base = line
             .trim()
             .strip_prefix("rill-gateway listening on ")
             .unwrap_or_else(|| panic!("unexpected gateway output: {line:?}"))
             .to_owned();
-        Stack { base, moto, table, bucket, gateway, http: reqwest::Client::new() }
+        Stack {
+            base,
+            moto,
+            table,
+            bucket,
+            gateway,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn start() -> Stack {
@@ -181,7 +213,13 @@ impl Stack {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.moto)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "rill-tests"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "rill-tests",
+            ))
             .load()
             .await
     }
@@ -191,8 +229,17 @@ impl Stack {
     }
 
     /// Every item in the table (test tables are small).
-    pub async fn scan_all(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        let out = self.dynamodb().await.scan().table_name(&self.table).send().await.expect("scan");
+    pub async fn scan_all(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let out = self
+            .dynamodb()
+            .await
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan");
         out.items.unwrap_or_default()
     }
 
@@ -204,7 +251,10 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         // SIGTERM lets the gateway stop its function instances; SIGKILL if it lingers.
-        let _ = Command::new("kill").arg("-TERM").arg(self.gateway.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.gateway.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.gateway.try_wait() {
@@ -247,7 +297,12 @@ impl Reply {
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     /// The error code of an error reply.
@@ -264,7 +319,9 @@ pub struct User {
 
 impl User {
     pub fn named(sub: &str) -> User {
-        User { token: Some(token(sub, &format!("{sub} (display)"))) }
+        User {
+            token: Some(token(sub, &format!("{sub} (display)"))),
+        }
     }
 
     pub fn anonymous() -> User {
@@ -279,10 +336,22 @@ impl User {
     }
 
     pub async fn get(&self, stack: &Stack, path: &str) -> Reply {
-        Reply::from(self.with_auth(stack.http.get(stack.url(path))).send().await.expect("GET")).await
+        Reply::from(
+            self.with_auth(stack.http.get(stack.url(path)))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
-    pub async fn send(&self, stack: &Stack, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        stack: &Stack,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.with_auth(stack.http.request(method, stack.url(path)));
         if let Some(b) = body {

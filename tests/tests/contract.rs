@@ -21,8 +21,14 @@ fn template_routes() -> (BTreeSet<String>, BTreeSet<(String, String, String)>) {
         if r["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
-        let name = r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_owned();
+        assert_eq!(
+            r["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+        let name = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary")
+            .to_owned();
         if let Some(events) = r["Properties"]["Events"].as_mapping() {
             for (_, e) in events {
                 if e["Type"].as_str() == Some("HttpApi") {
@@ -49,10 +55,19 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
         .collect();
-    assert_eq!(functions, bins, "template functions vs functions/api/src/bin");
+    assert_eq!(
+        functions, bins,
+        "template functions vs functions/api/src/bin"
+    );
     for f in &functions {
-        assert!(rill_tests::bin_dir().join(f).exists(), "binary {f} is built");
-        assert!(routes.iter().any(|(name, _, _)| name == f), "{f} has at least one route");
+        assert!(
+            rill_tests::bin_dir().join(f).exists(),
+            "binary {f} is built"
+        );
+        assert!(
+            routes.iter().any(|(name, _, _)| name == f),
+            "{f} has at least one route"
+        );
     }
 }
 
@@ -92,9 +107,18 @@ fn the_template_table_matches_the_local_bootstrap() {
         .map(|g| g["IndexName"].as_str().expect("name"))
         .collect();
     use rill_aws::bootstrap::*;
-    assert_eq!(gsis, BTreeSet::from([GSI_CHANNEL_STATUS, GSI_STATUS, GSI_KEY_HASH]));
-    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(TTL_ATTRIBUTE));
-    assert_eq!(p["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
+    assert_eq!(
+        gsis,
+        BTreeSet::from([GSI_CHANNEL_STATUS, GSI_STATUS, GSI_KEY_HASH])
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(TTL_ATTRIBUTE)
+    );
+    assert_eq!(
+        p["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
 }
 
 #[tokio::test]

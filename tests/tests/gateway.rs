@@ -6,10 +6,22 @@ use serde_json::json;
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let stack = Stack::start();
-    for (method, path) in [("GET", "/api/nope"), ("POST", "/api/streams/live"), ("PUT", "/api/streams/create")] {
+    for (method, path) in [
+        ("GET", "/api/nope"),
+        ("POST", "/api/streams/live"),
+        ("PUT", "/api/streams/create"),
+    ] {
         let r = User::anonymous().send(&stack, method, path, None).await;
-        assert!(r.status == 404 || r.status == 405, "{method} {path}: {}", r.status);
-        assert!(r.body["error"]["code"].is_string(), "{method} {path}: {}", r.text);
+        assert!(
+            r.status == 404 || r.status == 405,
+            "{method} {path}: {}",
+            r.status
+        );
+        assert!(
+            r.body["error"]["code"].is_string(),
+            "{method} {path}: {}",
+            r.text
+        );
     }
 }
 
@@ -21,12 +33,18 @@ async fn browsers_get_cors_preflight_and_headers() {
         .request(reqwest::Method::OPTIONS, stack.url("/api/streams/create"))
         .header("origin", "http://localhost:5173")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization,content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
         .send()
         .await
         .expect("preflight");
     assert!(r.status().is_success(), "{}", r.status());
-    let allow = r.headers().get("access-control-allow-origin").expect("allow-origin");
+    let allow = r
+        .headers()
+        .get("access-control-allow-origin")
+        .expect("allow-origin");
     assert!(allow == "*" || allow == "http://localhost:5173");
     let r = stack
         .http
@@ -52,14 +70,29 @@ async fn hls_objects_are_served_from_the_bucket_with_their_headers() {
         .send()
         .await
         .expect("put");
-    let r = stack.http.get(stack.url("/hls/live/abc/master.m3u8")).send().await.expect("get");
+    let r = stack
+        .http
+        .get(stack.url("/hls/live/abc/master.m3u8"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
     assert_eq!(r.headers()["cache-control"], "no-cache");
     assert_eq!(r.text().await.expect("body"), playlist);
-    let r = stack.http.get(stack.url("/hls/live/abc/missing.m4s")).send().await.expect("get");
+    let r = stack
+        .http
+        .get(stack.url("/hls/live/abc/missing.m4s"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 404);
-    let r = stack.http.get(stack.url("/hls/live/../secret")).send().await.expect("get");
+    let r = stack
+        .http
+        .get(stack.url("/hls/live/../secret"))
+        .send()
+        .await
+        .expect("get");
     assert_ne!(r.status(), 200);
 }
 
@@ -67,43 +100,105 @@ async fn hls_objects_are_served_from_the_bucket_with_their_headers() {
 async fn a_killed_function_instance_is_replaced_and_reported() {
     let stack = Stack::start();
     let owner = User::named("owner");
-    let r = owner.post(&stack, "/api/streams/create", json!({"channelId":"c","title":"t"})).await;
+    let r = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId":"c","title":"t"}),
+        )
+        .await;
     let id = r.body["id"].as_str().expect("id").to_owned();
-    assert_eq!(User::anonymous().get(&stack, &format!("/api/streams/{id}")).await.status, 200);
+    assert_eq!(
+        User::anonymous()
+            .get(&stack, &format!("/api/streams/{id}"))
+            .await
+            .status,
+        200
+    );
 
-    let stats: serde_json::Value =
-        stack.http.get(stack.url("/_gateway/stats")).send().await.expect("stats").json().await.expect("json");
+    let stats: serde_json::Value = stack
+        .http
+        .get(stack.url("/_gateway/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
     let f = &stats["functions"]["streams-get"];
     let instance = &f["instances"][0];
-    assert!(instance["init_ms"].is_number() || instance["init_us"].is_number(), "init time is recorded: {f}");
+    assert!(
+        instance["init_ms"].is_number() || instance["init_us"].is_number(),
+        "init time is recorded: {f}"
+    );
     assert!(instance["rss_kb"].as_u64().expect("rss") > 0);
     let pid = instance["pid"].as_u64().expect("pid");
-    std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().expect("kill");
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
-    let r = User::anonymous().get(&stack, &format!("/api/streams/{id}")).await;
-    assert_eq!(r.status, 200, "a new instance serves the next request: {}", r.text);
-    let stats: serde_json::Value =
-        stack.http.get(stack.url("/_gateway/stats")).send().await.expect("stats").json().await.expect("json");
-    assert!(stats["functions"]["streams-get"]["cold_starts"].as_u64().expect("cold starts") >= 2);
+    let r = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "a new instance serves the next request: {}",
+        r.text
+    );
+    let stats: serde_json::Value = stack
+        .http
+        .get(stack.url("/_gateway/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        stats["functions"]["streams-get"]["cold_starts"]
+            .as_u64()
+            .expect("cold starts")
+            >= 2
+    );
 }
 
 #[tokio::test]
 async fn concurrent_requests_scale_out_to_more_instances_up_to_the_limit() {
     let stack = Stack::start_with(&[("GATEWAY_MAX_INSTANCES", "3")]);
     let owner = User::named("owner");
-    let r = owner.post(&stack, "/api/streams/create", json!({"channelId":"c","title":"t"})).await;
+    let r = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId":"c","title":"t"}),
+        )
+        .await;
     let id = r.body["id"].as_str().expect("id").to_owned();
     let mut tasks = Vec::new();
     for _ in 0..24 {
         let (http, url) = (stack.http.clone(), stack.url(&format!("/api/streams/{id}")));
-        tasks.push(tokio::spawn(async move { http.get(url).send().await.expect("get").status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            http.get(url).send().await.expect("get").status().as_u16()
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.expect("task"), 200);
     }
-    let stats: serde_json::Value =
-        stack.http.get(stack.url("/_gateway/stats")).send().await.expect("stats").json().await.expect("json");
-    let n = stats["functions"]["streams-get"]["instances"].as_array().expect("instances").len();
+    let stats: serde_json::Value = stack
+        .http
+        .get(stack.url("/_gateway/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    let n = stats["functions"]["streams-get"]["instances"]
+        .as_array()
+        .expect("instances")
+        .len();
     assert!((1..=3).contains(&n), "instances within the limit: {n}");
 }

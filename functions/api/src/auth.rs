@@ -65,17 +65,15 @@ impl Auth {
 
     /// The caller, if any. A present but invalid token is an error, not anonymity.
     pub fn principal(&self, req: &Request) -> Result<Option<Principal>, ApiError> {
-        if let RequestContext::ApiGatewayV2(ctx) = req.request_context() {
-            if let Some(claims) = ctx
+        if let RequestContext::ApiGatewayV2(ctx) = req.request_context()
+            && let Some(claims) = ctx
                 .authorizer
                 .as_ref()
                 .and_then(|a| a.jwt.as_ref())
                 .map(|j| &j.claims)
-            {
-                if let Some(sub) = claims.get("sub").filter(|s| !s.is_empty()) {
-                    return Ok(Some(principal(sub.clone(), claims.get("name").cloned())));
-                }
-            }
+            && let Some(sub) = claims.get("sub").filter(|s| !s.is_empty())
+        {
+            return Ok(Some(principal(sub.clone(), claims.get("name").cloned())));
         }
         let Some(header) = req.headers().get(http::header::AUTHORIZATION) else {
             return Ok(None);
@@ -148,6 +146,29 @@ mod tests {
             "isBase64Encoded": false
         });
         lambda_http::request::from_str(&event.to_string()).expect("event")
+    }
+
+    #[test]
+    fn authorizer_claims_are_read_the_same_way_without_a_secret() {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "GET /x", "rawPath": "/x", "rawQueryString": "", "headers": {},
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "authorizer": {"jwt": {"claims": {"sub": "carol", "name": "Carol"}, "scopes": null}},
+                "http": {"method": "GET", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "GET /x", "stage": "$default", "time": "t", "timeEpoch": 0},
+            "isBase64Encoded": false
+        });
+        let req = lambda_http::request::from_str(&event.to_string()).expect("event");
+        let p = Auth::new(None, None, None)
+            .require(&req)
+            .expect("claims from the authorizer");
+        assert_eq!(
+            p,
+            Principal {
+                user_id: "carol".into(),
+                display_name: "Carol".into()
+            }
+        );
     }
 
     fn exp() -> i64 {

@@ -119,13 +119,13 @@ pub fn scheduled_at(at: Timestamp, now: Timestamp) -> Result<(), ValidationError
 
 /// Ranges of the settings that are numbers.
 pub fn settings(s: &Settings) -> Result<(), ValidationError> {
-    if let Some(b) = s.max_bitrate_kbps {
-        if !(BITRATE_MIN_KBPS..=BITRATE_MAX_KBPS).contains(&b) {
-            return Err(err(
-                "settings.maxBitrateKbps",
-                format!("must be between {BITRATE_MIN_KBPS} and {BITRATE_MAX_KBPS}"),
-            ));
-        }
+    if let Some(b) = s.max_bitrate_kbps
+        && !(BITRATE_MIN_KBPS..=BITRATE_MAX_KBPS).contains(&b)
+    {
+        return Err(err(
+            "settings.maxBitrateKbps",
+            format!("must be between {BITRATE_MIN_KBPS} and {BITRATE_MAX_KBPS}"),
+        ));
     }
     if s.slow_mode_seconds > SLOW_MODE_MAX_SECONDS {
         return Err(err(

@@ -24,13 +24,20 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { cold_rounds: 5, concurrency: 8, requests: 4000 };
+    let mut a = Args {
+        cold_rounds: 5,
+        concurrency: 8,
+        requests: 4000,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().and_then(|v| v.parse::<usize>().ok()).unwrap_or_else(|| {
-            eprintln!("usage: bench-api [--cold-rounds N] [--concurrency N] [--requests N]");
-            std::process::exit(2)
-        });
+        let value = it
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| {
+                eprintln!("usage: bench-api [--cold-rounds N] [--concurrency N] [--requests N]");
+                std::process::exit(2)
+            });
         match flag.as_str() {
             "--cold-rounds" => a.cold_rounds = value.max(1),
             "--concurrency" => a.concurrency = value.max(1),
@@ -60,27 +67,71 @@ fn ms(d: Duration) -> f64 {
 /// instance has initialised once it answers).
 fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<Value>) {
     match function {
-        "streams-create" => ("POST", "/api/streams/create".into(), Some(json!({"channelId":"bench","title":"cold"}))),
+        "streams-create" => (
+            "POST",
+            "/api/streams/create".into(),
+            Some(json!({"channelId":"bench","title":"cold"})),
+        ),
         "streams-start" => ("POST", format!("/api/streams/{id}/start"), Some(json!({}))),
-        "streams-end" => ("POST", format!("/api/streams/{}/end", rill_core::ids::new_id()), Some(json!({}))),
-        "streams-cancel" => ("POST", format!("/api/streams/{}/cancel", rill_core::ids::new_id()), Some(json!({}))),
-        "streams-update" => ("PATCH", format!("/api/streams/{id}"), Some(json!({"title":"bench"}))),
-        "streams-rotate-key" => ("POST", format!("/api/streams/{}/key", rill_core::ids::new_id()), Some(json!({}))),
+        "streams-end" => (
+            "POST",
+            format!("/api/streams/{}/end", rill_core::ids::new_id()),
+            Some(json!({})),
+        ),
+        "streams-cancel" => (
+            "POST",
+            format!("/api/streams/{}/cancel", rill_core::ids::new_id()),
+            Some(json!({})),
+        ),
+        "streams-update" => (
+            "PATCH",
+            format!("/api/streams/{id}"),
+            Some(json!({"title":"bench"})),
+        ),
+        "streams-rotate-key" => (
+            "POST",
+            format!("/api/streams/{}/key", rill_core::ids::new_id()),
+            Some(json!({})),
+        ),
         "streams-get" => ("GET", format!("/api/streams/{id}"), None),
         "streams-list" => ("GET", "/api/streams/live".into(), None),
         "streams-hls" => ("GET", format!("/api/streams/{id}/hls"), None),
         "streams-viewers" => ("GET", format!("/api/streams/{id}/viewers"), None),
         "chat-list" => ("GET", format!("/api/streams/{id}/chat"), None),
-        "chat-send" => ("POST", format!("/api/streams/{id}/chat"), Some(json!({"content":"cold"}))),
-        "chat-delete" => ("DELETE", format!("/api/streams/{id}/chat/{}", rill_core::ids::new_id()), None),
-        "chat-pin" => ("POST", format!("/api/streams/{id}/chat/{msg}/pin"), Some(json!({}))),
-        "reactions-send" => ("POST", format!("/api/streams/{id}/reactions"), Some(json!({"emoji":"🔥"}))),
+        "chat-send" => (
+            "POST",
+            format!("/api/streams/{id}/chat"),
+            Some(json!({"content":"cold"})),
+        ),
+        "chat-delete" => (
+            "DELETE",
+            format!("/api/streams/{id}/chat/{}", rill_core::ids::new_id()),
+            None,
+        ),
+        "chat-pin" => (
+            "POST",
+            format!("/api/streams/{id}/chat/{msg}/pin"),
+            Some(json!({})),
+        ),
+        "reactions-send" => (
+            "POST",
+            format!("/api/streams/{id}/reactions"),
+            Some(json!({"emoji":"🔥"})),
+        ),
         _ => ("GET", "/api/openapi.json".into(), None),
     }
 }
 
 async fn stats(stack: &Stack) -> Value {
-    stack.http.get(stack.url("/_gateway/stats")).send().await.expect("stats").json().await.expect("stats json")
+    stack
+        .http
+        .get(stack.url("/_gateway/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
 }
 
 async fn load<F, Fut>(concurrency: usize, requests: usize, op: F) -> (Vec<Duration>, Duration)
@@ -97,7 +148,11 @@ where
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while remaining
-                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
                 .is_ok()
             {
                 let t = Instant::now();
@@ -121,19 +176,40 @@ async fn main() {
     let args = args();
     let stack = Stack::start_with(&[("GATEWAY_MAX_INSTANCES", "4")]);
     let owner = User::named("bench-owner");
-    let created = owner.post(&stack, "/api/streams/create", json!({"channelId":"bench","title":"Bench"})).await;
+    let created = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId":"bench","title":"Bench"}),
+        )
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = created.body["id"].as_str().expect("id").to_owned();
-    let msg = owner.post(&stack, &format!("/api/streams/{id}/chat"), json!({"content":"pin me"})).await;
+    let msg = owner
+        .post(
+            &stack,
+            &format!("/api/streams/{id}/chat"),
+            json!({"content":"pin me"}),
+        )
+        .await;
     let msg_id = msg.body["id"].as_str().expect("msg id").to_owned();
 
     // 1. cold init and RSS
-    let functions: Vec<String> =
-        stats(&stack).await["functions"].as_object().expect("functions").keys().cloned().collect();
+    let functions: Vec<String> = stats(&stack).await["functions"]
+        .as_object()
+        .expect("functions")
+        .keys()
+        .cloned()
+        .collect();
     let mut init: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut rss: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..args.cold_rounds {
-        stack.http.post(stack.url("/_gateway/reset")).send().await.expect("reset");
+        stack
+            .http
+            .post(stack.url("/_gateway/reset"))
+            .send()
+            .await
+            .expect("reset");
         for f in &functions {
             let (method, path, body) = probe(f, &id, &msg_id);
             owner.send(&stack, method, &path, body).await;
@@ -155,7 +231,10 @@ async fn main() {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    println!("\n## Cold init and memory per function ({} rounds, median)\n", args.cold_rounds);
+    println!(
+        "\n## Cold init and memory per function ({} rounds, median)\n",
+        args.cold_rounds
+    );
     println!("| function | init ms | RSS MB |");
     println!("|---|---:|---:|");
     let (mut worst_init, mut worst_rss) = (0f64, 0f64);
@@ -166,7 +245,9 @@ async fn main() {
         worst_rss = worst_rss.max(r);
         println!("| {f} | {i:.2} | {r:.1} |");
     }
-    println!("\nworst median init {worst_init:.2} ms (target <= 10), worst RSS {worst_rss:.1} MB (target <= 16)");
+    println!(
+        "\nworst median init {worst_init:.2} ms (target <= 10), worst RSS {worst_rss:.1} MB (target <= 16)"
+    );
 
     // 2. warm latency through the gateway
     let url = stack.url(&format!("/api/streams/{id}"));
@@ -176,13 +257,25 @@ async fn main() {
         let (http, url) = (http.clone(), url.clone());
         move || {
             let (http, url) = (http.clone(), url.clone());
-            async move { http.get(url).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
         }
     })
     .await;
     let (gw, gw_wall) = load(args.concurrency, args.requests, move || {
         let (http, url) = (http.clone(), url.clone());
-        async move { http.get(url).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
     })
     .await;
 
@@ -196,7 +289,10 @@ async fn main() {
             db.get_item()
                 .table_name(table)
                 .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key))
-                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("META".into()))
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+                )
                 .consistent_read(true)
                 .send()
                 .await

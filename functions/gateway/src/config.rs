@@ -1,0 +1,195 @@
+//! Command line and environment. A flag wins over its variable, which wins over the default.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+rill-gateway: local API Gateway (HTTP API) + Lambda for Rill's function binaries
+
+Usage: rill-gateway [options]
+
+Options (flag / environment variable / default):
+  --port <n>             PORT                    3000 (0 = any free port)
+  --template <file>      GATEWAY_TEMPLATE        infra/template.yaml
+  --functions-dir <dir>  GATEWAY_FUNCTIONS_DIR   directory of this executable
+  --static-dir <dir>     STATIC_DIR              web/dist
+  --max-instances <n>    GATEWAY_MAX_INSTANCES   4 (per function)
+  --init-resources       GATEWAY_INIT_RESOURCES  off (1/true: create TABLE_NAME and BUCKET_NAME)
+  -h, --help
+
+Once listening it prints one line to stdout: rill-gateway listening on http://127.0.0.1:<port>
+Debug endpoints (local only, unauthenticated): GET /_gateway/stats, POST /_gateway/reset.
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub port: u16,
+    pub template: PathBuf,
+    pub functions_dir: PathBuf,
+    pub static_dir: PathBuf,
+    pub max_instances: usize,
+    pub init_resources: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--help`: not a failure, the caller prints [`USAGE`].
+    #[error("help requested")]
+    Help,
+    #[error("{0}\n\n{USAGE}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `std::env::args()` and the process environment.
+    pub fn from_env_and_args() -> Result<Self, ConfigError> {
+        Self::parse(std::env::args().skip(1), |name| std::env::var(name).ok())
+    }
+
+    /// `args` without the program name; `env` looks up a variable.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let mut port = env("PORT");
+        let mut template = env("GATEWAY_TEMPLATE");
+        let mut functions_dir = env("GATEWAY_FUNCTIONS_DIR");
+        let mut static_dir = env("STATIC_DIR");
+        let mut max_instances = env("GATEWAY_MAX_INSTANCES");
+        let mut init_resources = match env("GATEWAY_INIT_RESOURCES") {
+            None => false,
+            Some(v) => parse_bool("GATEWAY_INIT_RESOURCES", &v)?,
+        };
+
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| ConfigError::Invalid(format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "-h" | "--help" => return Err(ConfigError::Help),
+                "--port" => port = Some(value()?),
+                "--template" => template = Some(value()?),
+                "--functions-dir" => functions_dir = Some(value()?),
+                "--static-dir" => static_dir = Some(value()?),
+                "--max-instances" => max_instances = Some(value()?),
+                "--init-resources" => init_resources = true,
+                other => return Err(ConfigError::Invalid(format!("unknown argument {other}"))),
+            }
+        }
+
+        let port = match port {
+            None => 3000,
+            Some(p) => p
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("invalid port {p:?}")))?,
+        };
+        let max_instances = match max_instances {
+            None => 4,
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "invalid max instances {n:?} (a positive number)"
+                    )));
+                }
+            },
+        };
+        let functions_dir = match functions_dir {
+            Some(dir) => PathBuf::from(dir),
+            // Cargo puts every binary of the workspace in the same target/<profile>/.
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(PathBuf::from))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "cannot locate this executable; pass --functions-dir".into(),
+                    )
+                })?,
+        };
+        Ok(Self {
+            port,
+            template: template.map_or_else(|| PathBuf::from("infra/template.yaml"), PathBuf::from),
+            functions_dir,
+            static_dir: static_dir.map_or_else(|| PathBuf::from("web/dist"), PathBuf::from),
+            max_instances,
+            init_resources,
+        })
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid(format!(
+            "{name}={value:?} is not a boolean"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::parse(args.iter().map(|a| (*a).to_owned()), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_apply_without_flags_or_env() {
+        let c = parse(&[], &[]).expect("valid");
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.template, PathBuf::from("infra/template.yaml"));
+        assert_eq!(c.static_dir, PathBuf::from("web/dist"));
+        assert_eq!(c.max_instances, 4);
+        assert!(!c.init_resources);
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let c = parse(
+            &[
+                "--port",
+                "0",
+                "--template=t.yaml",
+                "--functions-dir",
+                "/bin",
+            ],
+            &[
+                ("PORT", "8080"),
+                ("GATEWAY_MAX_INSTANCES", "2"),
+                ("GATEWAY_INIT_RESOURCES", "1"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.port, 0);
+        assert_eq!(c.template, PathBuf::from("t.yaml"));
+        assert_eq!(c.functions_dir, PathBuf::from("/bin"));
+        assert_eq!(c.max_instances, 2);
+        assert!(c.init_resources);
+    }
+
+    #[test]
+    fn bad_input_is_reported() {
+        assert!(parse(&["--port", "x"], &[]).is_err());
+        assert!(parse(&["--port"], &[]).is_err());
+        assert!(parse(&["--bogus"], &[]).is_err());
+        assert!(parse(&["--max-instances", "0"], &[]).is_err());
+        assert!(parse(&[], &[("GATEWAY_INIT_RESOURCES", "maybe")]).is_err());
+        assert_eq!(parse(&["--help"], &[]), Err(ConfigError::Help));
+    }
+}

@@ -1,0 +1,211 @@
+//! rill-gateway: a local stand-in for AWS API Gateway (HTTP API, payload v2.0) and Lambda,
+//! so the real function binaries of `rill-api` run unchanged on a laptop.
+//!
+//! - [`template`]: functions and routes from `infra/template.yaml`, the single source of
+//!   truth; the gateway has no route table of its own.
+//! - [`routes`]: API Gateway route selection (literal > `{param}` > `{greedy+}`).
+//! - [`event`]: the v2.0 request event and response parsing, as `lambda_http` expects them.
+//! - [`pool`]: function instances (child processes), one invocation each at a time, warm
+//!   reuse, per-function instance limit, timeouts and crash handling.
+//! - [`runtime_api`]: the Lambda Runtime API each instance polls, one listener per instance.
+//! - [`http_api`]: the client-facing server: API, `/hls/*` from S3 (CDN stand-in), the web
+//!   app's static files, CORS, and the local debug endpoints.
+//!
+//! Invariants:
+//! - The gateway never authenticates and never sets `requestContext.authorizer`: functions
+//!   verify Bearer tokens themselves, so no client input can become claims.
+//! - It refuses to start unless every function of the template has an executable.
+//! - It binds 127.0.0.1 only: `/_gateway/stats` and `/_gateway/reset` are unauthenticated
+//!   debug endpoints for local benchmarks and must not be reachable from elsewhere.
+//! - On shutdown it stops accepting, lets in-flight requests finish for a grace period,
+//!   then kills every function instance; no child outlives it (children also have
+//!   `kill_on_drop`, and lose their Runtime API when the gateway dies).
+
+pub mod config;
+pub mod event;
+pub mod http_api;
+pub mod pool;
+pub mod routes;
+pub mod runtime_api;
+pub mod template;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+pub use config::Config;
+pub use template::{FunctionSpec, HttpRoute, load_functions};
+
+/// How long in-flight requests may run after a shutdown signal before instances are killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Routes(#[from] routes::RouteError),
+    #[error(
+        "no executable in {dir} for function(s): {}; build them first (cargo build -p rill-api) \
+         or pass --functions-dir",
+        missing.join(", ")
+    )]
+    MissingBinaries { dir: PathBuf, missing: Vec<String> },
+    #[error("cannot create local resources: {0}")]
+    InitResources(String),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Function names of the template with no executable in `dir`.
+pub fn missing_binaries(functions: &[FunctionSpec], dir: &Path) -> Vec<String> {
+    functions
+        .iter()
+        .filter(|f| !is_executable(&dir.join(&f.name)))
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
+/// Runs the gateway until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+    let functions = load_functions(&config.template)?;
+    let missing = missing_binaries(&functions, &config.functions_dir);
+    if !missing.is_empty() {
+        return Err(GatewayError::MissingBinaries {
+            dir: config.functions_dir.clone(),
+            missing,
+        });
+    }
+    let route_table = routes::Router::new(
+        functions
+            .iter()
+            .flat_map(|f| f.routes.iter().map(move |r| (f.name.as_str(), r))),
+    )?;
+    for f in &functions {
+        if f.routes.is_empty() {
+            warn!(function = %f.name, "function has no HTTP route");
+        }
+    }
+
+    let settings = rill_aws::AwsSettings::from_env();
+    let sdk = rill_aws::sdk_config(&settings).await;
+    let s3 = rill_aws::s3_client(&sdk);
+    if config.init_resources {
+        let db = rill_aws::dynamodb_client(&sdk);
+        rill_aws::bootstrap::ensure_table(&db, &settings.table_name)
+            .await
+            .map_err(|e| GatewayError::InitResources(e.to_string()))?;
+        rill_aws::bootstrap::ensure_bucket(&s3, &settings.bucket_name)
+            .await
+            .map_err(|e| GatewayError::InitResources(e.to_string()))?;
+        info!(table = %settings.table_name, bucket = %settings.bucket_name, "local resources ready");
+    }
+
+    let listener = TcpListener::bind(("127.0.0.1", config.port))
+        .await
+        .map_err(|source| GatewayError::Bind {
+            port: config.port,
+            source,
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| GatewayError::Bind {
+            port: config.port,
+            source,
+        })?
+        .port();
+
+    let pool = Arc::new(pool::Pool::new(
+        &functions,
+        &config.functions_dir,
+        config.max_instances,
+    ));
+    let state = Arc::new(http_api::AppState {
+        routes: route_table,
+        pool: pool.clone(),
+        static_dir: config.static_dir.clone(),
+        media: http_api::Media {
+            s3,
+            bucket: settings.bucket_name.clone(),
+        },
+        local_port: port,
+    });
+    let app = http_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    info!(
+        port,
+        functions = functions.len(),
+        functions_dir = %config.functions_dir.display(),
+        template = %config.template.display(),
+        static_dir = %config.static_dir.display(),
+        max_instances = config.max_instances,
+        "gateway started"
+    );
+    // The test harness reads this exact line to learn the port.
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "rill-gateway listening on http://127.0.0.1:{port}");
+        let _ = out.flush();
+    }
+
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stop_signal = stop.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop_signal.notified().await })
+            .await
+    });
+
+    tokio::select! {
+        result = &mut server => {
+            pool.shutdown().await;
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(GatewayError::Serve(e)),
+                Err(join) => Err(GatewayError::Serve(std::io::Error::other(join))),
+            };
+        }
+        () = shutdown => {}
+    }
+
+    info!("shutting down: no new connections");
+    stop.notify_one();
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        .await
+        .is_err()
+    {
+        warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "requests still running; stopping functions"
+        );
+        pool.shutdown().await;
+        let _ = server.await;
+    } else {
+        pool.shutdown().await;
+    }
+    info!("gateway stopped");
+    Ok(())
+}

@@ -51,7 +51,7 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [ "$AWS_ENDPOINT_URL" = "http://127.0.0.1:$MOTO_PORT" ]; then
     port_busy "$MOTO_PORT" && { echo "dev: port $MOTO_PORT is in use (another moto or LocalStack?): stop it or set MOTO_PORT" >&2; exit 1; }
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$ROOT/.rill/moto.log" 2>&1 &
+    "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$ROOT/.rill/moto.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 100); do port_busy "$MOTO_PORT" && break; sleep 0.1; done
     port_busy "$MOTO_PORT" || { echo "dev: moto did not start; see .rill/moto.log" >&2; exit 1; }

@@ -48,18 +48,20 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn moto_server_path() -> PathBuf {
-    if let Ok(p) = std::env::var("RILL_MOTO_SERVER") {
+/// The Python that has moto (the venv made by scripts/setup.sh).
+fn moto_python() -> PathBuf {
+    if let Ok(p) = std::env::var("RILL_MOTO_PYTHON") {
         return PathBuf::from(p);
     }
     let venv = std::env::var("RILL_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join(".venv"));
-    let candidate = venv.join("bin/moto_server");
+    let candidate = venv.join("bin/python");
     if candidate.exists() {
-        return candidate;
+        candidate
+    } else {
+        PathBuf::from("python3")
     }
-    PathBuf::from("moto_server")
 }
 
 struct Moto {
@@ -81,11 +83,13 @@ pub fn moto_url() -> String {
 
 fn start_moto() -> Moto {
     let port = free_port();
-    let bin = moto_server_path();
+    let bin = moto_python();
+    let server = repo_root().join("scripts/moto_server.py");
     // `read` returns when the test process exits and its end of the pipe closes.
     let script = format!(
-        "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
-        bin.display()
+        "\"{}\" \"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
+        bin.display(),
+        server.display()
     );
     let mut child = Command::new("sh")
         .arg("-c")
@@ -362,5 +366,116 @@ impl User {
 
     pub async fn post(&self, stack: &Stack, path: &str, body: Value) -> Reply {
         self.send(stack, "POST", path, Some(body)).await
+    }
+}
+
+/// A WebSocket client on the gateway's `/ws`, as a browser viewer would open it.
+pub struct Socket {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Socket")
+    }
+}
+
+/// How a connection attempt ended.
+#[derive(Debug)]
+pub enum Connect {
+    Open(Socket),
+    /// The handshake was refused with this HTTP status.
+    Refused(u16),
+}
+
+impl Stack {
+    /// Opens `/ws?streamId=...&token=...`.
+    pub async fn connect(&self, stream_id: &str, user: &User) -> Connect {
+        let mut url = format!(
+            "{}/ws?streamId={stream_id}",
+            self.base.replacen("http://", "ws://", 1)
+        );
+        if let Some(t) = &user.token {
+            url.push_str(&format!("&token={t}"));
+        }
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((stream, _)) => Connect::Open(Socket { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                Connect::Refused(res.status().as_u16())
+            }
+            Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+
+    /// Opens a socket that must be accepted.
+    pub async fn socket(&self, stream_id: &str, user: &User) -> Socket {
+        match self.connect(stream_id, user).await {
+            Connect::Open(s) => s,
+            Connect::Refused(status) => panic!("socket refused with {status}"),
+        }
+    }
+}
+
+impl Socket {
+    pub async fn send_json(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("send frame");
+    }
+
+    /// The next JSON frame within `within`, or `None`.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("frames are JSON"));
+                }
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Waits for a frame of `kind` (e.g. "stream:chat-message"), skipping others.
+    pub async fn expect(&mut self, kind: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(f) if f["type"] == kind => return f,
+                Some(_) => continue,
+                None => panic!("no {kind} frame within {within:?}"),
+            }
+        }
+    }
+
+    /// Every frame that arrives within `within`.
+    pub async fn drain(&mut self, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut frames = Vec::new();
+        while let Some(f) = self
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            frames.push(f);
+        }
+        frames
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
     }
 }

@@ -92,7 +92,6 @@ async fn chat_rules_refuse_and_store_nothing() {
     let owner = User::named("owner");
     let viewer = User::named("viewer");
     let id = live_stream(&stack, &owner, json!({})).await;
-    let before = stack.scan_all().await.len();
     let path = format!("/api/streams/{id}/chat");
     let cases = [
         (

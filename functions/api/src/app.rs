@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use rill_aws::AwsSettings;
+use rill_aws::notify::ManagementApi;
 use rill_aws::store::DynamoStore;
-use rill_core::store::{ChatStore, StreamStore};
+use rill_core::realtime::RateLimit;
+use rill_core::store::{ChatStore, Notifier, QuestionStore, RealtimeStore, StreamStore};
 
 use crate::auth::Auth;
 
@@ -41,8 +43,28 @@ impl PublicUrls {
 pub struct App {
     pub streams: Arc<dyn StreamStore>,
     pub chat: Arc<dyn ChatStore>,
+    pub realtime: Arc<dyn RealtimeStore>,
+    pub questions: Arc<dyn QuestionStore>,
+    pub notifier: Arc<dyn Notifier>,
     pub auth: Auth,
     pub urls: PublicUrls,
+    /// Per-user chat budget (`CHAT_RATE_PER_SECOND`, `CHAT_RATE_BURST`; 1/s, burst 3).
+    pub rate_limit: RateLimit,
+}
+
+fn rate_limit_from_env() -> RateLimit {
+    let read = |name: &str, default: f64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+            .unwrap_or(default)
+    };
+    let d = RateLimit::default();
+    RateLimit {
+        per_second: read("CHAT_RATE_PER_SECOND", d.per_second),
+        burst: read("CHAT_RATE_BURST", d.burst),
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -54,7 +76,8 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Reads the environment and builds the DynamoDB client once.
+    /// Reads the environment and builds the AWS clients once (building them makes no
+    /// network call, so a function that does not use one pays nothing at init).
     pub async fn from_env() -> App {
         let settings = AwsSettings::from_env();
         let sdk = rill_aws::sdk_config(&settings).await;
@@ -62,11 +85,19 @@ impl App {
             rill_aws::dynamodb_client(&sdk),
             settings.table_name,
         ));
+        let notifier = Arc::new(ManagementApi::new(
+            &sdk,
+            &ManagementApi::endpoint_from_env(),
+        ));
         App {
             streams: store.clone(),
-            chat: store,
+            chat: store.clone(),
+            realtime: store.clone(),
+            questions: store,
+            notifier,
             auth: Auth::from_env(),
             urls: PublicUrls::from_env(),
+            rate_limit: rate_limit_from_env(),
         }
     }
 }

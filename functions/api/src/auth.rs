@@ -89,6 +89,12 @@ impl Auth {
             .ok_or(ApiError::Unauthorized(
                 "Authorization must be 'Bearer <token>'",
             ))?;
+        self.verify(token).map(Some)
+    }
+
+    /// Verifies a bare token (WebSocket clients pass it in the query string, since
+    /// browsers cannot set headers on a WebSocket).
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let key = self.key.as_ref().ok_or(ApiError::Unauthorized(
             "token verification is not configured",
         ))?;
@@ -97,7 +103,7 @@ impl Auth {
         if data.claims.sub.is_empty() {
             return Err(ApiError::Unauthorized("token has no subject"));
         }
-        Ok(Some(principal(data.claims.sub, data.claims.name)))
+        Ok(principal(data.claims.sub, data.claims.name))
     }
 
     /// The caller, who must be signed in.

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// A body that is not `application/json` (415).
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// A realtime rule refused the action (chat mode, ban, slow mode, rate limit...).
+    #[error("{}", .0.message)]
+    Refused(rill_core::realtime::Refusal),
     /// Anything else (500); the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -67,6 +70,12 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Validation(_) => 422,
+            ApiError::Refused(r) => match r.code {
+                "unauthorized" => 401,
+                "stream_over" | "not_live" => 409,
+                "slow_mode" | "rate_limited" => 429,
+                _ => 403,
+            },
             ApiError::Internal(_) => 500,
         }
     }
@@ -82,6 +91,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Refused(r) => r.code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -106,6 +116,12 @@ impl ApiError {
     }
 }
 
+impl From<rill_core::realtime::Refusal> for ApiError {
+    fn from(r: rill_core::realtime::Refusal) -> ApiError {
+        ApiError::Refused(r)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -126,6 +142,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => {
                 ApiError::conflict("conflict", "changed concurrently; read it again and retry")
             }
+            StoreError::Forbidden(why) => ApiError::forbidden("forbidden", why),
             StoreError::InvalidCursor => {
                 ApiError::InvalidQuery("cursor is not valid for this listing".into())
             }

@@ -5,6 +5,9 @@
 //! from the environment, builds the AWS clients once and serves API Gateway HTTP API events
 //! with `lambda_http`.
 //!
+//! Socket routes are in [`ws`], the table-stream fan-out in [`fanout`]; both deliver through
+//! [`broadcast`].
+//!
 //! Invariants:
 //! - handlers check input and permissions before they write, so a refused request changes
 //!   nothing;
@@ -15,10 +18,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod broadcast;
 pub mod error;
+pub mod fanout;
 pub mod handlers;
 pub mod request;
 pub mod runtime;
+pub mod ws;
 
 pub use app::App;
 pub use error::ApiError;

@@ -7,6 +7,8 @@
 //! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
 //!   (on AWS the SAM template creates them).
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
+//! - [`realtime`]: connections, moderation, rate limits and Q&A on the same table.
+//! - [`notify`]: frames to WebSocket connections through the Management API.
 //!
 //! Invariants: every status change is a conditional write; multi-item changes are
 //! transactions; no stream key, only its SHA-256, is ever written; backend error details go
@@ -14,7 +16,9 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod notify;
 pub mod objects;
+pub mod realtime;
 pub mod store;
 
 pub use config::{AwsSettings, dynamodb_client, s3_client, sdk_config};

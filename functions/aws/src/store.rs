@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use rill_core::chat::{ChatMessage, Reaction};
 use rill_core::key::KeyHash;
-use rill_core::store::{ChatStore, ListQuery, Listing, Page, StoreError, StreamStore};
+use rill_core::store::{ChatStore, ListQuery, Listing, Origin, Page, StoreError, StreamStore};
 use rill_core::stream::{Command, Settings, Stream, StreamStats, StreamStatus, Transition};
 use rill_core::time::{self, Timestamp, rfc3339_millis};
 
@@ -33,8 +33,8 @@ const REACTION_TTL_SECONDS: i64 = 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    db: Client,
-    table: String,
+    pub(crate) db: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoStore {
@@ -46,19 +46,19 @@ impl DynamoStore {
     }
 }
 
-fn stream_pk(id: &str) -> String {
+pub(crate) fn stream_pk(id: &str) -> String {
     format!("STREAM#{id}")
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn unavailable<E: std::error::Error + 'static>(context: &str, e: E) -> StoreError {
+pub(crate) fn unavailable<E: std::error::Error + 'static>(context: &str, e: E) -> StoreError {
     let detail = format!("{context}: {}", DisplayErrorContext(&e));
     tracing::error!(error = %detail, "dynamodb call failed");
     StoreError::Unavailable(detail)
@@ -207,8 +207,14 @@ struct ChatItem {
     pk: String,
     sk: String,
     entity: String,
+    #[serde(default = "rest_origin")]
+    origin: String,
     #[serde(flatten)]
     message: ChatMessage,
+}
+
+fn rest_origin() -> String {
+    Origin::Rest.as_str().to_owned()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -221,14 +227,14 @@ struct ReactionItem {
     reaction: Reaction,
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
-fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item)
         .map_err(|e| StoreError::Unavailable(format!("malformed item: {e}")))
 }
 
-fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value)
         .map_err(|e| StoreError::Unavailable(format!("unserialisable item: {e}")))
 }
@@ -236,7 +242,7 @@ fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
 /// Cursors are the `LastEvaluatedKey` (all string attributes) as base64url JSON. On the way
 /// back in, the partition key must be the one being queried: a cursor from another listing
 /// or stream is refused instead of being passed to DynamoDB.
-fn encode_cursor(key: Option<&Item>) -> Option<String> {
+pub(crate) fn encode_cursor(key: Option<&Item>) -> Option<String> {
     let key = key?;
     let flat: HashMap<&str, &str> = key
         .iter()
@@ -246,7 +252,11 @@ fn encode_cursor(key: Option<&Item>) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(json))
 }
 
-fn decode_cursor(raw: &str, partition_attr: &str, partition: &str) -> Result<Item, StoreError> {
+pub(crate) fn decode_cursor(
+    raw: &str,
+    partition_attr: &str,
+    partition: &str,
+) -> Result<Item, StoreError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(raw)
         .map_err(|_| StoreError::InvalidCursor)?;
@@ -285,7 +295,7 @@ impl DynamoStore {
         }
     }
 
-    fn meta_key(&self, id: &str) -> Item {
+    pub(crate) fn meta_key(&self, id: &str) -> Item {
         HashMap::from([
             ("pk".to_owned(), s(stream_pk(id))),
             ("sk".to_owned(), s("META")),
@@ -301,7 +311,7 @@ impl DynamoStore {
 
     /// Runs a transaction; a cancellation for a failed condition becomes `Err(None)` so the
     /// caller can work out which condition it was.
-    async fn transact(
+    pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
         context: &str,
@@ -614,11 +624,12 @@ impl StreamStore for DynamoStore {
 
 #[async_trait]
 impl ChatStore for DynamoStore {
-    async fn post_message(&self, message: &ChatMessage) -> Result<(), StoreError> {
+    async fn post_message(&self, message: &ChatMessage, origin: Origin) -> Result<(), StoreError> {
         let item = to_item(&ChatItem {
             pk: stream_pk(&message.stream_id),
             sk: format!("CHAT#{}", message.id),
             entity: "chat".into(),
+            origin: origin.as_str().to_owned(),
             message: message.clone(),
         })?;
         let put = Put::builder()

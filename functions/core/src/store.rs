@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::chat::{ChatMessage, Reaction};
 use crate::key::KeyHash;
+use crate::realtime::{Bucket, Connection, MemberRole, Question, RateLimit, Refusal, Standing};
 use crate::stream::{Command, Stream, StreamStatus};
 use crate::time::Timestamp;
 
@@ -28,6 +29,9 @@ pub enum StoreError {
     },
     #[error("invalid cursor")]
     InvalidCursor,
+    /// The write is not allowed for this caller (e.g. a channel owned by someone else).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// The backend failed; the message is for logs, never for clients.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -72,7 +76,8 @@ pub struct ListQuery {
 
 #[async_trait]
 pub trait StreamStore: Send + Sync {
-    /// Stores a new stream and the hash of its key. Fails with `Conflict` if the id exists.
+    /// Stores a new stream and the hash of its key, claiming its channel for the owner on
+    /// first use. `Forbidden` if another user owns the channel.
     async fn create_stream(&self, stream: &Stream, key: &KeyHash) -> Result<(), StoreError>;
 
     /// Strongly consistent read.
@@ -99,10 +104,11 @@ pub trait StreamStore: Send + Sync {
 #[async_trait]
 pub trait ChatStore: Send + Sync {
     /// Stores the message and counts it on the stream, atomically. Fails with `NotFound`
-    /// when the stream does not exist.
-    async fn post_message(&self, message: &ChatMessage) -> Result<(), StoreError>;
+    /// when the stream does not exist. `origin` tells the fan-out whether the message was
+    /// already delivered by the socket function that took it.
+    async fn post_message(&self, message: &ChatMessage, origin: Origin) -> Result<(), StoreError>;
 
-    /// Oldest first; deleted messages are left out.
+    /// Newest first; deleted messages are left out.
     async fn list_messages(
         &self,
         stream_id: &str,
@@ -133,4 +139,136 @@ pub trait ChatStore: Send + Sync {
 
     /// Stores the reaction (with a TTL) and counts it on the stream, atomically.
     async fn add_reaction(&self, reaction: &Reaction) -> Result<(), StoreError>;
+}
+
+/// Where a write came from. Socket functions fan their own events out at once; everything
+/// else reaches viewers through the table's stream, so the fan-out skips socket-born items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Rest,
+    Socket,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Rest => "rest",
+            Origin::Socket => "ws",
+        }
+    }
+}
+
+/// Connections, viewer counters, moderation state and per-user rate limits.
+#[async_trait]
+pub trait RealtimeStore: Send + Sync {
+    /// Registers a connection and counts the viewer in (current, total, peak), atomically
+    /// with the connection items. Returns the current viewer count.
+    async fn open_connection(
+        &self,
+        connection: &Connection,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Removes a connection and counts the viewer out, adding its watch time. `None` when
+    /// it was already gone (a second `$disconnect`, or a prune after a 410): counters then
+    /// stay as they are.
+    async fn close_connection(
+        &self,
+        connection_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, StoreError>;
+
+    async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
+
+    /// Ids of every open connection of a stream.
+    async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Ban, moderator and membership state of a user, in one read.
+    async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError>;
+
+    async fn set_banned(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        banned: bool,
+    ) -> Result<(), StoreError>;
+
+    async fn set_moderator(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        moderator: bool,
+    ) -> Result<(), StoreError>;
+
+    async fn moderators(&self, stream_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The user who owns a channel (the owner of its first stream).
+    async fn channel_owner(&self, channel_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets (or with `None` removes) a user's membership of a channel.
+    async fn set_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        role: Option<MemberRole>,
+    ) -> Result<(), StoreError>;
+
+    /// Spends one message token for the user (rate limit and slow mode). `Ok(Err(_))` is a
+    /// refusal for the user; `Err(_)` a storage failure.
+    async fn take_message_token(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        limit: &RateLimit,
+        slow_mode_seconds: u32,
+        now_ms: i64,
+    ) -> Result<Result<Bucket, Refusal>, StoreError>;
+
+    /// Records a viewer's playback report (quality, buffering) on its viewer session.
+    async fn record_heartbeat(
+        &self,
+        stream_id: &str,
+        connection_id: &str,
+        quality: Option<&str>,
+        buffering_ms: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
+/// Q&A questions.
+#[async_trait]
+pub trait QuestionStore: Send + Sync {
+    async fn put_question(&self, question: &Question, origin: Origin) -> Result<(), StoreError>;
+
+    /// Most upvoted first, then oldest.
+    async fn list_questions(&self, stream_id: &str) -> Result<Vec<Question>, StoreError>;
+
+    /// One vote per user: a second vote is `Conflict`.
+    async fn upvote(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        user_id: &str,
+    ) -> Result<Question, StoreError>;
+
+    async fn mark_answered(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+    ) -> Result<Question, StoreError>;
+}
+
+/// Delivery of one frame to one connection (the API Gateway Management API on AWS).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn post(&self, connection_id: &str, frame: &[u8]) -> Result<(), NotifyError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The connection no longer exists (HTTP 410): prune it.
+    #[error("connection gone")]
+    Gone,
+    #[error("delivery failed: {0}")]
+    Failed(String),
 }

@@ -92,6 +92,23 @@ pub fn channel_id(raw: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A user id as it appears in paths (a token's `sub`): 1–128 of `[A-Za-z0-9._:@|-]`.
+pub fn user_id(raw: &str) -> Result<(), ValidationError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '|'));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            "userId",
+            "must be 1 to 128 of letters, digits and . _ : @ | -",
+        ))
+    }
+}
+
 /// An absolute http(s) URL of reasonable length.
 pub fn thumbnail_url(raw: &str) -> Result<(), ValidationError> {
     let ok_scheme = raw.starts_with("https://") || raw.starts_with("http://");
@@ -218,6 +235,15 @@ mod tests {
             assert!(channel_id(bad).is_err(), "{bad}");
         }
         assert!(channel_id(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn user_ids_are_safe_key_material() {
+        assert!(user_id("auth0|abc-123").is_ok());
+        assert!(user_id("a@b.c").is_ok());
+        for bad in ["", "a#b", "a/b", "a b"] {
+            assert!(user_id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

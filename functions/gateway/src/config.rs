@@ -1,21 +1,39 @@
 //! Command line and environment. A flag wins over its variable, which wins over the default.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::websocket::WebSocketSettings;
 
 pub const USAGE: &str = "\
-rill-gateway: local API Gateway (HTTP API) + Lambda for Rill's function binaries
+rill-gateway: local API Gateway (HTTP API + WebSocket API + @connections) and Lambda
+(including DynamoDB stream event source mappings) for Rill's function binaries
 
 Usage: rill-gateway [options]
 
 Options (flag / environment variable / default):
-  --port <n>             PORT                    3000 (0 = any free port)
-  --template <file>      GATEWAY_TEMPLATE        infra/template.yaml
-  --functions-dir <dir>  GATEWAY_FUNCTIONS_DIR   directory of this executable
-  --static-dir <dir>     STATIC_DIR              web/dist
-  --max-instances <n>    GATEWAY_MAX_INSTANCES   4 (per function)
-  --init-resources       GATEWAY_INIT_RESOURCES  off (1/true: create TABLE_NAME and BUCKET_NAME)
+  --port <n>               PORT                     3000 (0 = any free port)
+  --template <file>        GATEWAY_TEMPLATE         infra/template.yaml
+  --functions-dir <dir>    GATEWAY_FUNCTIONS_DIR    directory of this executable
+  --static-dir <dir>       STATIC_DIR               web/dist
+  --max-instances <n>      GATEWAY_MAX_INSTANCES    4 (per function)
+  --init-resources         GATEWAY_INIT_RESOURCES   off (1/true: create TABLE_NAME and BUCKET_NAME)
+  --ws-idle-timeout <s>    GATEWAY_WS_IDLE_TIMEOUT  600 (close a WebSocket after this long
+                                                    without a data frame from the client)
+  --ws-max-age <s>         GATEWAY_WS_MAX_AGE       7200 (close WebSockets older than this)
+  --no-stream-poller       GATEWAY_STREAM_POLLER    on (0/false: do not feed DynamoDB stream
+                                                    events to functions)
   -h, --help
 
+Serves on 127.0.0.1 only:
+  /api/...                  HTTP API routes of the template (payload v2.0)
+  GET /ws?...               WebSocket API: $connect / $disconnect / $default / action routes
+  /@connections/{id}        Management API (POST, GET, DELETE) for aws-sdk-apigatewaymanagement;
+                            functions get WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port> unless
+                            the gateway's environment sets it
+  /hls/...                  the media bucket (CDN stand-in); anything else: the web app
+
+The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL (moto).
 Once listening it prints one line to stdout: rill-gateway listening on http://127.0.0.1:<port>
 Debug endpoints (local only, unauthenticated): GET /_gateway/stats, POST /_gateway/reset.
 ";
@@ -28,6 +46,9 @@ pub struct Config {
     pub static_dir: PathBuf,
     pub max_instances: usize,
     pub init_resources: bool,
+    pub websocket: WebSocketSettings,
+    /// Run the DynamoDB stream event source mappings.
+    pub stream_poller: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -60,6 +81,12 @@ impl Config {
             None => false,
             Some(v) => parse_bool("GATEWAY_INIT_RESOURCES", &v)?,
         };
+        let mut ws_idle_timeout = env("GATEWAY_WS_IDLE_TIMEOUT");
+        let mut ws_max_age = env("GATEWAY_WS_MAX_AGE");
+        let mut stream_poller = match env("GATEWAY_STREAM_POLLER") {
+            None => true,
+            Some(v) => parse_bool("GATEWAY_STREAM_POLLER", &v)?,
+        };
 
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -81,6 +108,9 @@ impl Config {
                 "--static-dir" => static_dir = Some(value()?),
                 "--max-instances" => max_instances = Some(value()?),
                 "--init-resources" => init_resources = true,
+                "--ws-idle-timeout" => ws_idle_timeout = Some(value()?),
+                "--ws-max-age" => ws_max_age = Some(value()?),
+                "--no-stream-poller" => stream_poller = false,
                 other => return Err(ConfigError::Invalid(format!("unknown argument {other}"))),
             }
         }
@@ -102,6 +132,11 @@ impl Config {
                 }
             },
         };
+        let defaults = WebSocketSettings::default();
+        let websocket = WebSocketSettings {
+            idle_timeout: parse_seconds("idle timeout", ws_idle_timeout, defaults.idle_timeout)?,
+            max_age: parse_seconds("max age", ws_max_age, defaults.max_age)?,
+        };
         let functions_dir = match functions_dir {
             Some(dir) => PathBuf::from(dir),
             // Cargo puts every binary of the workspace in the same target/<profile>/.
@@ -121,7 +156,26 @@ impl Config {
             static_dir: static_dir.map_or_else(|| PathBuf::from("web/dist"), PathBuf::from),
             max_instances,
             init_resources,
+            websocket,
+            stream_poller,
         })
+    }
+}
+
+/// A positive number of seconds.
+fn parse_seconds(
+    what: &str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+            _ => Err(ConfigError::Invalid(format!(
+                "invalid WebSocket {what} {v:?} (a positive number of seconds)"
+            ))),
+        },
     }
 }
 
@@ -157,6 +211,28 @@ mod tests {
         assert_eq!(c.static_dir, PathBuf::from("web/dist"));
         assert_eq!(c.max_instances, 4);
         assert!(!c.init_resources);
+        assert_eq!(c.websocket.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.websocket.max_age, Duration::from_secs(7200));
+        assert!(c.stream_poller);
+    }
+
+    #[test]
+    fn websocket_and_stream_poller_settings_come_from_flags_or_environment() {
+        let c = parse(
+            &["--ws-idle-timeout", "5", "--no-stream-poller"],
+            &[
+                ("GATEWAY_WS_MAX_AGE", "60"),
+                ("GATEWAY_WS_IDLE_TIMEOUT", "9"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.websocket.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.websocket.max_age, Duration::from_secs(60));
+        assert!(!c.stream_poller);
+        let c = parse(&[], &[("GATEWAY_STREAM_POLLER", "0")]).expect("valid");
+        assert!(!c.stream_poller);
+        assert!(parse(&["--ws-max-age", "0"], &[]).is_err());
+        assert!(parse(&[], &[("GATEWAY_WS_IDLE_TIMEOUT", "soon")]).is_err());
     }
 
     #[test]

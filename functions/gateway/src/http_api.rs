@@ -2,9 +2,11 @@
 //! app's static files and the local debug endpoints.
 //!
 //! Precedence, first match wins: CORS preflight (answered here, as API Gateway's CORS
-//! configuration does, for any path) → `/_gateway/*` → `/hls/*` → template routes →
-//! static files. Unmatched `/api/*` paths and non-GET requests get a JSON 404 rather than
-//! the web app, so API clients never parse HTML.
+//! configuration does, for any path) → `/_gateway/*` → `/hls/*` → `/ws` (when the
+//! template has a WebSocket API) → `/@connections/{id}` (also under a stage prefix,
+//! `/live/@connections/{id}`) → template routes → static files. Unmatched `/api/*` paths
+//! and non-GET requests get a JSON 404 rather than the web app, so API clients never
+//! parse HTML.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -13,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State,
+};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
@@ -29,8 +34,11 @@ use tower_http::services::{ServeDir, ServeFile};
 use tracing::{debug, error, info, warn};
 
 use crate::event::{self, EventInput, FunctionResponse};
+use crate::event_source::EventSources;
+use crate::management;
 use crate::pool::{InvokeError, Outcome, Pool};
 use crate::routes::{Lookup, Router as RouteTable};
+use crate::websocket::Hub;
 
 /// API Gateway HTTP API's payload limit.
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
@@ -50,13 +58,26 @@ pub struct AppState {
     pub media: Media,
     /// The port clients reach, for `x-forwarded-port`.
     pub local_port: u16,
+    /// The WebSocket API, when the template has one.
+    pub websocket: Option<Arc<Hub>>,
+    /// DynamoDB stream event source mappings, for the stats.
+    pub event_sources: Arc<EventSources>,
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+    let connection = get(management::get_connection)
+        .post(management::post_to_connection)
+        .delete(management::delete_connection);
+    let mut router = Router::new()
         .route("/_gateway/stats", get(stats))
         .route("/_gateway/reset", post(reset))
         .route("/hls/{*key}", get(hls))
+        .route("/@connections/{id}", connection.clone())
+        .route("/{stage}/@connections/{id}", connection);
+    if state.websocket.is_some() {
+        router = router.route("/ws", get(websocket));
+    }
+    router
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(cors())
@@ -86,8 +107,46 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .into_response()
 }
 
+/// The pool's per-function stats, plus `websocket` and `event_source_mappings`.
 async fn stats(State(app): State<Arc<AppState>>) -> Response {
-    axum::Json(app.pool.stats()).into_response()
+    let mut body = serde_json::to_value(app.pool.stats()).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = body.as_object_mut() {
+        if let Some(hub) = &app.websocket {
+            obj.insert(
+                "websocket".into(),
+                serde_json::to_value(hub.stats()).unwrap_or_default(),
+            );
+        }
+        obj.insert(
+            "event_source_mappings".into(),
+            serde_json::to_value(app.event_sources.stats()).unwrap_or_default(),
+        );
+    }
+    axum::Json(body).into_response()
+}
+
+/// `GET /ws`: `$connect`, then the upgrade (see [`crate::websocket`]).
+async fn websocket(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    let Some(hub) = &app.websocket else {
+        return error_response(StatusCode::NOT_FOUND, "not_found", "no WebSocket API");
+    };
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+    let (mut parts, _) = req.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return error_response(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                &format!("this is a WebSocket endpoint: {}", rejection.body_text()),
+            );
+        }
+    };
+    hub.handle_upgrade(upgrade, &parts.headers, &parts.uri, source_ip)
+        .await
 }
 
 async fn reset(State(app): State<Arc<AppState>>) -> Response {
@@ -228,6 +287,18 @@ async fn invoke(app: &AppState, route: crate::routes::RouteMatch, req: Request) 
 }
 
 fn outcome_response(function: &str, outcome: Outcome) -> Response {
+    match parse_outcome(function, outcome) {
+        Ok(response) => into_http(response),
+        Err(response) => response,
+    }
+}
+
+/// A function's answer as a [`FunctionResponse`], or the error response the client gets
+/// for a function error or an invalid answer.
+pub(crate) fn parse_outcome(
+    function: &str,
+    outcome: Outcome,
+) -> Result<FunctionResponse, Response> {
     let parsed = match outcome {
         Outcome::Response(payload) => event::parse_response(&payload),
         Outcome::Streamed { prelude, body } => {
@@ -241,27 +312,24 @@ fn outcome_response(function: &str, outcome: Outcome) -> Response {
         Outcome::Error { error_type, .. } => {
             // Already logged with the function's message; the client learns nothing more.
             debug!(function, %error_type, "answering function error");
-            return error_response(
+            return Err(error_response(
                 StatusCode::BAD_GATEWAY,
                 "function_error",
                 "the function failed to handle the request",
-            );
+            ));
         }
     };
-    match parsed {
-        Ok(response) => into_http(response),
-        Err(problem) => {
-            warn!(function, %problem, "invalid function response");
-            error_response(
-                StatusCode::BAD_GATEWAY,
-                "invalid_function_response",
-                "the function returned an invalid response",
-            )
-        }
-    }
+    parsed.map_err(|problem| {
+        warn!(function, %problem, "invalid function response");
+        error_response(
+            StatusCode::BAD_GATEWAY,
+            "invalid_function_response",
+            "the function returned an invalid response",
+        )
+    })
 }
 
-fn into_http(response: FunctionResponse) -> Response {
+pub(crate) fn into_http(response: FunctionResponse) -> Response {
     let FunctionResponse {
         status,
         mut headers,
@@ -289,7 +357,7 @@ fn into_http(response: FunctionResponse) -> Response {
     out
 }
 
-fn invoke_error_response(function: &str, e: &InvokeError) -> Response {
+pub(crate) fn invoke_error_response(function: &str, e: &InvokeError) -> Response {
     let (status, code, message) = match e {
         InvokeError::Throttled(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -239,6 +239,9 @@ pub struct FunctionPool {
     live: Mutex<BTreeMap<u64, Arc<Instance>>>,
     counters: Arc<FunctionCounters>,
     next_id: Arc<AtomicU64>,
+    /// Variables the gateway provides (`WS_MANAGEMENT_ENDPOINT`): above the template's
+    /// literals, below the gateway's own environment.
+    default_env: Arc<BTreeMap<String, String>>,
 }
 
 impl FunctionPool {
@@ -387,7 +390,7 @@ impl FunctionPool {
         let mut cmd = Command::new(self.functions_dir.join(&spec.name));
         // Template literals are defaults; whatever the gateway's environment sets wins, so
         // local configuration (endpoint URLs, secrets) reaches the functions.
-        for (k, v) in &spec.environment {
+        for (k, v) in spec.environment.iter().chain(self.default_env.iter()) {
             if std::env::var_os(k).is_none() {
                 cmd.env(k, v);
             }
@@ -516,9 +519,17 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(functions: &[FunctionSpec], functions_dir: &Path, max_instances: usize) -> Self {
+    /// `default_env`: variables every function gets unless the gateway's environment sets
+    /// them; they override the template's literals.
+    pub fn new(
+        functions: &[FunctionSpec],
+        functions_dir: &Path,
+        max_instances: usize,
+        default_env: BTreeMap<String, String>,
+    ) -> Self {
         let max_instances = max_instances.max(1);
         let next_id = Arc::new(AtomicU64::new(1));
+        let default_env = Arc::new(default_env);
         let functions = functions
             .iter()
             .map(|spec| {
@@ -531,6 +542,7 @@ impl Pool {
                     live: Mutex::new(BTreeMap::new()),
                     counters: Arc::default(),
                     next_id: next_id.clone(),
+                    default_env: default_env.clone(),
                 };
                 (spec.name.clone(), Arc::new(pool))
             })

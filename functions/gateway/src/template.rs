@@ -1,14 +1,24 @@
-//! Reads the functions and their HTTP API routes from the AWS SAM template.
+//! Reads the functions, their HTTP API routes, the WebSocket API routes and the DynamoDB
+//! stream triggers from the AWS SAM template.
 //!
 //! `infra/template.yaml` is the single source of truth for "which binary answers which
 //! route": the gateway never keeps a route table of its own, so what runs locally is what
 //! deploys. Only the parts the gateway needs are read; CloudFormation intrinsic functions
 //! (`!Ref`, `!Sub`, `!GetAtt`, ...) arrive as tagged values and are treated as "not a
-//! literal", because resolving them needs a deployed stack.
+//! literal", because resolving them needs a deployed stack. The exceptions are references
+//! between resources of the template itself, which need no stack:
 //!
-//! To support another event source (WebSocket routes, stream triggers, ...), add a variant
-//! to [`FunctionEvent`] and a match arm in [`parse_event`]; unknown event types are kept as
-//! [`FunctionEvent::Other`] rather than rejected, so a template can grow ahead of the gateway.
+//! - WebSocket routes ([`parse_websocket`]): `AWS::ApiGatewayV2::Route` (`RouteKey`,
+//!   `Target: !Sub integrations/${Integration}`) → `AWS::ApiGatewayV2::Integration`
+//!   (`IntegrationUri: !Sub arn:...:functions/${XFunction.Arn}/invocations`) → the function.
+//!   A route of the WebSocket API whose chain does not resolve is an error naming the route:
+//!   a silently missing route would only show up as frames going to `$default`.
+//! - Stream triggers (`Type: DynamoDB` events): `Stream: !GetAtt Table.StreamArn` must name
+//!   an `AWS::DynamoDB::Table` of the template (locally: the table `TABLE_NAME`).
+//!
+//! To support another event source, add a variant to [`FunctionEvent`] and a match arm in
+//! [`parse_event`]; unknown event types are kept as [`FunctionEvent::Other`] rather than
+//! rejected, so a template can grow ahead of the gateway.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +40,8 @@ pub struct FunctionSpec {
     pub name: String,
     /// HTTP API routes (`Type: HttpApi` events), in template order.
     pub routes: Vec<HttpRoute>,
+    /// DynamoDB stream triggers (`Type: DynamoDB` events), in template order.
+    pub stream_sources: Vec<StreamSource>,
     /// Events the gateway does not serve (yet), by their `Type`.
     pub other_events: Vec<String>,
     /// `Timeout` (seconds in the template).
@@ -60,11 +72,94 @@ impl HttpRoute {
     }
 }
 
+/// Where a stream trigger reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRef {
+    /// `!GetAtt <Table>.StreamArn` (or `.LatestStreamArn`): the stream of a table of the
+    /// template, which locally is the table `TABLE_NAME`.
+    Table(String),
+    /// A literal stream ARN.
+    Arn(String),
+}
+
+/// Where a new event source mapping starts reading a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    Latest,
+    TrimHorizon,
+}
+
+/// One `Type: DynamoDB` event: an event source mapping from a table stream to the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSource {
+    /// The event's key under `Events` (`TableStream`), for logs and stats.
+    pub event_id: String,
+    pub stream: StreamRef,
+    pub starting_position: StartingPosition,
+    /// `BatchSize`: Lambda's default is 100, its maximum 10,000.
+    pub batch_size: usize,
+    /// `MaximumBatchingWindowInSeconds`: default 0, maximum 300.
+    pub max_batching_window: Duration,
+    /// `MaximumRetryAttempts`: `None` = -1, Lambda's default: retry until the record
+    /// expires.
+    pub max_retry_attempts: Option<u32>,
+    /// `BisectBatchOnFunctionError`: read for the logs; the gateway retries whole batches.
+    pub bisect_on_error: bool,
+    /// `Enabled` (default true).
+    pub enabled: bool,
+}
+
 /// An event source of a function, as declared under `Properties.Events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionEvent {
     HttpApi(HttpRoute),
+    DynamoDb(StreamSource),
     Other(String),
+}
+
+/// Everything the gateway serves from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// Every `AWS::Serverless::Function`, sorted by name.
+    pub functions: Vec<FunctionSpec>,
+    /// The WebSocket API, if the template has one.
+    pub websocket: Option<WebSocketApi>,
+}
+
+/// An `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET` and its routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketApi {
+    pub logical_id: String,
+    /// The JSON path of `RouteSelectionExpression: $request.body.<path>`, split on dots.
+    pub selection_path: Vec<String>,
+    /// `StageName` of the API's `AWS::ApiGatewayV2::Stage` (`requestContext.stage`);
+    /// [`DEFAULT_WEBSOCKET_STAGE`] when the template declares none.
+    pub stage: String,
+    /// Sorted by route key.
+    pub routes: Vec<WebSocketRoute>,
+}
+
+/// The stage name when the template has no `AWS::ApiGatewayV2::Stage` for the API.
+pub const DEFAULT_WEBSOCKET_STAGE: &str = "live";
+
+/// One route of the WebSocket API: `$connect`, `$disconnect`, `$default` or an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketRoute {
+    pub route_key: String,
+    /// Function name (= binary name) the route's integration invokes.
+    pub function: String,
+    /// Logical id of the `AWS::ApiGatewayV2::Route`, for error messages.
+    pub logical_id: String,
+}
+
+impl WebSocketApi {
+    /// The function of a route, if the route exists.
+    pub fn function_for(&self, route_key: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|r| r.route_key == route_key)
+            .map(|r| r.function.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,24 +181,51 @@ pub enum TemplateError {
         first: String,
         second: String,
     },
+    #[error("WebSocket API: {0}")]
+    WebSocketApi(String),
+    #[error("WebSocket route {route_key} ({logical_id}): {message}")]
+    WebSocketRoute {
+        route_key: String,
+        logical_id: String,
+        message: String,
+    },
 }
 
 /// Loads the template file and returns its functions.
 pub fn load_functions(path: &Path) -> Result<Vec<FunctionSpec>, TemplateError> {
+    Ok(load_template(path)?.functions)
+}
+
+/// Loads the template file: functions and the WebSocket API.
+pub fn load_template(path: &Path) -> Result<Template, TemplateError> {
     let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse_functions(&text)
+    parse_template(&text)
 }
 
 /// Parses template text and returns every `AWS::Serverless::Function`, sorted by name.
 pub fn parse_functions(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
+    Ok(parse_template(text)?.functions)
+}
+
+/// Parses template text: the functions, then the WebSocket API routes that point at them.
+pub fn parse_template(text: &str) -> Result<Template, TemplateError> {
     let doc: Value = serde_yaml::from_str(text)?;
-    let globals = field(&doc, "Globals").and_then(|g| field(g, "Function"));
     let resources = field(&doc, "Resources")
         .and_then(Value::as_mapping)
         .ok_or(TemplateError::NoResources)?;
+    let functions = collect_functions(&doc, resources)?;
+    let websocket = parse_websocket(resources, &functions)?;
+    Ok(Template {
+        functions,
+        websocket,
+    })
+}
+
+fn collect_functions(doc: &Value, resources: &Mapping) -> Result<Vec<FunctionSpec>, TemplateError> {
+    let globals = field(doc, "Globals").and_then(|g| field(g, "Function"));
 
     let mut functions: Vec<FunctionSpec> = Vec::new();
     for (id, resource) in resources {
@@ -111,7 +233,22 @@ pub fn parse_functions(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
             continue;
         }
         let logical_id = id.as_str().unwrap_or("<non-string id>").to_owned();
-        functions.push(parse_function(&logical_id, resource, globals)?);
+        let function = parse_function(&logical_id, resource, globals)?;
+        for source in &function.stream_sources {
+            if let StreamRef::Table(table) = &source.stream
+                && resource_type(resources, table) != Some("AWS::DynamoDB::Table")
+            {
+                return Err(TemplateError::Function {
+                    logical_id,
+                    message: format!(
+                        "event {}: Stream refers to {table}, which is not an AWS::DynamoDB::Table \
+                         of this template",
+                        source.event_id
+                    ),
+                });
+            }
+        }
+        functions.push(function);
     }
     functions.sort_by(|a, b| a.name.cmp(&b.name));
     for pair in functions.windows(2) {
@@ -175,6 +312,7 @@ fn parse_function(
     }
 
     let mut routes = Vec::new();
+    let mut stream_sources = Vec::new();
     let mut other_events = Vec::new();
     let events = props
         .and_then(|p| field(p, "Events"))
@@ -183,6 +321,10 @@ fn parse_function(
         let event_id = event_id.as_str().unwrap_or("<non-string id>");
         match parse_event(event).map_err(|m| fail(format!("event {event_id}: {m}")))? {
             FunctionEvent::HttpApi(route) => routes.push(route),
+            FunctionEvent::DynamoDb(mut source) => {
+                event_id.clone_into(&mut source.event_id);
+                stream_sources.push(source);
+            }
             FunctionEvent::Other(kind) => other_events.push(kind),
         }
     }
@@ -191,6 +333,7 @@ fn parse_function(
         logical_id: logical_id.to_owned(),
         name,
         routes,
+        stream_sources,
         other_events,
         timeout: Duration::from_secs(timeout_secs),
         memory_mb,
@@ -225,8 +368,309 @@ pub fn parse_event(event: &Value) -> Result<FunctionEvent, String> {
             }
             Ok(FunctionEvent::HttpApi(HttpRoute { method, path }))
         }
+        "DynamoDB" => parse_dynamodb_event(field(event, "Properties")).map(FunctionEvent::DynamoDb),
         other => Ok(FunctionEvent::Other(other.to_owned())),
     }
+}
+
+/// `Type: DynamoDB` properties, with Lambda's defaults and limits. The caller fills in
+/// `event_id`.
+fn parse_dynamodb_event(props: Option<&Value>) -> Result<StreamSource, String> {
+    let prop = |key: &str| props.and_then(|p| field(p, key));
+    let stream = match prop("Stream") {
+        None => return Err("no Stream".into()),
+        Some(Value::String(arn)) => StreamRef::Arn(arn.clone()),
+        Some(v) => match get_att(v) {
+            Some((table, "StreamArn" | "LatestStreamArn")) => StreamRef::Table(table.to_owned()),
+            _ => {
+                return Err("Stream must be a literal ARN or !GetAtt <Table>.StreamArn".to_owned());
+            }
+        },
+    };
+    let starting_position = match prop("StartingPosition").and_then(Value::as_str) {
+        Some("LATEST") => StartingPosition::Latest,
+        Some("TRIM_HORIZON") => StartingPosition::TrimHorizon,
+        Some(other) => return Err(format!("StartingPosition {other:?} is not supported")),
+        None => return Err("no literal StartingPosition (LATEST or TRIM_HORIZON)".into()),
+    };
+    let number = |key: &str, default: u64, max: u64| -> Result<u64, String> {
+        match prop(key) {
+            None => Ok(default),
+            Some(v) => match as_u64(v) {
+                Some(n) if n <= max => Ok(n),
+                _ => Err(format!("{key} is not a number from 0 to {max}")),
+            },
+        }
+    };
+    let batch_size = number("BatchSize", 100, 10_000)?.max(1);
+    let window = number("MaximumBatchingWindowInSeconds", 0, 300)?;
+    let max_retry_attempts = match prop("MaximumRetryAttempts") {
+        None => None,
+        Some(v) => match v {
+            Value::Number(n) if n.as_i64() == Some(-1) => None,
+            v => match as_u64(v) {
+                Some(n) if n <= 10_000 => Some(u32::try_from(n).unwrap_or(10_000)),
+                _ => return Err("MaximumRetryAttempts is not -1 or 0 to 10000".into()),
+            },
+        },
+    };
+    let flag = |key: &str, default: bool| match prop(key) {
+        Some(Value::Bool(b)) => *b,
+        _ => default,
+    };
+    Ok(StreamSource {
+        event_id: String::new(),
+        stream,
+        starting_position,
+        batch_size: usize::try_from(batch_size).unwrap_or(10_000),
+        max_batching_window: Duration::from_secs(window),
+        max_retry_attempts,
+        bisect_on_error: flag("BisectBatchOnFunctionError", false),
+        enabled: flag("Enabled", true),
+    })
+}
+
+/// The WebSocket API and its routes; `None` when the template has no WebSocket API.
+pub fn parse_websocket(
+    resources: &Mapping,
+    functions: &[FunctionSpec],
+) -> Result<Option<WebSocketApi>, TemplateError> {
+    let mut apis = resources.iter().filter(|(_, r)| {
+        field(r, "Type").and_then(Value::as_str) == Some("AWS::ApiGatewayV2::Api")
+            && property(r, "ProtocolType").and_then(Value::as_str) == Some("WEBSOCKET")
+    });
+    let Some((api_id, api)) = apis.next() else {
+        return Ok(None);
+    };
+    let api_id = api_id.as_str().unwrap_or("<non-string id>").to_owned();
+    if let Some((other, _)) = apis.next() {
+        return Err(TemplateError::WebSocketApi(format!(
+            "the gateway serves one WebSocket API; the template has {api_id} and {}",
+            other.as_str().unwrap_or("<non-string id>")
+        )));
+    }
+    let expression = property(api, "RouteSelectionExpression")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let selection_path: Vec<String> = match expression.strip_prefix("$request.body.") {
+        Some(path) if !path.is_empty() && path.split('.').all(|s| !s.is_empty()) => {
+            path.split('.').map(str::to_owned).collect()
+        }
+        _ => {
+            return Err(TemplateError::WebSocketApi(format!(
+                "{api_id}: RouteSelectionExpression {expression:?} is not $request.body.<field>"
+            )));
+        }
+    };
+
+    let mut routes: Vec<WebSocketRoute> = Vec::new();
+    for (id, resource) in resources {
+        if field(resource, "Type").and_then(Value::as_str) != Some("AWS::ApiGatewayV2::Route") {
+            continue;
+        }
+        let logical_id = id.as_str().unwrap_or("<non-string id>").to_owned();
+        match property(resource, "ApiId").and_then(reference) {
+            Some(api) if api == api_id => {}
+            // A route of another API (an HTTP API declared with ApiGatewayV2 resources) is
+            // not ours to check.
+            Some(api) if resource_type(resources, api) == Some("AWS::ApiGatewayV2::Api") => {
+                continue;
+            }
+            _ => {
+                return Err(TemplateError::WebSocketRoute {
+                    route_key: property(resource, "RouteKey")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_owned(),
+                    logical_id,
+                    message: format!("ApiId is not !Ref {api_id} (or another API's)"),
+                });
+            }
+        }
+        let route_key = property(resource, "RouteKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| TemplateError::WebSocketRoute {
+                route_key: "?".into(),
+                logical_id: logical_id.clone(),
+                message: "no literal RouteKey".into(),
+            })?;
+        let fail = |message: String| TemplateError::WebSocketRoute {
+            route_key: route_key.clone(),
+            logical_id: logical_id.clone(),
+            message,
+        };
+        let function = route_function(resources, functions, resource).map_err(fail)?;
+        if let Some(existing) = routes.iter().find(|r| r.route_key == route_key) {
+            return Err(fail(format!("also declared by {}", existing.logical_id)));
+        }
+        routes.push(WebSocketRoute {
+            route_key,
+            function,
+            logical_id,
+        });
+    }
+    routes.sort_by(|a, b| a.route_key.cmp(&b.route_key));
+    let stage = resources
+        .values()
+        .filter(|r| field(r, "Type").and_then(Value::as_str) == Some("AWS::ApiGatewayV2::Stage"))
+        .filter(|r| property(r, "ApiId").and_then(reference) == Some(api_id.as_str()))
+        .find_map(|r| property(r, "StageName").and_then(Value::as_str))
+        .unwrap_or(DEFAULT_WEBSOCKET_STAGE)
+        .to_owned();
+    Ok(Some(WebSocketApi {
+        logical_id: api_id,
+        selection_path,
+        stage,
+        routes,
+    }))
+}
+
+/// Follows Route.Target → Integration.IntegrationUri → function name.
+fn route_function(
+    resources: &Mapping,
+    functions: &[FunctionSpec],
+    route: &Value,
+) -> Result<String, String> {
+    let target = property(route, "Target").ok_or("no Target")?;
+    let integration =
+        integration_target(target).ok_or("Target is not !Sub integrations/${<Integration>}")?;
+    let integration_resource = match resource_type(resources, integration) {
+        Some("AWS::ApiGatewayV2::Integration") => resources
+            .get(integration)
+            .ok_or_else(|| format!("no resource {integration}"))?,
+        Some(other) => {
+            return Err(format!(
+                "Target {integration} is a {other}, not an integration"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "Target names {integration}, which is not in the template"
+            ));
+        }
+    };
+    match property(integration_resource, "IntegrationType").and_then(Value::as_str) {
+        Some("AWS_PROXY") => {}
+        other => {
+            return Err(format!(
+                "integration {integration} has IntegrationType {other:?}; the gateway serves \
+                 AWS_PROXY (Lambda proxy) integrations only"
+            ));
+        }
+    }
+    let uri = property(integration_resource, "IntegrationUri")
+        .and_then(sub_template)
+        .ok_or_else(|| {
+            format!(
+                "integration {integration} has no IntegrationUri !Sub ...${{<Function>.Arn}}..."
+            )
+        })?;
+    let function_id = sub_references(uri)
+        .into_iter()
+        .filter_map(|r| r.strip_suffix(".Arn"))
+        .find(|id| resource_type(resources, id) == Some("AWS::Serverless::Function"))
+        .ok_or_else(|| {
+            format!(
+                "IntegrationUri of {integration} references no function's Arn \
+                 (${{<Function>.Arn}}): {uri}"
+            )
+        })?;
+    functions
+        .iter()
+        .find(|f| f.logical_id == function_id)
+        .map(|f| f.name.clone())
+        .ok_or_else(|| format!("function {function_id} was not parsed"))
+}
+
+/// The integration's logical id in `!Sub integrations/${X}` or
+/// `!Join ["/", [integrations, !Ref X]]`.
+fn integration_target(target: &Value) -> Option<&str> {
+    if let Some(text) = sub_template(target) {
+        let rest = text.strip_prefix("integrations/")?;
+        let refs = sub_references(rest);
+        return match refs.as_slice() {
+            [one] if rest == format!("${{{one}}}") => Some(one),
+            _ => None,
+        };
+    }
+    let args = intrinsic(target, "Join")?.as_sequence()?;
+    let [Value::String(sep), Value::Sequence(parts)] = args.as_slice() else {
+        return None;
+    };
+    match parts.as_slice() {
+        [Value::String(prefix), id] if sep == "/" && prefix == "integrations" => reference(id),
+        _ => None,
+    }
+}
+
+/// The argument of a short-form (`!Name`) or long-form (`Fn::Name:` / `Ref:`) intrinsic.
+fn intrinsic<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == name => Some(&tagged.value),
+        Value::Mapping(m) if m.len() == 1 => {
+            let long = if name == "Ref" {
+                "Ref".to_owned()
+            } else {
+                format!("Fn::{name}")
+            };
+            m.get(long.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// `!Ref X` → `X`.
+fn reference(value: &Value) -> Option<&str> {
+    intrinsic(value, "Ref").and_then(Value::as_str)
+}
+
+/// `!GetAtt X.Attr` or `!GetAtt [X, Attr]` → `(X, Attr)`.
+fn get_att(value: &Value) -> Option<(&str, &str)> {
+    match intrinsic(value, "GetAtt")? {
+        Value::String(s) => s.split_once('.'),
+        Value::Sequence(parts) => match parts.as_slice() {
+            [Value::String(id), Value::String(attr)] => Some((id.as_str(), attr.as_str())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The template string of `!Sub "..."` or `!Sub ["...", {vars}]`.
+fn sub_template(value: &Value) -> Option<&str> {
+    match intrinsic(value, "Sub")? {
+        Value::String(s) => Some(s),
+        Value::Sequence(parts) => parts.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The `${...}` references of a `!Sub` template; `${!Literal}` is an escape, not a reference.
+fn sub_references(text: &str) -> Vec<&str> {
+    let mut refs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !name.starts_with('!') {
+            refs.push(name.trim());
+        }
+        rest = &after[end + 1..];
+    }
+    refs
+}
+
+fn resource_type<'a>(resources: &'a Mapping, id: &str) -> Option<&'a str> {
+    resources
+        .get(id)
+        .and_then(|r| field(r, "Type"))
+        .and_then(Value::as_str)
+}
+
+fn property<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
+    field(resource, "Properties").and_then(|p| field(p, key))
 }
 
 fn normalise_method(method: &str) -> String {

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use rill_core::chat::{ChatMessage, NewChatMessage};
-use rill_core::stream::ChatMode;
-use rill_core::{ids, time, validate};
+use rill_core::realtime::{Refusal, Standing, chat_permission};
+use rill_core::store::Origin;
+use rill_core::{Principal, Stream, ids, time, validate};
 use serde_json::json;
 
-use super::{ensure_owner, load_stream};
+use super::load_stream;
 use crate::request::{id_param, json, json_body, query_param};
 use crate::{ApiError, App};
 
@@ -28,38 +29,54 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     )
 }
 
+/// The rules every chat message passes, whichever door it came in by (REST or socket):
+/// permission (status, sign-in, ban, chat on/off, chat mode), content, then the user's rate
+/// limit and slow mode. Only then is it stored.
+pub async fn post_chat(
+    app: &App,
+    stream: &Stream,
+    user: Option<&Principal>,
+    content: &str,
+    origin: Origin,
+) -> Result<ChatMessage, ApiError> {
+    let standing = match user {
+        Some(u) => app.realtime.standing(stream, &u.user_id).await?,
+        None => Standing::default(),
+    };
+    chat_permission(stream, user, &standing)?;
+    let user = user.ok_or_else(|| Refusal::new("unauthorized", "sign in to chat"))?;
+    let input = NewChatMessage {
+        content: content.to_owned(),
+    };
+    let message = ChatMessage::create(ids::new_id(), &stream.id, user, &input, time::now())?;
+    if !standing.moderates() {
+        let slow_mode = stream.settings.slow_mode_seconds;
+        let now_ms = message.created_at.timestamp_millis();
+        app.realtime
+            .take_message_token(
+                &stream.id,
+                &user.user_id,
+                &app.rate_limit,
+                slow_mode,
+                now_ms,
+            )
+            .await??;
+    }
+    app.chat.post_message(&message, origin).await?;
+    Ok(message)
+}
+
 /// `POST /api/streams/{id}/chat` `{content}`
 pub async fn send(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req)?;
     let id = id_param(&req, "id", "stream")?;
     let input: NewChatMessage = json_body(&req)?;
     let stream = load_stream(&app, &id).await?;
-    if stream.status.is_final() {
-        return Err(ApiError::conflict(
-            "stream_over",
-            format!("chat is closed: the stream is {}", stream.status),
-        ));
-    }
-    if !stream.settings.chat_enabled {
-        return Err(ApiError::forbidden(
-            "chat_disabled",
-            "chat is turned off for this stream",
-        ));
-    }
-    // Follower and subscriber lists arrive with the realtime work; until then only the
-    // owner may post in a restricted chat rather than everyone.
-    if stream.settings.chat_mode != ChatMode::Open && !stream.is_owned_by(&user.user_id) {
-        return Err(ApiError::forbidden(
-            "chat_restricted",
-            "chat is limited to followers or subscribers",
-        ));
-    }
-    let message = ChatMessage::create(ids::new_id(), &id, &user, &input, time::now())?;
-    app.chat.post_message(&message).await?;
+    let message = post_chat(&app, &stream, Some(&user), &input.content, Origin::Rest).await?;
     json(201, &message)
 }
 
-/// `DELETE /api/streams/{id}/chat/{msgId}`: the stream's owner or the message's author.
+/// `DELETE /api/streams/{id}/chat/{msgId}`: the stream's owner, a moderator or the author.
 pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req)?;
     let id = id_param(&req, "id", "stream")?;
@@ -71,7 +88,12 @@ pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
         .await?
         .filter(|m| !m.deleted)
         .ok_or(ApiError::NotFound("message"))?;
-    if !message.may_be_deleted_by(&user.user_id, &stream.owner_id) {
+    let moderates = app
+        .realtime
+        .standing(&stream, &user.user_id)
+        .await?
+        .moderates();
+    if !moderates && !message.may_be_deleted_by(&user.user_id, &stream.owner_id) {
         return Err(ApiError::forbidden(
             "not_allowed",
             "only the author or the stream's owner may delete this",
@@ -81,13 +103,23 @@ pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     json(200, &deleted)
 }
 
-/// `POST /api/streams/{id}/chat/{msgId}/pin`: owner only; replaces any earlier pin.
+/// `POST /api/streams/{id}/chat/{msgId}/pin`: owner or moderator; replaces any earlier pin.
 pub async fn pin(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req)?;
     let id = id_param(&req, "id", "stream")?;
     let msg_id = id_param(&req, "msgId", "message")?;
     let stream = load_stream(&app, &id).await?;
-    ensure_owner(&stream, &user.user_id)?;
+    if !app
+        .realtime
+        .standing(&stream, &user.user_id)
+        .await?
+        .moderates()
+    {
+        return Err(ApiError::forbidden(
+            "not_moderator",
+            "only the owner or a moderator may pin",
+        ));
+    }
     let pinned = app
         .chat
         .pin_message(&id, &msg_id)

@@ -2,6 +2,8 @@
 
 pub mod chat;
 pub mod docs;
+pub mod moderation;
+pub mod questions;
 pub mod reactions;
 pub mod streams;
 

@@ -1,0 +1,81 @@
+//! Fan-out of one event to every connection of a stream through the [`Notifier`]
+//! (PostToConnection). Deliveries run concurrently with a bound, so a stream with 1,000
+//! viewers costs 1,000 calls in flight [`FANOUT_CONCURRENCY`] at a time; a 410 Gone prunes
+//! the connection (and counts the viewer out) instead of failing the fan-out.
+
+use futures_util::StreamExt;
+use rill_core::event::{Event, EventType};
+use rill_core::store::NotifyError;
+use rill_core::time;
+
+use crate::{ApiError, App};
+
+/// Management API calls in flight per fan-out.
+pub const FANOUT_CONCURRENCY: usize = 64;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivered: usize,
+    pub pruned: usize,
+    pub failed: usize,
+}
+
+/// Sends `event` to every connection of its stream except `skip` (a connection still in
+/// its `$connect`, which cannot receive yet).
+pub async fn broadcast(app: &App, event: &Event, skip: Option<&str>) -> Result<Delivery, ApiError> {
+    let frame = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ids = app.realtime.connections_of(&event.stream_id).await?;
+    let frame = &frame;
+    let results: Vec<(String, Result<(), NotifyError>)> =
+        futures_util::stream::iter(ids.into_iter().filter(|id| Some(id.as_str()) != skip))
+            .map(|id| async move {
+                let r = app.notifier.post(&id, frame).await;
+                (id, r)
+            })
+            .buffer_unordered(FANOUT_CONCURRENCY)
+            .collect()
+            .await;
+    let mut d = Delivery::default();
+    for (id, r) in results {
+        match r {
+            Ok(()) => d.delivered += 1,
+            Err(NotifyError::Gone) => {
+                d.pruned += 1;
+                if let Err(e) = app.realtime.close_connection(&id, time::now()).await {
+                    tracing::warn!(error = %e, "pruning a gone connection failed");
+                }
+            }
+            Err(NotifyError::Failed(e)) => {
+                d.failed += 1;
+                tracing::warn!(error = %e, "delivery failed");
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Builds and broadcasts an event in one call.
+pub async fn emit(
+    app: &App,
+    kind: EventType,
+    stream_id: &str,
+    data: serde_json::Value,
+    skip: Option<&str>,
+) -> Result<Delivery, ApiError> {
+    broadcast(app, &Event::new(kind, stream_id, data, time::now()), skip).await
+}
+
+/// Sends one frame to one connection (replies and error frames). A gone connection is
+/// pruned; other failures are logged, since the sender has nobody else to tell.
+pub async fn send_to(app: &App, connection_id: &str, frame: &str) {
+    match app.notifier.post(connection_id, frame.as_bytes()).await {
+        Ok(()) => {}
+        Err(NotifyError::Gone) => {
+            let _ = app
+                .realtime
+                .close_connection(connection_id, time::now())
+                .await;
+        }
+        Err(NotifyError::Failed(e)) => tracing::warn!(error = %e, "reply failed"),
+    }
+}

@@ -1,0 +1,292 @@
+//! `events-fanout`: table changes (the DynamoDB stream) turned into `stream:*` events.
+//!
+//! This is the one path for events born outside a WebSocket request: REST chat sends,
+//! deletes and pins, stream start and end (from the API or the ingest node), quality
+//! samples, Q&A votes, reactions and viewer counts. Items written by socket functions carry
+//! `origin = "ws"` and were delivered already, so they are skipped here.
+//!
+//! Coalescing: within one batch (the event source's batching window, 1 s), all reactions of
+//! a stream become one `stream:reaction` frame and all viewer-count changes one
+//! `stream:viewer-count` frame carrying the latest count. The reaction frame is
+//! `{"total": n, "counts": {"🔥": 3, ...}, "samples": [{"emoji","positionX","positionY"}...]}`
+//! with at most [`REACTION_SAMPLES`] samples for the overlay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use rill_core::event::{Event, EventType};
+use rill_core::time;
+use serde_json::{Value, json};
+
+use crate::broadcast::broadcast;
+use crate::{ApiError, App};
+
+/// Positions sent along with a reaction batch, for the floating overlay.
+pub const REACTION_SAMPLES: usize = 20;
+
+fn image(item: &serde_dynamo::Item) -> Option<Value> {
+    if item.is_empty() {
+        return None;
+    }
+    serde_dynamo::from_item::<_, Value>(item.clone()).ok()
+}
+
+fn str_of<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v.get(field).and_then(Value::as_str)
+}
+
+/// Drops the storage keys so clients get the domain object only.
+fn public(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        for k in [
+            "pk", "sk", "entity", "origin", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "keyHash",
+            "ttl",
+        ] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+#[derive(Default)]
+struct StreamBatch {
+    events: Vec<(EventType, Value)>,
+    reactions: Vec<Value>,
+    viewer_count: Option<(Value, Value)>,
+}
+
+/// Turns records into per-stream events, in record order, with the coalesced ones last.
+fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
+    let mut out: BTreeMap<String, StreamBatch> = BTreeMap::new();
+    for r in records {
+        let new = image(&r.change.new_image);
+        let old = image(&r.change.old_image);
+        let Some(keys) = image(&r.change.keys) else {
+            continue;
+        };
+        let (Some(pk), Some(sk)) = (str_of(&keys, "pk"), str_of(&keys, "sk")) else {
+            continue;
+        };
+        let Some(stream_id) = pk.strip_prefix("STREAM#") else {
+            continue;
+        };
+        let batch = out.entry(stream_id.to_owned()).or_default();
+        let from_socket = new.as_ref().and_then(|n| str_of(n, "origin")) == Some("ws");
+        match (r.event_name.as_str(), sk, &new, &old) {
+            ("MODIFY", "META", Some(n), Some(o)) => {
+                let (ns, os) = (str_of(n, "status"), str_of(o, "status"));
+                if ns != os {
+                    match ns {
+                        Some("live") => batch
+                            .events
+                            .push((EventType::Start, json!({"stream": public(n.clone())}))),
+                        Some("ended" | "cancelled") => batch
+                            .events
+                            .push((EventType::End, json!({"stream": public(n.clone())}))),
+                        _ => {}
+                    }
+                }
+                if n.get("viewerCount") != o.get("viewerCount") {
+                    let count = n.get("viewerCount").cloned().unwrap_or(json!(0));
+                    let peak = n.get("peakViewers").cloned().unwrap_or(json!(0));
+                    batch.viewer_count = Some((count, peak));
+                }
+                let pinned = n.get("pinnedMessageId");
+                if pinned.is_some() && pinned != o.get("pinnedMessageId") {
+                    batch
+                        .events
+                        .push((EventType::ChatPinned, json!({"messageId": pinned})));
+                }
+            }
+            ("INSERT", sk, Some(n), _) if sk.starts_with("CHAT#") && !from_socket => {
+                batch
+                    .events
+                    .push((EventType::ChatMessage, public(n.clone())));
+            }
+            ("MODIFY", sk, Some(n), Some(o)) if sk.starts_with("CHAT#") => {
+                if n.get("deleted") == Some(&json!(true)) && o.get("deleted") != Some(&json!(true))
+                {
+                    batch
+                        .events
+                        .push((EventType::ChatDeleted, json!({"messageId": n.get("id")})));
+                }
+            }
+            ("INSERT", sk, Some(n), _) if sk.starts_with("REACT#") => {
+                batch.reactions.push(n.clone())
+            }
+            ("INSERT", sk, Some(n), _) if sk.starts_with("Q#") && !from_socket => {
+                batch
+                    .events
+                    .push((EventType::Question, json!({"question": public(n.clone())})));
+            }
+            ("MODIFY", sk, Some(n), _) if sk.starts_with("Q#") => {
+                batch
+                    .events
+                    .push((EventType::Question, json!({"question": public(n.clone())})));
+            }
+            ("INSERT", sk, Some(n), _) if sk.starts_with("METRIC#") => {
+                batch
+                    .events
+                    .push((EventType::QualityUpdate, public(n.clone())));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn reaction_frame(reactions: &[Value]) -> Value {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for r in reactions {
+        if let Some(e) = str_of(r, "emoji") {
+            *counts.entry(e.to_owned()).or_default() += 1;
+        }
+    }
+    let samples: Vec<Value> = reactions
+        .iter()
+        .rev()
+        .take(REACTION_SAMPLES)
+        .map(|r| json!({"emoji": r.get("emoji"), "positionX": r.get("positionX"), "positionY": r.get("positionY")}))
+        .collect();
+    json!({"total": reactions.len(), "counts": counts, "samples": samples})
+}
+
+/// The Lambda handler: one batch of stream records.
+pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
+    let now = time::now();
+    for (stream_id, batch) in plan(&event.records) {
+        let mut events: Vec<Event> = batch
+            .events
+            .into_iter()
+            .map(|(kind, data)| Event::new(kind, &stream_id, data, now))
+            .collect();
+        if !batch.reactions.is_empty() {
+            events.push(Event::new(
+                EventType::Reaction,
+                &stream_id,
+                reaction_frame(&batch.reactions),
+                now,
+            ));
+        }
+        if let Some((count, peak)) = batch.viewer_count {
+            events.push(Event::new(
+                EventType::ViewerCount,
+                &stream_id,
+                json!({"count": count, "peak": peak}),
+                now,
+            ));
+        }
+        for e in &events {
+            let d = broadcast(&app, e, None).await?;
+            tracing::debug!(stream_id = %stream_id, kind = ?e.kind, delivered = d.delivered, pruned = d.pruned, "fanned out");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, keys: Value, new: Option<Value>, old: Option<Value>) -> Value {
+        let to_ddb = |v: Value| {
+            serde_json::to_value(serde_dynamo::to_item::<_, serde_dynamo::Item>(v).unwrap())
+                .unwrap()
+        };
+        let mut d = json!({"Keys": to_ddb(keys), "SequenceNumber": "1", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+        if let Some(n) = new {
+            d["NewImage"] = to_ddb(n);
+        }
+        if let Some(o) = old {
+            d["OldImage"] = to_ddb(o);
+        }
+        json!({"eventID": "1", "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+               "awsRegion": "us-east-1", "eventSourceARN": "arn", "dynamodb": d})
+    }
+
+    fn parse(records: Vec<Value>) -> Vec<EventRecord> {
+        let e: StreamEvent = serde_json::from_value(json!({ "Records": records })).expect("event");
+        e.records
+    }
+
+    #[test]
+    fn reactions_and_viewer_counts_are_coalesced_per_stream() {
+        let mut records = Vec::new();
+        for i in 0..50 {
+            let emoji = if i % 2 == 0 { "🔥" } else { "👏" };
+            records.push(record(
+                "INSERT",
+                json!({"pk":"STREAM#a","sk":format!("REACT#{i}")}),
+                Some(json!({"pk":"STREAM#a","sk":format!("REACT#{i}"),"emoji":emoji,"positionX":1.0})),
+                None,
+            ));
+        }
+        for c in 1..5 {
+            records.push(record(
+                "MODIFY",
+                json!({"pk":"STREAM#a","sk":"META"}),
+                Some(json!({"status":"live","viewerCount":c,"peakViewers":4})),
+                Some(json!({"status":"live","viewerCount":c - 1,"peakViewers":4})),
+            ));
+        }
+        let plan = plan(&parse(records));
+        let a = &plan["a"];
+        assert_eq!(a.reactions.len(), 50);
+        assert_eq!(
+            a.viewer_count,
+            Some((json!(4), json!(4))),
+            "only the latest count"
+        );
+        let frame = reaction_frame(&a.reactions);
+        assert_eq!(frame["total"], 50);
+        assert_eq!(frame["counts"]["🔥"], 25);
+        assert_eq!(frame["samples"].as_array().unwrap().len(), REACTION_SAMPLES);
+    }
+
+    #[test]
+    fn socket_born_items_are_not_sent_twice_and_status_changes_become_events() {
+        let records = vec![
+            record(
+                "INSERT",
+                json!({"pk":"STREAM#a","sk":"CHAT#1"}),
+                Some(json!({"id":"1","content":"ws","origin":"ws"})),
+                None,
+            ),
+            record(
+                "INSERT",
+                json!({"pk":"STREAM#a","sk":"CHAT#2"}),
+                Some(json!({"id":"2","content":"rest","origin":"rest","pk":"x"})),
+                None,
+            ),
+            record(
+                "MODIFY",
+                json!({"pk":"STREAM#a","sk":"CHAT#2"}),
+                Some(json!({"id":"2","deleted":true})),
+                Some(json!({"id":"2","deleted":false})),
+            ),
+            record(
+                "MODIFY",
+                json!({"pk":"STREAM#a","sk":"META"}),
+                Some(json!({"status":"ended","keyHash":"secret"})),
+                Some(json!({"status":"live","keyHash":"secret"})),
+            ),
+        ];
+        let plan = plan(&parse(records));
+        let kinds: Vec<EventType> = plan["a"].events.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventType::ChatMessage,
+                EventType::ChatDeleted,
+                EventType::End
+            ]
+        );
+        assert_eq!(plan["a"].events[0].1["content"], "rest");
+        assert!(plan["a"].events[0].1.get("pk").is_none());
+        assert!(
+            !plan["a"].events[2].1.to_string().contains("secret"),
+            "the key hash never leaves"
+        );
+    }
+}

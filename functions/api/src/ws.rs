@@ -1,0 +1,420 @@
+//! WebSocket route handlers: one per route of the WebSocket API (`$connect`,
+//! `$disconnect`, `$default`, `chat`, `react`, `question`, `heartbeat`, `ping`).
+//!
+//! Socket functions answer the caller through the Management API (there is no route
+//! response), so every refusal is an error frame to that connection only: nothing is
+//! stored and nothing is broadcast. Events born here (chat, questions, joins and leaves)
+//! fan out at once; reactions are stored and go out in coalesced batches through the
+//! table's stream (see `fanout`).
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use rill_core::chat::{NewReaction, Reaction};
+use rill_core::event::EventType;
+use rill_core::realtime::{ClientFrame, Connection, Question, Refusal, error_frame, parse_frame};
+use rill_core::store::Origin;
+use rill_core::{StreamStatus, ids, time};
+use serde_json::json;
+
+use crate::broadcast::{emit, send_to};
+use crate::handlers::chat::post_chat;
+use crate::{ApiError, App};
+
+pub type WsRequest = ApiGatewayWebsocketProxyRequest;
+pub type WsResponse = ApiGatewayProxyResponse;
+
+/// AWS closes a WebSocket after two hours; connection items expire a little later in case
+/// the `$disconnect` never comes.
+const CONNECTION_TTL: chrono::Duration = chrono::Duration::minutes(125);
+
+fn respond(status: i64, body: Option<serde_json::Value>) -> WsResponse {
+    let mut r = WsResponse::default();
+    r.status_code = status;
+    r.body = body.map(|b| Body::Text(b.to_string()));
+    r
+}
+
+fn ok() -> WsResponse {
+    respond(200, None)
+}
+
+/// `$connect` answers with a status: a non-2xx refuses the handshake.
+fn refuse(e: ApiError) -> WsResponse {
+    respond(
+        i64::from(e.status()),
+        Some(json!({"error": {"code": e.code(), "message": e.to_string()}})),
+    )
+}
+
+fn connection_id(req: &WsRequest) -> Result<String, ApiError> {
+    req.request_context
+        .connection_id
+        .clone()
+        .ok_or_else(|| ApiError::InvalidQuery("no connection id in the event".into()))
+}
+
+/// Sends the refusal to the caller only.
+async fn reply_error(app: &App, connection_id: &str, refusal: &Refusal) -> WsResponse {
+    send_to(app, connection_id, &error_frame(refusal, time::now())).await;
+    ok()
+}
+
+fn refusal_of(e: &ApiError) -> Refusal {
+    match e {
+        ApiError::Refused(r) => r.clone(),
+        ApiError::Internal(_) => Refusal::new("internal", "something went wrong; try again"),
+        other => Refusal::new(other.code(), other.to_string()),
+    }
+}
+
+/// `$connect`: `?streamId=...&token=...`. Anonymous viewers may connect (they watch and
+/// are counted); a token that is present must be valid; banned users are refused.
+pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let conn_id = connection_id(&req)?;
+    let Some(stream_id) = req
+        .query_string_parameters
+        .first("streamId")
+        .map(str::to_owned)
+    else {
+        return Ok(refuse(ApiError::InvalidQuery(
+            "streamId is required".into(),
+        )));
+    };
+    if !ids::is_valid_id(&stream_id) {
+        return Ok(refuse(ApiError::NotFound("stream")));
+    }
+    let token = req
+        .query_string_parameters
+        .first("token")
+        .map(str::to_owned)
+        .or_else(|| {
+            req.headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_owned)
+        });
+    let user = match token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(|t| app.auth.verify(t))
+        .transpose()
+    {
+        Ok(user) => user,
+        Err(e) => return Ok(refuse(e)),
+    };
+    let Some(stream) = app.streams.get_stream(&stream_id).await? else {
+        return Ok(refuse(ApiError::NotFound("stream")));
+    };
+    if stream.status == StreamStatus::Cancelled {
+        return Ok(refuse(ApiError::conflict(
+            "stream_over",
+            "the stream was cancelled",
+        )));
+    }
+    if let Some(u) = &user {
+        if app.realtime.standing(&stream, &u.user_id).await?.is_banned {
+            return Ok(refuse(ApiError::forbidden(
+                "banned",
+                "you are banned from this stream",
+            )));
+        }
+    }
+    let connection = Connection {
+        connection_id: conn_id.clone(),
+        stream_id: stream_id.clone(),
+        user_id: user.as_ref().map(|u| u.user_id.clone()),
+        display_name: user.as_ref().map(|u| u.display_name.clone()),
+        connected_at: time::now(),
+    };
+    let count = app
+        .realtime
+        .open_connection(&connection, connection.connected_at + CONNECTION_TTL)
+        .await?;
+    let data = json!({"userId": connection.user_id, "displayName": connection.display_name, "count": count});
+    // The new socket cannot receive until its handshake completes: skip it.
+    emit(
+        &app,
+        EventType::ViewerJoined,
+        &stream_id,
+        data,
+        Some(&conn_id),
+    )
+    .await?;
+    Ok(ok())
+}
+
+/// `$disconnect`: counts the viewer out (once) and tells the others.
+pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let conn_id = connection_id(&req)?;
+    if let Some(c) = app.realtime.close_connection(&conn_id, time::now()).await? {
+        let data = json!({"userId": c.user_id, "displayName": c.display_name});
+        emit(
+            &app,
+            EventType::ViewerLeft,
+            &c.stream_id,
+            data,
+            Some(&conn_id),
+        )
+        .await?;
+    }
+    Ok(ok())
+}
+
+/// `$default`: whatever no route took: not JSON, no or unknown action.
+pub async fn default(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let conn_id = connection_id(&req)?;
+    let refusal = match parse_frame(req.body.as_deref().unwrap_or("")) {
+        Err(r) => r,
+        Ok(_) => Refusal::new("unknown_action", "this action has no route"),
+    };
+    Ok(reply_error(&app, &conn_id, &refusal).await)
+}
+
+/// Parses the frame and finds the caller's connection; refusals go back to the caller.
+async fn prepare(
+    app: &App,
+    req: &WsRequest,
+) -> Result<Result<(String, ClientFrame, Connection), Refusal>, ApiError> {
+    let conn_id = connection_id(req)?;
+    let frame = match parse_frame(req.body.as_deref().unwrap_or("")) {
+        Ok(f) => f,
+        Err(r) => return Ok(Err(r)),
+    };
+    match app.realtime.connection(&conn_id).await? {
+        Some(c) => Ok(Ok((conn_id, frame, c))),
+        None => Ok(Err(Refusal::new(
+            "not_connected",
+            "this connection is not registered; reconnect",
+        ))),
+    }
+}
+
+macro_rules! prepared {
+    ($app:expr, $req:expr) => {
+        match prepare(&$app, &$req).await? {
+            Ok(v) => v,
+            Err(refusal) => {
+                let id = connection_id(&$req)?;
+                return Ok(reply_error(&$app, &id, &refusal).await);
+            }
+        }
+    };
+}
+
+/// `chat {content}`: the same rules as REST chat, then delivered to every viewer.
+pub async fn chat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let (conn_id, frame, connection) = prepared!(app, req);
+    let ClientFrame::Chat { content } = frame else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("invalid_frame", "expected a chat frame"),
+        )
+        .await);
+    };
+    let Some(stream) = app.streams.get_stream(&connection.stream_id).await? else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("not_found", "stream not found"),
+        )
+        .await);
+    };
+    match post_chat(
+        &app,
+        &stream,
+        connection.principal().as_ref(),
+        &content,
+        Origin::Socket,
+    )
+    .await
+    {
+        Ok(message) => {
+            emit(
+                &app,
+                EventType::ChatMessage,
+                &stream.id,
+                serde_json::to_value(&message).unwrap_or_default(),
+                None,
+            )
+            .await?;
+            Ok(ok())
+        }
+        Err(e) => Ok(reply_error(&app, &conn_id, &refusal_of(&e)).await),
+    }
+}
+
+/// `react {emoji, positionX?, positionY?}`: stored; the fan-out sends reactions in batches.
+pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let (conn_id, frame, connection) = prepared!(app, req);
+    let ClientFrame::React {
+        emoji,
+        position_x,
+        position_y,
+    } = frame
+    else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("invalid_frame", "expected a react frame"),
+        )
+        .await);
+    };
+    let Some(stream) = app.streams.get_stream(&connection.stream_id).await? else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("not_found", "stream not found"),
+        )
+        .await);
+    };
+    if stream.status != StreamStatus::Live {
+        let r = Refusal::new(
+            "not_live",
+            format!("reactions need a live stream; it is {}", stream.status),
+        );
+        return Ok(reply_error(&app, &conn_id, &r).await);
+    }
+    if !stream.settings.reactions_enabled {
+        let r = Refusal::new(
+            "reactions_disabled",
+            "reactions are turned off for this stream",
+        );
+        return Ok(reply_error(&app, &conn_id, &r).await);
+    }
+    // Anonymous viewers react too; they are told apart by connection.
+    let user = connection
+        .principal()
+        .unwrap_or_else(|| rill_core::Principal {
+            user_id: format!("anon:{conn_id}"),
+            display_name: "anonymous".into(),
+        });
+    let input = NewReaction {
+        emoji,
+        position_x,
+        position_y,
+    };
+    match Reaction::create(ids::new_id(), &stream.id, &user, &input, time::now()) {
+        Ok(reaction) => {
+            app.chat.add_reaction(&reaction).await?;
+            Ok(ok())
+        }
+        Err(v) => Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("validation_failed", v.to_string()),
+        )
+        .await),
+    }
+}
+
+/// `question {content}`: signed-in users ask; everyone sees it at once.
+pub async fn question(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let (conn_id, frame, connection) = prepared!(app, req);
+    let ClientFrame::Question { content } = frame else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("invalid_frame", "expected a question frame"),
+        )
+        .await);
+    };
+    let Some(user) = connection.principal() else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("unauthorized", "sign in to ask"),
+        )
+        .await);
+    };
+    let Some(stream) = app.streams.get_stream(&connection.stream_id).await? else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("not_found", "stream not found"),
+        )
+        .await);
+    };
+    if stream.status.is_final() {
+        let r = Refusal::new(
+            "stream_over",
+            format!("questions are closed: the stream is {}", stream.status),
+        );
+        return Ok(reply_error(&app, &conn_id, &r).await);
+    }
+    let standing = app.realtime.standing(&stream, &user.user_id).await?;
+    if standing.is_banned {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("banned", "you are banned from this stream"),
+        )
+        .await);
+    }
+    let q = match Question::create(ids::new_id(), &stream.id, &user, &content, time::now()) {
+        Ok(q) => q,
+        Err(v) => {
+            return Ok(reply_error(
+                &app,
+                &conn_id,
+                &Refusal::new("validation_failed", v.to_string()),
+            )
+            .await);
+        }
+    };
+    app.questions.put_question(&q, Origin::Socket).await?;
+    emit(
+        &app,
+        EventType::Question,
+        &stream.id,
+        json!({"question": q}),
+        None,
+    )
+    .await?;
+    Ok(ok())
+}
+
+/// `heartbeat {quality, buffering}`: the viewer's playback report, for analytics.
+pub async fn heartbeat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let (conn_id, frame, connection) = prepared!(app, req);
+    let ClientFrame::Heartbeat { quality, buffering } = frame else {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("invalid_frame", "expected a heartbeat frame"),
+        )
+        .await);
+    };
+    if quality.as_ref().is_some_and(|q| q.len() > 32) {
+        return Ok(reply_error(
+            &app,
+            &conn_id,
+            &Refusal::new("invalid_frame", "quality is at most 32 characters"),
+        )
+        .await);
+    }
+    app.realtime
+        .record_heartbeat(
+            &connection.stream_id,
+            &conn_id,
+            quality.as_deref(),
+            buffering.unwrap_or(0),
+            time::now(),
+        )
+        .await?;
+    Ok(ok())
+}
+
+/// `ping`: answers `{"type":"pong","ts":...}`; also counts as activity for the idle timeout.
+pub async fn ping(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
+    let conn_id = connection_id(&req)?;
+    if let Err(r) = parse_frame(req.body.as_deref().unwrap_or("")) {
+        return Ok(reply_error(&app, &conn_id, &r).await);
+    }
+    let pong = json!({"type": "pong", "ts": time::now().timestamp_millis()}).to_string();
+    send_to(&app, &conn_id, &pong).await;
+    Ok(ok())
+}

@@ -1,0 +1,697 @@
+//! DynamoDB implementation of the realtime stores.
+//!
+//! Items:
+//! - `STREAM#{id}` / `CONN#{connectionId}`: one per open socket (fan-out lists these) and
+//!   `CONN#{connectionId}` / `META`: the reverse lookup route handlers need, since socket
+//!   events carry only the connection id. Both expire through `ttl` (maximum connection
+//!   age plus slack) in case a `$disconnect` never arrives.
+//! - `STREAM#{id}` / `BAN#{user}`, `MOD#{user}`; `CHANNEL#{id}` / `MEMBER#{user}`.
+//! - `STREAM#{id}` / `RATE#{user}`: the user's token bucket, updated conditionally on its
+//!   previous `updatedMs` so that concurrent messages cannot spend one token twice.
+//! - `STREAM#{id}` / `VIEWER#{connectionId}`: playback reports (quality, buffering).
+//! - `STREAM#{id}` / `Q#{ulid}` and `QVOTE#{ulid}#{user}` for Q&A.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use serde::{Deserialize, Serialize};
+
+use rill_core::realtime::{Bucket, Connection, MemberRole, Question, RateLimit, Refusal, Standing};
+use rill_core::store::{Origin, QuestionStore, RealtimeStore, StoreError, StreamStore};
+use rill_core::stream::Stream;
+use rill_core::time::{self, Timestamp};
+
+use crate::store::{DynamoStore, Item, from_item, n, s, stream_pk, to_item, unavailable};
+
+/// Rate-limit and viewer-session items outlive the stream by a day, then expire.
+const DAY_SECONDS: i64 = 24 * 3600;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ConnectionItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    ttl: i64,
+    #[serde(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QuestionItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    origin: String,
+    #[serde(flatten)]
+    question: Question,
+}
+
+fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+impl DynamoStore {
+    fn key(&self, pk: String, sk: String) -> Item {
+        Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+    }
+
+    async fn exists(&self, pk: String, sk: String) -> Result<bool, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(pk, sk)))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| unavailable("get item", e.into_service_error()))?;
+        Ok(out.item.is_some())
+    }
+
+    async fn set_flag(
+        &self,
+        pk: String,
+        sk: String,
+        on: bool,
+        extra: &[(&str, AttributeValue)],
+    ) -> Result<(), StoreError> {
+        if on {
+            let mut req = self
+                .db
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(pk))
+                .item("sk", s(sk));
+            for (k, v) in extra {
+                req = req.item(*k, v.clone());
+            }
+            req.send()
+                .await
+                .map_err(|e| unavailable("put flag", e.into_service_error()))?;
+        } else {
+            self.db
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(self.key(pk, sk)))
+                .send()
+                .await
+                .map_err(|e| unavailable("delete flag", e.into_service_error()))?;
+        }
+        Ok(())
+    }
+
+    async fn get_question(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+    ) -> Result<Option<Question>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
+            ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get question", e.into_service_error()))?;
+        Ok(out
+            .item
+            .map(from_item::<QuestionItem>)
+            .transpose()?
+            .map(|q| q.question))
+    }
+}
+
+#[async_trait]
+impl RealtimeStore for DynamoStore {
+    async fn open_connection(
+        &self,
+        connection: &Connection,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ttl = expires_at.timestamp();
+        let by_stream = to_item(&ConnectionItem {
+            pk: stream_pk(&connection.stream_id),
+            sk: format!("CONN#{}", connection.connection_id),
+            entity: "connection".into(),
+            ttl,
+            connection: connection.clone(),
+        })?;
+        let by_id = to_item(&ConnectionItem {
+            pk: format!("CONN#{}", connection.connection_id),
+            sk: "META".into(),
+            entity: "connection".into(),
+            ttl,
+            connection: connection.clone(),
+        })?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(&connection.stream_id)))
+            .update_expression("ADD viewerCount :one, totalViews :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1));
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(by_stream))
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(by_id))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(build(count.build())?)
+                .build(),
+        ];
+        match self.transact(items, "open connection").await {
+            Ok(()) => {}
+            Err(Some(e)) => return Err(e),
+            Err(None) => return Err(StoreError::NotFound),
+        }
+        let current = self
+            .get_stream(&connection.stream_id)
+            .await?
+            .map(|s| s.stats.current_viewers)
+            .unwrap_or(0);
+        // Peak is a max, which DynamoDB cannot compute in place: raise it conditionally.
+        let peak = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(&connection.stream_id)))
+            .update_expression("SET peakViewers = :n")
+            .condition_expression("attribute_not_exists(peakViewers) OR peakViewers < :n")
+            .expression_attribute_values(":n", n(current))
+            .send()
+            .await;
+        if let Err(e) = peak {
+            let e = e.into_service_error();
+            if !e.is_conditional_check_failed_exception() {
+                return Err(unavailable("raise peak", e));
+            }
+        }
+        Ok(current)
+    }
+
+    async fn close_connection(
+        &self,
+        connection_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, StoreError> {
+        let Some(connection) = self.connection(connection_id).await? else {
+            return Ok(None);
+        };
+        let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
+        let items = vec![
+            TransactWriteItem::builder()
+                .delete(build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(
+                            self.key(format!("CONN#{connection_id}"), "META".into()),
+                        ))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .delete(build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(self.key(
+                            stream_pk(&connection.stream_id),
+                            format!("CONN#{connection_id}"),
+                        )))
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(build(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(self.meta_key(&connection.stream_id)))
+                        .update_expression("ADD viewerCount :minus, totalWatchMs :watch")
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_values(":minus", n(-1))
+                        .expression_attribute_values(":watch", n(watch_ms))
+                        .build(),
+                )?)
+                .build(),
+        ];
+        match self.transact(items, "close connection").await {
+            Ok(()) => Ok(Some(connection)),
+            Err(Some(e)) => Err(e),
+            // Closed concurrently (a prune racing a $disconnect): counted out once already.
+            Err(None) => Ok(None),
+        }
+    }
+
+    async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(format!("CONN#{connection_id}"), "META".into()),
+            ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get connection", e.into_service_error()))?;
+        Ok(out
+            .item
+            .map(from_item::<ConnectionItem>)
+            .transpose()?
+            .map(|c| c.connection))
+    }
+
+    async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
+                .expression_attribute_values(":pk", s(stream_pk(stream_id)))
+                .expression_attribute_values(":conn", s("CONN#"))
+                .projection_expression("sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("list connections", e.into_service_error()))?;
+            ids.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
+                    .filter_map(|sk| sk.strip_prefix("CONN#"))
+                    .map(str::to_owned),
+            );
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError> {
+        let keys = vec![
+            self.key(stream_pk(&stream.id), format!("BAN#{user_id}")),
+            self.key(stream_pk(&stream.id), format!("MOD#{user_id}")),
+            self.key(
+                format!("CHANNEL#{}", stream.channel_id),
+                format!("MEMBER#{user_id}"),
+            ),
+        ];
+        let out = self
+            .db
+            .batch_get_item()
+            .request_items(
+                &self.table,
+                build(
+                    KeysAndAttributes::builder()
+                        .set_keys(Some(keys))
+                        .consistent_read(true)
+                        .build(),
+                )?,
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("standing", e.into_service_error()))?;
+        let mut standing = Standing {
+            is_owner: stream.is_owned_by(user_id),
+            ..Standing::default()
+        };
+        for item in out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+        {
+            let sk = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or("");
+            if sk.starts_with("BAN#") {
+                standing.is_banned = true;
+            } else if sk.starts_with("MOD#") {
+                standing.is_moderator = true;
+            } else if sk.starts_with("MEMBER#") {
+                match item
+                    .get("role")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                {
+                    Some("subscriber") => {
+                        standing.is_subscriber = true;
+                        standing.is_follower = true;
+                    }
+                    Some("follower") => standing.is_follower = true,
+                    _ => {}
+                }
+            }
+        }
+        Ok(standing)
+    }
+
+    async fn set_banned(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        banned: bool,
+    ) -> Result<(), StoreError> {
+        let extra = [("entity", s("ban")), ("at", s(time::format(&time::now())))];
+        self.set_flag(
+            stream_pk(stream_id),
+            format!("BAN#{user_id}"),
+            banned,
+            &extra,
+        )
+        .await
+    }
+
+    async fn set_moderator(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        moderator: bool,
+    ) -> Result<(), StoreError> {
+        let extra = [("entity", s("moderator")), ("userId", s(user_id))];
+        self.set_flag(
+            stream_pk(stream_id),
+            format!("MOD#{user_id}"),
+            moderator,
+            &extra,
+        )
+        .await
+    }
+
+    async fn moderators(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :m)")
+            .expression_attribute_values(":pk", s(stream_pk(stream_id)))
+            .expression_attribute_values(":m", s("MOD#"))
+            .send()
+            .await
+            .map_err(|e| unavailable("list moderators", e.into_service_error()))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| sk.strip_prefix("MOD#"))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    async fn channel_owner(&self, channel_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(format!("CHANNEL#{channel_id}"), "META".into()),
+            ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get channel", e.into_service_error()))?;
+        Ok(out
+            .item
+            .and_then(|i| i.get("ownerId").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn set_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        role: Option<MemberRole>,
+    ) -> Result<(), StoreError> {
+        let role_name = match role {
+            Some(MemberRole::Follower) => "follower",
+            Some(MemberRole::Subscriber) => "subscriber",
+            None => "",
+        };
+        let extra = [("entity", s("member")), ("role", s(role_name))];
+        self.set_flag(
+            format!("CHANNEL#{channel_id}"),
+            format!("MEMBER#{user_id}"),
+            role.is_some(),
+            &extra,
+        )
+        .await
+    }
+
+    async fn take_message_token(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        limit: &RateLimit,
+        slow_mode_seconds: u32,
+        now_ms: i64,
+    ) -> Result<Result<Bucket, Refusal>, StoreError> {
+        let key = self.key(stream_pk(stream_id), format!("RATE#{user_id}"));
+        // A lost race means someone else just spent a token: re-read and decide again.
+        for _ in 0..3 {
+            let out = self
+                .db
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| unavailable("get bucket", e.into_service_error()))?;
+            let previous: Option<Bucket> = out.item.map(from_item).transpose()?;
+            let bucket = previous.unwrap_or_else(|| Bucket::full(limit));
+            let next = match bucket.take(limit, slow_mode_seconds, now_ms) {
+                Ok(next) => next,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let mut req = self
+                .db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression(
+                    "SET tokens = :t, updatedMs = :u, lastMessageMs = :l, #ttl = :ttl",
+                )
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":t", n(next.tokens))
+                .expression_attribute_values(":u", n(next.updated_ms))
+                .expression_attribute_values(":l", n(next.last_message_ms))
+                .expression_attribute_values(":ttl", n(now_ms / 1000 + DAY_SECONDS))
+                .return_values(ReturnValue::None);
+            req = match previous {
+                Some(p) => req
+                    .condition_expression("updatedMs = :prev")
+                    .expression_attribute_values(":prev", n(p.updated_ms)),
+                None => req.condition_expression("attribute_not_exists(pk)"),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(Ok(next)),
+                Err(e) => {
+                    let e = e.into_service_error();
+                    if !e.is_conditional_check_failed_exception() {
+                        return Err(unavailable("take token", e));
+                    }
+                }
+            }
+        }
+        Ok(Err(Refusal::new(
+            "rate_limited",
+            "too many messages: slow down",
+        )))
+    }
+
+    async fn record_heartbeat(
+        &self,
+        stream_id: &str,
+        connection_id: &str,
+        quality: Option<&str>,
+        buffering_ms: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(stream_pk(stream_id), format!("VIEWER#{connection_id}")),
+            ))
+            .update_expression(
+                "SET entity = :e, lastSeen = :now, #ttl = :ttl ADD heartbeats :one, bufferingMs :b",
+            )
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":e", s("viewer"))
+            .expression_attribute_values(":now", s(time::format(&now)))
+            .expression_attribute_values(":ttl", n(now.timestamp() + DAY_SECONDS))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":b", n(buffering_ms));
+        if let Some(q) = quality {
+            req = req
+                .update_expression(
+                    "SET entity = :e, lastSeen = :now, #ttl = :ttl, quality = :q ADD heartbeats :one, bufferingMs :b",
+                )
+                .expression_attribute_values(":q", s(q));
+        }
+        req.send()
+            .await
+            .map_err(|e| unavailable("heartbeat", e.into_service_error()))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QuestionStore for DynamoStore {
+    async fn put_question(&self, question: &Question, origin: Origin) -> Result<(), StoreError> {
+        let item = to_item(&QuestionItem {
+            pk: stream_pk(&question.stream_id),
+            sk: format!("Q#{}", question.id),
+            entity: "question".into(),
+            origin: origin.as_str().into(),
+            question: question.clone(),
+        })?;
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| unavailable("put question", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn list_questions(&self, stream_id: &str) -> Result<Vec<Question>, StoreError> {
+        let mut questions = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
+                .expression_attribute_values(":pk", s(stream_pk(stream_id)))
+                .expression_attribute_values(":q", s("Q#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("list questions", e.into_service_error()))?;
+            for item in out.items.unwrap_or_default() {
+                questions.push(from_item::<QuestionItem>(item)?.question);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        questions.sort_by(|a, b| b.upvotes.cmp(&a.upvotes).then_with(|| a.id.cmp(&b.id)));
+        Ok(questions)
+    }
+
+    async fn upvote(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        user_id: &str,
+    ) -> Result<Question, StoreError> {
+        if self.get_question(stream_id, question_id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let vote = build(
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(stream_pk(stream_id)))
+                .item("sk", s(format!("QVOTE#{question_id}#{user_id}")))
+                .item("entity", s("vote"))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let count = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(
+                    self.key(stream_pk(stream_id), format!("Q#{question_id}")),
+                ))
+                .update_expression("ADD upvotes :one")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":one", n(1))
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().put(vote).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(items, "upvote").await {
+            Ok(()) => {}
+            Err(Some(e)) => return Err(e),
+            Err(None) => {
+                return Err(StoreError::Conflict {
+                    current: None,
+                    command: None,
+                });
+            }
+        }
+        self.get_question(stream_id, question_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn mark_answered(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+    ) -> Result<Question, StoreError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
+            ))
+            .update_expression("SET answered = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let item = out.attributes.ok_or(StoreError::NotFound)?;
+                Ok(from_item::<QuestionItem>(item)?.question)
+            }
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(StoreError::NotFound)
+                } else {
+                    Err(unavailable("answer", e))
+                }
+            }
+        }
+    }
+}
+
+impl DynamoStore {
+    /// True when a key exists; used for presence checks that need no attributes.
+    pub async fn has_item(&self, pk: &str, sk: &str) -> Result<bool, StoreError> {
+        self.exists(pk.to_owned(), sk.to_owned()).await
+    }
+}

@@ -1,0 +1,934 @@
+//! DynamoDB stream → function, the way Lambda's event source mapping does it, for every
+//! `Type: DynamoDB` event of the template (Rill: `events-fanout` on the table's stream).
+//!
+//! - The stream is the table's `LatestStreamArn` (`DescribeTable` on `TABLE_NAME`), or the
+//!   event's literal ARN. No table yet (moto not up, table not created) → retried every
+//!   few seconds; a table without a stream → the mapping idles and rechecks, as does a
+//!   mapping whose table was recreated with a new stream.
+//! - Shards present at start are read from `StartingPosition` (the template's `LATEST`);
+//!   shards that appear later, and every shard of a stream found only after start, from
+//!   `TRIM_HORIZON`, so nothing written after the mapping exists is skipped. A child shard
+//!   waits until its parent is drained, so a key's records stay in order across splits.
+//! - Each shard is polled every 100 ms while records flow, and at Lambda's 4 polls per
+//!   second once idle for a few seconds (moto keeps every shard iterator it hands out).
+//! - Records collect into a batch until `BatchSize` is reached or
+//!   `MaximumBatchingWindowInSeconds` has passed since the batch's first record (or the
+//!   payload nears Lambda's 6 MB limit); then the function is invoked through the pool
+//!   with `{"Records":[...]}` in Lambda's DynamoDB event format. One batch per shard at a
+//!   time, in order.
+//! - A failed invocation (function error, crash, timeout, throttle) is retried up to
+//!   `MaximumRetryAttempts` times with backoff (-1: until it succeeds, as Lambda retries
+//!   until the record expires); then the batch is skipped with an error log, like Lambda
+//!   without an on-failure destination. `BisectBatchOnFunctionError` is not emulated:
+//!   whole batches are retried.
+//! - On shutdown polling stops at once; an invocation in flight may finish within the
+//!   gateway's grace period; records not yet delivered are dropped (the next start reads
+//!   from `LATEST`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::pool::{Outcome, Pool};
+use crate::template::{FunctionSpec, StartingPosition, StreamRef, StreamSource};
+
+/// Poll interval while records are flowing.
+const ACTIVE_POLL: Duration = Duration::from_millis(100);
+/// Poll interval once a shard has been quiet for [`IDLE_AFTER`]: Lambda's rate.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+const IDLE_AFTER: Duration = Duration::from_secs(5);
+/// How often the shard list and the table's stream are checked.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
+/// Retry interval while the table or its stream is missing or the endpoint is down.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(3);
+/// GetRecords returns at most 1,000 records.
+const GET_RECORDS_LIMIT: usize = 1000;
+/// Lambda's synchronous payload limit is 6 MB; leave room for the envelope.
+const MAX_BATCH_BYTES: usize = 5_500_000;
+const RETRY_BACKOFF_START: Duration = Duration::from_millis(200);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Where the mappings find their stream.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub table_name: String,
+    pub region: String,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+    skipped_batches: AtomicU64,
+    skipped_records: AtomicU64,
+    last_lag_ms: AtomicU64,
+    has_lag: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Status {
+    state: &'static str,
+    stream_arn: Option<String>,
+    shards: usize,
+}
+
+/// One function's mapping from one stream.
+#[derive(Debug)]
+struct Mapping {
+    function: String,
+    source: StreamSource,
+    counters: Counters,
+    status: Mutex<Status>,
+}
+
+impl Mapping {
+    fn set_state(&self, state: &'static str) {
+        lock(&self.status).state = state;
+    }
+
+    fn stats(&self) -> MappingStats {
+        let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let status = lock(&self.status).clone();
+        MappingStats {
+            function: self.function.clone(),
+            event: self.source.event_id.clone(),
+            state: status.state,
+            stream_arn: status.stream_arn,
+            shards: status.shards,
+            batch_size: self.source.batch_size,
+            maximum_batching_window_ms: u64::try_from(self.source.max_batching_window.as_millis())
+                .unwrap_or(u64::MAX),
+            maximum_retry_attempts: self.source.max_retry_attempts.map_or(-1, i64::from),
+            batches: n(&c.batches),
+            records: n(&c.records),
+            failures: n(&c.failures),
+            retries: n(&c.retries),
+            skipped_batches: n(&c.skipped_batches),
+            skipped_records: n(&c.skipped_records),
+            last_lag_ms: c
+                .has_lag
+                .load(Ordering::Relaxed)
+                .then(|| n(&c.last_lag_ms)),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One entry of `event_source_mappings` in `GET /_gateway/stats`.
+#[derive(Debug, Serialize)]
+pub struct MappingStats {
+    pub function: String,
+    /// The event's key under `Events`.
+    pub event: String,
+    /// `starting`, `waiting_for_table`, `no_stream`, `polling`, `disabled`, `stopped`.
+    pub state: &'static str,
+    pub stream_arn: Option<String>,
+    /// Shards being read.
+    pub shards: usize,
+    pub batch_size: usize,
+    pub maximum_batching_window_ms: u64,
+    /// -1: retry until success.
+    pub maximum_retry_attempts: i64,
+    /// Batches the function accepted.
+    pub batches: u64,
+    /// Records in those batches.
+    pub records: u64,
+    /// Failed invocations, retries included.
+    pub failures: u64,
+    pub retries: u64,
+    /// Batches given up after the last retry.
+    pub skipped_batches: u64,
+    pub skipped_records: u64,
+    /// At the last delivered batch: now − `ApproximateCreationDateTime` of its newest
+    /// record, in ms.
+    pub last_lag_ms: Option<u64>,
+}
+
+/// The running event source mappings.
+#[derive(Debug)]
+pub struct EventSources {
+    mappings: Vec<Arc<Mapping>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl EventSources {
+    /// Mappings that will never run (`--no-stream-poller`): listed in the stats, as
+    /// `disabled`, so a missing fan-out is visible.
+    pub fn disabled(functions: &[FunctionSpec]) -> Self {
+        let mappings = mappings_of(functions);
+        for m in &mappings {
+            m.set_state("disabled");
+        }
+        Self {
+            mappings,
+            stop: watch::Sender::new(true),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts one poller per `Type: DynamoDB` event of the template.
+    pub fn start(
+        functions: &[FunctionSpec],
+        pool: Arc<Pool>,
+        sdk: &aws_config::SdkConfig,
+        settings: StreamSettings,
+    ) -> Self {
+        let mappings = mappings_of(functions);
+        let stop = watch::Sender::new(false);
+        let db = aws_sdk_dynamodb::Client::new(sdk);
+        let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+        let mut tasks = Vec::new();
+        for mapping in &mappings {
+            if !mapping.source.enabled {
+                mapping.set_state("disabled");
+                info!(function = %mapping.function, event = %mapping.source.event_id,
+                      "event source mapping disabled in the template");
+                continue;
+            }
+            let poller = Poller {
+                mapping: mapping.clone(),
+                pool: pool.clone(),
+                db: db.clone(),
+                streams: streams.clone(),
+                settings: settings.clone(),
+                stop: stop.subscribe(),
+            };
+            tasks.push(tokio::spawn(poller.run()));
+        }
+        Self {
+            mappings,
+            stop,
+            tasks: Mutex::new(tasks),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mappings.is_empty()
+    }
+
+    pub fn stats(&self) -> Vec<MappingStats> {
+        self.mappings.iter().map(|m| m.stats()).collect()
+    }
+
+    /// Stops polling and waits up to `grace` for invocations in flight.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.tasks));
+        if tasks.is_empty() {
+            return;
+        }
+        let all = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            warn!("stream pollers still delivering a batch; stopping them");
+        }
+        for m in &self.mappings {
+            m.set_state("stopped");
+        }
+    }
+}
+
+fn mappings_of(functions: &[FunctionSpec]) -> Vec<Arc<Mapping>> {
+    functions
+        .iter()
+        .flat_map(|f| {
+            f.stream_sources.iter().map(|source| {
+                Arc::new(Mapping {
+                    function: f.name.clone(),
+                    source: source.clone(),
+                    counters: Counters::default(),
+                    status: Mutex::new(Status {
+                        state: "starting",
+                        ..Status::default()
+                    }),
+                })
+            })
+        })
+        .collect()
+}
+
+/// Sleeps unless told to stop; returns false when stopping.
+async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => false,
+        () = tokio::time::sleep(duration) => !*stop.borrow(),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Poller {
+    mapping: Arc<Mapping>,
+    pool: Arc<Pool>,
+    db: aws_sdk_dynamodb::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    settings: StreamSettings,
+    stop: watch::Receiver<bool>,
+}
+
+/// A shard reader and whether it has drained its (closed) shard.
+#[derive(Debug)]
+struct ShardTask {
+    done: watch::Receiver<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl Poller {
+    fn label(&self) -> String {
+        format!("{}/{}", self.mapping.function, self.mapping.source.event_id)
+    }
+
+    async fn run(mut self) {
+        let mut first_attempt = true;
+        let mut warned = false;
+        while !*self.stop.borrow() {
+            match self.resolve_stream().await {
+                Ok(Some(arn)) => {
+                    warned = false;
+                    // Records written before a late-found stream was seen must not be lost.
+                    let position = if first_attempt {
+                        self.mapping.source.starting_position
+                    } else {
+                        StartingPosition::TrimHorizon
+                    };
+                    self.poll_stream(&arn, position).await;
+                }
+                Ok(None) => {
+                    if !warned {
+                        info!(mapping = %self.label(), table = %self.settings.table_name,
+                              "table has no stream; nothing to poll");
+                        warned = true;
+                    }
+                    self.mapping.set_state("no_stream");
+                }
+                Err(message) => {
+                    if !warned {
+                        warn!(mapping = %self.label(), %message,
+                              "cannot find the stream; retrying every few seconds");
+                        warned = true;
+                    }
+                    self.mapping.set_state("waiting_for_table");
+                }
+            }
+            first_attempt = false;
+            if !pause(&mut self.stop, UNAVAILABLE_RETRY).await {
+                break;
+            }
+        }
+        self.mapping.set_state("stopped");
+    }
+
+    async fn resolve_stream(&self) -> Result<Option<String>, String> {
+        match &self.mapping.source.stream {
+            StreamRef::Arn(arn) => Ok(Some(arn.clone())),
+            StreamRef::Table(_) => {
+                let table = self
+                    .db
+                    .describe_table()
+                    .table_name(&self.settings.table_name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "DescribeTable {}: {}",
+                            self.settings.table_name,
+                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                let table = table.table();
+                let enabled = table
+                    .and_then(|t| t.stream_specification())
+                    .is_some_and(|s| s.stream_enabled());
+                Ok(table
+                    .and_then(|t| t.latest_stream_arn())
+                    .filter(|_| enabled)
+                    .map(str::to_owned))
+            }
+        }
+    }
+
+    /// Reads every shard of `arn` until the stream changes or the gateway stops.
+    async fn poll_stream(&mut self, arn: &str, initial: StartingPosition) {
+        {
+            let mut status = lock(&self.mapping.status);
+            status.state = "polling";
+            status.stream_arn = Some(arn.to_owned());
+        }
+        info!(mapping = %self.label(), stream = %arn, "polling the table stream");
+        let mut shards: HashMap<String, ShardTask> = HashMap::new();
+        let mut first_listing = true;
+        loop {
+            match self.list_shards(arn).await {
+                Ok(listed) => {
+                    for (shard_id, parent) in listed {
+                        if shards.contains_key(&shard_id) {
+                            continue;
+                        }
+                        let position = if first_listing {
+                            initial
+                        } else {
+                            StartingPosition::TrimHorizon
+                        };
+                        let parent_done = parent
+                            .as_ref()
+                            .and_then(|p| shards.get(p))
+                            .map(|t| t.done.clone());
+                        let (done_tx, done) = watch::channel(false);
+                        let reader = ShardReader {
+                            poller: self.clone(),
+                            stream_arn: arn.to_owned(),
+                            shard_id: shard_id.clone(),
+                        };
+                        let handle = tokio::spawn(reader.run(position, parent_done, done_tx));
+                        shards.insert(shard_id, ShardTask { done, handle });
+                    }
+                    first_listing = false;
+                    lock(&self.mapping.status).shards =
+                        shards.values().filter(|t| !*t.done.borrow()).count();
+                }
+                Err(message) => {
+                    debug!(mapping = %self.label(), %message, "cannot list shards");
+                }
+            }
+            if !pause(&mut self.stop, DISCOVERY_INTERVAL).await {
+                break;
+            }
+            // A recreated table has a new stream: start over on it.
+            if matches!(self.mapping.source.stream, StreamRef::Table(_))
+                && let Ok(current) = self.resolve_stream().await
+                && current.as_deref() != Some(arn)
+            {
+                info!(mapping = %self.label(), old = %arn, new = ?current, "table stream changed");
+                break;
+            }
+        }
+        for task in shards.values() {
+            task.handle.abort();
+        }
+        for (_, task) in shards {
+            let _ = task.handle.await;
+        }
+    }
+
+    /// `(shard id, parent shard id)` of every shard, parents first.
+    async fn list_shards(&self, arn: &str) -> Result<Vec<(String, Option<String>)>, String> {
+        let mut out = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let resp = self
+                .streams
+                .describe_stream()
+                .stream_arn(arn)
+                .set_exclusive_start_shard_id(start.clone())
+                .send()
+                .await
+                .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string())?;
+            let Some(description) = resp.stream_description() else {
+                break;
+            };
+            for shard in description.shards() {
+                if let Some(id) = shard.shard_id() {
+                    out.push((id.to_owned(), shard.parent_shard_id().map(str::to_owned)));
+                }
+            }
+            match description.last_evaluated_shard_id() {
+                Some(last) if start.as_deref() != Some(last) => start = Some(last.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug)]
+struct ShardReader {
+    poller: Poller,
+    stream_arn: String,
+    shard_id: String,
+}
+
+/// Records collected for the next invocation.
+#[derive(Debug, Default)]
+struct Batch {
+    records: Vec<Value>,
+    bytes: usize,
+    first_at: Option<Instant>,
+    /// Newest `ApproximateCreationDateTime`, epoch ms.
+    newest_ms: Option<i64>,
+}
+
+impl Batch {
+    fn push(&mut self, record: Value, created_ms: Option<i64>) {
+        self.bytes += record.to_string().len();
+        self.records.push(record);
+        self.first_at.get_or_insert_with(Instant::now);
+        if let Some(ms) = created_ms {
+            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
+        }
+    }
+}
+
+impl ShardReader {
+    async fn run(
+        mut self,
+        position: StartingPosition,
+        parent_done: Option<watch::Receiver<bool>>,
+        done: watch::Sender<bool>,
+    ) {
+        // Lambda finishes a parent shard before its children.
+        if let Some(mut parent) = parent_done {
+            tokio::select! {
+                _ = parent.wait_for(|d| *d) => {}
+                _ = self.poller.stop.wait_for(|s| *s) => return,
+            }
+        }
+        let source = self.poller.mapping.source.clone();
+        let initial = match position {
+            StartingPosition::Latest => ShardIteratorType::Latest,
+            StartingPosition::TrimHorizon => ShardIteratorType::TrimHorizon,
+        };
+        let mut last_sequence: Option<String> = None;
+        let Some(mut iterator) = self.iterator(&initial, None).await else {
+            return;
+        };
+        let mut batch = Batch::default();
+        let mut last_records_at = Instant::now();
+        let mut warned = false;
+        loop {
+            if *self.poller.stop.borrow() {
+                return;
+            }
+            let want = source.batch_size.saturating_sub(batch.records.len()).clamp(1, GET_RECORDS_LIMIT);
+            let response = self
+                .poller
+                .streams
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(i32::try_from(want).unwrap_or(1000))
+                .send()
+                .await;
+            let (records, next) = match response {
+                Ok(r) => {
+                    warned = false;
+                    (r.records().to_vec(), r.next_shard_iterator().map(str::to_owned))
+                }
+                Err(e) => {
+                    let e = e.into_service_error();
+                    let renewed = if e.is_expired_iterator_exception() {
+                        match &last_sequence {
+                            Some(seq) => self.iterator(&ShardIteratorType::AfterSequenceNumber, Some(seq)).await,
+                            None => self.iterator(&initial, None).await,
+                        }
+                    } else if e.is_trimmed_data_access_exception() {
+                        self.iterator(&ShardIteratorType::TrimHorizon, None).await
+                    } else if e.is_resource_not_found_exception() {
+                        info!(mapping = %self.poller.label(), shard = %self.shard_id, "shard is gone");
+                        return;
+                    } else {
+                        if !warned {
+                            warn!(mapping = %self.poller.label(), shard = %self.shard_id,
+                                  error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e),
+                                  "GetRecords failed; retrying");
+                            warned = true;
+                        }
+                        if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
+                            return;
+                        }
+                        continue;
+                    };
+                    match renewed {
+                        Some(it) => iterator = it,
+                        None => return,
+                    }
+                    continue;
+                }
+            };
+            let got = records.len();
+            for record in &records {
+                if let Some(seq) = record.dynamodb().and_then(|d| d.sequence_number()) {
+                    last_sequence = Some(seq.to_owned());
+                }
+                let created_ms = record
+                    .dynamodb()
+                    .and_then(|d| d.approximate_creation_date_time())
+                    .and_then(|t| t.to_millis().ok());
+                batch.push(lambda_record(record, &self.stream_arn, &self.poller.settings.region), created_ms);
+            }
+            if got > 0 {
+                last_records_at = Instant::now();
+            }
+            let closed = next.is_none();
+            let window_passed = batch
+                .first_at
+                .is_some_and(|t| t.elapsed() >= source.max_batching_window);
+            if !batch.records.is_empty()
+                && (batch.records.len() >= source.batch_size
+                    || batch.bytes >= MAX_BATCH_BYTES
+                    || window_passed
+                    || closed)
+            {
+                let full = std::mem::take(&mut batch);
+                if !self.deliver(full).await {
+                    return;
+                }
+            }
+            let Some(next) = next else {
+                info!(mapping = %self.poller.label(), shard = %self.shard_id, "shard closed and drained");
+                done.send_replace(true);
+                return;
+            };
+            iterator = next;
+            // More may be waiting right behind a full page; otherwise wait, but not past
+            // the end of the batching window.
+            if got < want {
+                let mut wait = if last_records_at.elapsed() < IDLE_AFTER {
+                    ACTIVE_POLL
+                } else {
+                    IDLE_POLL
+                };
+                if let Some(first) = batch.first_at {
+                    let deadline = first + source.max_batching_window;
+                    wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+                }
+                if !pause(&mut self.poller.stop, wait).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn iterator(&mut self, kind: &ShardIteratorType, after: Option<&str>) -> Option<String> {
+        loop {
+            let result = self
+                .poller
+                .streams
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(&self.shard_id)
+                .shard_iterator_type(kind.clone())
+                .set_sequence_number(after.map(str::to_owned))
+                .send()
+                .await;
+            match result {
+                Ok(r) => return r.shard_iterator().map(str::to_owned),
+                Err(e) => {
+                    let e = e.into_service_error();
+                    if e.is_resource_not_found_exception() {
+                        return None;
+                    }
+                    warn!(mapping = %self.poller.label(), shard = %self.shard_id,
+                          error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e),
+                          "GetShardIterator failed; retrying");
+                    if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Invokes the function with `batch`, retrying as configured. Returns false when the
+    /// gateway is stopping (the batch is dropped).
+    async fn deliver(&mut self, batch: Batch) -> bool {
+        let mapping = self.poller.mapping.clone();
+        let counters = &mapping.counters;
+        let count = batch.records.len() as u64;
+        let Some(function) = self.poller.pool.function(&mapping.function).cloned() else {
+            error!(mapping = %self.poller.label(), "function missing from the pool");
+            return false;
+        };
+        let payload = Bytes::from(json!({ "Records": batch.records }).to_string());
+        let mut attempt: u32 = 0;
+        let mut backoff = RETRY_BACKOFF_START;
+        loop {
+            let started = Instant::now();
+            let invocation = {
+                let function = function.clone();
+                let payload = payload.clone();
+                tokio::spawn(async move { function.invoke(payload).await })
+            };
+            let failure = match invocation.await {
+                Ok(Ok(Outcome::Response(_) | Outcome::Streamed { .. })) => None,
+                Ok(Ok(Outcome::Error {
+                    error_type,
+                    message,
+                })) => Some(format!("{error_type}: {message}")),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(join) => Some(join.to_string()),
+            };
+            let Some(failure) = failure else {
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                counters.records.fetch_add(count, Ordering::Relaxed);
+                if let Some(newest) = batch.newest_ms {
+                    let lag = chrono::Utc::now().timestamp_millis().saturating_sub(newest);
+                    counters
+                        .last_lag_ms
+                        .store(u64::try_from(lag).unwrap_or(0), Ordering::Relaxed);
+                    counters.has_lag.store(true, Ordering::Relaxed);
+                }
+                debug!(mapping = %self.poller.label(), records = count,
+                       duration_ms = started.elapsed().as_millis(), "batch delivered");
+                return true;
+            };
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            if *self.poller.stop.borrow() {
+                return false;
+            }
+            let max = mapping.source.max_retry_attempts;
+            if max.is_some_and(|max| attempt >= max) {
+                counters.skipped_batches.fetch_add(1, Ordering::Relaxed);
+                counters.skipped_records.fetch_add(count, Ordering::Relaxed);
+                error!(mapping = %self.poller.label(), shard = %self.shard_id, records = count,
+                       attempts = attempt + 1, %failure,
+                       "batch failed after the last retry; skipping it (no on-failure destination)");
+                return true;
+            }
+            attempt += 1;
+            counters.retries.fetch_add(1, Ordering::Relaxed);
+            warn!(mapping = %self.poller.label(), shard = %self.shard_id, records = count,
+                  attempt, %failure, "batch failed; retrying");
+            if !pause(&mut self.poller.stop, backoff).await {
+                return false;
+            }
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+        }
+    }
+}
+
+/// One record in Lambda's DynamoDB event format.
+pub fn lambda_record(record: &Record, stream_arn: &str, region: &str) -> Value {
+    let mut out = Map::new();
+    out.insert("eventID".into(), json!(record.event_id()));
+    out.insert(
+        "eventName".into(),
+        json!(record.event_name().map(|n| n.as_str())),
+    );
+    // Lambda reports 1.1 whatever the stream says (moto says 1.0).
+    out.insert("eventVersion".into(), json!("1.1"));
+    out.insert("eventSource".into(), json!("aws:dynamodb"));
+    out.insert(
+        "awsRegion".into(),
+        json!(record.aws_region().unwrap_or(region)),
+    );
+    if let Some(d) = record.dynamodb() {
+        let mut change = Map::new();
+        if let Some(t) = d.approximate_creation_date_time() {
+            // Lambda sends whole seconds.
+            change.insert("ApproximateCreationDateTime".into(), json!(t.secs()));
+        }
+        if let Some(keys) = d.keys() {
+            change.insert("Keys".into(), item_json(keys));
+        }
+        if let Some(image) = d.new_image() {
+            change.insert("NewImage".into(), item_json(image));
+        }
+        if let Some(image) = d.old_image() {
+            change.insert("OldImage".into(), item_json(image));
+        }
+        if let Some(seq) = d.sequence_number() {
+            change.insert("SequenceNumber".into(), json!(seq));
+        }
+        change.insert("SizeBytes".into(), json!(d.size_bytes().unwrap_or(0)));
+        if let Some(view) = d.stream_view_type() {
+            change.insert("StreamViewType".into(), json!(view.as_str()));
+        }
+        out.insert("dynamodb".into(), Value::Object(change));
+    }
+    out.insert("eventSourceARN".into(), json!(stream_arn));
+    if let Some(identity) = record.user_identity() {
+        out.insert(
+            "userIdentity".into(),
+            json!({"type": identity.r#type(), "principalId": identity.principal_id()}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// An item as DynamoDB JSON (`{"attr": {"S": "..."}}`), binary values in base64.
+fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
+    let sorted: BTreeMap<&String, &AttributeValue> = item.iter().collect();
+    Value::Object(
+        sorted
+            .into_iter()
+            .filter_map(|(k, v)| attribute_json(v).map(|v| (k.clone(), v)))
+            .collect(),
+    )
+}
+
+fn attribute_json(value: &AttributeValue) -> Option<Value> {
+    Some(match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": BASE64.encode(b.as_ref()) }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(b) => json!({ "NULL": b }),
+        AttributeValue::Ss(v) => json!({ "SS": v }),
+        AttributeValue::Ns(v) => json!({ "NS": v }),
+        AttributeValue::Bs(v) => {
+            json!({ "BS": v.iter().map(|b| BASE64.encode(b.as_ref())).collect::<Vec<_>>() })
+        }
+        AttributeValue::L(items) => {
+            json!({ "L": items.iter().filter_map(attribute_json).collect::<Vec<_>>() })
+        }
+        AttributeValue::M(map) => json!({ "M": item_json(map) }),
+        // A type newer than this SDK: leave the attribute out rather than guess.
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodbstreams::primitives::{Blob, DateTime};
+    use aws_sdk_dynamodbstreams::types::{Identity, OperationType, StreamRecord, StreamViewType};
+
+    use super::*;
+
+    fn sample_record() -> Record {
+        let keys = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("STREAM#s1".into())),
+            ("sk".to_owned(), AttributeValue::S("CHAT#01".into())),
+        ]);
+        let mut image = keys.clone();
+        image.insert("n".into(), AttributeValue::N("3.5".into()));
+        image.insert("b".into(), AttributeValue::B(Blob::new(vec![0, 1, 0xff])));
+        image.insert("ok".into(), AttributeValue::Bool(true));
+        image.insert("none".into(), AttributeValue::Null(true));
+        image.insert("tags".into(), AttributeValue::Ss(vec!["a".into(), "b".into()]));
+        image.insert("nums".into(), AttributeValue::Ns(vec!["1".into()]));
+        image.insert("bins".into(), AttributeValue::Bs(vec![Blob::new(vec![7])]));
+        image.insert(
+            "list".into(),
+            AttributeValue::L(vec![AttributeValue::S("x".into())]),
+        );
+        image.insert(
+            "map".into(),
+            AttributeValue::M(HashMap::from([(
+                "inner".to_owned(),
+                AttributeValue::N("1".into()),
+            )])),
+        );
+        let mut old = keys.clone();
+        old.insert("n".into(), AttributeValue::N("1".into()));
+        Record::builder()
+            .event_id("e1")
+            .event_name(OperationType::Modify)
+            .event_version("1.0")
+            .event_source("aws:dynamodb")
+            .aws_region("us-east-1")
+            .user_identity(
+                Identity::builder()
+                    .r#type("Service")
+                    .principal_id("dynamodb.amazonaws.com")
+                    .build(),
+            )
+            .dynamodb(
+                StreamRecord::builder()
+                    .approximate_creation_date_time(DateTime::from_millis(1_700_000_000_750))
+                    .set_keys(Some(keys))
+                    .set_new_image(Some(image))
+                    .set_old_image(Some(old))
+                    .sequence_number("1100000000017454423009")
+                    .size_bytes(120)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build(),
+            )
+            .build()
+    }
+
+    const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/rill/stream/2024-01-01T00:00:00.000";
+
+    #[test]
+    fn records_deserialize_as_lambda_dynamodb_events() {
+        let record = lambda_record(&sample_record(), ARN, "eu-west-1");
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_value(json!({ "Records": [record] })).expect("a Lambda DynamoDB event");
+        let r = &event.records[0];
+        assert_eq!(r.event_id, "e1");
+        assert_eq!(r.event_name, "MODIFY");
+        assert_eq!(r.event_version.as_deref(), Some("1.1"));
+        assert_eq!(r.event_source.as_deref(), Some("aws:dynamodb"));
+        assert_eq!(r.aws_region, "us-east-1", "the record's region wins");
+        assert_eq!(r.event_source_arn.as_deref(), Some(ARN));
+        let c = &r.change;
+        assert_eq!(c.approximate_creation_date_time.timestamp(), 1_700_000_000);
+        assert_eq!(c.sequence_number.as_deref(), Some("1100000000017454423009"));
+        assert_eq!(c.size_bytes, 120);
+        assert_eq!(
+            c.stream_view_type,
+            Some(aws_lambda_events::event::dynamodb::StreamViewType::NewAndOldImages)
+        );
+        use serde_dynamo::AttributeValue as Av;
+        let new = c.new_image.inner();
+        assert_eq!(new["pk"], Av::S("STREAM#s1".into()));
+        assert_eq!(new["n"], Av::N("3.5".into()));
+        assert_eq!(new["b"], Av::B(vec![0, 1, 0xff]));
+        assert_eq!(new["ok"], Av::Bool(true));
+        assert_eq!(new["none"], Av::Null(true));
+        assert_eq!(new["tags"], Av::Ss(vec!["a".into(), "b".into()]));
+        assert_eq!(new["bins"], Av::Bs(vec![vec![7]]));
+        assert_eq!(new["list"], Av::L(vec![Av::S("x".into())]));
+        assert_eq!(
+            new["map"],
+            Av::M(HashMap::from([("inner".to_owned(), Av::N("1".into()))]))
+        );
+        assert_eq!(c.keys.inner()["sk"], Av::S("CHAT#01".into()));
+        assert_eq!(c.old_image.inner()["n"], Av::N("1".into()));
+    }
+
+    #[test]
+    fn record_json_matches_the_lambda_fixture_layout() {
+        let record = lambda_record(&sample_record(), ARN, "us-east-1");
+        assert_eq!(record["dynamodb"]["ApproximateCreationDateTime"], 1_700_000_000);
+        assert_eq!(record["dynamodb"]["Keys"]["pk"], json!({"S": "STREAM#s1"}));
+        assert_eq!(record["dynamodb"]["NewImage"]["b"], json!({"B": "AAH/"}));
+        assert_eq!(record["dynamodb"]["NewImage"]["none"], json!({"NULL": true}));
+        assert_eq!(record["dynamodb"]["NewImage"]["bins"], json!({"BS": ["Bw=="]}));
+        assert_eq!(record["dynamodb"]["NewImage"]["map"], json!({"M": {"inner": {"N": "1"}}}));
+        assert_eq!(record["dynamodb"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+        assert_eq!(
+            record["userIdentity"],
+            json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"})
+        );
+    }
+
+    #[test]
+    fn insert_without_old_image_omits_it() {
+        let record = Record::builder()
+            .event_id("e2")
+            .event_name(OperationType::Insert)
+            .dynamodb(
+                StreamRecord::builder()
+                    .set_keys(Some(HashMap::from([(
+                        "pk".to_owned(),
+                        AttributeValue::S("a".into()),
+                    )])))
+                    .size_bytes(10)
+                    .build(),
+            )
+            .build();
+        let value = lambda_record(&record, ARN, "us-east-1");
+        assert!(value["dynamodb"].get("OldImage").is_none());
+        assert!(value.get("userIdentity").is_none());
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_value(json!({ "Records": [value] })).expect("parses");
+        assert_eq!(event.records[0].event_name, "INSERT");
+        assert_eq!(event.records[0].aws_region, "us-east-1", "falls back to the gateway's region");
+    }
+}

@@ -1,0 +1,546 @@
+//! WebSocket API end to end: real sockets (tokio-tungstenite) against the gateway, the real
+//! socket functions, the Management API and the table-stream fan-out over moto.
+
+use std::time::Duration;
+
+use rill_core::store::StreamStore;
+use rill_core::{Command, time};
+use rill_tests::{Connect, Stack, User};
+use serde_json::{Value, json};
+
+const SOON: Duration = Duration::from_secs(5);
+/// The fan-out batches the table stream for up to a second.
+const BATCHED: Duration = Duration::from_secs(6);
+
+async fn live_stream(stack: &Stack, owner: &User, settings: Value) -> String {
+    let r = owner
+        .post(
+            stack,
+            "/api/streams/create",
+            json!({"channelId":"rt","title":"Realtime","settings":settings}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    stack
+        .store()
+        .await
+        .apply(&id, Command::GoLive, time::now())
+        .await
+        .expect("live");
+    id
+}
+
+async fn viewers(stack: &Stack, id: &str) -> Value {
+    User::anonymous()
+        .get(stack, &format!("/api/streams/{id}/viewers"))
+        .await
+        .body
+}
+
+#[tokio::test]
+async fn joins_and_leaves_are_counted_exactly_and_announced() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut anon = stack.socket(&id, &User::anonymous()).await;
+    assert_eq!(viewers(&stack, &id).await["count"], 1);
+
+    let alice = stack.socket(&id, &User::named("alice")).await;
+    let joined = anon.expect("stream:viewer-joined", SOON).await;
+    assert_eq!(joined["data"]["userId"], "alice");
+    assert_eq!(joined["streamId"], id.as_str());
+    let count = anon.expect("stream:viewer-count", BATCHED).await;
+    assert_eq!(count["data"]["count"], 2);
+    assert_eq!(viewers(&stack, &id).await, json!({"count": 2, "peak": 2}));
+
+    alice.close().await;
+    let left = anon.expect("stream:viewer-left", SOON).await;
+    assert_eq!(left["data"]["userId"], "alice");
+    let count = anon.expect("stream:viewer-count", BATCHED).await;
+    assert_eq!(count["data"]["count"], 1);
+    assert_eq!(viewers(&stack, &id).await, json!({"count": 1, "peak": 2}));
+    let s = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(s.body["stats"]["totalViews"], 2);
+}
+
+#[tokio::test]
+async fn a_chat_message_reaches_every_viewer_and_refusals_reach_only_the_sender() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut alice = stack.socket(&id, &User::named("alice")).await;
+    let mut bob = stack.socket(&id, &User::named("bob")).await;
+    let mut anon = stack.socket(&id, &User::anonymous()).await;
+
+    alice
+        .send_json(json!({"action":"chat","content":"hello everyone"}))
+        .await;
+    for s in [&mut alice, &mut bob, &mut anon] {
+        let m = s.expect("stream:chat-message", SOON).await;
+        assert_eq!(m["data"]["content"], "hello everyone");
+        assert_eq!(m["data"]["authorId"], "alice");
+    }
+    anon.send_json(json!({"action":"chat","content":"let me in"}))
+        .await;
+    let e = anon.expect("error", SOON).await;
+    assert_eq!(e["data"]["code"], "unauthorized");
+    let others = bob.drain(Duration::from_millis(800)).await;
+    assert!(
+        others.iter().all(|f| f["type"] != "stream:chat-message"),
+        "a refusal is not broadcast: {others:?}"
+    );
+    let list = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}/chat"))
+        .await;
+    assert_eq!(list.body["items"].as_array().expect("items").len(), 1);
+}
+
+#[tokio::test]
+async fn bad_frames_get_an_error_frame_on_that_connection_only() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut alice = stack.socket(&id, &User::named("alice")).await;
+    let mut bob = stack.socket(&id, &User::named("bob")).await;
+    let cases = [
+        ("not json".to_owned(), "invalid_json"),
+        (r#"{"action":"dance"}"#.to_owned(), "unknown_action"),
+        (r#"{"action":"chat"}"#.to_owned(), "invalid_frame"),
+        (r#"{"content":"no action"}"#.to_owned(), "invalid_frame"),
+        (
+            json!({"action":"chat","content":"x".repeat(40_000)}).to_string(),
+            "frame_too_large",
+        ),
+        (
+            r#"{"action":"chat","content":""}"#.to_owned(),
+            "validation_failed",
+        ),
+        (
+            json!({"action":"chat","content":"x".repeat(501)}).to_string(),
+            "validation_failed",
+        ),
+        (
+            r#"{"action":"react","emoji":"💩"}"#.to_owned(),
+            "validation_failed",
+        ),
+    ];
+    for (frame, code) in cases {
+        alice.send_text(frame.clone()).await;
+        let e = alice.expect("error", SOON).await;
+        assert_eq!(e["data"]["code"], code, "{}", &frame[..frame.len().min(60)]);
+    }
+    alice.send_json(json!({"action":"ping"})).await;
+    alice.expect("pong", SOON).await;
+    let seen = bob.drain(Duration::from_millis(1500)).await;
+    assert!(
+        seen.iter()
+            .all(|f| f["type"] != "stream:chat-message" && f["type"] != "error"),
+        "{seen:?}"
+    );
+    let list = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}/chat"))
+        .await;
+    assert_eq!(list.body["items"], json!([]), "nothing stored");
+}
+
+#[tokio::test]
+async fn rest_chat_pins_deletes_and_the_end_reach_sockets_through_the_table_stream() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut viewer = stack.socket(&id, &User::anonymous()).await;
+
+    let sent = User::named("alice")
+        .post(
+            &stack,
+            &format!("/api/streams/{id}/chat"),
+            json!({"content":"via REST"}),
+        )
+        .await;
+    let msg_id = sent.body["id"].as_str().expect("id").to_owned();
+    let m = viewer.expect("stream:chat-message", BATCHED).await;
+    assert_eq!(m["data"]["content"], "via REST");
+    assert!(m["data"].get("pk").is_none() && m["data"].get("origin").is_none());
+
+    owner
+        .post(
+            &stack,
+            &format!("/api/streams/{id}/chat/{msg_id}/pin"),
+            json!({}),
+        )
+        .await;
+    let p = viewer.expect("stream:chat-pinned", BATCHED).await;
+    assert_eq!(p["data"]["messageId"], msg_id.as_str());
+    owner
+        .send(
+            &stack,
+            "DELETE",
+            &format!("/api/streams/{id}/chat/{msg_id}"),
+            None,
+        )
+        .await;
+    let d = viewer.expect("stream:chat-deleted", BATCHED).await;
+    assert_eq!(d["data"]["messageId"], msg_id.as_str());
+
+    owner
+        .post(&stack, &format!("/api/streams/{id}/end"), json!({}))
+        .await;
+    let e = viewer.expect("stream:end", BATCHED).await;
+    assert_eq!(e["data"]["stream"]["status"], "ended");
+    assert!(!e.to_string().contains("keyHash"));
+}
+
+#[tokio::test]
+async fn a_stream_going_live_is_announced() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let r = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId":"rt","title":"Soon"}),
+        )
+        .await;
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let mut viewer = stack.socket(&id, &User::anonymous()).await;
+    stack
+        .store()
+        .await
+        .apply(&id, Command::GoLive, time::now())
+        .await
+        .expect("live");
+    let s = viewer.expect("stream:start", BATCHED).await;
+    assert_eq!(s["data"]["stream"]["status"], "live");
+}
+
+#[tokio::test]
+async fn reactions_arrive_in_batches_not_one_frame_each() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut sender = stack.socket(&id, &User::anonymous()).await;
+    let mut watcher = stack.socket(&id, &User::anonymous()).await;
+    for i in 0..30 {
+        let emoji = ["🔥", "👏", "❤️"][i % 3];
+        sender
+            .send_json(json!({"action":"react","emoji":emoji,"positionX":i,"positionY":50}))
+            .await;
+    }
+    let mut total = 0;
+    let mut frames = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while total < 30 && tokio::time::Instant::now() < deadline {
+        let f = watcher.expect("stream:reaction", BATCHED).await;
+        frames += 1;
+        total += f["data"]["total"].as_u64().expect("total");
+        assert!(f["data"]["counts"].is_object() && f["data"]["samples"].is_array());
+    }
+    assert_eq!(total, 30);
+    assert!(frames <= 6, "30 reactions took {frames} frames");
+    let s = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(s.body["stats"]["reactions"], 30);
+}
+
+#[tokio::test]
+async fn moderation_rules_hold_on_sockets() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let bob = User::named("bob");
+    let mut bob_socket = stack.socket(&id, &bob).await;
+
+    // a moderator may ban; a banned user can neither chat nor reconnect
+    assert_eq!(
+        owner
+            .send(
+                &stack,
+                "PUT",
+                &format!("/api/streams/{id}/moderators/mod"),
+                None
+            )
+            .await
+            .status,
+        200
+    );
+    let r = User::named("mod")
+        .send(&stack, "PUT", &format!("/api/streams/{id}/bans/bob"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = User::named("mod")
+        .send(
+            &stack,
+            "PUT",
+            &format!("/api/streams/{id}/bans/owner"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "nobody bans the owner");
+    assert_eq!(
+        User::named("rando")
+            .send(&stack, "PUT", &format!("/api/streams/{id}/bans/x"), None)
+            .await
+            .status,
+        403
+    );
+    bob_socket
+        .send_json(json!({"action":"chat","content":"spam"}))
+        .await;
+    assert_eq!(
+        bob_socket.expect("error", SOON).await["data"]["code"],
+        "banned"
+    );
+    match stack.connect(&id, &bob).await {
+        Connect::Refused(status) => assert_eq!(status, 403),
+        Connect::Open(_) => panic!("a banned user must not reconnect"),
+    }
+    owner
+        .send(
+            &stack,
+            "DELETE",
+            &format!("/api/streams/{id}/bans/bob"),
+            None,
+        )
+        .await;
+    bob_socket
+        .send_json(json!({"action":"chat","content":"sorry"}))
+        .await;
+    bob_socket.expect("stream:chat-message", SOON).await;
+
+    // followers-only chat, membership managed by the channel's owner
+    owner
+        .send(
+            &stack,
+            "PATCH",
+            &format!("/api/streams/{id}"),
+            Some(json!({"settings":{"chatMode":"followers"}})),
+        )
+        .await;
+    let mut carol = stack.socket(&id, &User::named("carol")).await;
+    carol
+        .send_json(json!({"action":"chat","content":"hi"}))
+        .await;
+    assert_eq!(
+        carol.expect("error", SOON).await["data"]["code"],
+        "chat_restricted"
+    );
+    let r = User::named("bob")
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/rt/members/carol",
+            Some(json!({"role":"follower"})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "only the channel owner manages members");
+    let r = owner
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/rt/members/carol",
+            Some(json!({"role":"follower"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    carol
+        .send_json(json!({"action":"chat","content":"hi again"}))
+        .await;
+    carol.expect("stream:chat-message", SOON).await;
+
+    // chat off
+    owner
+        .send(
+            &stack,
+            "PATCH",
+            &format!("/api/streams/{id}"),
+            Some(json!({"settings":{"chatEnabled":false}})),
+        )
+        .await;
+    carol
+        .send_json(json!({"action":"chat","content":"anyone?"}))
+        .await;
+    assert_eq!(
+        carol.expect("error", SOON).await["data"]["code"],
+        "chat_disabled"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_and_slow_mode_hold_per_user() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut dave = stack.socket(&id, &User::named("dave")).await;
+    for i in 0..3 {
+        dave.send_json(json!({"action":"chat","content":format!("burst {i}")}))
+            .await;
+        dave.expect("stream:chat-message", SOON).await;
+    }
+    dave.send_json(json!({"action":"chat","content":"one too many"}))
+        .await;
+    assert_eq!(
+        dave.expect("error", SOON).await["data"]["code"],
+        "rate_limited"
+    );
+    // REST shares the same budget
+    let r = User::named("dave")
+        .post(
+            &stack,
+            &format!("/api/streams/{id}/chat"),
+            json!({"content":"rest too"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"));
+
+    owner
+        .send(
+            &stack,
+            "PATCH",
+            &format!("/api/streams/{id}"),
+            Some(json!({"settings":{"slowModeSeconds":30}})),
+        )
+        .await;
+    let mut erin = stack.socket(&id, &User::named("erin")).await;
+    erin.send_json(json!({"action":"chat","content":"first"}))
+        .await;
+    erin.expect("stream:chat-message", SOON).await;
+    erin.send_json(json!({"action":"chat","content":"second"}))
+        .await;
+    let e = erin.expect("error", SOON).await;
+    assert_eq!(e["data"]["code"], "slow_mode");
+    // the owner is not held back
+    let mut boss = stack.socket(&id, &owner).await;
+    for i in 0..4 {
+        boss.send_json(json!({"action":"chat","content":format!("owner {i}")}))
+            .await;
+        boss.expect("stream:chat-message", SOON).await;
+    }
+}
+
+#[tokio::test]
+async fn questions_are_asked_upvoted_once_and_answered() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut alice = stack.socket(&id, &User::named("alice")).await;
+    let mut viewer = stack.socket(&id, &User::anonymous()).await;
+    alice
+        .send_json(json!({"action":"question","content":"What camera is that?"}))
+        .await;
+    let q = viewer.expect("stream:question", SOON).await;
+    let qid = q["data"]["question"]["id"].as_str().expect("id").to_owned();
+    viewer
+        .send_json(json!({"action":"question","content":"anon?"}))
+        .await;
+    assert_eq!(
+        viewer.expect("error", SOON).await["data"]["code"],
+        "unauthorized"
+    );
+
+    let path = format!("/api/streams/{id}/questions/{qid}");
+    let r = User::named("bob")
+        .post(&stack, &format!("{path}/upvote"), json!({}))
+        .await;
+    assert_eq!((r.status, r.body["upvotes"].as_u64()), (200, Some(1)));
+    let r = User::named("bob")
+        .post(&stack, &format!("{path}/upvote"), json!({}))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "already_voted"));
+    let up = viewer.expect("stream:question", BATCHED).await;
+    assert_eq!(up["data"]["question"]["upvotes"], 1);
+    assert_eq!(
+        User::named("bob")
+            .post(&stack, &format!("{path}/answer"), json!({}))
+            .await
+            .status,
+        403
+    );
+    let r = owner
+        .post(&stack, &format!("{path}/answer"), json!({}))
+        .await;
+    assert_eq!(r.body["answered"], true);
+    let list = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}/questions"))
+        .await;
+    assert_eq!(list.body["items"][0]["answered"], true);
+}
+
+#[tokio::test]
+async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut alice = stack.socket(&id, &User::named("alice")).await;
+    // A socket whose $disconnect never arrived, as after a crash: registered, unreachable.
+    let ghost = rill_core::realtime::Connection {
+        connection_id: "Z2hvc3QtY29ubmVjdGlvbg=".into(),
+        stream_id: id.clone(),
+        user_id: None,
+        display_name: None,
+        connected_at: time::now(),
+    };
+    use rill_core::store::RealtimeStore;
+    stack
+        .store()
+        .await
+        .open_connection(&ghost, time::now() + chrono::Duration::hours(2))
+        .await
+        .expect("ghost");
+    assert_eq!(viewers(&stack, &id).await["count"], 2);
+    alice
+        .send_json(json!({"action":"chat","content":"anyone there?"}))
+        .await;
+    alice.expect("stream:chat-message", SOON).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        viewers(&stack, &id).await["count"],
+        1,
+        "the 410 pruned the ghost and counted it out"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_who_reconnects_is_counted_once_and_keeps_receiving() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let first = stack.socket(&id, &User::named("alice")).await;
+    first.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = stack.socket(&id, &User::named("alice")).await;
+    assert_eq!(viewers(&stack, &id).await["count"], 1);
+    User::named("bob")
+        .post(
+            &stack,
+            &format!("/api/streams/{id}/chat"),
+            json!({"content":"welcome back"}),
+        )
+        .await;
+    assert_eq!(
+        again.expect("stream:chat-message", BATCHED).await["data"]["content"],
+        "welcome back"
+    );
+    match stack
+        .connect(&rill_core::ids::new_id(), &User::anonymous())
+        .await
+    {
+        Connect::Refused(status) => assert_eq!(status, 404),
+        Connect::Open(_) => panic!("unknown streams refuse sockets"),
+    }
+    match stack
+        .connect(
+            &id,
+            &User {
+                token: Some("bad.token".into()),
+            },
+        )
+        .await
+    {
+        Connect::Refused(status) => assert_eq!(status, 401),
+        Connect::Open(_) => panic!("a bad token refuses the socket"),
+    }
+}

@@ -64,11 +64,102 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
             rill_tests::bin_dir().join(f).exists(),
             "binary {f} is built"
         );
+        let triggered = routes.iter().any(|(name, _, _)| name == f)
+            || ws_routes().values().any(|name| name == f)
+            || stream_consumers().contains(f);
         assert!(
-            routes.iter().any(|(name, _, _)| name == f),
-            "{f} has at least one route"
+            triggered,
+            "{f} has a route, a socket route or a table-stream event"
         );
     }
+}
+
+/// The resource named in a `!Sub` string (`${Name}` or `${Name.Arn}`).
+fn sub_ref(v: &Yaml) -> Option<String> {
+    let text = match v {
+        Yaml::Tagged(t) => t.value.as_str()?.to_owned(),
+        other => other.as_str()?.to_owned(),
+    };
+    // Pseudo parameters (${AWS::Region}) are not resources.
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .find(|name| !name.starts_with("AWS::"))
+        .map(|name| name.trim_end_matches(".Arn").to_owned())
+}
+
+/// WebSocket route key -> function name, following Route -> Integration -> Function.
+fn ws_routes() -> std::collections::BTreeMap<String, String> {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let by_id = |id: &str| resources.get(Yaml::from(id)).cloned().unwrap_or(Yaml::Null);
+    let mut out = std::collections::BTreeMap::new();
+    for (_, r) in resources {
+        if r["Type"].as_str() != Some("AWS::ApiGatewayV2::Route") {
+            continue;
+        }
+        let key = r["Properties"]["RouteKey"]
+            .as_str()
+            .expect("RouteKey")
+            .to_owned();
+        let integration = by_id(&sub_ref(&r["Properties"]["Target"]).expect("Target reference"));
+        let function = by_id(
+            &sub_ref(&integration["Properties"]["IntegrationUri"]).expect("function reference"),
+        );
+        let name = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary")
+            .to_owned();
+        out.insert(key, name);
+    }
+    out
+}
+
+/// Functions fed by the table's stream.
+fn stream_consumers() -> BTreeSet<String> {
+    let t = template();
+    let mut out = BTreeSet::new();
+    for (_, r) in t["Resources"].as_mapping().expect("Resources") {
+        let events = r["Properties"]["Events"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        if events
+            .values()
+            .any(|e| e["Type"].as_str() == Some("DynamoDB"))
+        {
+            out.insert(
+                r["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .expect("Binary")
+                    .to_owned(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn the_websocket_api_routes_every_action_to_its_function() {
+    let routes = ws_routes();
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("$connect", "ws-connect"),
+        ("$disconnect", "ws-disconnect"),
+        ("$default", "ws-default"),
+        ("chat", "ws-chat"),
+        ("react", "ws-react"),
+        ("question", "ws-question"),
+        ("heartbeat", "ws-heartbeat"),
+        ("ping", "ws-ping"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(routes, expected);
+    assert_eq!(
+        stream_consumers(),
+        BTreeSet::from(["events-fanout".to_owned()])
+    );
 }
 
 #[test]

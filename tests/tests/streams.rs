@@ -792,3 +792,61 @@ async fn viewers_reports_the_counter() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["count"], 0);
 }
+
+#[tokio::test]
+async fn a_channel_belongs_to_the_owner_of_its_first_stream() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    create(&stack, &owner, json!({"channelId":"mine","title":"First"})).await;
+    let before = stack.scan_all().await.len();
+    let r = User::named("squatter")
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId":"mine","title":"Mine now"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    assert_eq!(
+        stack.scan_all().await.len(),
+        before,
+        "the refused create wrote nothing"
+    );
+    create(&stack, &owner, json!({"channelId":"mine","title":"Second"})).await;
+    let r = User::named("squatter")
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/mine/members/friend",
+            Some(json!({"role":"subscriber"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "not_owner"));
+    let r = owner
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/nobody-has-this/members/friend",
+            Some(json!({"role":"subscriber"})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = owner
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/mine/members/friend",
+            Some(json!({"role":"vip"})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = owner
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/mine/members/bad%20id",
+            Some(json!({"role":"follower"})),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+}

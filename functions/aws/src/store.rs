@@ -362,27 +362,33 @@ impl DynamoStore {
 impl StreamStore for DynamoStore {
     async fn create_stream(&self, stream: &Stream, key: &KeyHash) -> Result<(), StoreError> {
         let item = to_item(&StreamItem::new(stream, key))?;
-        let put = self
-            .db
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(StoreError::Conflict {
-                        current: None,
-                        command: None,
-                    })
-                } else {
-                    Err(unavailable("create stream", e))
-                }
-            }
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // The first stream on a channel claims it for its owner; nobody else may stream
+        // (or manage its members) there afterwards.
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("CHANNEL#{}", stream.channel_id)))
+            .key("sk", s("META"))
+            .update_expression("SET ownerId = if_not_exists(ownerId, :owner), entity = :entity ADD streamCount :one")
+            .condition_expression("attribute_not_exists(ownerId) OR ownerId = :owner")
+            .expression_attribute_values(":owner", s(&stream.owner_id))
+            .expression_attribute_values(":entity", s("channel"))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(claim).build(),
+        ];
+        match self.transact(items, "create stream").await {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(StoreError::Forbidden("the channel belongs to another user")),
         }
     }
 

@@ -26,7 +26,7 @@
 //!   from `LATEST`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,14 +76,13 @@ struct Counters {
     skipped_batches: AtomicU64,
     skipped_records: AtomicU64,
     last_lag_ms: AtomicU64,
-    has_lag: std::sync::atomic::AtomicBool,
+    has_lag: AtomicBool,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Status {
     state: &'static str,
     stream_arn: Option<String>,
-    shards: usize,
 }
 
 /// One function's mapping from one stream.
@@ -93,6 +92,9 @@ struct Mapping {
     source: StreamSource,
     counters: Counters,
     status: Mutex<Status>,
+    /// Shard readers holding an iterator: once this is non-zero, a record written now is
+    /// delivered even from `LATEST`.
+    reading_shards: AtomicUsize,
 }
 
 impl Mapping {
@@ -109,7 +111,7 @@ impl Mapping {
             event: self.source.event_id.clone(),
             state: status.state,
             stream_arn: status.stream_arn,
-            shards: status.shards,
+            shards: self.reading_shards.load(Ordering::Relaxed),
             batch_size: self.source.batch_size,
             maximum_batching_window_ms: u64::try_from(self.source.max_batching_window.as_millis())
                 .unwrap_or(u64::MAX),
@@ -120,10 +122,7 @@ impl Mapping {
             retries: n(&c.retries),
             skipped_batches: n(&c.skipped_batches),
             skipped_records: n(&c.skipped_records),
-            last_lag_ms: c
-                .has_lag
-                .load(Ordering::Relaxed)
-                .then(|| n(&c.last_lag_ms)),
+            last_lag_ms: c.has_lag.load(Ordering::Relaxed).then(|| n(&c.last_lag_ms)),
         }
     }
 }
@@ -141,7 +140,8 @@ pub struct MappingStats {
     /// `starting`, `waiting_for_table`, `no_stream`, `polling`, `disabled`, `stopped`.
     pub state: &'static str,
     pub stream_arn: Option<String>,
-    /// Shards being read.
+    /// Shards being read (an iterator is held): records written from now on will be
+    /// delivered.
     pub shards: usize,
     pub batch_size: usize,
     pub maximum_batching_window_ms: u64,
@@ -259,6 +259,7 @@ fn mappings_of(functions: &[FunctionSpec]) -> Vec<Arc<Mapping>> {
                         state: "starting",
                         ..Status::default()
                     }),
+                    reading_shards: AtomicUsize::new(0),
                 })
             })
         })
@@ -267,10 +268,11 @@ fn mappings_of(functions: &[FunctionSpec]) -> Vec<Arc<Mapping>> {
 
 /// Sleeps unless told to stop; returns false when stopping.
 async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
-    tokio::select! {
-        _ = stop.wait_for(|s| *s) => false,
-        () = tokio::time::sleep(duration) => !*stop.borrow(),
-    }
+    let stopped = tokio::select! {
+        _ = stop.wait_for(|s| *s) => true,
+        () = tokio::time::sleep(duration) => false,
+    };
+    !stopped && !*stop.borrow()
 }
 
 #[derive(Debug, Clone)]
@@ -400,8 +402,6 @@ impl Poller {
                         shards.insert(shard_id, ShardTask { done, handle });
                     }
                     first_listing = false;
-                    lock(&self.mapping.status).shards =
-                        shards.values().filter(|t| !*t.done.borrow()).count();
                 }
                 Err(message) => {
                     debug!(mapping = %self.label(), %message, "cannot list shards");
@@ -457,6 +457,23 @@ impl Poller {
     }
 }
 
+/// Counts a shard reader in [`Mapping::reading_shards`] while it lives.
+#[derive(Debug)]
+struct ReadingGuard(Arc<Mapping>);
+
+impl ReadingGuard {
+    fn new(mapping: &Arc<Mapping>) -> Self {
+        mapping.reading_shards.fetch_add(1, Ordering::Relaxed);
+        Self(mapping.clone())
+    }
+}
+
+impl Drop for ReadingGuard {
+    fn drop(&mut self) {
+        self.0.reading_shards.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug)]
 struct ShardReader {
     poller: Poller,
@@ -508,6 +525,7 @@ impl ShardReader {
         let Some(mut iterator) = self.iterator(&initial, None).await else {
             return;
         };
+        let _reading = ReadingGuard::new(&self.poller.mapping);
         let mut batch = Batch::default();
         let mut last_records_at = Instant::now();
         let mut warned = false;
@@ -515,7 +533,10 @@ impl ShardReader {
             if *self.poller.stop.borrow() {
                 return;
             }
-            let want = source.batch_size.saturating_sub(batch.records.len()).clamp(1, GET_RECORDS_LIMIT);
+            let want = source
+                .batch_size
+                .saturating_sub(batch.records.len())
+                .clamp(1, GET_RECORDS_LIMIT);
             let response = self
                 .poller
                 .streams
@@ -527,13 +548,19 @@ impl ShardReader {
             let (records, next) = match response {
                 Ok(r) => {
                     warned = false;
-                    (r.records().to_vec(), r.next_shard_iterator().map(str::to_owned))
+                    (
+                        r.records().to_vec(),
+                        r.next_shard_iterator().map(str::to_owned),
+                    )
                 }
                 Err(e) => {
                     let e = e.into_service_error();
                     let renewed = if e.is_expired_iterator_exception() {
                         match &last_sequence {
-                            Some(seq) => self.iterator(&ShardIteratorType::AfterSequenceNumber, Some(seq)).await,
+                            Some(seq) => {
+                                self.iterator(&ShardIteratorType::AfterSequenceNumber, Some(seq))
+                                    .await
+                            }
                             None => self.iterator(&initial, None).await,
                         }
                     } else if e.is_trimmed_data_access_exception() {
@@ -569,7 +596,10 @@ impl ShardReader {
                     .dynamodb()
                     .and_then(|d| d.approximate_creation_date_time())
                     .and_then(|t| t.to_millis().ok());
-                batch.push(lambda_record(record, &self.stream_arn, &self.poller.settings.region), created_ms);
+                batch.push(
+                    lambda_record(record, &self.stream_arn, &self.poller.settings.region),
+                    created_ms,
+                );
             }
             if got > 0 {
                 last_records_at = Instant::now();
@@ -810,7 +840,10 @@ mod tests {
         image.insert("b".into(), AttributeValue::B(Blob::new(vec![0, 1, 0xff])));
         image.insert("ok".into(), AttributeValue::Bool(true));
         image.insert("none".into(), AttributeValue::Null(true));
-        image.insert("tags".into(), AttributeValue::Ss(vec!["a".into(), "b".into()]));
+        image.insert(
+            "tags".into(),
+            AttributeValue::Ss(vec!["a".into(), "b".into()]),
+        );
         image.insert("nums".into(), AttributeValue::Ns(vec!["1".into()]));
         image.insert("bins".into(), AttributeValue::Bs(vec![Blob::new(vec![7])]));
         image.insert(
@@ -852,13 +885,15 @@ mod tests {
             .build()
     }
 
-    const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/rill/stream/2024-01-01T00:00:00.000";
+    const ARN: &str =
+        "arn:aws:dynamodb:us-east-1:123456789012:table/rill/stream/2024-01-01T00:00:00.000";
 
     #[test]
     fn records_deserialize_as_lambda_dynamodb_events() {
         let record = lambda_record(&sample_record(), ARN, "eu-west-1");
         let event: aws_lambda_events::event::dynamodb::Event =
-            serde_json::from_value(json!({ "Records": [record] })).expect("a Lambda DynamoDB event");
+            serde_json::from_value(json!({ "Records": [record] }))
+                .expect("a Lambda DynamoDB event");
         let r = &event.records[0];
         assert_eq!(r.event_id, "e1");
         assert_eq!(r.event_name, "MODIFY");
@@ -895,12 +930,24 @@ mod tests {
     #[test]
     fn record_json_matches_the_lambda_fixture_layout() {
         let record = lambda_record(&sample_record(), ARN, "us-east-1");
-        assert_eq!(record["dynamodb"]["ApproximateCreationDateTime"], 1_700_000_000);
+        assert_eq!(
+            record["dynamodb"]["ApproximateCreationDateTime"],
+            1_700_000_000
+        );
         assert_eq!(record["dynamodb"]["Keys"]["pk"], json!({"S": "STREAM#s1"}));
         assert_eq!(record["dynamodb"]["NewImage"]["b"], json!({"B": "AAH/"}));
-        assert_eq!(record["dynamodb"]["NewImage"]["none"], json!({"NULL": true}));
-        assert_eq!(record["dynamodb"]["NewImage"]["bins"], json!({"BS": ["Bw=="]}));
-        assert_eq!(record["dynamodb"]["NewImage"]["map"], json!({"M": {"inner": {"N": "1"}}}));
+        assert_eq!(
+            record["dynamodb"]["NewImage"]["none"],
+            json!({"NULL": true})
+        );
+        assert_eq!(
+            record["dynamodb"]["NewImage"]["bins"],
+            json!({"BS": ["Bw=="]})
+        );
+        assert_eq!(
+            record["dynamodb"]["NewImage"]["map"],
+            json!({"M": {"inner": {"N": "1"}}})
+        );
         assert_eq!(record["dynamodb"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
         assert_eq!(
             record["userIdentity"],
@@ -929,6 +976,9 @@ mod tests {
         let event: aws_lambda_events::event::dynamodb::Event =
             serde_json::from_value(json!({ "Records": [value] })).expect("parses");
         assert_eq!(event.records[0].event_name, "INSERT");
-        assert_eq!(event.records[0].aws_region, "us-east-1", "falls back to the gateway's region");
+        assert_eq!(
+            event.records[0].aws_region, "us-east-1",
+            "falls back to the gateway's region"
+        );
     }
 }

@@ -289,7 +289,7 @@ async fn invoke(app: &AppState, route: crate::routes::RouteMatch, req: Request) 
 fn outcome_response(function: &str, outcome: Outcome) -> Response {
     match parse_outcome(function, outcome) {
         Ok(response) => into_http(response),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -298,7 +298,7 @@ fn outcome_response(function: &str, outcome: Outcome) -> Response {
 pub(crate) fn parse_outcome(
     function: &str,
     outcome: Outcome,
-) -> Result<FunctionResponse, Response> {
+) -> Result<FunctionResponse, Box<Response>> {
     let parsed = match outcome {
         Outcome::Response(payload) => event::parse_response(&payload),
         Outcome::Streamed { prelude, body } => {
@@ -312,20 +312,20 @@ pub(crate) fn parse_outcome(
         Outcome::Error { error_type, .. } => {
             // Already logged with the function's message; the client learns nothing more.
             debug!(function, %error_type, "answering function error");
-            return Err(error_response(
+            return Err(Box::new(error_response(
                 StatusCode::BAD_GATEWAY,
                 "function_error",
                 "the function failed to handle the request",
-            ));
+            )));
         }
     };
     parsed.map_err(|problem| {
         warn!(function, %problem, "invalid function response");
-        error_response(
+        Box::new(error_response(
             StatusCode::BAD_GATEWAY,
             "invalid_function_response",
             "the function returned an invalid response",
-        )
+        ))
     })
 }
 

@@ -1,8 +1,11 @@
-//! rill-gateway: a local stand-in for AWS API Gateway (HTTP API, payload v2.0) and Lambda,
-//! so the real function binaries of `rill-api` run unchanged on a laptop.
+//! rill-gateway: a local stand-in for AWS API Gateway (HTTP API payload v2.0, WebSocket
+//! API, the `@connections` Management API) and Lambda (invocations, and DynamoDB stream
+//! event source mappings), so the real function binaries of `rill-api` run unchanged on a
+//! laptop.
 //!
-//! - [`template`]: functions and routes from `infra/template.yaml`, the single source of
-//!   truth; the gateway has no route table of its own.
+//! - [`template`]: functions, HTTP routes, WebSocket routes and stream triggers from
+//!   `infra/template.yaml`, the single source of truth; the gateway has no route table of
+//!   its own.
 //! - [`routes`]: API Gateway route selection (literal > `{param}` > `{greedy+}`).
 //! - [`event`]: the v2.0 request event and response parsing, as `lambda_http` expects them.
 //! - [`pool`]: function instances (child processes), one invocation each at a time, warm
@@ -10,25 +13,42 @@
 //! - [`runtime_api`]: the Lambda Runtime API each instance polls, one listener per instance.
 //! - [`http_api`]: the client-facing server: API, `/hls/*` from S3 (CDN stand-in), the web
 //!   app's static files, CORS, and the local debug endpoints.
+//! - [`websocket`] and [`websocket_event`]: `/ws`, with `$connect` before the handshake,
+//!   route selection on `action`, in-order invocations per connection, idle and age limits
+//!   and `$disconnect` whatever ends the socket.
+//! - [`management`]: `POST/GET/DELETE /@connections/{id}` for
+//!   `aws-sdk-apigatewaymanagement`, with 410 `GoneException` for closed connections.
+//! - [`event_source`]: polls the table's DynamoDB stream (moto) and invokes the `Type:
+//!   DynamoDB` functions with Lambda's batches, retries and ordering.
 //!
 //! Invariants:
 //! - The gateway never authenticates and never sets `requestContext.authorizer`: functions
 //!   verify Bearer tokens themselves, so no client input can become claims.
-//! - It refuses to start unless every function of the template has an executable.
-//! - It binds 127.0.0.1 only: `/_gateway/stats` and `/_gateway/reset` are unauthenticated
-//!   debug endpoints for local benchmarks and must not be reachable from elsewhere.
-//! - On shutdown it stops accepting, lets in-flight requests finish for a grace period,
-//!   then kills every function instance; no child outlives it (children also have
-//!   `kill_on_drop`, and lose their Runtime API when the gateway dies).
+//! - It refuses to start unless every function of the template has an executable, and
+//!   unless every WebSocket route of the template resolves to a function.
+//! - It binds 127.0.0.1 only: `/_gateway/stats`, `/_gateway/reset` and `/@connections`
+//!   are unauthenticated and must not be reachable from elsewhere.
+//! - Functions get `WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port>` unless the gateway's
+//!   environment sets it, so `PostToConnection` reaches this gateway even on a random port.
+//! - On shutdown it closes the WebSockets (running `$disconnect`) and stops the stream
+//!   pollers while the server still answers `@connections`, then stops accepting, lets
+//!   in-flight requests finish for a grace period, then kills every function instance; no
+//!   child outlives it (children also have `kill_on_drop`, and lose their Runtime API when
+//!   the gateway dies).
 
 pub mod config;
 pub mod event;
+pub mod event_source;
 pub mod http_api;
+pub mod management;
 pub mod pool;
 pub mod routes;
 pub mod runtime_api;
 pub mod template;
+pub mod websocket;
+pub mod websocket_event;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -40,7 +60,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 pub use config::Config;
-pub use template::{FunctionSpec, HttpRoute, load_functions};
+pub use template::{FunctionSpec, HttpRoute, Template, load_functions, load_template};
 
 /// How long in-flight requests may run after a shutdown signal before instances are killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -91,7 +111,8 @@ fn is_executable(path: &Path) -> bool {
 
 /// Runs the gateway until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
-    let functions = load_functions(&config.template)?;
+    let template = load_template(&config.template)?;
+    let functions = template.functions;
     let missing = missing_binaries(&functions, &config.functions_dir);
     if !missing.is_empty() {
         return Err(GatewayError::MissingBinaries {
@@ -105,8 +126,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .flat_map(|f| f.routes.iter().map(move |r| (f.name.as_str(), r))),
     )?;
     for f in &functions {
-        if f.routes.is_empty() {
-            warn!(function = %f.name, "function has no HTTP route");
+        let on_websocket = template
+            .websocket
+            .as_ref()
+            .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
+        if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
+            warn!(function = %f.name, "function has no HTTP route, WebSocket route or stream trigger");
         }
     }
 
@@ -138,11 +163,41 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?
         .port();
 
+    let default_env = BTreeMap::from([(
+        "WS_MANAGEMENT_ENDPOINT".to_owned(),
+        format!("http://127.0.0.1:{port}"),
+    )]);
     let pool = Arc::new(pool::Pool::new(
         &functions,
         &config.functions_dir,
         config.max_instances,
+        default_env,
     ));
+    let websocket_routes = template
+        .websocket
+        .as_ref()
+        .map_or(0, |api| api.routes.len());
+    let hub = template.websocket.map(|api| {
+        Arc::new(websocket::Hub::new(
+            api,
+            pool.clone(),
+            config.websocket,
+            port,
+        ))
+    });
+    let event_sources = Arc::new(if config.stream_poller {
+        event_source::EventSources::start(
+            &functions,
+            pool.clone(),
+            &sdk,
+            event_source::StreamSettings {
+                table_name: settings.table_name.clone(),
+                region: settings.region.clone(),
+            },
+        )
+    } else {
+        event_source::EventSources::disabled(&functions)
+    });
     let state = Arc::new(http_api::AppState {
         routes: route_table,
         pool: pool.clone(),
@@ -152,6 +207,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             bucket: settings.bucket_name.clone(),
         },
         local_port: port,
+        websocket: hub.clone(),
+        event_sources: event_sources.clone(),
     });
     let app = http_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -162,6 +219,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         template = %config.template.display(),
         static_dir = %config.static_dir.display(),
         max_instances = config.max_instances,
+        websocket_routes,
+        stream_mappings = event_sources.stats().len(),
+        stream_poller = config.stream_poller,
         "gateway started"
     );
     // The test harness reads this exact line to learn the port.
@@ -179,8 +239,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .await
     });
 
+    let stop_realtime = || async {
+        let hub = hub.clone();
+        let ws = async move {
+            if let Some(hub) = hub {
+                hub.shutdown(SHUTDOWN_GRACE).await;
+            }
+        };
+        tokio::join!(ws, event_sources.shutdown(SHUTDOWN_GRACE));
+    };
+
     tokio::select! {
         result = &mut server => {
+            stop_realtime().await;
             pool.shutdown().await;
             return match result {
                 Ok(Ok(())) => Ok(()),
@@ -191,6 +262,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         () = shutdown => {}
     }
 
+    // WebSockets ($disconnect) and stream batches first, while the server still answers
+    // the @connections calls those functions make.
+    info!("shutting down: closing WebSockets and stream pollers");
+    stop_realtime().await;
     info!("shutting down: no new connections");
     stop.notify_one();
     if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)

@@ -127,7 +127,11 @@ impl CloseCause {
     }
 
     fn shutdown() -> Self {
-        Self::new(CloseKind::Graceful, 1001, "Going away: gateway shutting down")
+        Self::new(
+            CloseKind::Graceful,
+            1001,
+            "Going away: gateway shutting down",
+        )
     }
 }
 
@@ -446,7 +450,7 @@ impl Hub {
             let outcome = self.invoke(function, &event).await;
             let parsed = match outcome {
                 Ok(outcome) => http_api::parse_outcome(function, outcome),
-                Err(e) => Err(http_api::invoke_error_response(function, &e)),
+                Err(e) => Err(Box::new(http_api::invoke_error_response(function, &e))),
             };
             match parsed {
                 Ok(response) if response.status.is_success() => {
@@ -464,7 +468,7 @@ impl Hub {
                     self.counters
                         .connect_refused
                         .fetch_add(1, Ordering::Relaxed);
-                    return response;
+                    return *response;
                 }
             }
         }
@@ -642,7 +646,11 @@ impl Hub {
         self.live.send_modify(|n| *n = n.saturating_sub(1));
     }
 
-    async fn invoke_loop(self: Arc<Self>, conn: Arc<Connection>, mut inbound: mpsc::Receiver<Frame>) {
+    async fn invoke_loop(
+        self: Arc<Self>,
+        conn: Arc<Connection>,
+        mut inbound: mpsc::Receiver<Frame>,
+    ) {
         while let Some(frame) = inbound.recv().await {
             let mut parsed = None;
             let selected = wse::selection_key(&frame, &self.api.selection_path, &mut parsed)
@@ -675,7 +683,11 @@ impl Hub {
         }
     }
 
-    async fn invoke(&self, function: &str, event: &serde_json::Value) -> Result<Outcome, InvokeError> {
+    async fn invoke(
+        &self,
+        function: &str,
+        event: &serde_json::Value,
+    ) -> Result<Outcome, InvokeError> {
         let Some(pool) = self.pool.function(function) else {
             // Routes and the pool come from the same template.
             return Err(InvokeError::SpawnFailed(format!("no function {function}")));

@@ -221,7 +221,11 @@ fn form_decode(s: &str) -> String {
 /// Route selection for `$request.body.<path>`: the string at `path` of a JSON object
 /// frame. Anything else (binary, not JSON, not an object, no such string) selects nothing,
 /// and the caller falls back to `$default`.
-pub fn selection_key<'a>(frame: &Frame, path: &[String], parsed: &'a mut Option<Value>) -> Option<&'a str> {
+pub fn selection_key<'a>(
+    frame: &Frame,
+    path: &[String],
+    parsed: &'a mut Option<Value>,
+) -> Option<&'a str> {
     let Frame::Text(text) = frame else {
         return None;
     };
@@ -321,11 +325,18 @@ mod tests {
         assert_eq!(ctx.apiid.as_deref(), Some("local"));
         assert_eq!(ctx.identity.source_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(ctx.identity.user_agent.as_deref(), Some("test-agent"));
-        assert_eq!(ctx.request_time.as_deref(), Some("14/Nov/2023:22:13:25 +0000"));
+        assert_eq!(
+            ctx.request_time.as_deref(),
+            Some("14/Nov/2023:22:13:25 +0000")
+        );
         assert!(ctx.authorizer.fields.is_empty());
         assert_eq!(req.query_string_parameters.first("streamId"), Some("s 1"));
         assert_eq!(req.query_string_parameters.first("token"), Some("a.b.c"));
-        assert_eq!(req.query_string_parameters.first("x"), Some("2"), "last value");
+        assert_eq!(
+            req.query_string_parameters.first("x"),
+            Some("2"),
+            "last value"
+        );
         assert_eq!(
             req.multi_value_query_string_parameters.all("x"),
             Some(vec!["1", "2"])
@@ -349,7 +360,14 @@ mod tests {
     #[test]
     fn message_events_carry_text_or_base64_bodies() {
         let text = Frame::Text(r#"{"action":"chat","content":"hi"}"#.into());
-        let req = parse(&message_event(&context(), "chat", &text, "r=", "m1=", now()));
+        let req = parse(&message_event(
+            &context(),
+            "chat",
+            &text,
+            "r=",
+            "m1=",
+            now(),
+        ));
         let ctx = &req.request_context;
         assert_eq!(ctx.event_type.as_deref(), Some("MESSAGE"));
         assert_eq!(ctx.route_key.as_deref(), Some("chat"));
@@ -362,7 +380,14 @@ mod tests {
         assert!(!req.is_base64_encoded);
 
         let binary = Frame::Binary(vec![0xff, 0, 1]);
-        let req = parse(&message_event(&context(), "$default", &binary, "r=", "m2=", now()));
+        let req = parse(&message_event(
+            &context(),
+            "$default",
+            &binary,
+            "r=",
+            "m2=",
+            now(),
+        ));
         assert!(req.is_base64_encoded);
         assert_eq!(req.body.as_deref(), Some("/wAB"));
     }
@@ -395,7 +420,10 @@ mod tests {
             let mut parsed = None;
             selection_key(&frame, &path, &mut parsed).map(str::to_owned)
         };
-        assert_eq!(key(Frame::Text(r#"{"action":"chat"}"#.into())).as_deref(), Some("chat"));
+        assert_eq!(
+            key(Frame::Text(r#"{"action":"chat"}"#.into())).as_deref(),
+            Some("chat")
+        );
         assert_eq!(key(Frame::Text(r#"{"action":1}"#.into())), None);
         assert_eq!(key(Frame::Text(r#"["action"]"#.into())), None);
         assert_eq!(key(Frame::Text("not json".into())), None);
@@ -409,9 +437,12 @@ mod tests {
 
     #[test]
     fn error_frame_has_the_product_shape() {
-        let frame: Value =
-            serde_json::from_str(&error_frame("frame_too_large", "frames are limited to 32 KiB", now()))
-                .expect("json");
+        let frame: Value = serde_json::from_str(&error_frame(
+            "frame_too_large",
+            "frames are limited to 32 KiB",
+            now(),
+        ))
+        .expect("json");
         assert_eq!(
             frame,
             json!({"type": "error", "data": {"code": "frame_too_large", "message": "frames are limited to 32 KiB"}, "ts": 1_700_000_005_000_i64})

@@ -1,14 +1,13 @@
 //! Drives the real `rill-gateway` binary with the `echo` example as the function: the
 //! Runtime API protocol end to end, warm reuse, timeouts, crashes, limits, CORS, the debug
-//! endpoints and shutdown. Blocking std I/O on purpose: the client side needs nothing more.
+//! endpoints and shutdown. The harness is in `common/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{Gateway, examples_dir, request, temp_dir};
 use serde_json::Value;
 
 const TEMPLATE: &str = r#"
@@ -49,191 +48,9 @@ Resources:
           Properties: { Method: GET, Path: /crash, ApiId: !Ref HttpApi }
 "#;
 
-/// Where cargo put the examples of this package. `cargo test` builds them, except when
-/// targets are filtered (`--test gateway`): then build it with `--example echo`.
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/..")
-        .join("examples");
-    assert!(
-        dir.join("echo").is_file(),
-        "{}/echo is missing: run `cargo test -p rill-gateway` (builds examples) or \
-         `cargo build -p rill-gateway --example echo`",
-        dir.display()
-    );
-    dir
-}
-
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "rill-gateway-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
-
-struct Gateway {
-    child: Child,
-    port: u16,
-}
-
 impl Gateway {
-    fn start(template: &str, functions_dir: &Path, extra: &[(&str, &str)]) -> Result<Self, String> {
-        let dir = temp_dir();
-        let template_path = dir.join("template.yaml");
-        std::fs::write(&template_path, template).expect("write template");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rill-gateway"));
-        cmd.args(["--port", "0", "--template"])
-            .arg(&template_path)
-            .arg("--functions-dir")
-            .arg(functions_dir)
-            .arg("--static-dir")
-            .arg(dir.join("no-web-app"))
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("RUST_LOG", "warn")
-            .env_remove("PORT")
-            .env_remove("GATEWAY_INIT_RESOURCES")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn rill-gateway");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let Some(port) = line
-            .trim_end()
-            .strip_prefix("rill-gateway listening on http://127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-        else {
-            let status = child.wait().expect("wait");
-            return Err(format!(
-                "gateway did not start ({status}); stdout: {line:?}"
-            ));
-        };
-        Ok(Self { child, port })
-    }
-
     fn echo(extra: &[(&str, &str)]) -> Self {
-        Self::start(TEMPLATE, &examples_dir(), extra).expect("gateway starts")
-    }
-
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        request(self.port, method, path, headers, body)
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        self.request("GET", path, &[], b"")
-    }
-
-    fn stats(&self) -> Value {
-        self.get("/_gateway/stats").json()
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn error_code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    let mut has_length = false;
-    for (k, v) in headers {
-        has_length |= k.eq_ignore_ascii_case("content-length");
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !has_length && !body.is_empty() {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write head");
-    // The server may answer (413) without reading a body it refuses.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
+        Self::start(TEMPLATE, &examples_dir(&["echo"]), extra).expect("gateway starts")
     }
 }
 

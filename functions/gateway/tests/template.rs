@@ -1,13 +1,17 @@
-//! The repository's own template: it parses, its routes do not conflict, and the routes the
-//! API depends on resolve to the intended functions.
+//! The repository's own template: it parses, its routes do not conflict, the routes the
+//! API depends on resolve to the intended functions, every WebSocket route's chain
+//! resolves, and the fan-out function is fed by the table's stream.
 
 use std::path::Path;
 
-use rill_gateway::routes::{Lookup, Router};
+use std::time::Duration;
 
-fn repo_functions() -> Vec<rill_gateway::FunctionSpec> {
+use rill_gateway::routes::{Lookup, Router};
+use rill_gateway::template::{StartingPosition, StreamRef};
+
+fn repo_template() -> rill_gateway::Template {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
-    rill_gateway::load_functions(&path).expect("infra/template.yaml parses")
+    rill_gateway::load_template(&path).expect("infra/template.yaml parses")
 }
 
 fn function_for(router: &Router, method: &str, path: &str) -> String {
@@ -19,12 +23,18 @@ fn function_for(router: &Router, method: &str, path: &str) -> String {
 
 #[test]
 fn repository_template_routes_compile_and_resolve() {
-    let functions = repo_functions();
+    let template = repo_template();
+    let functions = template.functions;
     assert!(!functions.is_empty());
+    let websocket = template
+        .websocket
+        .expect("the template has a WebSocket API");
     for f in &functions {
         assert!(
-            !f.routes.is_empty() || !f.other_events.is_empty(),
-            "{} has no events",
+            !f.routes.is_empty()
+                || !f.stream_sources.is_empty()
+                || websocket.routes.iter().any(|r| r.function == f.name),
+            "{} is not reachable: no HTTP route, WebSocket route or stream trigger",
             f.name
         );
     }
@@ -46,4 +56,43 @@ fn repository_template_routes_compile_and_resolve() {
         function_for(&router, "POST", "/api/streams/create"),
         "streams-create"
     );
+}
+
+#[test]
+fn repository_template_websocket_routes_resolve_to_their_functions() {
+    let websocket = repo_template()
+        .websocket
+        .expect("the template has a WebSocket API");
+    assert_eq!(websocket.selection_path, ["action"]);
+    assert_eq!(websocket.stage, "live");
+    for (route, function) in [
+        ("$connect", "ws-connect"),
+        ("$disconnect", "ws-disconnect"),
+        ("$default", "ws-default"),
+        ("chat", "ws-chat"),
+        ("react", "ws-react"),
+        ("question", "ws-question"),
+        ("heartbeat", "ws-heartbeat"),
+        ("ping", "ws-ping"),
+    ] {
+        assert_eq!(websocket.function_for(route), Some(function), "{route}");
+    }
+}
+
+#[test]
+fn repository_template_feeds_events_fanout_from_the_table_stream() {
+    let functions = repo_template().functions;
+    let fanout = functions
+        .iter()
+        .find(|f| f.name == "events-fanout")
+        .expect("events-fanout");
+    let [source] = fanout.stream_sources.as_slice() else {
+        panic!("one stream source: {:?}", fanout.stream_sources);
+    };
+    assert_eq!(source.stream, StreamRef::Table("StreamsTable".into()));
+    assert_eq!(source.starting_position, StartingPosition::Latest);
+    assert_eq!(source.batch_size, 1000);
+    assert_eq!(source.max_batching_window, Duration::from_secs(1));
+    assert_eq!(source.max_retry_attempts, Some(3));
+    assert!(source.enabled);
 }

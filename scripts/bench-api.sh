@@ -7,6 +7,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 export RILL_VENV="${RILL_VENV:-$ROOT/.venv}"
-cargo build --release -p rill-api -p rill-gateway -p rill-tests --bins --quiet
+cargo build --profile local-release -p rill-api -p rill-gateway -p rill-tests --bins --quiet
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-exec "$TARGET_DIR/release/bench-api" "$@"
+exec "$TARGET_DIR/local-release/bench-api" "$@"

@@ -7,6 +7,6 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 export RILL_VENV="${RILL_VENV:-$ROOT/.venv}"
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
-cargo build --release -p rill-api -p rill-gateway -p rill-tests --bins --quiet
+cargo build --profile local-release -p rill-api -p rill-gateway -p rill-tests --bins --quiet
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-exec "$TARGET_DIR/release/bench-realtime" "$@"
+exec "$TARGET_DIR/local-release/bench-realtime" "$@"

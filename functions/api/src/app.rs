@@ -6,7 +6,7 @@ use rill_aws::AwsSettings;
 use rill_aws::notify::ManagementApi;
 use rill_aws::store::DynamoStore;
 use rill_core::realtime::RateLimit;
-use rill_core::store::{ChatStore, Notifier, QuestionStore, RealtimeStore, StreamStore};
+use rill_core::store::{ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore};
 
 use crate::auth::Auth;
 
@@ -45,6 +45,7 @@ pub struct App {
     pub chat: Arc<dyn ChatStore>,
     pub realtime: Arc<dyn RealtimeStore>,
     pub questions: Arc<dyn QuestionStore>,
+    pub metrics: Arc<dyn MetricsStore>,
     pub notifier: Arc<dyn Notifier>,
     pub auth: Auth,
     pub urls: PublicUrls,
@@ -93,7 +94,8 @@ impl App {
             streams: store.clone(),
             chat: store.clone(),
             realtime: store.clone(),
-            questions: store,
+            questions: store.clone(),
+            metrics: store,
             notifier,
             auth: Auth::from_env(),
             urls: PublicUrls::from_env(),

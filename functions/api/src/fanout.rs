@@ -88,9 +88,11 @@ fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
                     }
                 }
                 if n.get("viewerCount") != o.get("viewerCount") {
-                    let count = n.get("viewerCount").cloned().unwrap_or(json!(0));
-                    let peak = n.get("peakViewers").cloned().unwrap_or(json!(0));
-                    batch.viewer_count = Some((count, peak));
+                    let count = n.get("viewerCount").and_then(Value::as_u64).unwrap_or(0);
+                    // The peak is raised by a second write after the count: never report it
+                    // below the count it belongs to.
+                    let peak = n.get("peakViewers").and_then(Value::as_u64).unwrap_or(0).max(count);
+                    batch.viewer_count = Some((json!(count), json!(peak)));
                 }
                 let pinned = n.get("pinnedMessageId");
                 if pinned.is_some() && pinned != o.get("pinnedMessageId") {

@@ -249,6 +249,24 @@ impl RealtimeStore for DynamoStore {
                         .build(),
                 )?)
                 .build(),
+            // The viewer session keeps its own watch time (with its heartbeats) for analytics.
+            TransactWriteItem::builder()
+                .update(build(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(self.key(stream_pk(&connection.stream_id), format!("VIEWER#{connection_id}"))))
+                        .update_expression(
+                            "SET entity = :e, watchMs = :watch, connectedAt = :at, endedAt = :now, #ttl = :ttl",
+                        )
+                        .expression_attribute_names("#ttl", "ttl")
+                        .expression_attribute_values(":e", s("viewer"))
+                        .expression_attribute_values(":watch", n(watch_ms))
+                        .expression_attribute_values(":at", s(time::format(&connection.connected_at)))
+                        .expression_attribute_values(":now", s(time::format(&now)))
+                        .expression_attribute_values(":ttl", n(now.timestamp() + 30 * DAY_SECONDS))
+                        .build(),
+                )?)
+                .build(),
         ];
         match self.transact(items, "close connection").await {
             Ok(()) => Ok(Some(connection)),
@@ -693,5 +711,62 @@ impl DynamoStore {
     /// True when a key exists; used for presence checks that need no attributes.
     pub async fn has_item(&self, pk: &str, sk: &str) -> Result<bool, StoreError> {
         self.exists(pk.to_owned(), sk.to_owned()).await
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SampleItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    ttl: i64,
+    #[serde(flatten)]
+    sample: rill_core::quality::QualitySample,
+}
+
+#[async_trait]
+impl rill_core::store::MetricsStore for DynamoStore {
+    async fn put_sample(&self, sample: &rill_core::quality::QualitySample) -> Result<(), StoreError> {
+        let item = to_item(&SampleItem {
+            pk: stream_pk(&sample.stream_id),
+            sk: format!("METRIC#{}", time::format(&sample.at)),
+            entity: "metric".into(),
+            ttl: sample.at.timestamp() + 7 * DAY_SECONDS,
+            sample: sample.clone(),
+        })?;
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("put sample", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn samples(
+        &self,
+        stream_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<rill_core::quality::QualitySample>, StoreError> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(stream_pk(stream_id)))
+            .expression_attribute_values(":from", s(format!("METRIC#{}", time::format(&from))))
+            .expression_attribute_values(":to", s(format!("METRIC#{}", time::format(&to))))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(|e| unavailable("query samples", e.into_service_error()))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<SampleItem>(i).map(|s| s.sample))
+            .collect()
     }
 }

@@ -22,6 +22,7 @@ pub mod chat;
 pub mod event;
 pub mod ids;
 pub mod key;
+pub mod quality;
 pub mod realtime;
 pub mod store;
 pub mod stream;

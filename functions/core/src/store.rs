@@ -258,6 +258,21 @@ pub trait QuestionStore: Send + Sync {
     ) -> Result<Question, StoreError>;
 }
 
+/// Quality samples of a stream (kept a week through `ttl`).
+#[async_trait]
+pub trait MetricsStore: Send + Sync {
+    async fn put_sample(&self, sample: &crate::quality::QualitySample) -> Result<(), StoreError>;
+
+    /// Samples with `from <= at <= to`, oldest first, at most `limit`.
+    async fn samples(
+        &self,
+        stream_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::quality::QualitySample>, StoreError>;
+}
+
 /// Delivery of one frame to one connection (the API Gateway Management API on AWS).
 #[async_trait]
 pub trait Notifier: Send + Sync {

@@ -419,8 +419,12 @@ impl Poller {
                 break;
             }
         }
-        for task in shards.values() {
-            task.handle.abort();
+        // Stopping: readers finish what they are delivering (the gateway bounds the wait).
+        // A replaced stream: its readers are of no more use.
+        if !*self.stop.borrow() {
+            for task in shards.values() {
+                task.handle.abort();
+            }
         }
         for (_, task) in shards {
             let _ = task.handle.await;
@@ -492,8 +496,8 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, record: Value, created_ms: Option<i64>) {
-        self.bytes += record.to_string().len();
+    fn push(&mut self, record: Value, size: usize, created_ms: Option<i64>) {
+        self.bytes += size;
         self.records.push(record);
         self.first_at.get_or_insert_with(Instant::now);
         if let Some(ms) = created_ms {
@@ -596,10 +600,16 @@ impl ShardReader {
                     .dynamodb()
                     .and_then(|d| d.approximate_creation_date_time())
                     .and_then(|t| t.to_millis().ok());
-                batch.push(
-                    lambda_record(record, &self.stream_arn, &self.poller.settings.region),
-                    created_ms,
-                );
+                let record = lambda_record(record, &self.stream_arn, &self.poller.settings.region);
+                let size = record.to_string().len();
+                // Never build an event over Lambda's payload limit.
+                if !batch.records.is_empty() && batch.bytes + size > MAX_BATCH_BYTES {
+                    let full = std::mem::take(&mut batch);
+                    if !self.deliver(full).await {
+                        return;
+                    }
+                }
+                batch.push(record, size, created_ms);
             }
             if got > 0 {
                 last_records_at = Instant::now();
@@ -609,10 +619,7 @@ impl ShardReader {
                 .first_at
                 .is_some_and(|t| t.elapsed() >= source.max_batching_window);
             if !batch.records.is_empty()
-                && (batch.records.len() >= source.batch_size
-                    || batch.bytes >= MAX_BATCH_BYTES
-                    || window_passed
-                    || closed)
+                && (batch.records.len() >= source.batch_size || window_passed || closed)
             {
                 let full = std::mem::take(&mut batch);
                 if !self.deliver(full).await {

@@ -652,11 +652,10 @@ impl Hub {
         mut inbound: mpsc::Receiver<Frame>,
     ) {
         while let Some(frame) = inbound.recv().await {
-            let mut parsed = None;
-            let selected = wse::selection_key(&frame, &self.api.selection_path, &mut parsed)
+            let selected = wse::selection_key(&frame, &self.api.selection_path)
                 // `$connect` and friends are not actions a client can pick.
                 .filter(|key| !key.starts_with('$'))
-                .and_then(|key| self.api.function_for(key).map(|f| (key.to_owned(), f)));
+                .and_then(|key| self.api.function_for(&key).map(|f| (key.clone(), f)));
             let (route_key, function) = match selected {
                 Some(found) => found,
                 None => match self.api.function_for("$default") {

@@ -221,20 +221,16 @@ fn form_decode(s: &str) -> String {
 /// Route selection for `$request.body.<path>`: the string at `path` of a JSON object
 /// frame. Anything else (binary, not JSON, not an object, no such string) selects nothing,
 /// and the caller falls back to `$default`.
-pub fn selection_key<'a>(
-    frame: &Frame,
-    path: &[String],
-    parsed: &'a mut Option<Value>,
-) -> Option<&'a str> {
+pub fn selection_key(frame: &Frame, path: &[String]) -> Option<String> {
     let Frame::Text(text) = frame else {
         return None;
     };
-    *parsed = serde_json::from_str(text).ok();
-    let mut value = parsed.as_ref()?;
+    let parsed: Value = serde_json::from_str(text).ok()?;
+    let mut value = &parsed;
     for key in path {
         value = value.as_object()?.get(key)?;
     }
-    value.as_str()
+    value.as_str().map(str::to_owned)
 }
 
 /// The frame API Gateway sends a client when a route's integration fails (AWS sends the
@@ -416,10 +412,7 @@ mod tests {
     #[test]
     fn route_selection_reads_the_action_string_only() {
         let path = vec!["action".to_owned()];
-        let key = |frame: Frame| {
-            let mut parsed = None;
-            selection_key(&frame, &path, &mut parsed).map(str::to_owned)
-        };
+        let key = |frame: Frame| selection_key(&frame, &path);
         assert_eq!(
             key(Frame::Text(r#"{"action":"chat"}"#.into())).as_deref(),
             Some("chat")
@@ -430,9 +423,8 @@ mod tests {
         assert_eq!(key(Frame::Text("{}".into())), None);
         assert_eq!(key(Frame::Binary(br#"{"action":"chat"}"#.to_vec())), None);
         let nested = vec!["meta".to_owned(), "kind".to_owned()];
-        let mut parsed = None;
         let frame = Frame::Text(r#"{"meta":{"kind":"x"}}"#.into());
-        assert_eq!(selection_key(&frame, &nested, &mut parsed), Some("x"));
+        assert_eq!(selection_key(&frame, &nested).as_deref(), Some("x"));
     }
 
     #[test]

@@ -15,10 +15,13 @@ use common::{Gateway, examples_dir, temp_dir};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const USER_AGENT: &str = "rill-gateway-test/1";
 
 const ROUTES: &[(&str, &str)] = &[
     ("Connect", "$connect"),
@@ -93,7 +96,11 @@ impl Probe {
     }
 
     async fn connect(&self, query: &str) -> Client {
-        let (ws, response) = tokio_tungstenite::connect_async(self.url(query))
+        let mut request = self.url(query).into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("user-agent", http::HeaderValue::from_static(USER_AGENT));
+        let (ws, response) = tokio_tungstenite::connect_async(request)
             .await
             .expect("handshake completes");
         assert_eq!(response.status(), 101);
@@ -111,16 +118,19 @@ impl Probe {
 
     /// Waits until an event satisfies `pred`, then returns all events.
     async fn wait_for_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.wait_until(what, |events| events.iter().any(&pred))
+            .await
+    }
+
+    /// Waits until the events so far satisfy `pred`, then returns them.
+    async fn wait_until(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let events = self.events();
-            if events.iter().any(&pred) {
+            if pred(&events) {
                 return events;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} event; got {events:#?}"
-            );
+            assert!(Instant::now() < deadline, "no {what}; got {events:#?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -405,6 +415,19 @@ async fn oversized_frames_get_an_error_frame_and_the_connection_stays_open() {
         "the oversized frame invoked nothing"
     );
     assert_eq!(probe.gateway.stats()["websocket"]["frames_too_large"], 1);
+
+    // Over 1 MiB is not a chat message: the connection is closed (1009).
+    let huge = "z".repeat(1024 * 1024 + 1);
+    let _ = ws.send(Message::text(huge)).await;
+    assert_eq!(close_frame(&mut ws).await.0, 1009);
+    let events = probe
+        .wait_for_event("DISCONNECT", |e| event_type(e) == "DISCONNECT")
+        .await;
+    let disconnect = events
+        .iter()
+        .find(|e| event_type(e) == "DISCONNECT")
+        .expect("DISCONNECT");
+    assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1009);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -442,34 +465,35 @@ async fn idle_timeout_ignores_pings_and_max_age_closes_active_connections() {
         }
         close_frame(&mut idle).await
     };
-    let (code, reason) = pinger.await;
+    // Meanwhile data frames keep the other connection alive until its maximum age.
+    let talker = async {
+        loop {
+            send(&mut active, json!({"action": "echo"})).await;
+            match tokio::time::timeout(Duration::from_millis(500), active.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    break (u16::from(frame.code), frame.reason.to_string());
+                }
+                Ok(Some(Ok(_))) | Err(_) => {}
+                Ok(other) => panic!("unexpected end: {other:?}"),
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "never closed");
+        }
+    };
+    let ((code, reason), closed) = tokio::join!(pinger, talker);
     assert_eq!(code, 1001);
     assert!(reason.contains("idle"), "{reason}");
-
-    // Data frames keep a connection alive until its maximum age.
-    let closed = loop {
-        send(&mut active, json!({"action": "echo"})).await;
-        match tokio::time::timeout(Duration::from_millis(500), active.next()).await {
-            Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                break (u16::from(frame.code), frame.reason.to_string());
-            }
-            Ok(Some(Ok(_))) | Err(_) => {}
-            Ok(other) => panic!("unexpected end: {other:?}"),
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "never closed");
-    };
     assert_eq!(closed.0, 1001);
     assert!(closed.1.contains("maximum connection age"), "{}", closed.1);
     assert!(started.elapsed() >= Duration::from_millis(2900));
 
+    let disconnects = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| event_type(e) == "DISCONNECT")
+            .count()
+    };
     let events = probe
-        .wait_for_event("two DISCONNECTs", |_| {
-            read_events(&probe.log)
-                .iter()
-                .filter(|e| event_type(e) == "DISCONNECT")
-                .count()
-                == 2
-        })
+        .wait_until("two DISCONNECTs", |events| disconnects(events) == 2)
         .await;
     let mut reasons: Vec<String> = events
         .iter()
@@ -543,10 +567,7 @@ async fn management_api_works_with_the_real_sdk() {
         .expect("get connection");
     let identity = info.identity().expect("identity");
     assert_eq!(identity.source_ip(), Some("127.0.0.1"));
-    assert!(
-        identity.user_agent().is_none(),
-        "tungstenite sends no User-Agent"
-    );
+    assert_eq!(identity.user_agent(), Some(USER_AGENT));
     let connected = info.connected_at().expect("connectedAt");
     let active = info.last_active_at().expect("lastActiveAt");
     assert!(active.secs() >= connected.secs());

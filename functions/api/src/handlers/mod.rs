@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod docs;
+pub mod metrics;
 pub mod moderation;
 pub mod questions;
 pub mod reactions;

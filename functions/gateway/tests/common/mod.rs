@@ -221,3 +221,71 @@ pub fn request(
         body: raw[split + 4..].to_vec(),
     }
 }
+
+/// A moto server on a free port, for tests that need DynamoDB and its streams. It dies
+/// with the test process: the shell wrapper kills it when our end of its stdin closes.
+pub struct Moto {
+    pub url: String,
+    _stdin: std::process::ChildStdin,
+    child: Child,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let bin = moto_server_path();
+        let script = format!(
+            "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
+            bin.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start moto_server (scripts/setup.sh installs it)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server ({}) did not start on port {port}",
+                bin.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            _stdin: stdin,
+            child,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Closing stdin (a field dropped after this) stops moto; reap the wrapper.
+        let _ = self.child.try_wait();
+    }
+}
+
+/// `RILL_MOTO_SERVER`, the virtualenv scripts/setup.sh makes (`RILL_VENV`, default
+/// `.venv`), or `moto_server` on `PATH`: the same search as the end-to-end harness.
+fn moto_server_path() -> PathBuf {
+    if let Ok(p) = std::env::var("RILL_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var("RILL_VENV").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+        PathBuf::from,
+    );
+    let candidate = venv.join("bin/moto_server");
+    if candidate.exists() {
+        candidate
+    } else {
+        PathBuf::from("moto_server")
+    }
+}

@@ -41,8 +41,11 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 pids=()
 stop() {
     trap - INT TERM EXIT
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    # Newest first: the ingest node finalises its streams while the gateway and moto still run.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
     echo "dev: stopped"
 }
 trap stop INT TERM EXIT
@@ -64,6 +67,15 @@ pids+=($!)
 for _ in $(seq 1 100); do grep -q "listening" "$ROOT/.rill/gateway.stdout" 2>/dev/null && break; sleep 0.1; done
 grep -q "listening" "$ROOT/.rill/gateway.stdout" || { echo "dev: the gateway did not start" >&2; exit 1; }
 
+RTMP_PORT="${RTMP_PORT:-1935}"
+INGEST_PORT="${INGEST_PORT:-8889}"
+port_busy "$RTMP_PORT" && { echo "dev: port $RTMP_PORT (RTMP) is in use: stop that process or set RTMP_PORT" >&2; exit 1; }
+RTMP_ADDR="127.0.0.1:$RTMP_PORT" INGEST_HTTP_ADDR="127.0.0.1:$INGEST_PORT" \
+    "$TARGET_DIR/rill-ingest" > >(tee "$ROOT/.rill/ingest.stdout") &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q "listening" "$ROOT/.rill/ingest.stdout" 2>/dev/null && break; sleep 0.1; done
+grep -q "listening" "$ROOT/.rill/ingest.stdout" || { echo "dev: the ingest node did not start" >&2; exit 1; }
+
 TOKEN="$(python3 "$ROOT/scripts/dev-token.py" demo-user "Demo User")"
 cat <<INFO
 
@@ -72,7 +84,7 @@ Rill local stack is up.
   REST API       http://127.0.0.1:$GATEWAY_PORT/api   (OpenAPI: /api/openapi.json)
   HLS (CDN)      $HLS_BASE_URL
   moto (AWS)     $AWS_ENDPOINT_URL   table=$TABLE_NAME bucket=$BUCKET_NAME
-  Ingest URLs    $INGEST_PUBLIC_URL (WHIP), $RTMP_PUBLIC_URL (RTMP)
+  Ingest node    rtmp://127.0.0.1:$RTMP_PORT/live/<streamKey>  (OBS "Custom"), http://127.0.0.1:$INGEST_PORT/metrics
 
 Dev JWT for "demo-user" (valid 7 days):
   export TOKEN=$TOKEN
@@ -80,7 +92,11 @@ Dev JWT for "demo-user" (valid 7 days):
 Try:
   curl -X POST http://localhost:$GATEWAY_PORT/api/streams/create -H "Content-Type: application/json" -H "Authorization: Bearer \$TOKEN" -d '{"channelId":"channel-uuid","title":"Test Stream","description":"Testing live streaming"}'
 
-Ctrl-C stops everything.
+Go live with the streamKey from the create response (OBS: Server rtmp://127.0.0.1:$RTMP_PORT/live, Stream Key <streamKey>):
+  ffmpeg -re -f lavfi -i testsrc2=size=1920x1080:rate=30 -f lavfi -i sine=frequency=440 -c:v libx264 -preset veryfast -b:v 3000k -g 60 -c:a aac -f flv rtmp://127.0.0.1:$RTMP_PORT/live/<streamKey>
+Watch: curl http://localhost:$GATEWAY_PORT/api/streams/<id>/hls  ->  ffplay (or hls.js) on the manifestUrl
+
+Ctrl-C stops everything (live streams are finalised first).
 INFO
 wait -n "${pids[@]}" || true
 echo "dev: a process exited; stopping the stack" >&2

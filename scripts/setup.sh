@@ -37,13 +37,24 @@ APT_PACKAGES=(
     curl
     ca-certificates
     pkg-config
+    # ingest node: ffmpeg-next 9 builds against Debian 12's FFmpeg 5.1 (bindgen needs
+    # clang); the CLI tools are the real RTMP peer and HLS checker of the tests.
+    libavcodec-dev
+    libavformat-dev
+    libavutil-dev
+    libswscale-dev
+    libswresample-dev
+    libavfilter-dev
+    libavdevice-dev
+    clang
+    libclang-dev
+    ffmpeg
+    # WHIP tests publish from Debian's headless Chromium with a fake camera (never a
+    # downloaded browser).
+    chromium
 )
 
 # ==== Packages for later parts: add them here, one per line. ================
-# ingest node (ffmpeg-next 9 against Debian's FFmpeg, see PITFALLS.md):
-#   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
-#   libswresample-dev libavfilter-dev libavdevice-dev clang libclang-dev ffmpeg
-# browser tests: chromium chromium-driver
 APT_PACKAGES_LATER=(
 )
 # ============================================================================

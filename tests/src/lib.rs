@@ -385,7 +385,7 @@ impl std::fmt::Debug for Socket {
 /// How a connection attempt ended.
 #[derive(Debug)]
 pub enum Connect {
-    Open(Socket),
+    Open(Box<Socket>),
     /// The handshake was refused with this HTTP status.
     Refused(u16),
 }
@@ -401,7 +401,7 @@ impl Stack {
             url.push_str(&format!("&token={t}"));
         }
         match tokio_tungstenite::connect_async(url).await {
-            Ok((stream, _)) => Connect::Open(Socket { stream }),
+            Ok((stream, _)) => Connect::Open(Box::new(Socket { stream })),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
                 Connect::Refused(res.status().as_u16())
             }
@@ -412,7 +412,7 @@ impl Stack {
     /// Opens a socket that must be accepted.
     pub async fn socket(&self, stream_id: &str, user: &User) -> Socket {
         match self.connect(stream_id, user).await {
-            Connect::Open(s) => s,
+            Connect::Open(s) => *s,
             Connect::Refused(status) => panic!("socket refused with {status}"),
         }
     }
@@ -477,5 +477,79 @@ impl Socket {
 
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
+    }
+}
+
+/// A running `rill-ingest` node on free ports, against a [`Stack`]'s table and bucket.
+#[derive(Debug)]
+pub struct IngestNode {
+    pub rtmp: String,
+    pub http: String,
+    child: Child,
+}
+
+impl IngestNode {
+    pub fn start(stack: &Stack, extra_env: &[(&str, &str)]) -> IngestNode {
+        let bin = bin_dir().join("rill-ingest");
+        assert!(
+            bin.exists(),
+            "{} is missing: build the workspace first",
+            bin.display()
+        );
+        let mut cmd = Command::new(&bin);
+        cmd.envs(aws_env(&stack.moto, &stack.table, &stack.bucket))
+            .env("RTMP_ADDR", "127.0.0.1:0")
+            .env("INGEST_HTTP_ADDR", "127.0.0.1:0")
+            .env(
+                "RUST_LOG",
+                std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn rill-ingest");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ingest stdout");
+        // rill-ingest listening on rtmp://A http://B
+        let mut parts = line.split_whitespace().skip(3);
+        let rtmp = parts
+            .next()
+            .unwrap_or_else(|| panic!("unexpected ingest output {line:?}"))
+            .to_owned();
+        let http = parts
+            .next()
+            .unwrap_or_else(|| panic!("unexpected ingest output {line:?}"))
+            .to_owned();
+        IngestNode { rtmp, http, child }
+    }
+
+    /// SIGTERM: the node finalises its streams before it exits.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for IngestNode {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

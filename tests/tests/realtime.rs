@@ -68,7 +68,11 @@ async fn joins_and_leaves_are_counted_exactly_and_announced() {
         .scan_all()
         .await
         .into_iter()
-        .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with("VIEWER#")))
+        .filter(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|s| s.starts_with("VIEWER#"))
+        })
         .collect();
     assert_eq!(sessions.len(), 1, "alice's session is recorded");
     assert!(sessions[0].contains_key("watchMs"));

@@ -6,7 +6,9 @@ use rill_aws::AwsSettings;
 use rill_aws::notify::ManagementApi;
 use rill_aws::store::DynamoStore;
 use rill_core::realtime::RateLimit;
-use rill_core::store::{ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore};
+use rill_core::store::{
+    ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore,
+};
 
 use crate::auth::Auth;
 

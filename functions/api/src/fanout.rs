@@ -91,7 +91,11 @@ fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
                     let count = n.get("viewerCount").and_then(Value::as_u64).unwrap_or(0);
                     // The peak is raised by a second write after the count: never report it
                     // below the count it belongs to.
-                    let peak = n.get("peakViewers").and_then(Value::as_u64).unwrap_or(0).max(count);
+                    let peak = n
+                        .get("peakViewers")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        .max(count);
                     batch.viewer_count = Some((json!(count), json!(peak)));
                 }
                 let pinned = n.get("pinnedMessageId");
@@ -106,13 +110,14 @@ fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
                     .events
                     .push((EventType::ChatMessage, public(n.clone())));
             }
-            ("MODIFY", sk, Some(n), Some(o)) if sk.starts_with("CHAT#") => {
-                if n.get("deleted") == Some(&json!(true)) && o.get("deleted") != Some(&json!(true))
-                {
-                    batch
-                        .events
-                        .push((EventType::ChatDeleted, json!({"messageId": n.get("id")})));
-                }
+            ("MODIFY", sk, Some(n), Some(o))
+                if sk.starts_with("CHAT#")
+                    && n.get("deleted") == Some(&json!(true))
+                    && o.get("deleted") != Some(&json!(true)) =>
+            {
+                batch
+                    .events
+                    .push((EventType::ChatDeleted, json!({"messageId": n.get("id")})));
             }
             ("INSERT", sk, Some(n), _) if sk.starts_with("REACT#") => {
                 batch.reactions.push(n.clone())

@@ -114,13 +114,13 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
             "the stream was cancelled",
         )));
     }
-    if let Some(u) = &user {
-        if app.realtime.standing(&stream, &u.user_id).await?.is_banned {
-            return Ok(refuse(ApiError::forbidden(
-                "banned",
-                "you are banned from this stream",
-            )));
-        }
+    if let Some(u) = &user
+        && app.realtime.standing(&stream, &u.user_id).await?.is_banned
+    {
+        return Ok(refuse(ApiError::forbidden(
+            "banned",
+            "you are banned from this stream",
+        )));
     }
     let connection = Connection {
         connection_id: conn_id.clone(),

@@ -726,7 +726,10 @@ struct SampleItem {
 
 #[async_trait]
 impl rill_core::store::MetricsStore for DynamoStore {
-    async fn put_sample(&self, sample: &rill_core::quality::QualitySample) -> Result<(), StoreError> {
+    async fn put_sample(
+        &self,
+        sample: &rill_core::quality::QualitySample,
+    ) -> Result<(), StoreError> {
         let item = to_item(&SampleItem {
             pk: stream_pk(&sample.stream_id),
             sk: format!("METRIC#{}", time::format(&sample.at)),

@@ -40,12 +40,33 @@ pub struct QualitySample {
 }
 
 /// The documented health formula.
-pub fn health(fps: f64, expected_fps: f64, encoder_speed: f64, packet_loss: f64, dropped: u64, frames: u64) -> u8 {
-    let ratio = |v: f64| if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
-    let fps_score = if expected_fps > 0.0 { ratio(fps / expected_fps) } else { 1.0 };
+pub fn health(
+    fps: f64,
+    expected_fps: f64,
+    encoder_speed: f64,
+    packet_loss: f64,
+    dropped: u64,
+    frames: u64,
+) -> u8 {
+    let ratio = |v: f64| {
+        if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    let fps_score = if expected_fps > 0.0 {
+        ratio(fps / expected_fps)
+    } else {
+        1.0
+    };
     let speed_score = ratio(encoder_speed);
     let loss_score = 1.0 - ratio(packet_loss * 10.0);
-    let drop_score = if frames > 0 { 1.0 - ratio(dropped as f64 / frames as f64) } else { 1.0 };
+    let drop_score = if frames > 0 {
+        1.0 - ratio(dropped as f64 / frames as f64)
+    } else {
+        1.0
+    };
     (100.0 * fps_score * speed_score * loss_score * drop_score).round() as u8
 }
 

@@ -31,17 +31,26 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { viewers: vec![100, 1000], messages: 20, reactions_per_second: 1000, storm_seconds: 5 };
+    let mut a = Args {
+        viewers: vec![100, 1000],
+        messages: 20,
+        reactions_per_second: 1000,
+        storm_seconds: 5,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().unwrap_or_default();
         match flag.as_str() {
             "--viewers" => a.viewers = v.split(',').filter_map(|x| x.parse().ok()).collect(),
             "--messages" => a.messages = v.parse().unwrap_or(a.messages),
-            "--reactions-per-second" => a.reactions_per_second = v.parse().unwrap_or(a.reactions_per_second),
+            "--reactions-per-second" => {
+                a.reactions_per_second = v.parse().unwrap_or(a.reactions_per_second)
+            }
             "--storm-seconds" => a.storm_seconds = v.parse().unwrap_or(a.storm_seconds),
             _ => {
-                eprintln!("usage: bench-realtime [--viewers 100,1000] [--messages N] [--reactions-per-second N] [--storm-seconds N]");
+                eprintln!(
+                    "usage: bench-realtime [--viewers 100,1000] [--messages N] [--reactions-per-second N] [--storm-seconds N]"
+                );
                 std::process::exit(2)
             }
         }
@@ -57,10 +66,14 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn now_ms() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(url: &str) -> Ws {
     for attempt in 0..20 {
@@ -87,17 +100,25 @@ async fn viewer_loop(mut ws: Ws, rec: Arc<Recorder>) {
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(t) = msg else { continue };
         let arrived = now_ms();
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
+            continue;
+        };
         match v["type"].as_str() {
             Some("stream:chat-message") | Some("anchor") => {
                 let content = v["data"]["content"].as_str().unwrap_or("");
-                if let Some(sent) = content.strip_prefix("t=").and_then(|s| s.parse::<f64>().ok()) {
+                if let Some(sent) = content
+                    .strip_prefix("t=")
+                    .and_then(|s| s.parse::<f64>().ok())
+                {
                     rec.latencies.lock().await.push(arrived - sent);
                 }
             }
             Some("stream:reaction") => {
                 rec.reaction_frames.fetch_add(1, Ordering::Relaxed);
-                rec.reactions_seen.fetch_add(v["data"]["total"].as_u64().unwrap_or(0) as usize, Ordering::Relaxed);
+                rec.reactions_seen.fetch_add(
+                    v["data"]["total"].as_u64().unwrap_or(0) as usize,
+                    Ordering::Relaxed,
+                );
             }
             _ => {}
         }
@@ -105,7 +126,9 @@ async fn viewer_loop(mut ws: Ws, rec: Arc<Recorder>) {
 }
 
 async fn anchor(n: usize, messages: usize) -> Vec<f64> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, _) = tokio::sync::broadcast::channel::<String>(1024);
     let tx2 = tx.clone();
@@ -116,7 +139,9 @@ async fn anchor(n: usize, messages: usize) -> Vec<f64> {
             let mut rx = tx2.subscribe();
             acc.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
                 while let Ok(frame) = rx.recv().await {
                     if ws.send(Message::text(frame)).await.is_err() {
                         return;
@@ -125,7 +150,11 @@ async fn anchor(n: usize, messages: usize) -> Vec<f64> {
             });
         }
     });
-    let rec = Arc::new(Recorder { latencies: Mutex::new(Vec::new()), reaction_frames: AtomicUsize::new(0), reactions_seen: AtomicUsize::new(0) });
+    let rec = Arc::new(Recorder {
+        latencies: Mutex::new(Vec::new()),
+        reaction_frames: AtomicUsize::new(0),
+        reactions_seen: AtomicUsize::new(0),
+    });
     for _ in 0..n {
         let ws = open(&format!("ws://{addr}")).await;
         tokio::spawn(viewer_loop(ws, rec.clone()));
@@ -135,7 +164,8 @@ async fn anchor(n: usize, messages: usize) -> Vec<f64> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..messages {
-        let frame = json!({"type":"anchor","data":{"content":format!("t={}", now_ms())}}).to_string();
+        let frame =
+            json!({"type":"anchor","data":{"content":format!("t={}", now_ms())}}).to_string();
         let _ = tx.send(frame);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -154,17 +184,40 @@ async fn main() {
         ("GATEWAY_MAX_INSTANCES", "8"),
     ]);
     let owner = User::named("bench-owner");
-    let created = owner.post(&stack, "/api/streams/create", json!({"channelId":"bench","title":"Bench"})).await;
+    let created = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId":"bench","title":"Bench"}),
+        )
+        .await;
     let id = created.body["id"].as_str().expect("id").to_owned();
-    stack.store().await.apply(&id, Command::GoLive, time::now()).await.expect("live");
-    let ws_base = format!("{}/ws?streamId={id}", stack.base.replacen("http://", "ws://", 1));
+    stack
+        .store()
+        .await
+        .apply(&id, Command::GoLive, time::now())
+        .await
+        .expect("live");
+    let ws_base = format!(
+        "{}/ws?streamId={id}",
+        stack.base.replacen("http://", "ws://", 1)
+    );
 
-    println!("\n## Chat delivery latency (one sender, {} messages)\n", args.messages);
-    println!("| viewers | rill p50 ms | rill p99 ms | anchor p50 ms | anchor p99 ms | ratio p50 | ratio p99 | deliveries |");
+    println!(
+        "\n## Chat delivery latency (one sender, {} messages)\n",
+        args.messages
+    );
+    println!(
+        "| viewers | rill p50 ms | rill p99 ms | anchor p50 ms | anchor p99 ms | ratio p50 | ratio p99 | deliveries |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut storm_rec = None;
     let mut joined = 0usize;
-    let rec = Arc::new(Recorder { latencies: Mutex::new(Vec::new()), reaction_frames: AtomicUsize::new(0), reactions_seen: AtomicUsize::new(0) });
+    let rec = Arc::new(Recorder {
+        latencies: Mutex::new(Vec::new()),
+        reaction_frames: AtomicUsize::new(0),
+        reactions_seen: AtomicUsize::new(0),
+    });
     for &n in &args.viewers {
         let started = Instant::now();
         while joined < n {
@@ -173,13 +226,21 @@ async fn main() {
             joined += 1;
         }
         loop {
-            let c = User::anonymous().get(&stack, &format!("/api/streams/{id}/viewers")).await.body["count"].as_u64().unwrap_or(0);
+            let c = User::anonymous()
+                .get(&stack, &format!("/api/streams/{id}/viewers"))
+                .await
+                .body["count"]
+                .as_u64()
+                .unwrap_or(0);
             if c as usize >= n {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        eprintln!("{n} viewers joined in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "{n} viewers joined in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         rec.latencies.lock().await.clear();
         let sender_token = rill_tests::token("bench-sender", "Sender");
         let mut sender = open(&format!("{ws_base}&token={sender_token}")).await;
@@ -209,7 +270,10 @@ async fn main() {
     }
 
     let n = storm_rec.unwrap_or(0);
-    println!("\n## Reaction storm: {} reactions/s for {} s, {n} viewers\n", args.reactions_per_second, args.storm_seconds);
+    println!(
+        "\n## Reaction storm: {} reactions/s for {} s, {n} viewers\n",
+        args.reactions_per_second, args.storm_seconds
+    );
     rec.reaction_frames.store(0, Ordering::Relaxed);
     rec.reactions_seen.store(0, Ordering::Relaxed);
     let mut senders = Vec::new();
@@ -224,7 +288,8 @@ async fn main() {
         tick.tick().await;
         for s in senders.iter_mut() {
             for _ in 0..per_tick {
-                let frame = json!({"action":"react","emoji":"🔥","positionX":50,"positionY":50}).to_string();
+                let frame = json!({"action":"react","emoji":"🔥","positionX":50,"positionY":50})
+                    .to_string();
                 s.send(Message::text(frame)).await.expect("react");
                 sent += 1;
             }
@@ -234,7 +299,13 @@ async fn main() {
     let frames = rec.reaction_frames.load(Ordering::Relaxed) as f64;
     let seen = rec.reactions_seen.load(Ordering::Relaxed) as f64;
     let secs = args.storm_seconds as f64;
-    println!("| reactions sent | reaction frames per viewer per second | reactions delivered per viewer |");
+    println!(
+        "| reactions sent | reaction frames per viewer per second | reactions delivered per viewer |"
+    );
     println!("|---:|---:|---:|");
-    println!("| {sent} | {:.2} | {:.0} |", frames / n.max(1) as f64 / secs, seen / n.max(1) as f64);
+    println!(
+        "| {sent} | {:.2} | {:.0} |",
+        frames / n.max(1) as f64 / secs,
+        seen / n.max(1) as f64
+    );
 }

@@ -24,7 +24,8 @@ fn instant(name: &str, raw: Option<String>) -> Result<Option<time::Timestamp>, A
 pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = id_param(&req, "id", "stream")?;
     let to = instant("to", query_param(&req, "to"))?.unwrap_or_else(time::now);
-    let from = instant("from", query_param(&req, "from"))?.unwrap_or(to - chrono::Duration::hours(1));
+    let from =
+        instant("from", query_param(&req, "from"))?.unwrap_or(to - chrono::Duration::hours(1));
     if from > to {
         return Err(ApiError::InvalidQuery("from must not be after to".into()));
     }
@@ -32,5 +33,8 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
         .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
     load_stream(&app, &id).await?;
     let items = app.metrics.samples(&id, from, to, limit).await?;
-    json(200, &json!({"items": items, "from": time::format(&from), "to": time::format(&to)}))
+    json(
+        200,
+        &json!({"items": items, "from": time::format(&from), "to": time::format(&to)}),
+    )
 }

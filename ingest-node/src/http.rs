@@ -1,0 +1,77 @@
+//! The node's HTTP side: health, Prometheus metrics (and WHIP, mounted here too).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::node::Node;
+
+/// `/healthz` and `/metrics` (Prometheus text format, per-stream gauges and counters).
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let node = node.clone();
+                async move { metrics_text(&node) }
+            }),
+        )
+}
+
+fn metrics_text(node: &Node) -> String {
+    let active = node.active();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP rill_ingest_streams Streams with a pipeline on this node."
+    );
+    let _ = writeln!(out, "# TYPE rill_ingest_streams gauge");
+    let _ = writeln!(out, "rill_ingest_streams {}", active.len());
+    let series: [(&str, &str, &str); 5] = [
+        (
+            "rill_ingest_publishing",
+            "gauge",
+            "1 while a publisher is connected.",
+        ),
+        (
+            "rill_ingest_input_bytes_total",
+            "counter",
+            "Media bytes received from the publisher.",
+        ),
+        (
+            "rill_ingest_input_frames_total",
+            "counter",
+            "Video frames received from the publisher.",
+        ),
+        (
+            "rill_ingest_dropped_frames_total",
+            "counter",
+            "Packets the pipeline could not package.",
+        ),
+        (
+            "rill_ingest_media_seconds",
+            "gauge",
+            "Media time transcoded (top rung).",
+        ),
+    ];
+    for (name, kind, help) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (id, publishing, c) in &active {
+            let v = match name {
+                "rill_ingest_publishing" => u64::from(*publishing) as f64,
+                "rill_ingest_input_bytes_total" => c.input_bytes.load(Ordering::Relaxed) as f64,
+                "rill_ingest_input_frames_total" => c.input_frames.load(Ordering::Relaxed) as f64,
+                "rill_ingest_dropped_frames_total" => {
+                    c.dropped_frames.load(Ordering::Relaxed) as f64
+                }
+                _ => c.media_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            };
+            let _ = writeln!(out, "{name}{{stream_id=\"{id}\"}} {v}");
+        }
+    }
+    out
+}

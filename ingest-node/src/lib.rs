@@ -1,0 +1,20 @@
+//! rill-ingest: the long-running media node of Rill.
+//!
+//! Publishers arrive over RTMP ([`rtmp`]) or WHIP (WebRTC); their media becomes
+//! [`media::MediaEvent`]s, one stream of events per publish. A per-stream task decodes once,
+//! transcodes to the adaptive ladder ([`transcode`]), packages fMP4/CMAF segments and HLS
+//! playlists ([`package`]) and uploads them to S3.
+//!
+//! Module contracts are the types in [`media`]: ingest protocols produce `MediaEvent`s, the
+//! transcoder consumes them and produces `EncodedPacket`s per rendition, the packager turns
+//! those into `Segment`s and playlists.
+
+pub mod http;
+pub mod media;
+pub mod node;
+pub mod package;
+pub mod pipeline;
+pub mod rtmp;
+pub mod transcode;
+pub mod upload;
+pub mod whip;

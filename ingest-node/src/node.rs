@@ -1,0 +1,290 @@
+//! The node: publish authorisation, one supervised pipeline per stream, shutdown.
+//!
+//! Invariants:
+//! - a key is checked against DynamoDB (SHA-256 lookup, then the item itself) before any
+//!   media is accepted; the key is never logged;
+//! - one publisher per stream at a time; a publisher arriving while the stream waits in its
+//!   reconnect window continues the same pipeline;
+//! - a failing pipeline ends its own stream only; `shutdown` finalises every stream (ENDLIST,
+//!   status) before it returns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rill_aws::store::DynamoStore;
+use rill_core::key::StreamKey as CoreKey;
+use rill_core::store::StreamStore;
+use rill_core::stream::QualityPreset as CorePreset;
+use rill_core::{Command, StreamStatus};
+use tokio::sync::mpsc;
+
+use crate::media::MediaEvent;
+use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
+use crate::rtmp::{PublishRequest, PublishSink, Refusal};
+use crate::transcode::QualityPreset;
+use crate::upload::Uploader;
+
+/// Settings of the node, from the environment.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub rtmp_addr: String,
+    pub http_addr: String,
+    pub segment_ms: u32,
+    pub reconnect_window: Duration,
+    pub sample_every: Duration,
+    pub bucket: String,
+    /// UDP address of the WebRTC (WHIP) media engine.
+    pub webrtc_udp_addr: String,
+    /// Public IP to advertise in ICE candidates when binding a wildcard address.
+    pub webrtc_advertise_ip: Option<std::net::IpAddr>,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl NodeConfig {
+    pub fn from_env(bucket: String) -> NodeConfig {
+        NodeConfig {
+            rtmp_addr: env_or("RTMP_ADDR", "127.0.0.1:1935".to_owned()),
+            http_addr: env_or("INGEST_HTTP_ADDR", "127.0.0.1:8889".to_owned()),
+            segment_ms: env_or("SEGMENT_MS", 1000u32).clamp(500, 6000),
+            reconnect_window: Duration::from_secs(env_or("RECONNECT_WINDOW_SECONDS", 30u64)),
+            sample_every: Duration::from_secs(env_or("SAMPLE_SECONDS", 5u64).max(1)),
+            bucket,
+            webrtc_udp_addr: env_or("WEBRTC_UDP_ADDR", "127.0.0.1:8890".to_owned()),
+            webrtc_advertise_ip: std::env::var("WEBRTC_ADVERTISE_IP")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Active {
+    handle: PipelineHandle,
+    publishing: bool,
+}
+
+/// Shared state of the node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    store: Arc<DynamoStore>,
+    s3: aws_sdk_s3::Client,
+    config: NodeConfig,
+    streams: Arc<Mutex<HashMap<String, Active>>>,
+    /// WebRTC transport statistics (RTT, loss) for quality samples, once WHIP runs.
+    whip: Arc<std::sync::OnceLock<crate::whip::WhipHandle>>,
+}
+
+fn preset(p: CorePreset) -> QualityPreset {
+    match p {
+        CorePreset::P1080 => QualityPreset::P1080,
+        CorePreset::P720 => QualityPreset::P720,
+        CorePreset::P480 => QualityPreset::P480,
+        CorePreset::P360 => QualityPreset::P360,
+    }
+}
+
+impl Node {
+    pub fn new(store: Arc<DynamoStore>, s3: aws_sdk_s3::Client, config: NodeConfig) -> Node {
+        Node {
+            store,
+            s3,
+            config,
+            streams: Arc::new(Mutex::new(HashMap::new())),
+            whip: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Lets quality samples of WebRTC streams carry RTT and packet loss.
+    pub fn set_whip(&self, handle: crate::whip::WhipHandle) {
+        let _ = self.whip.set(handle);
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Ids of the streams with a pipeline, and whether a publisher is attached.
+    pub fn active(&self) -> Vec<(String, bool, Arc<pipeline::Counters>)> {
+        self.lock()
+            .iter()
+            .map(|(id, a)| (id.clone(), a.publishing, a.handle.counters.clone()))
+            .collect()
+    }
+
+    /// Authorises a WHIP publish: the bearer key must be the current key of the stream in the
+    /// path.
+    pub async fn authorise_whip(
+        &self,
+        request: crate::whip::WhipPublishRequest,
+    ) -> Result<crate::whip::WhipSink, Refusal> {
+        let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
+        let stream = match self.store.stream_for_key(&key.hash()).await {
+            Ok(Some(s)) if s.id == request.stream_id => s,
+            Ok(_) => {
+                tracing::info!(peer = ?request.peer, "WHIP publish refused: key does not open this stream");
+                return Err(Refusal::BadKey);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "key lookup failed");
+                return Err(Refusal::Unavailable);
+            }
+        };
+        let tx = self.attach(&stream, "webrtc").await?;
+        Ok(crate::whip::WhipSink::new(tx).with_label(stream.id))
+    }
+
+    /// Authorises a publish by key (RTMP) and returns where its media goes.
+    pub async fn authorise_rtmp(&self, request: PublishRequest) -> Result<PublishSink, Refusal> {
+        if request.app != "live" {
+            return Err(Refusal::NotAllowed(
+                "publish to rtmp://host/live/<streamKey>".into(),
+            ));
+        }
+        let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
+        let stream = match self.store.stream_for_key(&key.hash()).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::info!(peer = %request.peer, "publish refused: unknown stream key");
+                return Err(Refusal::BadKey);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "key lookup failed");
+                return Err(Refusal::Unavailable);
+            }
+        };
+        let tx = self.attach(&stream, "rtmp").await?;
+        Ok(PublishSink::new(tx).with_label(stream.id))
+    }
+
+    /// Checks the stream's status, starts it if scheduled, and connects a publisher to its
+    /// (new or waiting) pipeline. Returns the sender the protocol feeds.
+    pub async fn attach(
+        &self,
+        stream: &rill_core::Stream,
+        protocol: &'static str,
+    ) -> Result<mpsc::Sender<MediaEvent>, Refusal> {
+        if !stream.status.accepts_ingest() {
+            tracing::info!(stream_id = %stream.id, status = %stream.status, "publish refused: stream is over");
+            return Err(Refusal::NotAllowed(format!(
+                "the stream is {}",
+                stream.status
+            )));
+        }
+        if stream.status == StreamStatus::Scheduled {
+            // An early publisher starts a scheduled stream, as the owner's `start` would.
+            if let Err(e) = self
+                .store
+                .apply(&stream.id, Command::Start, rill_core::time::now())
+                .await
+            {
+                tracing::warn!(stream_id = %stream.id, error = %e, "could not start the scheduled stream");
+            }
+        }
+        let (tx, rx) = mpsc::channel::<MediaEvent>(256);
+        let input = {
+            let mut streams = self.lock();
+            match streams.get_mut(&stream.id) {
+                Some(a) if a.publishing => return Err(Refusal::AlreadyPublishing),
+                Some(a) => {
+                    a.publishing = true;
+                    let _ = a.handle.input.try_send(Input::Reconnected);
+                    tracing::info!(stream_id = %stream.id, "publisher reconnected");
+                    a.handle.input.clone()
+                }
+                None => {
+                    let config = PipelineConfig {
+                        stream_id: stream.id.clone(),
+                        preset: preset(stream.settings.quality),
+                        max_bitrate_kbps: stream.settings.max_bitrate_kbps,
+                        segment_ms: self.config.segment_ms,
+                        reconnect_window: self.config.reconnect_window,
+                        sample_every: self.config.sample_every,
+                        protocol,
+                        transport: {
+                            let whip = self.whip.clone();
+                            let id = stream.id.clone();
+                            Arc::new(move || {
+                                whip.get()
+                                    .and_then(|h| h.stream_stats(&id))
+                                    .map(|s| (s.rtt_ms, s.packet_loss))
+                                    .unwrap_or((None, None))
+                            })
+                        },
+                    };
+                    let uploader = Uploader::new(self.s3.clone(), &self.config.bucket, &stream.id);
+                    let registry = self.streams.clone();
+                    let id = stream.id.clone();
+                    let handle = pipeline::start(
+                        config,
+                        self.store.clone(),
+                        self.store.clone(),
+                        uploader,
+                        move || {
+                            registry
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .remove(&id);
+                        },
+                    );
+                    let input = handle.input.clone();
+                    streams.insert(
+                        stream.id.clone(),
+                        Active {
+                            handle,
+                            publishing: true,
+                        },
+                    );
+                    tracing::info!(stream_id = %stream.id, protocol, "publisher accepted");
+                    input
+                }
+            }
+        };
+        // The protocol's channel feeds the pipeline's thread; End marks the publisher gone.
+        let streams = self.streams.clone();
+        let id = stream.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut rx = rx;
+            while let Some(event) = rx.blocking_recv() {
+                let end = matches!(event, MediaEvent::End);
+                if input.send(Input::Media(event)).is_err() || end {
+                    break;
+                }
+            }
+            if let Some(a) = streams
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_mut(&id)
+            {
+                a.publishing = false;
+            }
+        });
+        Ok(tx)
+    }
+
+    /// Finalises every stream: playlists closed with ENDLIST, status ended.
+    pub async fn shutdown(&self, grace: Duration) {
+        let handles: Vec<(String, PipelineHandle)> =
+            self.lock().drain().map(|(id, a)| (id, a.handle)).collect();
+        for (id, h) in handles {
+            let _ = h.stop.send(true);
+            drop(h.input);
+            match tokio::time::timeout(grace, h.task).await {
+                Ok(_) => tracing::info!(stream_id = %id, "stream finalised"),
+                Err(_) => tracing::error!(stream_id = %id, "stream did not finalise in time"),
+            }
+        }
+    }
+}

@@ -1,0 +1,728 @@
+//! One stream's pipeline: publisher media in, HLS in S3 out, status and samples in DynamoDB.
+//!
+//! ```text
+//! publisher (RTMP/WHIP) --MediaEvent--> media thread: transcode (decode once, ladder)
+//!                                        -> packagers (fMP4 per rendition)
+//!                                        --Output--> upload task: S3 (segments, then
+//!                                                    playlists), go-live, samples, end
+//! ```
+//!
+//! Invariants:
+//! - a playlist is uploaded only after every segment it names is stored;
+//! - the stream becomes `live` (conditional write) once the first segment of every
+//!   rendition is stored and the master playlist names them all;
+//! - a publisher that drops keeps the stream live for the reconnect window; a publisher
+//!   that returns continues the playlists after `#EXT-X-DISCONTINUITY` with new sequence
+//!   numbers; when the window passes (or the owner ends the stream, or the node shuts down)
+//!   every playlist gets `#EXT-X-ENDLIST` and the recording stays playable from the same
+//!   objects (keep-all playlists, `EVENT` while live);
+//! - the media thread never blocks the runtime: it is a plain thread fed by a channel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use rill_core::quality::{QualitySample, health};
+use rill_core::store::{MetricsStore, StreamStore};
+use rill_core::{Command, StreamStatus};
+use tokio::sync::mpsc;
+
+use crate::media::{MediaEvent, Rendition};
+use crate::package::{
+    self, AudioMedia, BitrateStats, MediaPlaylist, Packager, PackagerOptions, PlaylistSegment,
+    Segment, TrackConfig, TrackKind, VariantStream, Window,
+};
+use crate::transcode::{Ladder, QualityPreset, SourceInfo, StreamConfig, Transcoder};
+use crate::upload::{ObjectKind, Uploader};
+
+/// What the pipeline needs to know about the stream.
+#[derive(Clone)]
+pub struct PipelineConfig {
+    pub stream_id: String,
+    pub preset: QualityPreset,
+    pub max_bitrate_kbps: Option<u32>,
+    pub segment_ms: u32,
+    pub reconnect_window: Duration,
+    pub sample_every: Duration,
+    /// `rtmp` or `webrtc`, for samples.
+    pub protocol: &'static str,
+    /// Transport RTT (ms) and packet loss (0–1) for WebRTC publishers.
+    pub transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for PipelineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineConfig")
+            .field("stream_id", &self.stream_id)
+            .field("preset", &self.preset)
+            .field("segment_ms", &self.segment_ms)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters the media thread updates and the sampler reads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub input_bytes: AtomicU64,
+    pub input_frames: AtomicU64,
+    pub dropped_frames: AtomicU64,
+    /// Media time transcoded (ms of the top rung).
+    pub media_ms: AtomicU64,
+    pub width: AtomicU64,
+    pub height: AtomicU64,
+}
+
+/// From the media thread to the upload task.
+#[derive(Debug)]
+enum Output {
+    /// A rendition's init segment (new generation after a reconnect if it changed).
+    Init {
+        rendition: usize,
+        name: String,
+        uri: String,
+        data: Bytes,
+    },
+    Segment {
+        rendition: usize,
+        segment: Segment,
+        discontinuity: bool,
+    },
+    /// The ladder as transcoded (names, sizes, codec strings), once known.
+    Ladder {
+        renditions: Vec<Rendition>,
+        codecs: Vec<String>,
+        audio: usize,
+    },
+    /// The current publisher is gone (its media is flushed).
+    PublisherGone,
+    /// The media thread failed; the stream cannot continue.
+    Failed(String),
+}
+
+/// Into the media thread.
+#[derive(Debug)]
+pub enum Input {
+    Media(MediaEvent),
+    /// A new publisher took over after a drop: start a new generation.
+    Reconnected,
+}
+
+/// Handle the node keeps for a running pipeline.
+#[derive(Debug)]
+pub struct PipelineHandle {
+    pub input: std::sync::mpsc::SyncSender<Input>,
+    pub counters: Arc<Counters>,
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the media thread and the upload task. `publisher_gone` tells the node when the
+/// reconnect window opens and closes (true: waiting for a publisher).
+pub fn start(
+    config: PipelineConfig,
+    store: Arc<dyn StreamStore>,
+    metrics: Arc<dyn MetricsStore>,
+    uploader: Uploader,
+    on_finished: impl FnOnce() + Send + 'static,
+) -> PipelineHandle {
+    let (input_tx, input_rx) = std::sync::mpsc::sync_channel::<Input>(512);
+    let (out_tx, out_rx) = mpsc::channel::<Output>(256);
+    let counters = Arc::new(Counters::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let media_config = config.clone();
+    let media_counters = counters.clone();
+    std::thread::Builder::new()
+        .name(format!(
+            "media-{}",
+            &config.stream_id[..8.min(config.stream_id.len())]
+        ))
+        .spawn(move || media_thread(media_config, input_rx, out_tx, media_counters))
+        .map_err(|e| tracing::error!(error = %e, "cannot start the media thread"))
+        .ok();
+    let task_counters = counters.clone();
+    let task = tokio::spawn(async move {
+        upload_task(
+            config,
+            store,
+            metrics,
+            uploader,
+            out_rx,
+            stop_rx,
+            task_counters,
+        )
+        .await;
+        on_finished();
+    });
+    PipelineHandle {
+        input: input_tx,
+        counters,
+        stop: stop_tx,
+        task,
+    }
+}
+
+// ------------------------------------------------------------------ media thread
+
+struct Generation {
+    transcoder: Transcoder,
+    packagers: Vec<Option<Packager>>,
+    init_sent: Vec<Option<Bytes>>,
+}
+
+fn media_thread(
+    config: PipelineConfig,
+    input: std::sync::mpsc::Receiver<Input>,
+    out: mpsc::Sender<Output>,
+    counters: Arc<Counters>,
+) {
+    let send = |o: Output| out.blocking_send(o).is_ok();
+    let mut pending: Vec<MediaEvent> = Vec::new();
+    let mut current: Option<Generation> = None;
+    // Per rendition, carried across generations: next sequence number, init generation,
+    // last init bytes.
+    let mut next_seq: Vec<u64> = Vec::new();
+    let mut init_gen: Vec<u32> = Vec::new();
+    let mut last_init: Vec<Option<Bytes>> = Vec::new();
+    let mut discontinuity = false;
+    while let Ok(msg) = input.recv() {
+        let event = match msg {
+            Input::Reconnected => {
+                discontinuity = true;
+                continue;
+            }
+            Input::Media(e) => e,
+        };
+        if let MediaEvent::Video { data, .. } = &event {
+            counters.input_frames.fetch_add(1, Ordering::Relaxed);
+            counters
+                .input_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        } else if let MediaEvent::Audio { data, .. } = &event {
+            counters
+                .input_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        let is_end = matches!(event, MediaEvent::End);
+        if current.is_none() && !is_end {
+            // Wait for the video configuration to plan the ladder.
+            let ready = match &event {
+                MediaEvent::VideoConfig { avcc } => SourceInfo::from_avcc(avcc),
+                _ => None,
+            };
+            pending.push(event);
+            let Some(source) = ready else {
+                if pending.len() > 2000 {
+                    send(Output::Failed(
+                        "no H.264 configuration from the publisher".into(),
+                    ));
+                    return;
+                }
+                continue;
+            };
+            counters
+                .width
+                .store(u64::from(source.width), Ordering::Relaxed);
+            counters
+                .height
+                .store(u64::from(source.height), Ordering::Relaxed);
+            let ladder = Ladder::plan(
+                source.width,
+                source.height,
+                config.preset,
+                config.max_bitrate_kbps,
+            );
+            let transcoder = match Transcoder::new(ladder, config.segment_ms) {
+                Ok(t) => t,
+                Err(e) => {
+                    send(Output::Failed(format!("transcoder: {e}")));
+                    return;
+                }
+            };
+            let n = transcoder.renditions().len();
+            next_seq.resize(n, 0);
+            init_gen.resize(n, 0);
+            last_init.resize(n, None);
+            current = Some(Generation {
+                transcoder,
+                packagers: (0..n).map(|_| None).collect(),
+                init_sent: vec![None; n],
+            });
+            let replay: Vec<MediaEvent> = std::mem::take(&mut pending);
+            for e in replay {
+                if !push(
+                    &config,
+                    current.as_mut().map(|g| g as &mut Generation),
+                    e,
+                    &send,
+                    &mut next_seq,
+                    &mut init_gen,
+                    &mut last_init,
+                    &mut discontinuity,
+                    &counters,
+                ) {
+                    return;
+                }
+            }
+            continue;
+        }
+        if is_end {
+            if let Some(mut g) = current.take() {
+                let packets = g.transcoder.finish().unwrap_or_default();
+                if !route(
+                    &config,
+                    &mut g,
+                    packets,
+                    &send,
+                    &mut next_seq,
+                    &mut init_gen,
+                    &mut last_init,
+                    &mut discontinuity,
+                    &counters,
+                ) {
+                    return;
+                }
+                for (k, p) in g.packagers.iter_mut().enumerate() {
+                    if let Some(p) = p {
+                        for segment in p.finish().unwrap_or_default() {
+                            next_seq[k] = segment.sequence + 1;
+                            send(Output::Segment {
+                                rendition: k,
+                                segment,
+                                discontinuity: false,
+                            });
+                        }
+                    }
+                }
+            }
+            pending.clear();
+            if !send(Output::PublisherGone) {
+                return;
+            }
+            continue;
+        }
+        if !push(
+            &config,
+            current.as_mut(),
+            event,
+            &send,
+            &mut next_seq,
+            &mut init_gen,
+            &mut last_init,
+            &mut discontinuity,
+            &counters,
+        ) {
+            return;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push(
+    config: &PipelineConfig,
+    generation: Option<&mut Generation>,
+    event: MediaEvent,
+    send: &dyn Fn(Output) -> bool,
+    next_seq: &mut [u64],
+    init_gen: &mut [u32],
+    last_init: &mut [Option<Bytes>],
+    discontinuity: &mut bool,
+    counters: &Counters,
+) -> bool {
+    let Some(g) = generation else { return true };
+    match g.transcoder.push(event) {
+        Ok(packets) => route(
+            config,
+            g,
+            packets,
+            send,
+            next_seq,
+            init_gen,
+            last_init,
+            discontinuity,
+            counters,
+        ),
+        Err(e) => {
+            send(Output::Failed(format!("transcode: {e}")));
+            false
+        }
+    }
+}
+
+/// Packets to packagers, segments and inits to the upload task.
+#[allow(clippy::too_many_arguments)]
+fn route(
+    config: &PipelineConfig,
+    g: &mut Generation,
+    packets: Vec<crate::media::EncodedPacket>,
+    send: &dyn Fn(Output) -> bool,
+    next_seq: &mut [u64],
+    init_gen: &mut [u32],
+    last_init: &mut [Option<Bytes>],
+    discontinuity: &mut bool,
+    counters: &Counters,
+) -> bool {
+    for packet in packets {
+        let k = packet.rendition;
+        if k == 0 {
+            counters
+                .media_ms
+                .store(packet.pts_ms.max(0) as u64, Ordering::Relaxed);
+        }
+        if g.packagers[k].is_none() {
+            let Some(params) = g.transcoder.codec_params(k).cloned() else {
+                continue;
+            };
+            let track = match &params.config {
+                StreamConfig::Video {
+                    width,
+                    height,
+                    avcc,
+                } => TrackConfig {
+                    kind: TrackKind::Video,
+                    codec_string: params.codec.clone(),
+                    extradata: avcc.clone(),
+                    width: *width,
+                    height: *height,
+                    sample_rate: 0,
+                    channels: 0,
+                    time_base_den: 90_000,
+                },
+                StreamConfig::Audio {
+                    sample_rate,
+                    channels,
+                    asc,
+                    ..
+                } => TrackConfig {
+                    kind: TrackKind::Audio,
+                    codec_string: params.codec.clone(),
+                    extradata: asc.clone(),
+                    width: 0,
+                    height: 0,
+                    sample_rate: *sample_rate,
+                    channels: u32::from(*channels),
+                    time_base_den: *sample_rate,
+                },
+            };
+            let options = PackagerOptions {
+                segment_ms: config.segment_ms,
+                first_sequence: next_seq[k],
+            };
+            match Packager::new(&track, options) {
+                Ok(p) => g.packagers[k] = Some(p),
+                Err(e) => {
+                    send(Output::Failed(format!("packager: {e}")));
+                    return false;
+                }
+            }
+            // Every rendition known: tell the upload task the ladder (for the master).
+            if g.packagers.iter().all(Option::is_some)
+                || g.transcoder
+                    .renditions()
+                    .iter()
+                    .enumerate()
+                    .all(|(i, _)| g.transcoder.codec_params(i).is_some())
+            {
+                let renditions = g.transcoder.renditions().to_vec();
+                let codecs = (0..renditions.len())
+                    .map(|i| {
+                        g.transcoder
+                            .codec_params(i)
+                            .map(|p| p.codec.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                send(Output::Ladder {
+                    renditions,
+                    codecs,
+                    audio: g.transcoder.audio_index(),
+                });
+            }
+        }
+        let Some(packager) = g.packagers[k].as_mut() else {
+            continue;
+        };
+        let segments = match packager.push(&packet) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(stream_id = %config.stream_id, rendition = k, error = %e, "packet not packaged");
+                counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        if g.init_sent[k].is_none()
+            && let Some(init) = packager.init_segment().cloned()
+        {
+            {
+                if last_init[k].as_ref().is_some_and(|prev| *prev != init) {
+                    init_gen[k] += 1;
+                }
+                last_init[k] = Some(init.clone());
+                let name = g.transcoder.renditions()[k].name.clone();
+                let object = package::init_object_name(&name, init_gen[k]);
+                if !send(Output::Init {
+                    rendition: k,
+                    name: object,
+                    uri: package::init_uri(init_gen[k]),
+                    data: init.clone(),
+                }) {
+                    return false;
+                }
+                g.init_sent[k] = Some(init);
+            }
+        }
+        for segment in segments {
+            next_seq[k] = segment.sequence + 1;
+            let first_after_reconnect = *discontinuity;
+            if !send(Output::Segment {
+                rendition: k,
+                segment,
+                discontinuity: first_after_reconnect,
+            }) {
+                return false;
+            }
+        }
+        // The discontinuity flag applies to the first segment of every rendition.
+        if *discontinuity && g.packagers.iter().flatten().all(|p| p.next_sequence() > 0) {
+            *discontinuity = false;
+        }
+    }
+    true
+}
+
+// ------------------------------------------------------------------ upload task
+
+struct Track {
+    name: String,
+    playlist: MediaPlaylist,
+    init_uri: String,
+    sizes: Vec<(usize, Duration)>,
+    pending_discontinuity: bool,
+}
+
+async fn upload_task(
+    config: PipelineConfig,
+    store: Arc<dyn StreamStore>,
+    metrics: Arc<dyn MetricsStore>,
+    uploader: Uploader,
+    mut out: mpsc::Receiver<Output>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    counters: Arc<Counters>,
+) {
+    let id = config.stream_id.clone();
+    let target = Duration::from_millis(u64::from(config.segment_ms));
+    let mut tracks: BTreeMap<usize, Track> = BTreeMap::new();
+    let mut ladder: Option<(Vec<Rendition>, Vec<String>, usize)> = None;
+    let mut live = false;
+    let mut wall_origin: Option<DateTime<Utc>> = None;
+    let mut waiting_since: Option<Instant> = None;
+    let mut status_check = tokio::time::interval(Duration::from_secs(2));
+    let mut sampler = tokio::time::interval(config.sample_every);
+    let mut last_sample = (Instant::now(), 0u64, 0u64, 0u64);
+    let mut gone_generations = 0u32;
+    let reason;
+    loop {
+        tokio::select! {
+            msg = out.recv() => {
+                let Some(msg) = msg else { reason = "media thread ended"; break };
+                match msg {
+                    Output::Init { rendition, name, uri, data } => {
+                        if let Err(e) = uploader.put(&name, data, ObjectKind::Init).await {
+                            tracing::error!(stream_id = %id, error = %e, "init upload failed");
+                        }
+                        if let Some(t) = tracks.get_mut(&rendition) {
+                            t.init_uri = uri;
+                        } else {
+                            let name = ladder.as_ref().and_then(|l| l.0.get(rendition)).map(|r| r.name.clone()).unwrap_or_else(|| format!("r{rendition}"));
+                            tracks.insert(rendition, Track { name, playlist: MediaPlaylist::new(Window::KeepAll, target), init_uri: uri, sizes: Vec::new(), pending_discontinuity: false });
+                        }
+                    }
+                    Output::Ladder { renditions, codecs, audio } => {
+                        for (k, r) in renditions.iter().enumerate() {
+                            if let Some(t) = tracks.get_mut(&k) { t.name = r.name.clone(); }
+                        }
+                        ladder = Some((renditions, codecs, audio));
+                    }
+                    Output::Segment { rendition, segment, discontinuity } => {
+                        let origin = *wall_origin.get_or_insert_with(|| Utc::now() - chrono::Duration::milliseconds(segment.start_ms() + i64::from(config.segment_ms)));
+                        let Some(track) = tracks.get_mut(&rendition) else { continue };
+                        let object = package::segment_object_name(&track.name, segment.sequence);
+                        let size = segment.byte_size();
+                        if let Err(e) = uploader.put(&object, segment.data.clone(), ObjectKind::Segment).await {
+                            tracing::error!(stream_id = %id, error = %e, "segment upload failed; not listed");
+                            continue;
+                        }
+                        let mut entry = PlaylistSegment::from_segment(&segment, origin + chrono::Duration::milliseconds(segment.start_ms()));
+                        entry.init_uri = track.init_uri.clone();
+                        entry.discontinuity = discontinuity || std::mem::take(&mut track.pending_discontinuity);
+                        track.sizes.push((size, Duration::from_millis(segment.duration_ms().max(1) as u64)));
+                        if let Err(e) = track.playlist.push(entry) {
+                            tracing::warn!(stream_id = %id, error = %e, "playlist rejected a segment");
+                            continue;
+                        }
+                        let body = Bytes::from(track.playlist.render());
+                        let name = package::media_playlist_object_name(&track.name);
+                        if let Err(e) = uploader.put(&name, body, ObjectKind::Playlist).await {
+                            tracing::error!(stream_id = %id, error = %e, "playlist upload failed");
+                        }
+                        if !live
+                            && let Some((renditions, codecs, audio)) = &ladder
+                        {
+                            {
+                                let all = (0..renditions.len()).all(|k| tracks.get(&k).is_some_and(|t| !t.sizes.is_empty()));
+                                if all {
+                                    let master = master(renditions, codecs, *audio, &tracks);
+                                    if uploader.put(package::MASTER_PLAYLIST, Bytes::from(master), ObjectKind::Playlist).await.is_ok() {
+                                        match store.apply(&id, Command::GoLive, rill_core::time::now()).await {
+                                            Ok(_) => tracing::info!(stream_id = %id, "stream is live"),
+                                            Err(e) => tracing::warn!(stream_id = %id, error = %e, "go-live refused"),
+                                        }
+                                        live = true;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Output::PublisherGone => {
+                        gone_generations += 1;
+                        waiting_since = Some(Instant::now());
+                        for t in tracks.values_mut() { t.pending_discontinuity = true; }
+                        tracing::info!(stream_id = %id, window_s = config.reconnect_window.as_secs(), "publisher gone; waiting for a reconnect");
+                    }
+                    Output::Failed(e) => {
+                        tracing::error!(stream_id = %id, error = %e, "pipeline failed");
+                        reason = "pipeline failure";
+                        break;
+                    }
+                }
+            }
+            _ = status_check.tick() => {
+                if waiting_since.is_some_and(|since| since.elapsed() >= config.reconnect_window) {
+                    reason = "reconnect window passed";
+                    break;
+                }
+                match store.get_stream(&id).await {
+                    Ok(Some(s)) if s.status.is_final() => { reason = "stream ended by its owner"; break; }
+                    Ok(None) => { reason = "stream deleted"; break; }
+                    _ => {}
+                }
+            }
+            _ = sampler.tick() => {
+                let now = Instant::now();
+                let bytes = counters.input_bytes.load(Ordering::Relaxed);
+                let frames = counters.input_frames.load(Ordering::Relaxed);
+                let media = counters.media_ms.load(Ordering::Relaxed);
+                let secs = now.duration_since(last_sample.0).as_secs_f64().max(0.001);
+                let fps = (frames - last_sample.2) as f64 / secs;
+                let speed = (media.saturating_sub(last_sample.3)) as f64 / 1000.0 / secs;
+                let dropped = counters.dropped_frames.load(Ordering::Relaxed);
+                let viewers = store.get_stream(&id).await.ok().flatten().map(|s| s.stats.current_viewers).unwrap_or(0);
+                let (rtt, loss) = (config.transport)();
+                if waiting_since.is_none() && frames > 0 {
+                    let sample = QualitySample {
+                        stream_id: id.clone(),
+                        at: rill_core::time::now(),
+                        input_kbps: (bytes - last_sample.1) as f64 * 8.0 / 1000.0 / secs,
+                        fps,
+                        width: counters.width.load(Ordering::Relaxed) as u32,
+                        height: counters.height.load(Ordering::Relaxed) as u32,
+                        frames,
+                        dropped_frames: dropped,
+                        late_frames: 0,
+                        encoder_speed: speed,
+                        rtt_ms: rtt,
+                        packet_loss: loss,
+                        health: health(fps, 30.0, speed, loss.unwrap_or(0.0), dropped, frames),
+                        viewers,
+                        protocol: config.protocol.to_owned(),
+                    };
+                    if let Err(e) = metrics.put_sample(&sample).await {
+                        tracing::warn!(stream_id = %id, error = %e, "sample not stored");
+                    }
+                }
+                last_sample = (now, bytes, frames, media);
+            }
+            _ = stop.changed() => { reason = "node shutting down"; break; }
+        }
+    }
+    // Drain what the media thread already produced, then close every playlist.
+    while let Ok(Output::Segment { .. }) | Ok(Output::Init { .. }) = out.try_recv() {}
+    for t in tracks.values_mut() {
+        t.playlist.end();
+        let name = package::media_playlist_object_name(&t.name);
+        if let Err(e) = uploader
+            .put(
+                &name,
+                Bytes::from(t.playlist.render()),
+                ObjectKind::Playlist,
+            )
+            .await
+        {
+            tracing::error!(stream_id = %id, error = %e, "final playlist upload failed");
+        }
+    }
+    match store.apply(&id, Command::End, rill_core::time::now()).await {
+        Ok(_) => {}
+        Err(rill_core::store::StoreError::Conflict {
+            current: Some(StreamStatus::Ended | StreamStatus::Cancelled),
+            ..
+        }) => {}
+        Err(e) => tracing::warn!(stream_id = %id, error = %e, "could not mark the stream ended"),
+    }
+    tracing::info!(stream_id = %id, reason, reconnects = gone_generations.saturating_sub(1), "stream finished");
+}
+
+fn master(
+    renditions: &[Rendition],
+    codecs: &[String],
+    audio: usize,
+    tracks: &BTreeMap<usize, Track>,
+) -> String {
+    let stats = |k: usize| {
+        tracks
+            .get(&k)
+            .map(|t| BitrateStats::from_segments(t.sizes.iter().copied()))
+            .unwrap_or_default()
+    };
+    let variants: Vec<VariantStream> = renditions
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != audio)
+        .map(|(k, r)| {
+            let s = stats(k);
+            let target = u64::from(r.video_kbps) * 1000;
+            VariantStream {
+                uri: format!("{}/index.m3u8", r.name),
+                bandwidth: s.peak_bps.max(target),
+                average_bandwidth: s.average_bps.max(1),
+                width: r.width,
+                height: r.height,
+                codecs: codecs.get(k).cloned().unwrap_or_default(),
+                frame_rate: f64::from(r.fps),
+            }
+        })
+        .collect();
+    let a = stats(audio);
+    let audio_media = AudioMedia {
+        group_id: "aac".into(),
+        name: "audio".into(),
+        uri: format!(
+            "{}/index.m3u8",
+            renditions
+                .get(audio)
+                .map(|r| r.name.as_str())
+                .unwrap_or("audio")
+        ),
+        codecs: codecs
+            .get(audio)
+            .cloned()
+            .unwrap_or_else(|| "mp4a.40.2".into()),
+        channels: Some(2),
+        bandwidth: a.peak_bps.max(128_000),
+        average_bandwidth: a.average_bps.max(1),
+    };
+    package::master_playlist(&variants, Some(&audio_media))
+}

@@ -1,0 +1,326 @@
+//! The ingest node end to end: the ffmpeg CLI publishes over RTMP, the node transcodes with
+//! the FFmpeg libraries, packages fMP4/HLS into S3 (moto), and ffprobe reads the result
+//! through the gateway's CDN stand-in.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rill_tests::{IngestNode, Stack, User};
+use serde_json::{Value, json};
+
+async fn create(stack: &Stack, owner: &User, body: Value) -> (String, String) {
+    let r = owner.post(stack, "/api/streams/create", body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.body["id"].as_str().expect("id").to_owned(),
+        r.body["ingest"]["streamKey"]
+            .as_str()
+            .expect("key")
+            .to_owned(),
+    )
+}
+
+/// Pushes a generated test pattern (H.264 + AAC) as OBS/ffmpeg would; returns ffmpeg's success.
+fn publish(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool) -> bool {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error"]);
+    if realtime {
+        cmd.arg("-re");
+    }
+    cmd.args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=30"),
+    ])
+    .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+    .args([
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-b:v",
+        "3000k",
+        "-g",
+        "60",
+    ])
+    .args(["-c:a", "aac", "-f", "flv", &format!("{rtmp}/live/{key}")]);
+    cmd.status().map(|s| s.success()).unwrap_or(false)
+}
+
+async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `codec,width,height,frames` of a rendition's video as ffprobe decodes it.
+fn probe(url: &str) -> (String, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let (head, frames) = line.rsplit_once(',').unwrap_or((&line, "0"));
+    (head.to_owned(), frames.trim().parse().unwrap_or(0.0))
+}
+
+/// Sum of the playlist's segment durations.
+fn playlist_seconds(playlist: &str) -> f64 {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .filter_map(|d| d.trim_end_matches(',').parse::<f64>().ok())
+        .sum()
+}
+
+async fn text(stack: &Stack, path: &str) -> Option<String> {
+    let r = stack.http.get(stack.url(path)).send().await.ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+#[tokio::test]
+async fn an_rtmp_publish_becomes_a_four_rung_ladder_that_goes_live_and_stays_as_vod() {
+    let stack = Stack::start();
+    let node = IngestNode::start(&stack, &[]);
+    let owner = User::named("owner");
+    let (id, key) = create(
+        &stack,
+        &owner,
+        json!({"channelId":"ingest","title":"Ladder"}),
+    )
+    .await;
+    let rtmp = node.rtmp.clone();
+    let pusher = std::thread::spawn(move || publish(&rtmp, &key, "1920x1080", 6, false));
+
+    let stream_path = format!("/api/streams/{id}");
+    wait_for("status live", Duration::from_secs(120), || async {
+        User::anonymous().get(&stack, &stream_path).await.body["status"] == "live"
+    })
+    .await;
+    let master = text(&stack, &format!("/hls/live/{id}/master.m3u8"))
+        .await
+        .expect("master playlist");
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 4, "{master}");
+    for needle in [
+        "RESOLUTION=1920x1080",
+        "RESOLUTION=1280x720",
+        "RESOLUTION=854x480",
+        "RESOLUTION=640x360",
+        "CODECS=\"avc1.",
+        "mp4a.40.2",
+        "AVERAGE-BANDWIDTH=",
+        "FRAME-RATE=",
+    ] {
+        assert!(master.contains(needle), "{needle} missing in {master}");
+    }
+    let hls = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}/hls"))
+        .await;
+    assert!(
+        hls.body["manifestUrl"]
+            .as_str()
+            .expect("url")
+            .ends_with(&format!("/live/{id}/master.m3u8"))
+    );
+    assert!(
+        pusher.join().expect("pusher thread"),
+        "ffmpeg published successfully"
+    );
+
+    // The owner ends it: every playlist is closed and the recording plays as VOD.
+    let r = owner
+        .post(&stack, &format!("/api/streams/{id}/end"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for rung in ["1080p", "720p", "480p", "360p", "audio"] {
+        let path = format!("/hls/live/{id}/{rung}/index.m3u8");
+        wait_for("ENDLIST", Duration::from_secs(30), || async {
+            text(&stack, &path)
+                .await
+                .is_some_and(|p| p.contains("#EXT-X-ENDLIST"))
+        })
+        .await;
+        let playlist = text(&stack, &path).await.expect("playlist");
+        for d in playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
+            let secs: f64 = d.trim_end_matches(',').parse().expect("duration");
+            assert!(
+                secs <= 2.1,
+                "{rung}: segment of {secs} s exceeds the target"
+            );
+        }
+        assert!(playlist.contains("#EXT-X-PROGRAM-DATE-TIME:"));
+    }
+    let expected = [
+        ("1080p", "h264,1920,1080", 30.0),
+        ("720p", "h264,1280,720", 30.0),
+        ("480p", "h264,854,480", 24.0),
+        ("360p", "h264,640,360", 24.0),
+    ];
+    for (rung, want, fps) in expected {
+        let url = stack.url(&format!("/hls/live/{id}/{rung}/index.m3u8"));
+        let (got, frames) = probe(&url);
+        assert_eq!(got, want, "{rung}");
+        let seconds = playlist_seconds(
+            &text(&stack, &format!("/hls/live/{id}/{rung}/index.m3u8"))
+                .await
+                .expect("playlist"),
+        );
+        let measured = frames / seconds;
+        assert!(
+            (measured - fps).abs() < 1.0,
+            "{rung}: {frames} frames in {seconds} s = {measured:.2} fps, want {fps}"
+        );
+    }
+    let decode = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-i",
+            &stack.url(&format!("/hls/live/{id}/master.m3u8")),
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    let s = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(s.body["status"], "ended");
+}
+
+#[tokio::test]
+async fn a_wrong_key_or_an_ended_stream_is_refused_and_nothing_is_written() {
+    let stack = Stack::start();
+    let node = IngestNode::start(&stack, &[]);
+    let owner = User::named("owner");
+    let (id, key) = create(
+        &stack,
+        &owner,
+        json!({"channelId":"ingest","title":"Refusals"}),
+    )
+    .await;
+    let fake = rill_core::key::StreamKey::generate().expect("rng");
+    assert!(
+        !publish(&node.rtmp, fake.expose(), "320x240", 2, false),
+        "an unknown key is refused"
+    );
+    owner
+        .post(&stack, &format!("/api/streams/{id}/end"), json!({}))
+        .await;
+    assert!(
+        !publish(&node.rtmp, &key, "320x240", 2, false),
+        "an ended stream takes no media"
+    );
+    let s3 = stack.s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&stack.bucket)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.key_count().unwrap_or(0),
+        0,
+        "nothing was written to the bucket"
+    );
+    let s = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(s.body["status"], "ended");
+}
+
+#[tokio::test]
+async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
+    let stack = Stack::start();
+    let mut node = IngestNode::start(&stack, &[]);
+    let owner = User::named("owner");
+    let (a, key_a) = create(&stack, &owner, json!({"channelId":"two","title":"A"})).await;
+    let (b, key_b) = create(&stack, &owner, json!({"channelId":"two","title":"B"})).await;
+    let (ra, rb) = (node.rtmp.clone(), node.rtmp.clone());
+    let pa = std::thread::spawn(move || publish(&ra, &key_a, "640x360", 30, true));
+    let pb = std::thread::spawn(move || publish(&rb, &key_b, "854x480", 30, true));
+    for id in [&a, &b] {
+        let path = format!("/api/streams/{id}");
+        wait_for("both live", Duration::from_secs(60), || async {
+            User::anonymous().get(&stack, &path).await.body["status"] == "live"
+        })
+        .await;
+    }
+    let ma = text(&stack, &format!("/hls/live/{a}/master.m3u8"))
+        .await
+        .expect("master a");
+    let mb = text(&stack, &format!("/hls/live/{b}/master.m3u8"))
+        .await
+        .expect("master b");
+    assert_eq!(
+        ma.matches("#EXT-X-STREAM-INF").count(),
+        1,
+        "a 360p source gets one rung: {ma}"
+    );
+    assert_eq!(
+        mb.matches("#EXT-X-STREAM-INF").count(),
+        2,
+        "a 480p source gets two rungs: {mb}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", node.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("rill_ingest_publishing{{stream_id=\"{a}\"}} 1")),
+        "{metrics}"
+    );
+
+    let status = node.terminate().expect("the node exits after SIGTERM");
+    assert!(status.success());
+    for (id, rung) in [(&a, "360p"), (&b, "480p")] {
+        let p = text(&stack, &format!("/hls/live/{id}/{rung}/index.m3u8"))
+            .await
+            .expect("playlist");
+        assert!(p.contains("#EXT-X-ENDLIST"), "{id} finalised on shutdown");
+        let s = User::anonymous()
+            .get(&stack, &format!("/api/streams/{id}"))
+            .await;
+        assert_eq!(s.body["status"], "ended");
+    }
+    let _ = pa.join();
+    let _ = pb.join();
+}

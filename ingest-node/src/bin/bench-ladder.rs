@@ -80,6 +80,9 @@ fn parse_args() -> Res<Args> {
                 )
             }
             "--x264-params" => a.options.x264_params = Some(value()?),
+            "--cascade-scaling" => a.options.scale = ScaleMode::Cascade,
+            "--frame-threads" => a.options.sliced_threads = false,
+            "--rc-lookahead" => a.options.rc_lookahead = value()?.parse()?,
             "--queue" => a.options.queue_depth = value()?.parse()?,
             "--decoder-threads" => a.options.decoder_threads = value()?.parse()?,
             other => return Err(format!("unknown option {other}").into()),
@@ -120,6 +123,10 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
     let events_a = read_events(&src_a, NalFraming::Avcc)?;
     let ladder = Ladder::plan(1920, 1080, QualityPreset::P1080, None);
 
+    println!(
+        "process RSS before the ladder (libraries + preloaded input): {:.0} MB",
+        self_rss_kb()? as f64 / 1024.0
+    );
     let ours = time_ladder(&events_a, &ladder, &args.options)?;
     if args.only_ours {
         println!("ours: {ours:?}");
@@ -145,9 +152,9 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
     ];
     let mut explored = Vec::new();
     if args.explore {
-        for (name, options) in variants(&args.options) {
+        for (name, options, quality) in variants(&args.options) {
             let m = time_ladder(&events_a, &ladder, &options)?;
-            explored.push((name, options, m));
+            explored.push((name, options, quality, m));
         }
     }
 
@@ -216,14 +223,15 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
 
     if !explored.is_empty() {
         println!();
-        println!("| variant (case A) | CPU s / media s | x real time | CPU vs CLI |");
-        println!("|---|---:|---:|---:|");
-        for (name, _, m) in &explored {
+        println!("| variant (case A) | CPU s / media s | x real time | CPU vs CLI | peak RSS MB |");
+        println!("|---|---:|---:|---:|---:|");
+        for (name, _, _, m) in &explored {
             println!(
-                "| {name} | {:.3} | {:.2} | {:.3} |",
+                "| {name} | {:.3} | {:.2} | {:.3} | {:.0} |",
                 m.cpu_s / media,
                 media / m.wall_s,
-                m.cpu_s / cli.cpu_s
+                m.cpu_s / cli.cpu_s,
+                m.rss_kb as f64 / 1024.0
             );
         }
     }
@@ -235,7 +243,7 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
         let mut quality: Vec<(String, Vec<PathBuf>)> =
             vec![("ours".into(), ours_files), ("CLI".into(), cli_files)];
         if args.explore {
-            for (name, options, _) in explored.iter().filter(|(_, o, _)| o.x264_threads.is_none()) {
+            for (name, options, _, _) in explored.iter().filter(|v| v.2) {
                 let tag = name.replace([' ', ',', '=', '/'], "_");
                 quality.push((
                     name.clone(),
@@ -244,8 +252,10 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
             }
         }
         let mut table = Vec::new();
+        let mut rates = Vec::new();
         for (name, files) in &quality {
             let mut row = Vec::new();
+            let mut rate = Vec::new();
             let how = if name == "CLI" {
                 Match::FpsFilter
             } else {
@@ -253,8 +263,10 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
             };
             for (rung, file) in ladder.rungs().iter().zip(files) {
                 row.push(psnr(file, &src_a, rung, how)?);
+                rate.push(format!("{:.0}", video_kbps(file, media)?));
             }
             table.push((name.clone(), row));
+            rates.push((name.clone(), rate));
         }
         let header: Vec<&str> = ladder.rungs().iter().map(|r| r.name.as_str()).collect();
         println!("| PSNR dB (case A) | {} |", header.join(" | "));
@@ -277,51 +289,59 @@ fn run(args: &Args, dir: &Path) -> Res<()> {
     Ok(())
 }
 
-/// The settings the defaults were chosen among (timed in `--explore`).
-fn variants(base: &TranscodeOptions) -> Vec<(String, TranscodeOptions)> {
-    let mut v = Vec::new();
-    let other_scale = if base.scale == ScaleMode::Cascade {
-        ScaleMode::Direct
-    } else {
-        ScaleMode::Cascade
+/// The settings the defaults were chosen among (timed in `--explore`); the flag says
+/// whether the variant can change quality (those also get a PSNR row).
+fn variants(base: &TranscodeOptions) -> Vec<(String, TranscodeOptions, bool)> {
+    let other_scale = match base.scale {
+        ScaleMode::Cascade => ScaleMode::Direct,
+        ScaleMode::Direct => ScaleMode::Cascade,
     };
-    v.push((
-        format!("scale {other_scale:?}"),
-        TranscodeOptions {
-            scale: other_scale,
-            ..base.clone()
-        },
-    ));
-    v.push((
-        format!("zerolatency {}", !base.zerolatency),
-        TranscodeOptions {
-            zerolatency: !base.zerolatency,
-            ..base.clone()
-        },
-    ));
+    let with = |f: &dyn Fn(&mut TranscodeOptions)| {
+        let mut o = base.clone();
+        f(&mut o);
+        o
+    };
+    let mut v = vec![
+        (
+            format!("scale {other_scale:?}"),
+            with(&|o| o.scale = other_scale),
+            true,
+        ),
+        (
+            format!("zerolatency {}", !base.zerolatency),
+            with(&|o| o.zerolatency = !o.zerolatency),
+            true,
+        ),
+        (
+            "rc-lookahead 10 (veryfast's)".into(),
+            with(&|o| o.rc_lookahead = 10),
+            true,
+        ),
+        (
+            format!("sliced threads {}", !base.sliced_threads),
+            with(&|o| o.sliced_threads = !o.sliced_threads),
+            true,
+        ),
+    ];
     for threads in [
         vec![1, 1, 1, 1],
         vec![2, 2, 1, 1],
         vec![2, 2, 2, 2],
-        vec![3, 1, 1, 1],
         vec![0, 0, 0, 0],
     ] {
         let name = format!("x264 threads {threads:?}");
         v.push((
             name,
-            TranscodeOptions {
-                x264_threads: Some(threads),
-                ..base.clone()
-            },
+            with(&|o| o.x264_threads = Some(threads.clone())),
+            false,
         ));
     }
     v.push((
-        "decoder threads 1".into(),
-        TranscodeOptions {
-            decoder_threads: 1,
-            ..base.clone()
-        },
+        "decoder threads 2".into(),
+        with(&|o| o.decoder_threads = 2),
+        false,
     ));
+    v.push(("queue depth 4".into(), with(&|o| o.queue_depth = 4), false));
     v
 }
 
@@ -373,6 +393,15 @@ fn self_cpu_s() -> Res<f64> {
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     // USER_HZ is 100 on every Linux ABI we run on.
     Ok(ticks / 100.0)
+}
+
+fn self_rss_kb() -> Res<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).ok_or("bad VmRSS")?.parse()?)
 }
 
 fn self_peak_rss_kb() -> Res<u64> {
@@ -610,10 +639,22 @@ fn write_ladder(
 /// Average video bitrate of a file's packets over `seconds` (ffprobe).
 fn video_kbps(file: &Path, seconds: f64) -> Res<f64> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=size",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(file)
         .output()?;
-    let bytes: u64 = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse::<u64>().ok()).sum();
+    let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse::<u64>().ok())
+        .sum();
     Ok(bytes as f64 * 8.0 / 1000.0 / seconds)
 }
 

@@ -118,8 +118,46 @@ fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<V
             format!("/api/streams/{id}/reactions"),
             Some(json!({"emoji":"🔥"})),
         ),
+        "streams-metrics" => ("GET", format!("/api/streams/{id}/metrics"), None),
+        "questions-list" => ("GET", format!("/api/streams/{id}/questions"), None),
+        "questions-upvote" => (
+            "POST",
+            format!(
+                "/api/streams/{id}/questions/{}/upvote",
+                rill_core::ids::new_id()
+            ),
+            Some(json!({})),
+        ),
+        "questions-answer" => (
+            "POST",
+            format!(
+                "/api/streams/{id}/questions/{}/answer",
+                rill_core::ids::new_id()
+            ),
+            Some(json!({})),
+        ),
+        "moderation-ban" => ("PUT", format!("/api/streams/{id}/bans/someone"), None),
+        "moderation-unban" => ("DELETE", format!("/api/streams/{id}/bans/someone"), None),
+        "moderators-add" => ("PUT", format!("/api/streams/{id}/moderators/someone"), None),
+        "moderators-remove" => (
+            "DELETE",
+            format!("/api/streams/{id}/moderators/someone"),
+            None,
+        ),
+        "moderators-list" => ("GET", format!("/api/streams/{id}/moderators"), None),
+        "members-set" => (
+            "PUT",
+            "/api/channels/bench/members/someone".into(),
+            Some(json!({"role":"follower"})),
+        ),
+        "members-remove" => ("DELETE", "/api/channels/bench/members/someone".into(), None),
         _ => ("GET", "/api/openapi.json".into(), None),
     }
+}
+
+/// Socket and table-stream functions have no HTTP route; bench-realtime exercises them.
+fn has_http_route(function: &str) -> bool {
+    !function.starts_with("ws-") && function != "events-fanout"
 }
 
 async fn stats(stack: &Stack) -> Value {
@@ -200,6 +238,10 @@ async fn main() {
         .expect("functions")
         .keys()
         .cloned()
+        .collect();
+    let functions: Vec<String> = functions
+        .into_iter()
+        .filter(|f| has_http_route(f))
         .collect();
     let mut init: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut rss: BTreeMap<String, Vec<f64>> = BTreeMap::new();

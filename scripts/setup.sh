@@ -52,6 +52,8 @@ APT_PACKAGES=(
     # WHIP tests publish from Debian's headless Chromium with a fake camera (never a
     # downloaded browser).
     chromium
+    # bench-ladder measures the ffmpeg CLI's CPU and peak memory with /usr/bin/time.
+    time
 )
 
 # ==== Packages for later parts: add them here, one per line. ================

@@ -500,6 +500,7 @@ impl IngestNode {
         cmd.envs(aws_env(&stack.moto, &stack.table, &stack.bucket))
             .env("RTMP_ADDR", "127.0.0.1:0")
             .env("INGEST_HTTP_ADDR", "127.0.0.1:0")
+            .env("WEBRTC_UDP_ADDR", "127.0.0.1:0")
             .env(
                 "RUST_LOG",
                 std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),

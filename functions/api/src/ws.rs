@@ -133,23 +133,29 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         .realtime
         .open_connection(&connection, connection.connected_at + CONNECTION_TTL)
         .await?;
-    let data = json!({"userId": connection.user_id, "displayName": connection.display_name, "count": count});
-    // The new socket cannot receive until its handshake completes: skip it.
-    emit(
-        &app,
-        EventType::ViewerJoined,
-        &stream_id,
-        data,
-        Some(&conn_id),
-    )
-    .await?;
+    // Joins of signed-in users are announced; anonymous viewers only move the coalesced
+    // `stream:viewer-count`, since announcing every join to every viewer costs N² deliveries
+    // when a crowd arrives. The new socket cannot receive until its handshake completes: skip it.
+    if connection.user_id.is_some() {
+        let data = json!({"userId": connection.user_id, "displayName": connection.display_name, "count": count});
+        emit(
+            &app,
+            EventType::ViewerJoined,
+            &stream_id,
+            data,
+            Some(&conn_id),
+        )
+        .await?;
+    }
     Ok(ok())
 }
 
-/// `$disconnect`: counts the viewer out (once) and tells the others.
+/// `$disconnect`: counts the viewer out (once) and tells the others about signed-in users.
 pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
-    if let Some(c) = app.realtime.close_connection(&conn_id, time::now()).await? {
+    if let Some(c) = app.realtime.close_connection(&conn_id, time::now()).await?
+        && c.user_id.is_some()
+    {
         let data = json!({"userId": c.user_id, "displayName": c.display_name});
         emit(
             &app,

@@ -11,13 +11,29 @@
 //! - [`file_source`] turns a media file into `MediaEvent`s the way RTMP/WHIP ingest would,
 //!   for tests, the benchmark and tools.
 //!
+//! Choices, measured by `cargo run --release -p rill-ingest --bin bench-ladder` (20 s of
+//! 1080p30 6 Mbit/s, 2 cores, against the `ffmpeg` CLI with the same settings in the same run):
+//! - **Direct scaling** from the decoded source, not a cascade: the cascade saved ~6% CPU
+//!   but lost 0.3 dB (480p) and 0.8 dB (360p) PSNR against the CLI;
+//! - **no `tune=zerolatency`**: it saves ~30% CPU and ~110 MB but costs 0.25-0.55 dB on every
+//!   rung (bframes 0, no lookahead, no mb-tree); the ~8 frames (~0.25 s) of encoder delay it
+//!   would remove are small next to a 2 s segment;
+//! - **rc-lookahead 5** instead of veryfast's 10: same PSNR, ~100 MB less memory;
+//! - **x264 threads** 2 (sliced) for the top rung, 1 for the others, one OS thread per rung:
+//!   frame threads or more threads per rung used more memory and no less CPU; one thread for
+//!   the top rung made it the critical path;
+//! - a single-threaded H.264 decoder and 2-frame rung queues (more cost memory, not time).
+//!
 //! Output contract (what the packager can rely on):
 //! - video packets are length-prefixed (4-byte) H.264 NAL units without SPS/PPS/AUD; the
 //!   parameter sets are in [`CodecParams`]'s avcC;
 //! - audio packets are raw AAC frames (no ADTS); the AudioSpecificConfig is in
 //!   [`CodecParams`];
 //! - timestamps are milliseconds on the stream's timeline (0 = the first media event),
-//!   shared by audio and video; per rendition, packets come in decode order;
+//!   shared by audio and video; per rendition, packets come in decode order. Two things
+//!   can sit before 0: the dts of the first video frames (x264 B-frame delay) and the first
+//!   AAC packet, which carries the encoder's 1024-sample priming (~21 ms before its input);
+//!   a packager that needs non-negative times shifts both, or uses an edit list;
 //! - on video renditions `keyframe == true` exactly on segment boundaries, and every video
 //!   rendition has a keyframe at the same pts for each boundary. Audio packets are all
 //!   `keyframe == true`.
@@ -34,6 +50,7 @@ mod tests;
 pub use ladder::{Ladder, QualityPreset, SourceInfo, SourceMeter};
 pub use transcoder::{
     CodecParams, RenditionStats, ScaleMode, StreamConfig, TranscodeOptions, Transcoder,
+    default_x264_threads,
 };
 
 /// What can go wrong while transcoding a stream.

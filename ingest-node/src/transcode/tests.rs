@@ -216,6 +216,24 @@ fn full_ladder_from_1080p30_avcc_with_aligned_keyframes() {
             .iter()
             .any(|e| matches!(e, MediaEvent::VideoConfig { .. }))
     );
+    let origin_ms = match &events
+        .iter()
+        .find(|e| matches!(e, MediaEvent::Video { .. } | MediaEvent::Audio { .. }))
+    {
+        Some(MediaEvent::Video { pts_ms, dts_ms, .. }) => *pts_ms.min(dts_ms),
+        Some(MediaEvent::Audio { pts_ms, .. }) => *pts_ms,
+        _ => panic!("no media"),
+    };
+    let first_audio_ms = events
+        .iter()
+        .find_map(|e| {
+            if let MediaEvent::Audio { pts_ms, .. } = e {
+                Some(*pts_ms)
+            } else {
+                None
+            }
+        })
+        .unwrap();
     let source_audio_s = events
         .iter()
         .filter(|e| matches!(e, MediaEvent::Audio { .. }))
@@ -273,6 +291,14 @@ fn full_ladder_from_1080p30_avcc_with_aligned_keyframes() {
     );
     assert_eq!(run.params[run.audio].as_ref().unwrap().codec, "mp4a.40.2");
     assert!(audio.windows(2).all(|w| w[1].pts_ms > w[0].pts_ms));
+    // The first AAC packet carries the encoder's priming (1024 samples): it starts 21-22 ms
+    // before the first input sample, on the shared timeline (0 = the first event).
+    let expected = first_audio_ms - origin_ms - 22;
+    assert!(
+        (expected..=expected + 1).contains(&audio[0].pts_ms),
+        "first AAC pts {} vs {expected}",
+        audio[0].pts_ms
+    );
 }
 
 #[test]

@@ -493,7 +493,7 @@ async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
         stream_id: id.clone(),
         user_id: None,
         display_name: None,
-        connected_at: time::now(),
+        connected_at: time::now() - chrono::Duration::minutes(1),
     };
     use rill_core::store::RealtimeStore;
     stack

@@ -40,9 +40,8 @@ pub async fn broadcast(app: &App, event: &Event, skip: Option<&str>) -> Result<D
         match r {
             Ok(()) => d.delivered += 1,
             Err(NotifyError::Gone) => {
-                d.pruned += 1;
-                if let Err(e) = app.realtime.close_connection(&id, time::now()).await {
-                    tracing::warn!(error = %e, "pruning a gone connection failed");
+                if prune(app, &id).await {
+                    d.pruned += 1;
                 }
             }
             Err(NotifyError::Failed(e)) => {
@@ -52,6 +51,30 @@ pub async fn broadcast(app: &App, event: &Event, skip: Option<&str>) -> Result<D
         }
     }
     Ok(d)
+}
+
+/// A connection still inside its `$connect` is registered but answers 410 until the
+/// handshake completes: only connections older than this are pruned on a 410.
+const PRUNE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
+
+/// Removes a connection that answered 410, unless it is too young to judge.
+async fn prune(app: &App, connection_id: &str) -> bool {
+    let now = time::now();
+    match app.realtime.connection(connection_id).await {
+        Ok(Some(c)) if now - c.connected_at < PRUNE_GRACE => false,
+        Ok(Some(_)) => match app.realtime.close_connection(connection_id, now).await {
+            Ok(closed) => closed.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning a gone connection failed");
+                false
+            }
+        },
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "pruning a gone connection failed");
+            false
+        }
+    }
 }
 
 /// Builds and broadcasts an event in one call.
@@ -71,10 +94,7 @@ pub async fn send_to(app: &App, connection_id: &str, frame: &str) {
     match app.notifier.post(connection_id, frame.as_bytes()).await {
         Ok(()) => {}
         Err(NotifyError::Gone) => {
-            let _ = app
-                .realtime
-                .close_connection(connection_id, time::now())
-                .await;
+            prune(app, connection_id).await;
         }
         Err(NotifyError::Failed(e)) => tracing::warn!(error = %e, "reply failed"),
     }

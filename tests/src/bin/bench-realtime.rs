@@ -235,6 +235,10 @@ async fn main() {
             if c as usize >= n {
                 break;
             }
+            if started.elapsed() > Duration::from_secs(120) {
+                eprintln!("only {c} of {n} viewers counted after 120 s; measuring anyway");
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!(

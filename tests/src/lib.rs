@@ -228,6 +228,40 @@ impl Stack {
             .await
     }
 
+    /// Creates a stream on `channel` as `owner` and moves it to `live` as the ingest node
+    /// does once its first segments are stored. Returns the stream id.
+    pub async fn live_stream(
+        &self,
+        owner: &User,
+        channel: &str,
+        title: &str,
+        settings: Value,
+    ) -> String {
+        let r = owner
+            .post(
+                self,
+                "/api/streams/create",
+                serde_json::json!({"channelId": channel, "title": title, "settings": settings}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.body["id"].as_str().expect("id").to_owned();
+        self.go_live(&id).await;
+        id
+    }
+
+    /// `preparing -> live`, written the way the ingest node writes it.
+    pub async fn go_live(&self, id: &str) {
+        use rill_core::store::StreamStore;
+        let stream = self
+            .store()
+            .await
+            .apply(id, rill_core::Command::GoLive, rill_core::time::now())
+            .await
+            .expect("go live");
+        assert_eq!(stream.status, rill_core::StreamStatus::Live);
+    }
+
     pub async fn store(&self) -> rill_aws::store::DynamoStore {
         rill_aws::store::DynamoStore::new(self.dynamodb().await, self.table.clone())
     }

@@ -1,27 +1,10 @@
 //! Chat and reactions end to end.
 
-use rill_core::store::StreamStore;
-use rill_core::{Command, time};
 use rill_tests::{Stack, User};
 use serde_json::{Value, json};
 
 async fn live_stream(stack: &Stack, owner: &User, settings: Value) -> String {
-    let r = owner
-        .post(
-            stack,
-            "/api/streams/create",
-            json!({"channelId":"chat","title":"Chatty","settings":settings}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.body["id"].as_str().expect("id").to_owned();
-    stack
-        .store()
-        .await
-        .apply(&id, Command::GoLive, time::now())
-        .await
-        .expect("live");
-    id
+    stack.live_stream(owner, "chat", "Chatty", settings).await
 }
 
 #[tokio::test]

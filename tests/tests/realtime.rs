@@ -13,22 +13,7 @@ const SOON: Duration = Duration::from_secs(5);
 const BATCHED: Duration = Duration::from_secs(6);
 
 async fn live_stream(stack: &Stack, owner: &User, settings: Value) -> String {
-    let r = owner
-        .post(
-            stack,
-            "/api/streams/create",
-            json!({"channelId":"rt","title":"Realtime","settings":settings}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.body["id"].as_str().expect("id").to_owned();
-    stack
-        .store()
-        .await
-        .apply(&id, Command::GoLive, time::now())
-        .await
-        .expect("live");
-    id
+    stack.live_stream(owner, "rt", "Realtime", settings).await
 }
 
 async fn viewers(stack: &Stack, id: &str) -> Value {

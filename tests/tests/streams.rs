@@ -2,7 +2,7 @@
 
 use rill_core::key::StreamKey;
 use rill_core::store::StreamStore;
-use rill_core::{Command, time};
+use rill_core::time;
 use rill_tests::{Stack, User};
 use serde_json::{Value, json};
 
@@ -18,13 +18,7 @@ async fn create(stack: &Stack, owner: &User, body: Value) -> Value {
 
 /// Acts as the ingest node does when the first segments are stored.
 async fn go_live(stack: &Stack, id: &str) {
-    let stream = stack
-        .store()
-        .await
-        .apply(id, Command::GoLive, time::now())
-        .await
-        .expect("go live");
-    assert_eq!(stream.status, rill_core::StreamStatus::Live);
+    stack.go_live(id).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,43 @@
+import { Link, matchRoute, usePath } from './router';
+import { SignIn } from './components';
+import { HomePage } from './pages/Home';
+import { BroadcastNewPage, BroadcastPage } from './pages/Broadcast';
+import { WatchPage } from './pages/Watch';
+import { SchedulePage } from './pages/Schedule';
+import { SettingsPage } from './pages/Settings';
+
+function Routes({ path }: { path: string }) {
+  let m: Record<string, string> | null;
+  if ((m = matchRoute('/watch/:id', path))) return <WatchPage key={m.id} id={m.id} />;
+  if ((m = matchRoute('/broadcast/:id', path))) return <BroadcastPage key={m.id} id={m.id} />;
+  if (matchRoute('/broadcast', path)) return <BroadcastNewPage />;
+  if (matchRoute('/schedule', path)) return <SchedulePage />;
+  if ((m = matchRoute('/settings/:id', path))) return <SettingsPage key={m.id} id={m.id} />;
+  if (path === '/' || path === '') return <HomePage />;
+  return (
+    <div className="page">
+      <h2>Not found</h2>
+      <Link to="/">Home</Link>
+    </div>
+  );
+}
+
+export function App() {
+  const path = usePath();
+  return (
+    <>
+      <header className="top">
+        <Link to="/" className="brand">Rill</Link>
+        <nav>
+          <Link to="/">Streams</Link>
+          <Link to="/broadcast">Go live</Link>
+          <Link to="/schedule">Schedule</Link>
+        </nav>
+        <SignIn />
+      </header>
+      <main>
+        <Routes path={path} />
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,155 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useRill } from '../hooks/context';
+import { displayName } from '../client/auth';
+import { REACTION_EMOJI, type ChatMessage, type Emoji, type StreamStatus } from '../client/types';
+import type { FloatingReaction } from '../client/reactions';
+import { ApiError } from '../client/errors';
+
+export function SignIn() {
+  const { claims, setToken } = useRill();
+  const [open, setOpen] = useState(false);
+  const [value, setValue] = useState('');
+  if (claims) {
+    return (
+      <div className="signin">
+        <span data-testid="signed-in-as" title={claims.sub}>
+          {displayName(claims)} <small>({claims.sub})</small>
+        </span>
+        <button className="link" data-testid="sign-out" onClick={() => setToken(null)}>
+          Sign out
+        </button>
+      </div>
+    );
+  }
+  return (
+    <div className="signin">
+      {open ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setToken(value);
+            setValue('');
+            setOpen(false);
+          }}
+        >
+          <input data-testid="token-input" placeholder="Paste a JWT" value={value} onChange={(e) => setValue(e.target.value)} />
+          <button type="submit">Sign in</button>
+        </form>
+      ) : (
+        <button data-testid="sign-in" onClick={() => setOpen(true)}>
+          Sign in
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function StatusBadge({ status }: { status: StreamStatus | undefined }) {
+  if (!status) return null;
+  return (
+    <span className={`badge badge-${status}`} data-testid="stream-status" data-status={status}>
+      {status === 'live' ? '● LIVE' : status}
+    </span>
+  );
+}
+
+export function ChatPanel(props: {
+  messages: ChatMessage[];
+  isSending: boolean;
+  canSend: boolean;
+  canModerate?: boolean;
+  pinnedMessageId?: string | null;
+  error?: ApiError | null;
+  onSend: (t: string) => Promise<void>;
+  onPin?: (id: string) => void;
+  onDelete?: (id: string) => void;
+}) {
+  const [text, setText] = useState('');
+  const [localErr, setLocalErr] = useState<string | null>(null);
+  const listRef = useRef<HTMLUListElement>(null);
+  useEffect(() => {
+    const el = listRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [props.messages.length]);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setLocalErr(null);
+    try {
+      await props.onSend(text);
+      setText('');
+    } catch (err) {
+      setLocalErr(err instanceof Error ? err.message : String(err));
+    }
+  };
+  const pinned = props.messages.find((m) => m.id === props.pinnedMessageId);
+  return (
+    <section className="chat" data-testid="chat-panel">
+      <h3>Chat</h3>
+      {pinned && (
+        <div className="pinned" data-testid="chat-pinned">
+          📌 <b>{pinned.authorName}</b>: {pinned.content}
+        </div>
+      )}
+      <ul ref={listRef} data-testid="chat-messages">
+        {props.messages.map((m) => (
+          <li key={m.id} data-testid="chat-message" data-message-id={m.id}>
+            <b>{m.authorName}</b> <span className="content">{m.content}</span>
+            {props.canModerate && (
+              <span className="mod">
+                <button className="link" title="Pin" onClick={() => props.onPin?.(m.id)}>📌</button>
+                <button className="link" title="Delete" onClick={() => props.onDelete?.(m.id)}>✕</button>
+              </span>
+            )}
+          </li>
+        ))}
+      </ul>
+      {props.canSend ? (
+        <form onSubmit={submit} className="chat-form">
+          <input
+            data-testid="chat-input"
+            value={text}
+            maxLength={500}
+            placeholder="Say something"
+            onChange={(e) => setText(e.target.value)}
+          />
+          <button data-testid="chat-send" type="submit" disabled={props.isSending || !text.trim()}>
+            Send
+          </button>
+        </form>
+      ) : (
+        <p className="muted" data-testid="chat-signin-hint">Sign in to chat.</p>
+      )}
+      {(localErr || props.error) && <p className="error" data-testid="chat-error">{localErr ?? props.error?.message}</p>}
+    </section>
+  );
+}
+
+export function ReactionOverlay({ items, total }: { items: FloatingReaction[]; total: number }) {
+  return (
+    <div className="overlay" data-testid="reaction-overlay" data-total={total}>
+      {items.map((r) => (
+        <span key={r.id} className="float" data-testid="reaction-float" style={{ left: `${r.x}%`, top: `${r.y}%` }}>
+          {r.emoji}
+        </span>
+      ))}
+    </div>
+  );
+}
+
+export function ReactionBar({ onReact, disabled }: { onReact: (e: Emoji) => void; disabled?: boolean }) {
+  return (
+    <div className="reactions" data-testid="reaction-bar">
+      {REACTION_EMOJI.map((e, i) => (
+        <button key={e} data-testid={`react-${i}`} disabled={disabled} onClick={() => onReact(e)} aria-label={`react ${e}`}>
+          {e}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function ErrorText({ error }: { error: unknown }) {
+  if (!error) return null;
+  const msg = error instanceof Error ? error.message : String(error);
+  return <p className="error">{msg}</p>;
+}

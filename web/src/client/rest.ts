@@ -1,0 +1,132 @@
+import { ApiError, errorFromResponse } from './errors';
+import type {
+  ChatMessage, ChatPage, HlsManifest, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
+  Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamWithIngestUrls, ThumbnailUpload, Viewers,
+} from './types';
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface RillApiOptions {
+  /** Base URL of the gateway ('' = same origin). */
+  baseUrl?: string;
+  /** Returns the current bearer token, if signed in. */
+  getToken?: () => string | null | undefined;
+  fetch?: FetchLike;
+}
+
+export type ListKind = 'live' | 'scheduled' | 'past';
+
+export const MAX_THUMBNAIL_BYTES = 2 * 1024 * 1024;
+export const THUMBNAIL_TYPES = ['image/jpeg', 'image/png', 'image/webp'] as const;
+
+/** Typed client for the Rill REST API (functions/api/openapi.json). */
+export class RillApi {
+  private readonly baseUrl: string;
+  private readonly getToken: () => string | null | undefined;
+  private readonly fetchImpl: FetchLike;
+
+  constructor(opts: RillApiOptions = {}) {
+    this.baseUrl = (opts.baseUrl ?? '').replace(/\/$/, '');
+    this.getToken = opts.getToken ?? (() => null);
+    this.fetchImpl = opts.fetch ?? ((i, init) => globalThis.fetch(i, init));
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined | null>): Promise<T> {
+    let url = this.baseUrl + path;
+    if (query) {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+      const s = q.toString();
+      if (s) url += '?' + s;
+    }
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    const token = this.getToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new ApiError(0, 'network_error', `network error: ${(e as Error)?.message ?? String(e)}`);
+    }
+    const text = await res.text();
+    if (!res.ok) throw errorFromResponse(res.status, text);
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(res.status, 'bad_response', 'response is not JSON');
+    }
+  }
+
+  private s(id: string): string {
+    return `/api/streams/${encodeURIComponent(id)}`;
+  }
+
+  // Streams
+  createStream(input: NewStream) { return this.request<StreamWithIngestCredentials>('POST', '/api/streams/create', input); }
+  startStream(id: string) { return this.request<Stream>('POST', `${this.s(id)}/start`); }
+  endStream(id: string) { return this.request<Stream>('POST', `${this.s(id)}/end`); }
+  cancelStream(id: string) { return this.request<Stream>('POST', `${this.s(id)}/cancel`); }
+  updateStream(id: string, patch: StreamPatch) { return this.request<Stream>('PATCH', this.s(id), patch); }
+  rotateKey(id: string) { return this.request<StreamWithIngestCredentials>('POST', `${this.s(id)}/key`); }
+  getStream(id: string) { return this.request<Stream>('GET', this.s(id)); }
+  getStreamWithIngest(id: string) { return this.request<StreamWithIngestUrls>('GET', this.s(id), undefined, { ingest: 'true' }); }
+  listStreams(kind: ListKind, channelId: string, opts: { limit?: number; cursor?: string } = {}) {
+    return this.request<StreamPage>('GET', `/api/streams/${kind}`, undefined, { channelId, ...opts });
+  }
+  listLive(channelId: string) { return this.listStreams('live', channelId); }
+  listScheduled(channelId: string) { return this.listStreams('scheduled', channelId); }
+  listPast(channelId: string) { return this.listStreams('past', channelId); }
+  getHls(id: string) { return this.request<HlsManifest>('GET', `${this.s(id)}/hls`); }
+  getViewers(id: string) { return this.request<Viewers>('GET', `${this.s(id)}/viewers`); }
+
+  // Chat
+  listChat(id: string, opts: { limit?: number; cursor?: string } = {}) { return this.request<ChatPage>('GET', `${this.s(id)}/chat`, undefined, opts); }
+  sendChat(id: string, content: string) { return this.request<ChatMessage>('POST', `${this.s(id)}/chat`, { content }); }
+  deleteChat(id: string, msgId: string) { return this.request<ChatMessage>('DELETE', `${this.s(id)}/chat/${encodeURIComponent(msgId)}`); }
+  pinChat(id: string, msgId: string) { return this.request<ChatMessage>('POST', `${this.s(id)}/chat/${encodeURIComponent(msgId)}/pin`); }
+
+  // Reactions, metrics, questions
+  sendReaction(id: string, r: NewReaction) { return this.request<Reaction>('POST', `${this.s(id)}/reactions`, r); }
+  getMetrics(id: string, opts: { from?: string; to?: string; limit?: number } = {}) {
+    return this.request<MetricsPage>('GET', `${this.s(id)}/metrics`, undefined, opts);
+  }
+  listQuestions(id: string) { return this.request<{ items: Question[] }>('GET', `${this.s(id)}/questions`); }
+  upvoteQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/upvote`); }
+  answerQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/answer`); }
+
+  // Thumbnail: presign, PUT the bytes, then PATCH thumbnailUrl.
+  requestThumbnailUpload(id: string, contentType: string) {
+    return this.request<ThumbnailUpload>('POST', `${this.s(id)}/thumbnail`, { contentType });
+  }
+
+  async uploadThumbnail(id: string, file: Blob): Promise<Stream> {
+    const type = file.type;
+    if (!(THUMBNAIL_TYPES as readonly string[]).includes(type)) {
+      throw new ApiError(0, 'unsupported_media_type', `thumbnail must be JPEG, PNG or WebP (got ${type || 'unknown'})`);
+    }
+    if (file.size > MAX_THUMBNAIL_BYTES) {
+      throw new ApiError(0, 'payload_too_large', 'thumbnail must be at most 2 MiB');
+    }
+    let up: ThumbnailUpload;
+    try {
+      up = await this.requestThumbnailUpload(id, type);
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405) && e.code !== 'not_owner') {
+        throw new ApiError(e.status, e.code, `thumbnail upload is not available on this server (${e.message})`);
+      }
+      throw e;
+    }
+    let put: Response;
+    try {
+      put = await this.fetchImpl(up.uploadUrl, { method: 'PUT', headers: up.headers, body: file });
+    } catch (e) {
+      throw new ApiError(0, 'network_error', `thumbnail upload failed: ${(e as Error)?.message ?? String(e)}`);
+    }
+    if (!put.ok) throw new ApiError(put.status, 'upload_failed', `thumbnail upload failed: HTTP ${put.status}`);
+    return this.updateStream(id, { thumbnailUrl: up.thumbnailUrl });
+  }
+}
+
+export type { Page };

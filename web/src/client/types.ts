@@ -1,0 +1,171 @@
+// Types mirrored from functions/api/openapi.json (components.schemas).
+
+export type StreamStatus = 'scheduled' | 'preparing' | 'live' | 'ended' | 'cancelled';
+export type QualityPreset = '1080p' | '720p' | '480p' | '360p';
+export type ChatMode = 'open' | 'followers' | 'subscribers';
+
+export interface Settings {
+  quality: QualityPreset;
+  maxBitrateKbps: number | null;
+  chatEnabled: boolean;
+  reactionsEnabled: boolean;
+  chatMode: ChatMode;
+  slowModeSeconds: number;
+}
+
+export type SettingsPatch = Partial<Settings>;
+
+export interface StreamStats {
+  currentViewers: number;
+  peakViewers: number;
+  totalViews: number;
+  messages: number;
+  reactions: number;
+}
+
+export interface Stream {
+  id: string;
+  channelId: string;
+  ownerId: string;
+  title: string;
+  description: string;
+  thumbnailUrl: string | null;
+  status: StreamStatus;
+  scheduledAt: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  settings: Settings;
+  stats: StreamStats;
+  pinnedMessageId: string | null;
+  version: number;
+}
+
+export interface IngestCredentials {
+  streamKey: string;
+  whipUrl: string;
+  rtmpServerUrl: string;
+  rtmpUrl: string;
+}
+
+export interface IngestUrls {
+  whipUrl: string;
+  rtmpServerUrl: string;
+}
+
+export type StreamWithIngestCredentials = Stream & { ingest: IngestCredentials };
+export type StreamWithIngestUrls = Stream & { ingest: IngestUrls };
+
+export interface NewStream {
+  channelId: string;
+  title: string;
+  description?: string;
+  scheduledAt?: string | null;
+  settings?: SettingsPatch;
+  thumbnailUrl?: string | null;
+}
+
+export interface StreamPatch {
+  title?: string;
+  description?: string;
+  thumbnailUrl?: string | null;
+  settings?: SettingsPatch;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+export type StreamPage = Page<Stream>;
+
+export interface ChatMessage {
+  id: string;
+  streamId: string;
+  authorId: string;
+  authorName: string;
+  content: string;
+  createdAt: string;
+  isPinned: boolean;
+  deleted: boolean;
+}
+export type ChatPage = Page<ChatMessage>;
+
+export const REACTION_EMOJI = ['❤️', '🔥', '👏', '😂', '😮', '😢', '🎉', '👍'] as const;
+export type Emoji = (typeof REACTION_EMOJI)[number];
+
+export interface Reaction {
+  id: string;
+  streamId: string;
+  userId: string;
+  emoji: Emoji;
+  positionX: number | null;
+  positionY: number | null;
+  createdAt: string;
+}
+
+export interface NewReaction {
+  emoji: Emoji;
+  positionX?: number | null;
+  positionY?: number | null;
+}
+
+export interface Viewers {
+  count: number;
+  peak: number;
+}
+
+export interface HlsManifest {
+  manifestUrl: string;
+}
+
+export interface Question {
+  id: string;
+  streamId: string;
+  authorId: string;
+  authorName: string;
+  content: string;
+  createdAt: string;
+  upvotes: number;
+  answered: boolean;
+}
+
+export interface QualitySample {
+  streamId: string;
+  at: string;
+  inputKbps: number;
+  fps: number;
+  width: number;
+  height: number;
+  frames: number;
+  droppedFrames: number;
+  lateFrames: number;
+  encoderSpeed: number;
+  rttMs?: number | null;
+  packetLoss?: number | null;
+  health: number;
+  viewers: number;
+  protocol: 'rtmp' | 'webrtc';
+}
+
+export interface MetricsPage {
+  items: QualitySample[];
+  from: string;
+  to: string;
+}
+
+/** `POST /api/streams/{id}/thumbnail` (owner): a presigned upload. */
+export interface ThumbnailUpload {
+  uploadUrl: string;
+  headers: Record<string, string>;
+  thumbnailUrl: string;
+  expiresAt: string;
+}
+
+export type ErrorCode =
+  | 'invalid_json' | 'invalid_body' | 'invalid_query' | 'unauthorized' | 'forbidden'
+  | 'not_owner' | 'not_moderator' | 'banned' | 'chat_disabled' | 'chat_restricted'
+  | 'not_allowed' | 'reactions_disabled' | 'not_found' | 'invalid_transition' | 'stream_over'
+  | 'conflict' | 'already_voted' | 'not_live' | 'not_playable' | 'payload_too_large'
+  | 'unsupported_media_type' | 'validation_failed' | 'slow_mode' | 'rate_limited' | 'internal'
+  | 'network_error' | 'bad_response';

@@ -1,0 +1,5 @@
+export { RillProvider, useRill, useStreamEvents, useViewerCount, useNow } from './context';
+export { useLiveStream, saveIngest, loadIngest } from './useLiveStream';
+export { useStreamViewer } from './useStreamViewer';
+export { useStreamChat, mergeMessage } from './useStreamChat';
+export { useStreamReactions } from './useStreamReactions';

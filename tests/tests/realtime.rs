@@ -24,6 +24,33 @@ async fn viewers(stack: &Stack, id: &str) -> Value {
 }
 
 #[tokio::test]
+async fn the_owners_own_socket_gets_events_but_is_not_a_viewer() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut boss = stack.socket(&id, &owner).await;
+    assert_eq!(viewers(&stack, &id).await, json!({"count": 0, "peak": 0}));
+    let bob = stack.socket(&id, &User::named("bob")).await;
+    let count = boss.expect("stream:viewer-count", BATCHED).await;
+    assert_eq!(count["data"]["count"], 1);
+    boss.close().await;
+    bob.close().await;
+    // $disconnect runs after the close handshake: wait for bob to be counted out.
+    let deadline = tokio::time::Instant::now() + SOON;
+    let stats = loop {
+        let s = User::anonymous()
+            .get(&stack, &format!("/api/streams/{id}"))
+            .await;
+        if s.body["stats"]["currentViewers"] == 0 || tokio::time::Instant::now() > deadline {
+            break s.body["stats"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(stats["currentViewers"], 0);
+    assert_eq!(stats["totalViews"], 1);
+}
+
+#[tokio::test]
 async fn joins_and_leaves_are_counted_exactly_and_announced() {
     let stack = Stack::start();
     let owner = User::named("owner");
@@ -474,6 +501,7 @@ async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
     let mut alice = stack.socket(&id, &User::named("alice")).await;
     // A socket whose $disconnect never arrived, as after a crash: registered, unreachable.
     let ghost = rill_core::realtime::Connection {
+        counted: true,
         connection_id: "Z2hvc3QtY29ubmVjdGlvbg=".into(),
         stream_id: id.clone(),
         user_id: None,

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use rill_aws::AwsSettings;
 use rill_aws::notify::ManagementApi;
+use rill_aws::objects::S3Uploads;
 use rill_aws::store::DynamoStore;
 use rill_core::realtime::RateLimit;
 use rill_core::store::{
-    ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore,
+    ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore, UploadSigner,
 };
 
 use crate::auth::Auth;
@@ -49,6 +50,8 @@ pub struct App {
     pub questions: Arc<dyn QuestionStore>,
     pub metrics: Arc<dyn MetricsStore>,
     pub notifier: Arc<dyn Notifier>,
+    /// Presigned uploads into the media bucket (thumbnails).
+    pub uploads: Arc<dyn UploadSigner>,
     pub auth: Auth,
     pub urls: PublicUrls,
     /// Per-user chat budget (`CHAT_RATE_PER_SECOND`, `CHAT_RATE_BURST`; 1/s, burst 3).
@@ -92,6 +95,10 @@ impl App {
             &sdk,
             &ManagementApi::endpoint_from_env(),
         ));
+        let uploads = Arc::new(S3Uploads::new(
+            rill_aws::s3_client(&sdk),
+            settings.bucket_name,
+        ));
         App {
             streams: store.clone(),
             chat: store.clone(),
@@ -99,6 +106,7 @@ impl App {
             questions: store.clone(),
             metrics: store,
             notifier,
+            uploads,
             auth: Auth::from_env(),
             urls: PublicUrls::from_env(),
             rate_limit: rate_limit_from_env(),

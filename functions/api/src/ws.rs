@@ -128,6 +128,7 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         user_id: user.as_ref().map(|u| u.user_id.clone()),
         display_name: user.as_ref().map(|u| u.display_name.clone()),
         connected_at: time::now(),
+        counted: user.as_ref().is_none_or(|u| u.user_id != stream.owner_id),
     };
     let count = app
         .realtime

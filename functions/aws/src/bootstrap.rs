@@ -123,23 +123,51 @@ pub async fn ensure_table(db: &aws_sdk_dynamodb::Client, name: &str) -> Result<(
     Ok(())
 }
 
-/// Creates the media bucket unless it exists.
+/// Creates the media bucket unless it exists, with the template's CORS rules (players read
+/// from any origin; the web app uploads thumbnails with presigned `PUT`s).
 pub async fn ensure_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), AwsError> {
-    if s3.head_bucket().bucket(name).send().await.is_ok() {
-        return Ok(());
-    }
-    match s3.create_bucket().bucket(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let e = e.into_service_error();
-            if e.is_bucket_already_owned_by_you() {
-                Ok(())
-            } else {
-                Err(AwsError(format!(
-                    "create bucket {name}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )))
-            }
+    if s3.head_bucket().bucket(name).send().await.is_err()
+        && let Err(e) = s3.create_bucket().bucket(name).send().await
+    {
+        let e = e.into_service_error();
+        if !e.is_bucket_already_owned_by_you() {
+            return Err(AwsError(format!(
+                "create bucket {name}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )));
         }
     }
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    let rule = |methods: &[&str], headers: &[&str], exposed: &[&str]| {
+        let mut b = CorsRule::builder()
+            .allowed_origins("*")
+            .max_age_seconds(3600);
+        for m in methods {
+            b = b.allowed_methods(*m);
+        }
+        for h in headers {
+            b = b.allowed_headers(*h);
+        }
+        for h in exposed {
+            b = b.expose_headers(*h);
+        }
+        b.build()
+            .map_err(|e| AwsError(format!("CORS rule for {name}: {e}")))
+    };
+    let cors = CorsConfiguration::builder()
+        .cors_rules(rule(
+            &["GET", "HEAD"],
+            &["*"],
+            &["Content-Length", "Content-Range", "ETag"],
+        )?)
+        .cors_rules(rule(&["PUT"], &["Content-Type", "Cache-Control"], &[])?)
+        .build()
+        .map_err(|e| AwsError(format!("CORS for {name}: {e}")))?;
+    s3.put_bucket_cors()
+        .bucket(name)
+        .cors_configuration(cors)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("put bucket CORS", e.into_service_error()))?;
+    Ok(())
 }

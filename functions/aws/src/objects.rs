@@ -46,3 +46,64 @@ pub async fn get_object(
         }
     }
 }
+
+/// Presigned `PUT`s into the media bucket, for uploads straight from browsers.
+#[derive(Debug)]
+pub struct S3Uploads {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Uploads {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> S3Uploads {
+        S3Uploads {
+            s3,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl rill_core::store::UploadSigner for S3Uploads {
+    async fn sign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        valid_for: std::time::Duration,
+    ) -> Result<rill_core::store::SignedUpload, rill_core::store::StoreError> {
+        use aws_sdk_s3::presigning::PresigningConfig;
+        use rill_core::store::StoreError;
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!("presign {what} s3://{}/{key}: {e}", self.bucket))
+        };
+        let config =
+            PresigningConfig::expires_in(valid_for).map_err(|e| unavailable("config", &e))?;
+        let length = i64::try_from(content_length).map_err(|e| unavailable("length", &e))?;
+        // Signed headers bind the object to what was asked for: S3 refuses a PUT whose type or
+        // length differs, which is how the size limit holds for a browser upload.
+        let request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(length)
+            .cache_control("public, max-age=300")
+            .presigned(config)
+            .await
+            .map_err(|e| unavailable("put", &aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        let headers = request
+            .headers()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        let expires_at = rill_core::time::now()
+            + chrono::Duration::from_std(valid_for).map_err(|e| unavailable("expiry", &e))?;
+        Ok(rill_core::store::SignedUpload {
+            url: request.uri().to_owned(),
+            headers,
+            expires_at,
+        })
+    }
+}

@@ -125,118 +125,16 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl RealtimeStore for DynamoStore {
-    async fn open_connection(
+impl DynamoStore {
+    /// The counter and viewer-session writes that count a viewer out.
+    fn count_out(
         &self,
         connection: &Connection,
-        expires_at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let ttl = expires_at.timestamp();
-        let by_stream = to_item(&ConnectionItem {
-            pk: stream_pk(&connection.stream_id),
-            sk: format!("CONN#{}", connection.connection_id),
-            entity: "connection".into(),
-            ttl,
-            connection: connection.clone(),
-        })?;
-        let by_id = to_item(&ConnectionItem {
-            pk: format!("CONN#{}", connection.connection_id),
-            sk: "META".into(),
-            entity: "connection".into(),
-            ttl,
-            connection: connection.clone(),
-        })?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(self.meta_key(&connection.stream_id)))
-            .update_expression("ADD viewerCount :one, totalViews :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1));
-        let items = vec![
-            TransactWriteItem::builder()
-                .put(build(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(by_stream))
-                        .build(),
-                )?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(build(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(by_id))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build(),
-                )?)
-                .build(),
-            TransactWriteItem::builder()
-                .update(build(count.build())?)
-                .build(),
-        ];
-        match self.transact(items, "open connection").await {
-            Ok(()) => {}
-            Err(Some(e)) => return Err(e),
-            Err(None) => return Err(StoreError::NotFound),
-        }
-        let current = self
-            .get_stream(&connection.stream_id)
-            .await?
-            .map(|s| s.stats.current_viewers)
-            .unwrap_or(0);
-        // Peak is a max, which DynamoDB cannot compute in place: raise it conditionally.
-        let peak = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.meta_key(&connection.stream_id)))
-            .update_expression("SET peakViewers = :n")
-            .condition_expression("attribute_not_exists(peakViewers) OR peakViewers < :n")
-            .expression_attribute_values(":n", n(current))
-            .send()
-            .await;
-        if let Err(e) = peak {
-            let e = e.into_service_error();
-            if !e.is_conditional_check_failed_exception() {
-                return Err(unavailable("raise peak", e));
-            }
-        }
-        Ok(current)
-    }
-
-    async fn close_connection(
-        &self,
-        connection_id: &str,
         now: Timestamp,
-    ) -> Result<Option<Connection>, StoreError> {
-        let Some(connection) = self.connection(connection_id).await? else {
-            return Ok(None);
-        };
-        let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
-        let items = vec![
-            TransactWriteItem::builder()
-                .delete(build(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(
-                            self.key(format!("CONN#{connection_id}"), "META".into()),
-                        ))
-                        .condition_expression("attribute_exists(pk)")
-                        .build(),
-                )?)
-                .build(),
-            TransactWriteItem::builder()
-                .delete(build(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(self.key(
-                            stream_pk(&connection.stream_id),
-                            format!("CONN#{connection_id}"),
-                        )))
-                        .build(),
-                )?)
-                .build(),
+        watch_ms: i64,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let connection_id = &connection.connection_id;
+        Ok(vec![
             TransactWriteItem::builder()
                 .update(build(
                     Update::builder()
@@ -267,7 +165,133 @@ impl RealtimeStore for DynamoStore {
                         .build(),
                 )?)
                 .build(),
+        ])
+    }
+}
+
+#[async_trait]
+impl RealtimeStore for DynamoStore {
+    async fn open_connection(
+        &self,
+        connection: &Connection,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ttl = expires_at.timestamp();
+        let by_stream = to_item(&ConnectionItem {
+            pk: stream_pk(&connection.stream_id),
+            sk: format!("CONN#{}", connection.connection_id),
+            entity: "connection".into(),
+            ttl,
+            connection: connection.clone(),
+        })?;
+        let by_id = to_item(&ConnectionItem {
+            pk: format!("CONN#{}", connection.connection_id),
+            sk: "META".into(),
+            entity: "connection".into(),
+            ttl,
+            connection: connection.clone(),
+        })?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(&connection.stream_id)))
+            .update_expression("ADD viewerCount :one, totalViews :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1));
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(by_stream))
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(by_id))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
         ];
+        if connection.counted {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(build(count.build())?)
+                    .build(),
+            );
+        }
+        match self.transact(items, "open connection").await {
+            Ok(()) => {}
+            Err(Some(e)) => return Err(e),
+            Err(None) => return Err(StoreError::NotFound),
+        }
+        let current = self
+            .get_stream(&connection.stream_id)
+            .await?
+            .map(|s| s.stats.current_viewers)
+            .unwrap_or(0);
+        if !connection.counted {
+            return Ok(current);
+        }
+        // Peak is a max, which DynamoDB cannot compute in place: raise it conditionally.
+        let peak = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.meta_key(&connection.stream_id)))
+            .update_expression("SET peakViewers = :n")
+            .condition_expression("attribute_not_exists(peakViewers) OR peakViewers < :n")
+            .expression_attribute_values(":n", n(current))
+            .send()
+            .await;
+        if let Err(e) = peak {
+            let e = e.into_service_error();
+            if !e.is_conditional_check_failed_exception() {
+                return Err(unavailable("raise peak", e));
+            }
+        }
+        Ok(current)
+    }
+
+    async fn close_connection(
+        &self,
+        connection_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, StoreError> {
+        let Some(connection) = self.connection(connection_id).await? else {
+            return Ok(None);
+        };
+        let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .delete(build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(
+                            self.key(format!("CONN#{connection_id}"), "META".into()),
+                        ))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .delete(build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(self.key(
+                            stream_pk(&connection.stream_id),
+                            format!("CONN#{connection_id}"),
+                        )))
+                        .build(),
+                )?)
+                .build(),
+        ];
+        if connection.counted {
+            items.extend(self.count_out(&connection, now, watch_ms)?);
+        }
         match self.transact(items, "close connection").await {
             Ok(()) => Ok(Some(connection)),
             Err(Some(e)) => Err(e),

@@ -25,6 +25,14 @@ pub struct Connection {
     pub display_name: Option<String>,
     #[serde(with = "rfc3339_millis")]
     pub connected_at: Timestamp,
+    /// Whether this connection counts as a viewer. The stream owner's own socket (the
+    /// broadcaster page) receives events but is not an audience member.
+    #[serde(default = "counted_by_default")]
+    pub counted: bool,
+}
+
+fn counted_by_default() -> bool {
+    true
 }
 
 impl Connection {

@@ -273,6 +273,29 @@ pub trait MetricsStore: Send + Sync {
     ) -> Result<Vec<crate::quality::QualitySample>, StoreError>;
 }
 
+/// A time-limited permission to store one object, handed to a browser (an S3 presigned
+/// `PUT` on AWS). The URL is bound to the key, the content type and the exact length, so
+/// the holder cannot store anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUpload {
+    pub url: String,
+    /// Headers the upload must carry exactly as given.
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Timestamp,
+}
+
+/// Signs uploads into the media bucket.
+#[async_trait]
+pub trait UploadSigner: Send + Sync {
+    async fn sign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        valid_for: std::time::Duration,
+    ) -> Result<SignedUpload, StoreError>;
+}
+
 /// Delivery of one frame to one connection (the API Gateway Management API on AWS).
 #[async_trait]
 pub trait Notifier: Send + Sync {

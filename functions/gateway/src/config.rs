@@ -30,7 +30,8 @@ Serves on 127.0.0.1 only:
   GET /ws?...               WebSocket API: $connect / $disconnect / $default / action routes
   /@connections/{id}        Management API (POST, GET, DELETE) for aws-sdk-apigatewaymanagement;
                             functions get WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port> unless
-                            the gateway's environment sets it
+                            the gateway's environment sets it (likewise
+                            HLS_BASE_URL=http://127.0.0.1:<port>/hls)
   /hls/...                  the media bucket (CDN stand-in); anything else: the web app
 
 The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL (moto).

@@ -28,8 +28,10 @@
 //!   unless every WebSocket route of the template resolves to a function.
 //! - It binds 127.0.0.1 only: `/_gateway/stats`, `/_gateway/reset` and `/@connections`
 //!   are unauthenticated and must not be reachable from elsewhere.
-//! - Functions get `WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port>` unless the gateway's
-//!   environment sets it, so `PostToConnection` reaches this gateway even on a random port.
+//! - Functions get `WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port>` and
+//!   `HLS_BASE_URL=http://127.0.0.1:<port>/hls` unless the gateway's
+//!   environment sets them, so `PostToConnection` and playback URLs reach this gateway even
+//!   on a random port.
 //! - On shutdown it closes the WebSockets (running `$disconnect`) and stops the stream
 //!   pollers while the server still answers `@connections`, then stops accepting, lets
 //!   in-flight requests finish for a grace period, then kills every function instance; no
@@ -163,10 +165,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?
         .port();
 
-    let default_env = BTreeMap::from([(
-        "WS_MANAGEMENT_ENDPOINT".to_owned(),
-        format!("http://127.0.0.1:{port}"),
-    )]);
+    // This gateway is also the functions' Management API and CDN stand-in.
+    let default_env = BTreeMap::from([
+        (
+            "WS_MANAGEMENT_ENDPOINT".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+        ),
+        (
+            "HLS_BASE_URL".to_owned(),
+            format!("http://127.0.0.1:{port}/hls"),
+        ),
+    ]);
     let pool = Arc::new(pool::Pool::new(
         &functions,
         &config.functions_dir,

@@ -130,6 +130,55 @@ pub async fn rotate_key(app: Arc<App>, req: Request) -> Result<Response<Body>, A
     json_no_store(200, &Ingest::new(&app.urls, &id, Some(&key)))
 }
 
+/// How long a thumbnail upload URL stays valid.
+const THUMBNAIL_UPLOAD_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ThumbnailRequest {
+    content_type: String,
+    content_length: u64,
+}
+
+/// `POST /api/streams/{id}/thumbnail` (owner): a presigned `PUT` for a new thumbnail image
+/// and the URL it will have. Nothing changes on the stream until the owner PATCHes
+/// `thumbnailUrl`, so an upload that never happens leaves the stream as it was.
+pub async fn thumbnail_upload(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
+    let user = app.auth.require(&req)?;
+    let id = id_param(&req, "id", "stream")?;
+    let body: ThumbnailRequest = json_body(&req)?;
+    let ext = validate::thumbnail_type(&body.content_type)?;
+    validate::thumbnail_size(body.content_length)?;
+    let stream = load_stream(&app, &id).await?;
+    ensure_owner(&stream, &user.user_id)?;
+    // A fresh key per upload: CDN copies of an older image never mask the new one.
+    let key = format!("thumbnails/{id}/{}.{ext}", ids::new_id());
+    let signed = app
+        .uploads
+        .sign_put(
+            &key,
+            &body.content_type,
+            body.content_length,
+            THUMBNAIL_UPLOAD_WINDOW,
+        )
+        .await?;
+    let headers: serde_json::Map<String, serde_json::Value> = signed
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    json_no_store(
+        200,
+        &json!({
+            "uploadUrl": signed.url,
+            "method": "PUT",
+            "headers": headers,
+            "thumbnailUrl": format!("{}/{key}", app.urls.hls),
+            "expiresAt": time::format(&signed.expires_at),
+        }),
+    )
+}
+
 /// `GET /api/streams/{id}`; `?ingest=true` adds the ingest URLs (never the key) for the owner.
 pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let caller = app.auth.principal(&req)?;

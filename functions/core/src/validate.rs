@@ -204,6 +204,33 @@ pub fn limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, Validatio
     }
 }
 
+/// Largest thumbnail image an owner may upload.
+pub const THUMBNAIL_MAX_BYTES: u64 = 2 * 1024 * 1024;
+
+/// An image type accepted for thumbnails, with the file extension its object gets.
+pub fn thumbnail_type(content_type: &str) -> Result<&'static str, ValidationError> {
+    match content_type {
+        "image/jpeg" => Ok("jpg"),
+        "image/png" => Ok("png"),
+        "image/webp" => Ok("webp"),
+        _ => Err(err(
+            "contentType",
+            "must be image/jpeg, image/png or image/webp",
+        )),
+    }
+}
+
+/// An upload size from 1 byte to [`THUMBNAIL_MAX_BYTES`].
+pub fn thumbnail_size(bytes: u64) -> Result<(), ValidationError> {
+    if bytes == 0 || bytes > THUMBNAIL_MAX_BYTES {
+        return Err(err(
+            "contentLength",
+            format!("must be 1 to {THUMBNAIL_MAX_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,31 +343,4 @@ mod tests {
             assert!(limit(Some(bad), 20, 100).is_err(), "{bad}");
         }
     }
-}
-
-/// Largest thumbnail image an owner may upload.
-pub const THUMBNAIL_MAX_BYTES: u64 = 2 * 1024 * 1024;
-
-/// An image type accepted for thumbnails, with the file extension its object gets.
-pub fn thumbnail_type(content_type: &str) -> Result<&'static str, ValidationError> {
-    match content_type {
-        "image/jpeg" => Ok("jpg"),
-        "image/png" => Ok("png"),
-        "image/webp" => Ok("webp"),
-        _ => Err(err(
-            "contentType",
-            "must be image/jpeg, image/png or image/webp",
-        )),
-    }
-}
-
-/// An upload size from 1 byte to [`THUMBNAIL_MAX_BYTES`].
-pub fn thumbnail_size(bytes: u64) -> Result<(), ValidationError> {
-    if bytes == 0 || bytes > THUMBNAIL_MAX_BYTES {
-        return Err(err(
-            "contentLength",
-            format!("must be 1 to {THUMBNAIL_MAX_BYTES} bytes"),
-        ));
-    }
-    Ok(())
 }

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// Browser end-to-end test: owner creates a stream in the UI and goes live over WHIP (fake camera),
+// a viewer plays it with hls.js, chat both ways, a reaction, viewer count, End Stream.
+// Env: RILL_URL, RILL_OWNER_TOKEN, RILL_VIEWER_TOKEN, RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
+import { join } from 'node:path';
+import { artifactsDir, createAndGoLive, env, launch, log, newPage, watchAndPlay, withTimeout } from './lib.mjs';
+
+const OVERALL_MS = Number(process.env.E2E_TIMEOUT_MS || 150_000);
+
+async function main() {
+  const base = env('RILL_URL').replace(/\/$/, '');
+  const ownerToken = env('RILL_OWNER_TOKEN');
+  const viewerToken = env('RILL_VIEWER_TOKEN');
+  const dir = artifactsDir();
+  const errors = [];
+  const { browser, close } = await launch();
+  const pages = {};
+  const shot = async (name) => {
+    for (const [label, p] of Object.entries(pages)) {
+      await p.screenshot({ path: join(dir, `${name}-${label}.png`) }).catch(() => {});
+    }
+  };
+  const step = async (name, f) => {
+    log(`▶ ${name}`);
+    try {
+      const r = await f();
+      log(`✔ ${name}`);
+      return r;
+    } catch (e) {
+      await shot(`fail-${name.replace(/\W+/g, '-')}`);
+      throw new Error(`step "${name}" failed: ${e.message}`);
+    }
+  };
+  try {
+    const owner = await newPage(browser, 'owner', base, errors);
+    pages.owner = owner.page;
+    const id = await step('owner creates a stream and goes live over WHIP', () =>
+      createAndGoLive(owner.page, base, ownerToken, {
+        title: `e2e ${new Date().toISOString()}`,
+        shot: (n) => owner.page.screenshot({ path: join(dir, `${n}.png`) }),
+      }),
+    );
+    await shot('02-live');
+
+    const viewer = await newPage(browser, 'viewer', base, errors);
+    pages.viewer = viewer.page;
+    const play = await step('viewer plays the stream with hls.js', () => watchAndPlay(viewer.page, base, id, viewerToken));
+    log(`  playing: currentTime=${play.currentTime.toFixed(1)} s, levels=${play.levels.join(',')}, level=${play.currentLevel}, latency=${play.latencyMs} ms`);
+    await shot('03-playing');
+
+    await step('viewer chat message appears on the broadcaster page', async () => {
+      const text = `hello from the viewer ${Date.now()}`;
+      await viewer.page.getByTestId('chat-input').fill(text);
+      await viewer.page.getByTestId('chat-send').click();
+      await owner.page.getByTestId('chat-messages').getByText(text).waitFor({ timeout: 15_000 });
+    });
+    await step('broadcaster chat message appears on the viewer page', async () => {
+      const text = `hello from the broadcaster ${Date.now()}`;
+      await owner.page.getByTestId('chat-input').fill(text);
+      await owner.page.getByTestId('chat-send').click();
+      await viewer.page.getByTestId('chat-messages').getByText(text).waitFor({ timeout: 15_000 });
+    });
+    await shot('04-chat');
+
+    await step('a reaction shows in the overlay on both pages', async () => {
+      await viewer.page.getByTestId('react-1').click();
+      const seen = (p) =>
+        p.waitForFunction(() => Number(document.querySelector('[data-testid="reaction-overlay"]')?.dataset.total || 0) > 0, null, {
+          timeout: 15_000,
+          polling: 100,
+        });
+      await Promise.all([seen(viewer.page), seen(owner.page)]);
+      await Promise.all([
+        viewer.page.getByTestId('reaction-float').first().waitFor({ state: 'attached', timeout: 2000 }).catch(() => {}),
+      ]);
+      await shot('05-reaction');
+    });
+
+    await step('broadcaster sees 1 viewer (own socket not counted)', async () => {
+      try {
+        await owner.page.locator('[data-testid="viewer-count"][data-count="1"]').waitFor({ timeout: 20_000 });
+      } catch {
+        const shown = await owner.page.getByTestId('viewer-count').getAttribute('data-count');
+        throw new Error(`viewer count shows ${shown}, expected 1`);
+      }
+    });
+    await shot('06-viewer-count');
+
+    await step('End Stream shows the ended state on both pages', async () => {
+      await owner.page.getByTestId('end-stream').click();
+      await Promise.all([
+        owner.page.getByTestId('ended-banner').waitFor({ timeout: 20_000 }),
+        viewer.page.getByTestId('ended-banner').waitFor({ timeout: 20_000 }),
+      ]);
+      await owner.page.locator('[data-testid="stream-status"][data-status="ended"]').waitFor({ timeout: 5_000 });
+    });
+    await shot('07-ended');
+  } finally {
+    pages.owner?.__ffmpeg?.kill('SIGINT');
+    if (errors.length) {
+      log(`${errors.length} console error(s) captured:`);
+      for (const e of errors) log('  ' + e);
+    }
+    await close();
+  }
+}
+
+withTimeout(main(), OVERALL_MS, 'browser e2e')
+  .then(() => {
+    log('PASS');
+    process.exit(0);
+  })
+  .catch((e) => {
+    log(`FAIL: ${e.message}`);
+    process.exit(1);
+  });

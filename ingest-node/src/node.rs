@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub webrtc_udp_addr: String,
     /// Public IP to advertise in ICE candidates when binding a wildcard address.
     pub webrtc_advertise_ip: Option<std::net::IpAddr>,
+    /// CDN base of the bucket, for the thumbnail URL set on streams.
+    pub hls_base_url: String,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -60,6 +62,9 @@ impl NodeConfig {
             webrtc_advertise_ip: std::env::var("WEBRTC_ADVERTISE_IP")
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            hls_base_url: env_or("HLS_BASE_URL", "http://127.0.0.1:3000/hls".to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
         }
     }
 }
@@ -213,6 +218,12 @@ impl Node {
                         reconnect_window: self.config.reconnect_window,
                         sample_every: self.config.sample_every,
                         protocol,
+                        thumbnail_url: format!(
+                            "{}/live/{}/{}",
+                            self.config.hls_base_url,
+                            stream.id,
+                            crate::package::THUMBNAIL
+                        ),
                         transport: {
                             let whip = self.whip.clone();
                             let id = stream.id.clone();

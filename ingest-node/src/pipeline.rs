@@ -49,6 +49,8 @@ pub struct PipelineConfig {
     pub sample_every: Duration,
     /// `rtmp` or `webrtc`, for samples.
     pub protocol: &'static str,
+    /// Public URL of the live thumbnail, set on the stream when it has none.
+    pub thumbnail_url: String,
     /// Transport RTT (ms) and packet loss (0–1) for WebRTC publishers.
     pub transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
 }
@@ -97,6 +99,8 @@ enum Output {
         codecs: Vec<String>,
         audio: usize,
     },
+    /// A new JPEG of the source.
+    Thumbnail(Bytes),
     /// The current publisher is gone (its media is flushed).
     PublisherGone,
     /// The media thread failed; the stream cannot continue.
@@ -334,17 +338,24 @@ fn push(
 ) -> bool {
     let Some(g) = generation else { return true };
     match g.transcoder.push(event) {
-        Ok(packets) => route(
-            config,
-            g,
-            packets,
-            send,
-            next_seq,
-            init_gen,
-            last_init,
-            discontinuity,
-            counters,
-        ),
+        Ok(packets) => {
+            if let Some(jpeg) = g.transcoder.take_thumbnail()
+                && !send(Output::Thumbnail(jpeg))
+            {
+                return false;
+            }
+            route(
+                config,
+                g,
+                packets,
+                send,
+                next_seq,
+                init_gen,
+                last_init,
+                discontinuity,
+                counters,
+            )
+        }
         Err(e) => {
             send(Output::Failed(format!("transcode: {e}")));
             false
@@ -523,6 +534,7 @@ async fn upload_task(
     let mut sampler = tokio::time::interval(config.sample_every);
     let mut last_sample = (Instant::now(), 0u64, 0u64, 0u64);
     let mut gone_generations = 0u32;
+    let mut thumbnail_listed = false;
     let reason;
     loop {
         tokio::select! {
@@ -584,6 +596,16 @@ async fn upload_task(
                                     }
                                 }
                             }
+                        }
+                    }
+                    Output::Thumbnail(jpeg) => {
+                        match uploader.put(package::THUMBNAIL, jpeg, ObjectKind::Thumbnail).await {
+                            Ok(()) if !thumbnail_listed => {
+                                thumbnail_listed = true;
+                                list_thumbnail(store.as_ref(), &id, &config.thumbnail_url).await;
+                            }
+                            Ok(()) => {}
+                            Err(e) => tracing::warn!(stream_id = %id, error = %e, "thumbnail upload failed"),
                         }
                     }
                     Output::PublisherGone => {
@@ -673,6 +695,33 @@ async fn upload_task(
         Err(e) => tracing::warn!(stream_id = %id, error = %e, "could not mark the stream ended"),
     }
     tracing::info!(stream_id = %id, reason, reconnects = gone_generations.saturating_sub(1), "stream finished");
+}
+
+/// Points the stream's `thumbnailUrl` at the live thumbnail unless the owner chose one. A
+/// conditional write: an owner edit in between wins and this one is dropped.
+async fn list_thumbnail(store: &dyn StreamStore, id: &str, url: &str) {
+    let stream = match store.get_stream(id).await {
+        Ok(Some(s)) if s.thumbnail_url.is_none() => s,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(stream_id = %id, error = %e, "thumbnail URL not set");
+            return;
+        }
+    };
+    let patch = rill_core::stream::StreamPatch {
+        thumbnail_url: Some(Some(url.to_owned())),
+        ..Default::default()
+    };
+    let result = match stream.patched(&patch, rill_core::time::now()) {
+        Ok(updated) => store.update_stream(&updated).await.map(|_| ()),
+        Err(e) => {
+            tracing::warn!(stream_id = %id, error = %e, "thumbnail URL rejected");
+            return;
+        }
+    };
+    if let Err(e) = result {
+        tracing::info!(stream_id = %id, error = %e, "thumbnail URL not set (stream edited meanwhile)");
+    }
 }
 
 fn master(

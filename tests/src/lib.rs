@@ -535,6 +535,7 @@ impl IngestNode {
             .env("RTMP_ADDR", "127.0.0.1:0")
             .env("INGEST_HTTP_ADDR", "127.0.0.1:0")
             .env("WEBRTC_UDP_ADDR", "127.0.0.1:0")
+            .env("HLS_BASE_URL", stack.url("/hls"))
             .env(
                 "RUST_LOG",
                 std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),

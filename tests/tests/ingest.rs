@@ -153,6 +153,32 @@ async fn an_rtmp_publish_becomes_a_four_rung_ladder_that_goes_live_and_stays_as_
         "ffmpeg published successfully"
     );
 
+    // A live thumbnail, listed on the stream since the owner set none.
+    let thumb = format!("/live/{id}/thumb.jpg");
+    wait_for("thumbnail URL", Duration::from_secs(30), || async {
+        User::anonymous().get(&stack, &stream_path).await.body["thumbnailUrl"]
+            == stack.url(&format!("/hls{thumb}")).as_str()
+    })
+    .await;
+    let jpeg = stack
+        .http
+        .get(stack.url(&format!("/hls{thumb}")))
+        .send()
+        .await
+        .expect("GET thumbnail");
+    assert_eq!(jpeg.headers()["content-type"], "image/jpeg");
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "csv=p=0", &stack.url(&format!("/hls{thumb}"))])
+        .output()
+        .expect("ffprobe");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mjpeg,640,360");
+
     // The owner ends it: every playlist is closed and the recording plays as VOD.
     let r = owner
         .post(&stack, &format!("/api/streams/{id}/end"), json!({}))

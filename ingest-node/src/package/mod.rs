@@ -194,6 +194,8 @@ pub fn media_playlist_object_name(rendition: &str) -> String {
 
 /// The master playlist's object name.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// The live thumbnail, refreshed every 10 s of media.
+pub const THUMBNAIL: &str = "thumb.jpg";
 
 #[cfg(test)]
 mod unit_tests {

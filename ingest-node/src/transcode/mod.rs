@@ -42,6 +42,7 @@ pub mod aac;
 pub mod file_source;
 pub mod h264;
 pub mod ladder;
+pub mod thumbnail;
 mod transcoder;
 
 #[cfg(test)]

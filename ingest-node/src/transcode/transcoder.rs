@@ -38,6 +38,7 @@ use ffmpeg_next::{
 
 use super::aac::AudioSpecificConfig;
 use super::h264::{self, AvcConfig, nal};
+use super::thumbnail::Thumbnailer;
 use super::{TranscodeError, ladder::Ladder};
 use crate::media::{AudioCodec, EncodedPacket, MediaEvent, NalFraming, Rendition};
 
@@ -89,6 +90,8 @@ pub struct TranscodeOptions {
     pub queue_depth: usize,
     /// Extra x264 parameters (`key=value:key=value`), applied after everything else.
     pub x264_params: Option<String>,
+    /// A JPEG of the source every this many ms of media (`None`: no thumbnails).
+    pub thumbnail_every_ms: Option<i64>,
 }
 
 impl Default for TranscodeOptions {
@@ -103,6 +106,7 @@ impl Default for TranscodeOptions {
             decoder_threads: 1,
             queue_depth: 2,
             x264_params: None,
+            thumbnail_every_ms: Some(10_000),
         }
     }
 }
@@ -339,6 +343,8 @@ pub struct Transcoder {
     out_rx: Receiver<Out>,
     error: Option<TranscodeError>,
     finished: bool,
+    thumbnailer: Option<Thumbnailer>,
+    thumbnail: Option<Bytes>,
 }
 
 impl std::fmt::Debug for Transcoder {
@@ -457,6 +463,7 @@ impl Transcoder {
             config: None,
             inband_params: false,
         });
+        let thumbnailer = options.thumbnail_every_ms.map(Thumbnailer::new);
         Ok(Self {
             stats: vec![RenditionStats::default(); renditions.len()],
             renditions,
@@ -482,7 +489,14 @@ impl Transcoder {
             out_rx,
             error: None,
             finished: false,
+            thumbnailer,
+            thumbnail: None,
         })
+    }
+
+    /// The newest thumbnail (JPEG) since the last call, if one was taken.
+    pub fn take_thumbnail(&mut self) -> Option<Bytes> {
+        self.thumbnail.take()
     }
 
     /// Every rendition: video rungs, then audio.
@@ -827,6 +841,14 @@ impl Transcoder {
             return Ok(());
         }
         self.last_frame_pts = Some(pts);
+        if let Some(t) = self.thumbnailer.as_mut()
+            && t.due(pts)
+        {
+            match t.encode(&frame) {
+                Ok(jpeg) => self.thumbnail = Some(Bytes::from(jpeg)),
+                Err(e) => tracing::warn!(error = %e, "thumbnail skipped"),
+            }
+        }
         let boundary = if self.passthrough.is_some() {
             // Boundaries were chosen among the source's keyframes when they were forwarded.
             let hit = self.pending_boundaries.remove(&pts);

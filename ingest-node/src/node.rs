@@ -40,6 +40,8 @@ pub struct NodeConfig {
     pub webrtc_advertise_ip: Option<std::net::IpAddr>,
     /// CDN base of the bucket, for the thumbnail URL set on streams.
     pub hls_base_url: String,
+    /// `PASSTHROUGH` (default on): RTMP sources that fit the top rung are not re-encoded.
+    pub passthrough: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -65,6 +67,7 @@ impl NodeConfig {
             hls_base_url: env_or("HLS_BASE_URL", "http://127.0.0.1:3000/hls".to_owned())
                 .trim_end_matches('/')
                 .to_owned(),
+            passthrough: env_or("PASSTHROUGH", true),
         }
     }
 }
@@ -218,6 +221,9 @@ impl Node {
                         reconnect_window: self.config.reconnect_window,
                         sample_every: self.config.sample_every,
                         protocol,
+                        // Browsers send keyframes only when asked: a WebRTC source's GOP
+                        // cannot be vouched for, so it is always re-encoded.
+                        passthrough: self.config.passthrough && protocol == "rtmp",
                         thumbnail_url: format!(
                             "{}/live/{}/{}",
                             self.config.hls_base_url,

@@ -35,7 +35,12 @@ use crate::package::{
     self, AudioMedia, BitrateStats, MediaPlaylist, Packager, PackagerOptions, PlaylistSegment,
     Segment, TrackConfig, TrackKind, VariantStream, Window,
 };
-use crate::transcode::{Ladder, QualityPreset, SourceInfo, StreamConfig, Transcoder};
+use crate::transcode::{Ladder, QualityPreset, SourceInfo, SourceMeter, StreamConfig, Transcoder};
+
+/// How much of a source that could be the top rung as it is gets measured (rate, frame
+/// rate, two keyframes at the 2 s limit) before the ladder is planned. It delays the first
+/// segment by as much, only for such sources.
+const PASSTHROUGH_PROBE_MS: i64 = 2100;
 use crate::upload::{ObjectKind, Uploader};
 
 /// What the pipeline needs to know about the stream.
@@ -51,6 +56,9 @@ pub struct PipelineConfig {
     pub protocol: &'static str,
     /// Public URL of the live thumbnail, set on the stream when it has none.
     pub thumbnail_url: String,
+    /// Whether a source that already fits the top rung (H.264 at its size, frame rate and
+    /// bitrate, keyframes at least every 2 s) is forwarded instead of re-encoded.
+    pub passthrough: bool,
     /// Transport RTT (ms) and packet loss (0–1) for WebRTC publishers.
     pub transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
 }
@@ -186,6 +194,8 @@ fn media_thread(
     let send = |o: Output| out.blocking_send(o).is_ok();
     let mut pending: Vec<MediaEvent> = Vec::new();
     let mut current: Option<Generation> = None;
+    let mut meter = SourceMeter::default();
+    let mut configured: Option<SourceInfo> = None;
     // Per rendition, carried across generations: next sequence number, init generation,
     // last init bytes.
     let mut next_seq: Vec<u64> = Vec::new();
@@ -212,13 +222,14 @@ fn media_thread(
         }
         let is_end = matches!(event, MediaEvent::End);
         if current.is_none() && !is_end {
-            // Wait for the video configuration to plan the ladder.
-            let ready = match &event {
-                MediaEvent::VideoConfig { avcc } => SourceInfo::from_avcc(avcc),
-                _ => None,
-            };
+            // Wait for the video configuration to plan the ladder, and when the source could
+            // be the top rung as it is, for a couple of seconds of it to measure.
+            meter.observe(&event);
+            if let MediaEvent::VideoConfig { avcc } = &event {
+                configured = SourceInfo::from_avcc(avcc);
+            }
             pending.push(event);
-            let Some(source) = ready else {
+            let Some(source) = configured else {
                 if pending.len() > 2000 {
                     send(Output::Failed(
                         "no H.264 configuration from the publisher".into(),
@@ -227,18 +238,40 @@ fn media_thread(
                 }
                 continue;
             };
+            let plan = Ladder::plan(
+                source.width,
+                source.height,
+                config.preset,
+                config.max_bitrate_kbps,
+            );
+            let candidate = config.passthrough
+                && source.h264
+                && plan
+                    .rungs()
+                    .first()
+                    .is_some_and(|top| (top.width, top.height) == (source.width, source.height));
+            if candidate && meter.observed_ms() < PASSTHROUGH_PROBE_MS && pending.len() < 2000 {
+                continue;
+            }
+            let passthrough = candidate && plan.passthrough_eligible(&meter.info());
             counters
                 .width
                 .store(u64::from(source.width), Ordering::Relaxed);
             counters
                 .height
                 .store(u64::from(source.height), Ordering::Relaxed);
-            let ladder = Ladder::plan(
-                source.width,
-                source.height,
-                config.preset,
-                config.max_bitrate_kbps,
-            );
+            if candidate {
+                let info = meter.info();
+                tracing::info!(
+                    stream_id = %config.stream_id,
+                    passthrough,
+                    kbps = info.video_kbps.unwrap_or(0.0),
+                    fps = info.fps.unwrap_or(0.0),
+                    keyframe_interval_ms = info.max_keyframe_interval_ms.unwrap_or(0),
+                    "top rung: source measured"
+                );
+            }
+            let ladder = plan.with_passthrough(passthrough);
             let transcoder = match Transcoder::new(ladder, config.segment_ms) {
                 Ok(t) => t,
                 Err(e) => {
@@ -303,6 +336,8 @@ fn media_thread(
                 }
             }
             pending.clear();
+            meter = SourceMeter::default();
+            configured = None;
             if !send(Output::PublisherGone) {
                 return;
             }

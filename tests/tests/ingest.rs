@@ -20,8 +20,13 @@ async fn create(stack: &Stack, owner: &User, body: Value) -> (String, String) {
     )
 }
 
-/// Pushes a generated test pattern (H.264 + AAC) as OBS/ffmpeg would; returns ffmpeg's success.
+/// Pushes a generated test pattern (H.264 at 4000 kbit/s, above every rung, so the whole
+/// ladder is encoded; AAC) as OBS/ffmpeg would; returns ffmpeg's success.
 fn publish(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool) -> bool {
+    publish_at(rtmp, key, size, seconds, realtime, 4000)
+}
+
+fn publish_at(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool, kbps: u32) -> bool {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error"]);
     if realtime {
@@ -42,7 +47,11 @@ fn publish(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool) -> b
         "-preset",
         "veryfast",
         "-b:v",
-        "3000k",
+        &format!("{kbps}k"),
+        "-maxrate",
+        &format!("{kbps}k"),
+        "-bufsize",
+        &format!("{}k", kbps * 2),
         "-g",
         "60",
     ])
@@ -248,6 +257,76 @@ async fn an_rtmp_publish_becomes_a_four_rung_ladder_that_goes_live_and_stays_as_
         .get(&stack, &format!("/api/streams/{id}"))
         .await;
     assert_eq!(s.body["status"], "ended");
+}
+
+/// The first media segment of a rendition, as stored.
+async fn first_segment(stack: &Stack, id: &str, rung: &str) -> Vec<u8> {
+    let playlist = text(stack, &format!("/hls/live/{id}/{rung}/index.m3u8"))
+        .await
+        .expect("playlist");
+    let uri = playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .expect("a segment");
+    let r = stack
+        .http
+        .get(stack.url(&format!("/hls/live/{id}/{rung}/{uri}")))
+        .send()
+        .await
+        .expect("GET segment");
+    r.bytes().await.expect("segment bytes").to_vec()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn a_source_that_fits_the_top_rung_is_passed_through_and_the_rest_encoded() {
+    let stack = Stack::start();
+    let node = IngestNode::start(&stack, &[]);
+    let owner = User::named("owner");
+    let (id, key) = create(&stack, &owner, json!({"channelId":"ingest","title":"Fits"})).await;
+    let rtmp = node.rtmp.clone();
+    // 1080p30 at 2500 kbit/s with a keyframe every 2 s: everything the 1080p rung promises.
+    let pusher = std::thread::spawn(move || publish_at(&rtmp, &key, "1920x1080", 8, false, 2500));
+    let stream_path = format!("/api/streams/{id}");
+    wait_for("status live", Duration::from_secs(120), || async {
+        User::anonymous().get(&stack, &stream_path).await.body["status"] == "live"
+    })
+    .await;
+    assert!(pusher.join().expect("pusher"), "ffmpeg published");
+    let r = owner
+        .post(&stack, &format!("/api/streams/{id}/end"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let top = format!("/hls/live/{id}/1080p/index.m3u8");
+    wait_for("ENDLIST", Duration::from_secs(30), || async {
+        text(&stack, &top)
+            .await
+            .is_some_and(|p| p.contains("#EXT-X-ENDLIST"))
+    })
+    .await;
+    // x264 writes its settings into an SEI of every IDR: the top rung carries the
+    // publisher's encoder (2500 kbit/s), the next rung ours (1500 kbit/s).
+    let passed = first_segment(&stack, &id, "1080p").await;
+    assert!(contains(&passed, "bitrate=2500"), "1080p is not the source");
+    let encoded = first_segment(&stack, &id, "720p").await;
+    assert!(contains(&encoded, "bitrate=1500"), "720p is not our encode");
+    let playlist = text(&stack, &top).await.expect("playlist");
+    for d in playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
+        let secs: f64 = d.trim_end_matches(',').parse().expect("duration");
+        assert!(
+            secs <= 2.1,
+            "segment of {secs} s: cut off the source's keyframes"
+        );
+    }
+    let (got, frames) = probe(&stack.url(&top));
+    assert_eq!(got, "h264,1920,1080");
+    let fps = frames / playlist_seconds(&playlist);
+    assert!((fps - 30.0).abs() < 1.0, "{fps} fps");
 }
 
 #[tokio::test]

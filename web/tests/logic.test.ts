@@ -85,7 +85,10 @@ describe('formatting', () => {
   });
 });
 
-const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const b64u = (o: unknown) => {
+  const bytes = new TextEncoder().encode(JSON.stringify(o));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+};
 const jwt = (claims: unknown) => `${b64u({ alg: 'HS256', typ: 'JWT' })}.${b64u(claims)}.sig`;
 
 describe('tokens', () => {

@@ -80,7 +80,9 @@ export class HlsPlayer {
 
   load(manifestUrl: string): void {
     this.destroyHls();
-    const hls = new Hls({ ...(this.lowLatency ? LOW_LATENCY_CONFIG : STANDARD_CONFIG) });
+    // window.__rillHlsConfig (if a test or benchmark sets it) overrides the defaults.
+    const override = (globalThis as { __rillHlsConfig?: Partial<HlsConfig> }).__rillHlsConfig ?? {};
+    const hls = new Hls({ ...(this.lowLatency ? LOW_LATENCY_CONFIG : STANDARD_CONFIG), ...override });
     this.hls = hls;
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) this.stalls++;

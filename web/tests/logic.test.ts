@@ -192,3 +192,12 @@ describe('settings patch', () => {
     expect(localInputToIso('nope')).toBeNull();
   });
 });
+
+import { playlistUrl } from '../src/client/playlist';
+describe('playlist cache busting', () => {
+  it('adds a per-request query to playlists only', () => {
+    expect(playlistUrl('http://h/hls/live/s/480p/index.m3u8', 35)).toBe('http://h/hls/live/s/480p/index.m3u8?_rill=z');
+    expect(playlistUrl('http://h/master.m3u8?a=1', 36)).toBe('http://h/master.m3u8?a=1&_rill=10');
+    expect(playlistUrl('http://h/hls/live/s/480p/seg-000001.m4s', 1)).toBe('http://h/hls/live/s/480p/seg-000001.m4s');
+  });
+});

@@ -9,3 +9,4 @@ export * from './format';
 export * from './reactions';
 export * from './whip';
 export * from './player';
+export * from './playlist';

@@ -1,5 +1,6 @@
 import Hls, { type HlsConfig, type Level } from 'hls.js';
 import { levelForQuality, levelLabel, type ViewerQuality } from './quality';
+import { bypassPlaylistCache } from './playlist';
 
 /**
  * hls.js settings for plain short-segment HLS (1 s fMP4 segments, PDT on each, no LL-HLS parts):
@@ -8,9 +9,11 @@ import { levelForQuality, levelLabel, type ViewerQuality } from './quality';
  */
 export const LOW_LATENCY_CONFIG: Partial<HlsConfig> = {
   lowLatencyMode: true,
-  liveSyncDuration: 1.0,
+  liveSyncDuration: 0.9,
   liveMaxLatencyDuration: 5,
   maxLiveSyncPlaybackRate: 1.5,
+  liveSyncOnStallIncrease: 0.25,
+  xhrSetup: bypassPlaylistCache,
   maxBufferLength: 4,
   backBufferLength: 10,
   liveDurationInfinity: true,

@@ -73,5 +73,32 @@ fn metrics_text(node: &Node) -> String {
             let _ = writeln!(out, "{name}{{stream_id=\"{id}\"}} {v}");
         }
     }
+    let name = "rill_ingest_segment_availability_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Source media of a segment complete -> segment and playlist stored (last 600 segments, every rendition)."
+    );
+    let _ = writeln!(out, "# TYPE {name} summary");
+    for (id, _, c) in &active {
+        let lags = c
+            .availability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for q in [0.5, 0.9, 0.99] {
+            if let Some(v) = lags.quantile(q) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stream_id=\"{id}\",quantile=\"{q}\"}} {:.4}",
+                    v.as_secs_f64()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum{{stream_id=\"{id}\"}} {:.4}",
+            lags.sum.as_secs_f64()
+        );
+        let _ = writeln!(out, "{name}_count{{stream_id=\"{id}\"}} {}", lags.count);
+    }
     out
 }

@@ -18,7 +18,7 @@
 //!   objects (keep-all playlists, `EVENT` while live);
 //! - the media thread never blocks the runtime: it is a plain thread fed by a channel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -84,6 +84,37 @@ pub struct Counters {
     pub media_ms: AtomicU64,
     pub width: AtomicU64,
     pub height: AtomicU64,
+    /// Segment availability lag: source media complete -> segment and playlist stored.
+    pub availability: std::sync::Mutex<LagWindow>,
+}
+
+/// The most recent lags (every rendition), for quantiles.
+#[derive(Debug, Default)]
+pub struct LagWindow {
+    recent: VecDeque<Duration>,
+    pub count: u64,
+    pub sum: Duration,
+}
+
+impl LagWindow {
+    const KEPT: usize = 600;
+
+    pub fn record(&mut self, lag: Duration) {
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(lag);
+        self.count += 1;
+        self.sum += lag;
+    }
+
+    /// The `q` quantile (0–1, nearest rank) of the recent lags.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).max(1);
+        sorted.get(rank - 1).copied()
+    }
 }
 
 /// From the media thread to the upload task.
@@ -100,6 +131,8 @@ enum Output {
         rendition: usize,
         segment: Segment,
         discontinuity: bool,
+        /// When the node had all of the segment's source media (for availability lag).
+        media_complete_at: Option<Instant>,
     },
     /// The ladder as transcoded (names, sizes, codec strings), once known.
     Ladder {
@@ -183,6 +216,23 @@ struct Generation {
     transcoder: Transcoder,
     packagers: Vec<Option<Packager>>,
     init_sent: Vec<Option<Bytes>>,
+    /// When recent source video frames arrived, by source pts (ms).
+    arrivals: VecDeque<(i64, Instant)>,
+}
+
+/// Source frames remembered for availability lag: ~17 s at 60 fps, longer than any segment.
+const ARRIVALS_KEPT: usize = 1024;
+
+impl Generation {
+    /// When the segment's media was complete: the arrival of the first source frame at or
+    /// after its end (until then the packager could not have cut it).
+    fn media_complete_at(&self, segment: &Segment) -> Option<Instant> {
+        let end = self.transcoder.origin_ms()? + segment.start_ms() + segment.duration_ms();
+        self.arrivals
+            .iter()
+            .find(|(pts, _)| *pts >= end - 1)
+            .map(|(_, at)| *at)
+    }
 }
 
 fn media_thread(
@@ -196,6 +246,8 @@ fn media_thread(
     let mut current: Option<Generation> = None;
     let mut meter = SourceMeter::default();
     let mut configured: Option<SourceInfo> = None;
+    // Arrivals before the ladder is planned; then the generation keeps them.
+    let mut arrivals: VecDeque<(i64, Instant)> = VecDeque::new();
     // Per rendition, carried across generations: next sequence number, init generation,
     // last init bytes.
     let mut next_seq: Vec<u64> = Vec::new();
@@ -210,7 +262,12 @@ fn media_thread(
             }
             Input::Media(e) => e,
         };
-        if let MediaEvent::Video { data, .. } = &event {
+        if let MediaEvent::Video { data, pts_ms, .. } = &event {
+            let arrivals = current.as_mut().map_or(&mut arrivals, |g| &mut g.arrivals);
+            if arrivals.len() == ARRIVALS_KEPT {
+                arrivals.pop_front();
+            }
+            arrivals.push_back((*pts_ms, Instant::now()));
             counters.input_frames.fetch_add(1, Ordering::Relaxed);
             counters
                 .input_bytes
@@ -287,6 +344,7 @@ fn media_thread(
                 transcoder,
                 packagers: (0..n).map(|_| None).collect(),
                 init_sent: vec![None; n],
+                arrivals: std::mem::take(&mut arrivals),
             });
             let replay: Vec<MediaEvent> = std::mem::take(&mut pending);
             for e in replay {
@@ -330,6 +388,7 @@ fn media_thread(
                                 rendition: k,
                                 segment,
                                 discontinuity: false,
+                                media_complete_at: None,
                             });
                         }
                     }
@@ -338,6 +397,7 @@ fn media_thread(
             pending.clear();
             meter = SourceMeter::default();
             configured = None;
+            arrivals.clear();
             if !send(Output::PublisherGone) {
                 return;
             }
@@ -523,10 +583,12 @@ fn route(
         for segment in segments {
             next_seq[k] = segment.sequence + 1;
             let first_after_reconnect = *discontinuity;
+            let media_complete_at = g.media_complete_at(&segment);
             if !send(Output::Segment {
                 rendition: k,
                 segment,
                 discontinuity: first_after_reconnect,
+                media_complete_at,
             }) {
                 return false;
             }
@@ -593,7 +655,7 @@ async fn upload_task(
                         }
                         ladder = Some((renditions, codecs, audio));
                     }
-                    Output::Segment { rendition, segment, discontinuity } => {
+                    Output::Segment { rendition, segment, discontinuity, media_complete_at } => {
                         let origin = *wall_origin.get_or_insert_with(|| Utc::now() - chrono::Duration::milliseconds(segment.start_ms() + i64::from(config.segment_ms)));
                         let Some(track) = tracks.get_mut(&rendition) else { continue };
                         let object = package::segment_object_name(&track.name, segment.sequence);
@@ -612,8 +674,11 @@ async fn upload_task(
                         }
                         let body = Bytes::from(track.playlist.render());
                         let name = package::media_playlist_object_name(&track.name);
-                        if let Err(e) = uploader.put(&name, body, ObjectKind::Playlist).await {
-                            tracing::error!(stream_id = %id, error = %e, "playlist upload failed");
+                        match uploader.put(&name, body, ObjectKind::Playlist).await {
+                            Ok(()) => if let Some(at) = media_complete_at {
+                                counters.availability.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(at.elapsed());
+                            },
+                            Err(e) => tracing::error!(stream_id = %id, error = %e, "playlist upload failed"),
                         }
                         if !live
                             && let Some((renditions, codecs, audio)) = &ladder
@@ -809,4 +874,26 @@ fn master(
         average_bandwidth: a.average_bps.max(1),
     };
     package::master_playlist(&variants, Some(&audio_media))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_quantiles_are_nearest_rank_over_the_recent_window() {
+        let mut w = LagWindow::default();
+        assert_eq!(w.quantile(0.5), None);
+        for ms in 1..=10 {
+            w.record(Duration::from_millis(ms * 100));
+        }
+        assert_eq!(w.quantile(0.5), Some(Duration::from_millis(500)));
+        assert_eq!(w.quantile(0.9), Some(Duration::from_millis(900)));
+        assert_eq!(w.quantile(1.0), Some(Duration::from_millis(1000)));
+        for _ in 0..LagWindow::KEPT {
+            w.record(Duration::from_millis(50));
+        }
+        assert_eq!(w.quantile(0.99), Some(Duration::from_millis(50)));
+        assert_eq!(w.count, 10 + LagWindow::KEPT as u64);
+    }
 }

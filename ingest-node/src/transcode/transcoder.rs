@@ -494,6 +494,11 @@ impl Transcoder {
         })
     }
 
+    /// The source timestamp (ms) that output timestamps count from, once media arrived.
+    pub fn origin_ms(&self) -> Option<i64> {
+        self.origin_ms
+    }
+
     /// The newest thumbnail (JPEG) since the last call, if one was taken.
     pub fn take_thumbnail(&mut self) -> Option<Bytes> {
         self.thumbnail.take()

@@ -84,7 +84,7 @@ describe('RillApi', () => {
       'PUT http://s3/put',
       'PATCH /api/streams/s1',
     ]);
-    expect(JSON.parse(String(calls[0].init?.body))).toEqual({ contentType: 'image/png' });
+    expect(JSON.parse(String(calls[0].init?.body))).toEqual({ contentType: 'image/png', contentLength: 3 });
     expect(calls[1].init?.headers).toEqual({ 'Content-Type': 'image/png' });
     expect(JSON.parse(String(calls[2].init?.body))).toEqual({ thumbnailUrl: 'http://cdn/t.png' });
   });

@@ -97,8 +97,8 @@ export class RillApi {
   answerQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/answer`); }
 
   // Thumbnail: presign, PUT the bytes, then PATCH thumbnailUrl.
-  requestThumbnailUpload(id: string, contentType: string) {
-    return this.request<ThumbnailUpload>('POST', `${this.s(id)}/thumbnail`, { contentType });
+  requestThumbnailUpload(id: string, contentType: string, contentLength: number) {
+    return this.request<ThumbnailUpload>('POST', `${this.s(id)}/thumbnail`, { contentType, contentLength });
   }
 
   async uploadThumbnail(id: string, file: Blob): Promise<Stream> {
@@ -111,7 +111,7 @@ export class RillApi {
     }
     let up: ThumbnailUpload;
     try {
-      up = await this.requestThumbnailUpload(id, type);
+      up = await this.requestThumbnailUpload(id, type, file.size);
     } catch (e) {
       if (e instanceof ApiError && (e.status === 404 || e.status === 405) && e.code !== 'not_owner') {
         throw new ApiError(e.status, e.code, `thumbnail upload is not available on this server (${e.message})`);
@@ -120,7 +120,7 @@ export class RillApi {
     }
     let put: Response;
     try {
-      put = await this.fetchImpl(up.uploadUrl, { method: 'PUT', headers: up.headers, body: file });
+      put = await this.fetchImpl(up.uploadUrl, { method: up.method ?? 'PUT', headers: up.headers, body: file });
     } catch (e) {
       throw new ApiError(0, 'network_error', `thumbnail upload failed: ${(e as Error)?.message ?? String(e)}`);
     }

@@ -157,6 +157,7 @@ export interface MetricsPage {
 /** `POST /api/streams/{id}/thumbnail` (owner): a presigned upload. */
 export interface ThumbnailUpload {
   uploadUrl: string;
+  method?: 'PUT';
   headers: Record<string, string>;
   thumbnailUrl: string;
   expiresAt: string;

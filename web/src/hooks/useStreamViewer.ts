@@ -18,7 +18,8 @@ declare global {
 }
 
 /** Playable once media may exist: preparing (manifest may appear), live, ended (VOD). */
-const mayHaveMedia = (s: Stream | null) => !!s && (s.status === 'preparing' || s.status === 'live' || s.status === 'ended');
+export const mayHaveMedia = (s: Pick<Stream, 'status' | 'startedAt'> | null) =>
+  !!s && (s.status === 'preparing' || s.status === 'live' || (s.status === 'ended' && !!s.startedAt));
 
 export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = true }: UseStreamViewerOptions) {
   const { api } = useRill();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, errorFromResponse } from '../src/client/errors';
-import { RillApi } from '../src/client/rest';
+import { RillApi, uploadHeaders } from '../src/client/rest';
 
 type Call = { url: string; init?: RequestInit };
 
@@ -103,5 +103,15 @@ describe('RillApi', () => {
     const api = new RillApi({ fetch: fakeFetch(404, { error: { code: 'not_found', message: 'no route' } }) });
     const err = await api.uploadThumbnail('s1', new Blob(['x'], { type: 'image/webp' })).catch((e) => e);
     expect(err.message).toMatch(/not available on this server/);
+  });
+});
+
+describe('uploadHeaders', () => {
+  it('keeps the signed headers and drops the trace id and browser-owned ones', () => {
+    expect(uploadHeaders({ 'cache-control': 'public, max-age=300', 'content-type': 'image/png', 'x-amzn-trace-id': 'Root=1', 'Content-Length': '70' })).toEqual({
+      'cache-control': 'public, max-age=300',
+      'content-type': 'image/png',
+    });
+    expect(uploadHeaders(undefined)).toEqual({});
   });
 });

@@ -19,6 +19,22 @@ export type ListKind = 'live' | 'scheduled' | 'past';
 export const MAX_THUMBNAIL_BYTES = 2 * 1024 * 1024;
 export const THUMBNAIL_TYPES = ['image/jpeg', 'image/png', 'image/webp'] as const;
 
+/**
+ * Headers for the presigned PUT. `x-amzn-trace-id` (added by the AWS SDK's recursion detection
+ * when the presigning function runs under a trace) is not signed and not allowed by the bucket's
+ * CORS rules, so a browser preflight would fail: it is left out. Headers a browser sets itself
+ * (content-length, host) are dropped too.
+ */
+export function uploadHeaders(h: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h ?? {})) {
+    const lk = k.toLowerCase();
+    if (lk === 'x-amzn-trace-id' || lk === 'content-length' || lk === 'host') continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Typed client for the Rill REST API (functions/api/openapi.json). */
 export class RillApi {
   private readonly baseUrl: string;
@@ -120,7 +136,7 @@ export class RillApi {
     }
     let put: Response;
     try {
-      put = await this.fetchImpl(up.uploadUrl, { method: up.method ?? 'PUT', headers: up.headers, body: file });
+      put = await this.fetchImpl(up.uploadUrl, { method: up.method ?? 'PUT', headers: uploadHeaders(up.headers), body: file });
     } catch (e) {
       throw new ApiError(0, 'network_error', `thumbnail upload failed: ${(e as Error)?.message ?? String(e)}`);
     }

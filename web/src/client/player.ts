@@ -67,6 +67,8 @@ export class HlsPlayer {
   private stalls = 0;
   private waitingEvents = 0;
   private hasPlayed = false;
+  private bufferingSince: number | null = null;
+  private bufferingMs = 0;
   private listeners = new Set<PlayerListener>();
   private detach: (() => void) | null = null;
   private wantQuality: ViewerQuality = 'auto';
@@ -108,11 +110,16 @@ export class HlsPlayer {
     hls.loadSource(manifestUrl);
     const v = this.video;
     const onWaiting = () => {
-      if (this.hasPlayed) this.waitingEvents++;
+      if (this.hasPlayed) {
+        this.waitingEvents++;
+        this.bufferingSince ??= Date.now();
+      }
       this.emit();
     };
     const onPlaying = () => {
       this.hasPlayed = true;
+      if (this.bufferingSince !== null) this.bufferingMs += Date.now() - this.bufferingSince;
+      this.bufferingSince = null;
       this.emit();
     };
     const onTick = () => this.emit();
@@ -170,6 +177,17 @@ export class HlsPlayer {
     const idx = levelForQuality(hls.levels, this.wantQuality);
     // currentLevel switches now (flushes the buffer); -1 gives control back to ABR.
     hls.currentLevel = idx;
+  }
+
+  /** Milliseconds spent re-buffering since the previous call (for the `heartbeat` frame). */
+  takeBufferingMs(now = Date.now()): number {
+    let ms = this.bufferingMs;
+    if (this.bufferingSince !== null) {
+      ms += now - this.bufferingSince;
+      this.bufferingSince = now;
+    }
+    this.bufferingMs = 0;
+    return Math.round(ms);
   }
 
   latencyMs(now = Date.now()): number | null {

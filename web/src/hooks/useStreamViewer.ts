@@ -25,6 +25,8 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
   const { api } = useRill();
   const client = useStreamEvents(streamId);
   const viewerCount = useViewerCount(streamId, client);
+  const clientRef = useRef(client);
+  clientRef.current = client;
   const videoRef = useRef<HTMLVideoElement | null>(null);
   const playerRef = useRef<HlsPlayer | null>(null);
   const [stream, setStream] = useState<Stream | null>(null);
@@ -115,8 +117,15 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
       p.setQuality(currentQuality);
       if (autoStart) void p.play();
       const tick = setInterval(() => setStats(p.stats()), 1000);
+      // Quality-of-experience report for analytics: rendition and re-buffering time.
+      const heartbeat = setInterval(() => {
+        const st = p.stats();
+        if (!clientRef.current || st.currentLevel < 0) return;
+        clientRef.current.send({ action: 'heartbeat', quality: st.levels[st.currentLevel]?.label ?? 'auto', buffering: p.takeBufferingMs() });
+      }, 15_000);
       cleanup = () => {
         clearInterval(tick);
+        clearInterval(heartbeat);
         if (retry) clearTimeout(retry);
         off();
         p.destroy();

@@ -286,7 +286,7 @@ fn media_thread(
                 configured = SourceInfo::from_avcc(avcc);
             }
             pending.push(event);
-            let Some(source) = configured else {
+            let Some(source) = configured.or_else(|| meter.source()) else {
                 if pending.len() > 2000 {
                     send(Output::Failed(
                         "no H.264 configuration from the publisher".into(),

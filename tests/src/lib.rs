@@ -589,3 +589,61 @@ impl Drop for IngestNode {
         }
     }
 }
+
+/// The whole local stack as a browser sees it: the gateway serving the built web app
+/// (`web/dist`) with `/api`, `/ws` and `/hls`, and an ingest node whose WHIP URL the API
+/// hands out. Used by the browser end-to-end test and the latency benchmark.
+pub struct BrowserStack {
+    pub stack: Stack,
+    pub ingest: IngestNode,
+}
+
+impl std::fmt::Debug for BrowserStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserStack")
+            .field("base", &self.stack.base)
+            .field("whip", &self.ingest.http)
+            .finish()
+    }
+}
+
+impl BrowserStack {
+    pub fn start() -> BrowserStack {
+        let dist = repo_root().join("web/dist");
+        assert!(
+            dist.join("index.html").exists(),
+            "{} is missing: build the web app first (cd web && npm ci && npm run build)",
+            dist.display()
+        );
+        // The API must know the node's WHIP URL before the node exists: reserve its port.
+        let ingest_port = free_port();
+        let ingest_url = format!("http://127.0.0.1:{ingest_port}");
+        let stack = Stack::start_with(&[
+            ("STATIC_DIR", dist.to_str().expect("utf-8 path")),
+            ("INGEST_PUBLIC_URL", ingest_url.as_str()),
+        ]);
+        let ingest = IngestNode::start(
+            &stack,
+            &[("INGEST_HTTP_ADDR", &format!("127.0.0.1:{ingest_port}"))],
+        );
+        BrowserStack { stack, ingest }
+    }
+
+    /// `node <script>` from `web/` with the stack's URL, two users' tokens and an artifacts
+    /// directory in its environment.
+    pub fn node_command(&self, script: &str, artifacts: &Path) -> Command {
+        let mut cmd = Command::new("node");
+        cmd.current_dir(repo_root().join("web"))
+            .arg(script)
+            .env("RILL_URL", &self.stack.base)
+            .env("RILL_OWNER_TOKEN", token("alice", "Alice"))
+            .env("RILL_VIEWER_TOKEN", token("bob", "Bob"))
+            .env("RILL_ARTIFACTS", artifacts)
+            .env(
+                "CHROMIUM",
+                std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            )
+            .stdin(Stdio::null());
+        cmd
+    }
+}

@@ -185,6 +185,17 @@ impl SourceMeter {
         }
     }
 
+    /// Codec and size, once a configuration or an in-band SPS (WebRTC sends parameter sets
+    /// only with keyframes, never as a separate configuration) was seen.
+    pub fn source(&self) -> Option<SourceInfo> {
+        self.codec.map(|(h264, width, height)| SourceInfo {
+            h264,
+            width,
+            height,
+            ..SourceInfo::default()
+        })
+    }
+
     /// Milliseconds of video observed so far.
     pub fn observed_ms(&self) -> i64 {
         self.first_dts.map_or(0, |first| self.last_dts - first)

@@ -122,7 +122,14 @@ export async function createAndGoLive(page, base, ownerToken, { title, quality =
     log('publishing over RTMP with ffmpeg (E2E_PUBLISHER=rtmp)');
   } else {
     await page.getByTestId('go-live').click();
-    await page.locator('[data-testid="publisher-state"][data-state="publishing"]').waitFor({ timeout: 20_000 });
+    const state = await Promise.race([
+      page.locator('[data-testid="publisher-state"][data-state="publishing"]').waitFor({ timeout: 20_000 }).then(() => 'publishing'),
+      page.locator('[data-testid="publisher-state"][data-state="failed"]').waitFor({ timeout: 20_000 }).then(() => 'failed'),
+    ]).catch(async () => `still ${await page.getByTestId('publisher-state').getAttribute('data-state')} after 20 s`);
+    if (state !== 'publishing') {
+      const err = await page.getByTestId('action-error').textContent({ timeout: 500 }).catch(() => '');
+      throw new Error(`WHIP publishing ${state}${err ? `: ${err}` : ''}`);
+    }
     log('WHIP session connected');
   }
   const live = page.locator('[data-testid="stream-status"][data-status="live"]');

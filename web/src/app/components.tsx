@@ -148,8 +148,8 @@ export function ReactionBar({ onReact, disabled }: { onReact: (e: Emoji) => void
   );
 }
 
-export function ErrorText({ error }: { error: unknown }) {
+export function ErrorText({ error, testid }: { error: unknown; testid?: string }) {
   if (!error) return null;
   const msg = error instanceof Error ? error.message : String(error);
-  return <p className="error">{msg}</p>;
+  return <p className="error" data-testid={testid}>{msg}</p>;
 }

@@ -235,6 +235,27 @@ export function useLiveStream(options: UseLiveStreamOptions = {}) {
   );
 
   const isBroadcasting = publisherState === 'publishing' || publisherState === 'connecting';
+
+  // What this browser is sending (WebRTC stats), next to the node's samples.
+  const [sending, setSending] = useState<{ fps: number; width: number; height: number; kbps: number } | null>(null);
+  useEffect(() => {
+    if (publisherState !== 'publishing') {
+      setSending(null);
+      return;
+    }
+    let last: { bytes: number; at: number } | null = null;
+    const t = setInterval(async () => {
+      const st = await publisherRef.current?.outboundStats();
+      if (!st || st.bytesSent === undefined) return;
+      const now = performance.now();
+      if (last) {
+        const kbps = ((st.bytesSent - last.bytes) * 8) / (now - last.at);
+        setSending({ fps: st.fps ?? 0, width: st.width ?? 0, height: st.height ?? 0, kbps });
+      }
+      last = { bytes: st.bytesSent, at: now };
+    }, 2000);
+    return () => clearInterval(t);
+  }, [publisherState]);
   const now = useNow(stream?.status === 'live');
   const duration = stream?.status === 'live' ? elapsedSeconds(stream.startedAt, now) : 0;
 
@@ -248,6 +269,7 @@ export function useLiveStream(options: UseLiveStreamOptions = {}) {
     viewerCount,
     duration,
     health,
+    sending,
     error,
     hasKey,
     videoEnabled,

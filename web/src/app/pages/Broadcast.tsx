@@ -204,9 +204,14 @@ export function BroadcastPage({ id }: { id: string }) {
             ) : (
               <p className="muted">No samples yet (the ingest node reports every 5 s once live).</p>
             )}
+            {live.sending && (
+              <p className="muted" data-testid="sending-stats">
+                Sending {live.sending.width}×{live.sending.height} · {live.sending.fps.toFixed(0)} fps · {formatBitrate(live.sending.kbps)}
+              </p>
+            )}
           </section>
           <p className="muted" data-testid="reaction-total">reactions: {reactions.total}</p>
-          <ErrorText error={actionError ?? live.error} />
+          <ErrorText error={actionError ?? live.error} testid="action-error" />
         </div>
         <ChatPanel
           messages={chat.messages}

@@ -1,6 +1,6 @@
 import { ApiError, errorFromResponse } from './errors';
 import type {
-  ChatMessage, ChatPage, HlsManifest, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
+  BanState, ChatMessage, ChatPage, HlsManifest, IngestCredentials, MemberRole, Membership, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
   Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamWithIngestUrls, ThumbnailUpload, Viewers,
 } from './types';
 
@@ -85,7 +85,7 @@ export class RillApi {
   endStream(id: string) { return this.request<Stream>('POST', `${this.s(id)}/end`); }
   cancelStream(id: string) { return this.request<Stream>('POST', `${this.s(id)}/cancel`); }
   updateStream(id: string, patch: StreamPatch) { return this.request<Stream>('PATCH', this.s(id), patch); }
-  rotateKey(id: string) { return this.request<StreamWithIngestCredentials>('POST', `${this.s(id)}/key`); }
+  rotateKey(id: string) { return this.request<IngestCredentials>('POST', `${this.s(id)}/key`); }
   getStream(id: string) { return this.request<Stream>('GET', this.s(id)); }
   getStreamWithIngest(id: string) { return this.request<StreamWithIngestUrls>('GET', this.s(id), undefined, { ingest: 'true' }); }
   listStreams(kind: ListKind, channelId: string, opts: { limit?: number; cursor?: string } = {}) {
@@ -111,6 +111,19 @@ export class RillApi {
   listQuestions(id: string) { return this.request<{ items: Question[] }>('GET', `${this.s(id)}/questions`); }
   upvoteQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/upvote`); }
   answerQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/answer`); }
+
+  // Moderation
+  ban(id: string, userId: string) { return this.request<BanState>('PUT', `${this.s(id)}/bans/${encodeURIComponent(userId)}`); }
+  unban(id: string, userId: string) { return this.request<BanState>('DELETE', `${this.s(id)}/bans/${encodeURIComponent(userId)}`); }
+  listModerators(id: string) { return this.request<{ items: string[] }>('GET', `${this.s(id)}/moderators`); }
+  addModerator(id: string, userId: string) { return this.request<ModeratorState>('PUT', `${this.s(id)}/moderators/${encodeURIComponent(userId)}`); }
+  removeModerator(id: string, userId: string) { return this.request<ModeratorState>('DELETE', `${this.s(id)}/moderators/${encodeURIComponent(userId)}`); }
+  setMembership(channelId: string, userId: string, role: MemberRole) {
+    return this.request<Membership>('PUT', `/api/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`, { role });
+  }
+  removeMembership(channelId: string, userId: string) {
+    return this.request<Membership>('DELETE', `/api/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`);
+  }
 
   // Thumbnail: presign, PUT the bytes, then PATCH thumbnailUrl.
   requestThumbnailUpload(id: string, contentType: string, contentLength: number) {

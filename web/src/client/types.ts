@@ -170,3 +170,8 @@ export type ErrorCode =
   | 'conflict' | 'already_voted' | 'not_live' | 'not_playable' | 'payload_too_large'
   | 'unsupported_media_type' | 'validation_failed' | 'slow_mode' | 'rate_limited' | 'internal'
   | 'network_error' | 'bad_response';
+
+export interface BanState { userId: string; banned: boolean }
+export interface ModeratorState { userId: string; moderator: boolean }
+export type MemberRole = 'follower' | 'subscriber';
+export interface Membership { channelId: string; userId: string; role: MemberRole | null }

@@ -146,9 +146,9 @@ export function useLiveStream(options: UseLiveStreamOptions = {}) {
   const rotateKey = useCallback(async () => {
     if (!streamId) throw new Error('no stream');
     const r = await api.rotateKey(streamId);
-    saveIngest(streamId, { streamKey: r.ingest.streamKey, whipUrl: r.ingest.whipUrl });
+    saveIngest(streamId, { streamKey: r.streamKey, whipUrl: r.whipUrl });
     setHasKey(true);
-    return r.ingest;
+    return r;
   }, [api, streamId]);
 
   const startPreview = useCallback(

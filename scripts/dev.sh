@@ -34,7 +34,8 @@ if [ -z "${JWT_SECRET:-}" ]; then
 fi
 export JWT_SECRET
 
-echo "dev: building (cargo build --workspace --bins)..."
+echo "dev: building the web app (npm run build) and the workspace (cargo build --workspace --bins)..."
+(cd "$ROOT/web" && npm run --silent build >/dev/null)
 cargo build --workspace --bins --quiet
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
 
@@ -77,10 +78,14 @@ for _ in $(seq 1 100); do grep -q "listening" "$ROOT/.rill/ingest.stdout" 2>/dev
 grep -q "listening" "$ROOT/.rill/ingest.stdout" || { echo "dev: the ingest node did not start" >&2; exit 1; }
 
 TOKEN="$(python3 "$ROOT/scripts/dev-token.py" demo-user "Demo User")"
+VIEWER_TOKEN="$(python3 "$ROOT/scripts/dev-token.py" demo-viewer "Demo Viewer")"
 cat <<INFO
 
 Rill local stack is up.
-  Web app        http://127.0.0.1:$GATEWAY_PORT/
+  Web app        http://127.0.0.1:$GATEWAY_PORT/#token=$TOKEN
+                 broadcaster "demo-user": "Go live", allow the camera, then share the watch link
+  Second user    http://localhost:$GATEWAY_PORT/#token=$VIEWER_TOKEN
+                 viewer "demo-viewer" (another origin, so its sign-in is separate): chat, react
   REST API       http://127.0.0.1:$GATEWAY_PORT/api   (OpenAPI: /api/openapi.json)
   HLS (CDN)      $HLS_BASE_URL
   moto (AWS)     $AWS_ENDPOINT_URL   table=$TABLE_NAME bucket=$BUCKET_NAME

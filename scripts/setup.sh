@@ -14,6 +14,10 @@
 #      set in scripts/python-requirements.txt (moto[server], cfn-lint, ...).
 #      A stamp file records what was installed; the venv is rebuilt only when
 #      the pins or the Python interpreter change.
+#   3. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
+#      vitest, playwright-core) with `npm ci`, again only when the lock file or the
+#      Node.js version changed. Node.js >= 20.19 is needed (Vite 7); Debian's
+#      nodejs package is installed only when there is no node at all.
 #
 # Environment:
 #   RILL_VENV     venv directory (default <repo>/.venv)
@@ -55,6 +59,10 @@ APT_PACKAGES=(
     # bench-ladder measures the ffmpeg CLI's CPU and peak memory with /usr/bin/time.
     time
 )
+# The web app builds with Node.js; Debian's packages only when none is installed.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    APT_PACKAGES+=(nodejs npm)
+fi
 
 # ==== Packages for later parts: add them here, one per line. ================
 APT_PACKAGES_LATER=(
@@ -181,10 +189,30 @@ install_venv() {
     log "installed Python tools into ${VENV}: ${top% }"
 }
 
+# ----------------------------------------------------------------------------
+# Node.js packages (web/)
+# ----------------------------------------------------------------------------
+install_node_packages() {
+    local web="$ROOT/web"
+    [ -f "$web/package-lock.json" ] || return 0
+    command -v node >/dev/null 2>&1 || die "node is missing (install Node.js >= 20.19)"
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+        die "Node.js $(node --version) is too old for the web app's Vite 7: install Node.js >= 20.19"
+    local want have=""
+    want="$({ node --version; cat "$web/package-lock.json"; } | cksum | cut -d' ' -f1)"
+    [ -f "$web/node_modules/$STAMP_NAME" ] && have="$(cat "$web/node_modules/$STAMP_NAME")"
+    [ "$want" = "$have" ] && return 0
+    (cd "$web" && quietly env npm_config_update_notifier=false npm_config_fund=false \
+        npm_config_audit=false npm ci --progress=false) || die "npm ci in web/ failed"
+    printf '%s\n' "$want" >"$web/node_modules/$STAMP_NAME"
+    log "installed the web app's Node.js packages (npm ci)"
+}
+
 main() {
     lock_setup
     install_apt_packages
     install_venv
+    install_node_packages
 }
 
 main "$@"

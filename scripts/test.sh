@@ -21,6 +21,9 @@ step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "web: typecheck, unit tests (vitest), build (served by the gateway in the browser e2e test)"
+(cd "$ROOT/web" && npm run --silent test && npm run --silent build)
+
 step "cargo build --workspace --bins (the end-to-end tests run these binaries)"
 cargo build --workspace --bins --quiet
 

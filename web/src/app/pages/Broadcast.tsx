@@ -197,7 +197,7 @@ export function BroadcastPage({ id }: { id: string }) {
             <h3>Stream health</h3>
             {h ? (
               <p>
-                <b data-testid="health-score">{h.health}</b>/100 · {formatBitrate(h.inputKbps)} · {h.fps.toFixed(0)} fps · {h.width}×{h.height}
+                <b data-testid="health-score">{h.health ?? '–'}</b>/100 · {formatBitrate(h.inputKbps)} · {Number(h.fps ?? 0).toFixed(0)} fps · {h.width ?? '?'}×{h.height ?? '?'}
                 {h.rttMs != null && ` · RTT ${Math.round(h.rttMs)} ms`}
                 {h.packetLoss != null && ` · loss ${(h.packetLoss * 100).toFixed(1)}%`}
               </p>

@@ -201,3 +201,18 @@ describe('playlist cache busting', () => {
     expect(playlistUrl('http://h/hls/live/s/480p/seg-000001.m4s', 1)).toBe('http://h/hls/live/s/480p/seg-000001.m4s');
   });
 });
+
+import { upsertQuestion } from '../src/hooks/useStreamQuestions';
+import type { Question } from '../src/client/types';
+describe('questions ordering', () => {
+  const q = (id: string, upvotes: number, createdAt: string): Question => ({ id, streamId: 's', authorId: 'a', authorName: 'A', content: id, createdAt, upvotes, answered: false });
+  it('keeps most upvoted first, then oldest, replacing by id', () => {
+    let l: Question[] = [];
+    l = upsertQuestion(l, q('a', 0, '2026-01-01T00:00:01Z'));
+    l = upsertQuestion(l, q('b', 0, '2026-01-01T00:00:02Z'));
+    l = upsertQuestion(l, q('c', 2, '2026-01-01T00:00:03Z'));
+    expect(l.map((x) => x.id)).toEqual(['c', 'a', 'b']);
+    l = upsertQuestion(l, q('b', 3, '2026-01-01T00:00:02Z'));
+    expect(l.map((x) => `${x.id}${x.upvotes}`)).toEqual(['b3', 'c2', 'a0']);
+  });
+});

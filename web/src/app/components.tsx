@@ -153,3 +153,50 @@ export function ErrorText({ error, testid }: { error: unknown; testid?: string }
   const msg = error instanceof Error ? error.message : String(error);
   return <p className="error" data-testid={testid}>{msg}</p>;
 }
+
+export function QuestionsPanel(props: {
+  questions: import('../client/types').Question[];
+  canAsk: boolean;
+  canAnswer: boolean;
+  error: string | null;
+  onAsk: (t: string) => void;
+  onUpvote: (id: string) => void;
+  onAnswer: (id: string) => void;
+}) {
+  const [text, setText] = useState('');
+  return (
+    <section className="card questions" data-testid="questions-panel">
+      <h3>Q&amp;A</h3>
+      {props.questions.length === 0 && <p className="muted">No questions yet.</p>}
+      <ul className="streams">
+        {props.questions.map((q) => (
+          <li key={q.id} data-testid="question" className={q.answered ? 'answered' : ''}>
+            <button className="link" title="Upvote" disabled={!props.canAsk} onClick={() => props.onUpvote(q.id)}>
+              ▲ {q.upvotes}
+            </button>{' '}
+            <b>{q.authorName}</b> {q.content} {q.answered && <span className="badge">answered</span>}
+            {props.canAnswer && !q.answered && (
+              <button className="link" onClick={() => props.onAnswer(q.id)}>
+                mark answered
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      {props.canAsk && (
+        <form
+          className="chat-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            props.onAsk(text);
+            setText('');
+          }}
+        >
+          <input data-testid="question-input" maxLength={500} placeholder="Ask a question" value={text} onChange={(e) => setText(e.target.value)} />
+          <button type="submit" disabled={!text.trim()}>Ask</button>
+        </form>
+      )}
+      {props.error && <p className="error">{props.error}</p>}
+    </section>
+  );
+}

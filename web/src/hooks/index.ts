@@ -3,3 +3,4 @@ export { useLiveStream, saveIngest, loadIngest } from './useLiveStream';
 export { useStreamViewer } from './useStreamViewer';
 export { useStreamChat, mergeMessage } from './useStreamChat';
 export { useStreamReactions } from './useStreamReactions';
+export { useStreamQuestions, upsertQuestion } from './useStreamQuestions';

@@ -7,7 +7,8 @@ import { listDevices } from '../../client/whip';
 import { QUALITY_PRESETS, isQualityPreset } from '../../client/quality';
 import { formatBitrate, formatDuration } from '../../client/format';
 import type { QualityPreset } from '../../client/types';
-import { ChatPanel, ErrorText, ReactionOverlay, StatusBadge } from '../components';
+import { ChatPanel, ErrorText, QuestionsPanel, ReactionOverlay, StatusBadge } from '../components';
+import { useStreamQuestions } from '../../hooks/useStreamQuestions';
 import { Link } from '../router';
 import { NewStreamForm, defaultChannel } from './Home';
 
@@ -25,6 +26,7 @@ export function BroadcastPage({ id }: { id: string }) {
   const live = useLiveStream({ streamId: id });
   const chat = useStreamChat(id);
   const reactions = useStreamReactions(id);
+  const qa = useStreamQuestions(id);
   const videoRef = useRef<HTMLVideoElement>(null);
   const [cameras, setCameras] = useState<MediaDeviceInfo[]>([]);
   const [mics, setMics] = useState<MediaDeviceInfo[]>([]);
@@ -212,6 +214,15 @@ export function BroadcastPage({ id }: { id: string }) {
           </section>
           <p className="muted" data-testid="reaction-total">reactions: {reactions.total}</p>
           <ErrorText error={actionError ?? live.error} testid="action-error" />
+          <QuestionsPanel
+            questions={qa.questions}
+            canAsk={false}
+            canAnswer={isOwner}
+            error={qa.error}
+            onAsk={qa.ask}
+            onUpvote={qa.upvote}
+            onAnswer={qa.answer}
+          />
         </div>
         <ChatPanel
           messages={chat.messages}

@@ -4,7 +4,8 @@ import { useStreamViewer } from '../../hooks/useStreamViewer';
 import { useStreamChat } from '../../hooks/useStreamChat';
 import { useStreamReactions } from '../../hooks/useStreamReactions';
 import { QUALITY_PRESETS, type ViewerQuality } from '../../client/quality';
-import { ChatPanel, ErrorText, ReactionBar, ReactionOverlay, StatusBadge } from '../components';
+import { ChatPanel, ErrorText, QuestionsPanel, ReactionBar, ReactionOverlay, StatusBadge } from '../components';
+import { useStreamQuestions } from '../../hooks/useStreamQuestions';
 
 export function WatchPage({ id }: { id: string }) {
   const { claims } = useRill();
@@ -12,6 +13,7 @@ export function WatchPage({ id }: { id: string }) {
   const v = useStreamViewer({ streamId: id, autoStart: true, lowLatencyMode: lowLatency });
   const chat = useStreamChat(id);
   const reactions = useStreamReactions(id);
+  const qa = useStreamQuestions(id);
   const [volume, setVolume] = useState(1);
   const s = v.stream;
   const stats = v.stats;
@@ -98,6 +100,15 @@ export function WatchPage({ id }: { id: string }) {
           <p className="muted" data-testid="reaction-total">reactions: {reactions.total}</p>
           {s?.description && <p>{s.description}</p>}
           <ErrorText error={v.error} />
+          <QuestionsPanel
+            questions={qa.questions}
+            canAsk={!!claims && s?.status === 'live'}
+            canAnswer={!!claims && claims.sub === s?.ownerId}
+            error={qa.error}
+            onAsk={qa.ask}
+            onUpvote={qa.upvote}
+            onAnswer={qa.answer}
+          />
         </div>
         <ChatPanel
           messages={chat.messages}

@@ -46,12 +46,13 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
         .then((s) => alive && setStream(s))
         .catch((e) => alive && setError(e instanceof ApiError ? e.message : String(e)));
     void load();
-    const t = setInterval(() => {
-      if (!stream || stream.status === 'preparing' || stream.status === 'scheduled') void load();
-    }, 3000);
+    // Events carry start/end; polling is the fallback (fast until live, slow while live).
+    const status = stream?.status;
+    const every = status === 'live' ? 15_000 : status === 'ended' || status === 'cancelled' ? 0 : 3000;
+    const t = every ? setInterval(load, every) : undefined;
     return () => {
       alive = false;
-      clearInterval(t);
+      if (t) clearInterval(t);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [api, streamId, stream?.status]);

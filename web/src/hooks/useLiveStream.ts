@@ -193,7 +193,9 @@ export function useLiveStream(options: UseLiveStreamOptions = {}) {
 
   const endStream = useCallback(async () => {
     if (!streamId) return;
-    await publisherRef.current?.stop();
+    // Hang up (DELETE on the WHIP resource) and release the camera and microphone.
+    await publisherRef.current?.dispose();
+    setLocalStream(null);
     try {
       setStream(await api.endStream(streamId));
     } catch (e) {

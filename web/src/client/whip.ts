@@ -233,7 +233,8 @@ export class WhipPublisher {
     this.pc = null;
     const resource = this.resourceUrl;
     this.resourceUrl = null;
-    if (pc) pc.close();
+    // DELETE first: closing the peer connection first sends a DTLS close that already ends
+    // the session on the node, and the DELETE then finds nothing (404).
     if (resource && this.streamKey) {
       const f = this.opts.fetch ?? fetch;
       try {
@@ -242,6 +243,7 @@ export class WhipPublisher {
         /* the node ends it after its reconnect window anyway */
       }
     }
+    if (pc) pc.close();
     this.setState(this.stream ? 'previewing' : 'stopped');
   }
 

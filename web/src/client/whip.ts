@@ -178,6 +178,7 @@ export class WhipPublisher {
         if (pc.connectionState === 'connected') this.setState('publishing');
         else if (pc.connectionState === 'failed') this.setState('failed');
       });
+      await this.applyBitrate();
       await pc.setLocalDescription(await pc.createOffer());
       await waitIceGathering(pc, this.opts.iceGatheringTimeoutMs ?? 2000);
       const f = this.opts.fetch ?? fetch;
@@ -205,9 +206,13 @@ export class WhipPublisher {
   private async applyBitrate() {
     const sender = this.pc?.getSenders().find((s) => s.track?.kind === 'video');
     if (!sender) return;
-    const p = sender.getParameters();
+    const p = sender.getParameters() as RTCRtpSendParameters & { degradationPreference?: string };
     if (!p.encodings || p.encodings.length === 0) return;
     p.encodings[0].maxBitrate = senderMaxBitrate(this.quality, this.opts.maxBitrateKbps);
+    // The node plans its ladder from the first keyframe's size: keep the chosen resolution and
+    // let the frame rate give way while the bandwidth estimate ramps up (the default,
+    // 'balanced', starts a camera at a fraction of its size).
+    p.degradationPreference = 'maintain-resolution';
     try {
       await sender.setParameters(p);
     } catch {

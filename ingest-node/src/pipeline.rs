@@ -710,6 +710,9 @@ async fn upload_task(
                     }
                     Output::PublisherGone => {
                         gone_generations += 1;
+                        // A returning publisher's timeline starts again at zero: its segments
+                        // take their wall clock from when they arrive, not from this session.
+                        wall_origin = None;
                         waiting_since = Some(Instant::now());
                         for t in tracks.values_mut() { t.pending_discontinuity = true; }
                         tracing::info!(stream_id = %id, window_s = config.reconnect_window.as_secs(), "publisher gone; waiting for a reconnect");

@@ -371,6 +371,95 @@ async fn a_wrong_key_or_an_ended_stream_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists() {
+    let stack = Stack::start();
+    let node = IngestNode::start(&stack, &[("RECONNECT_WINDOW_SECONDS", "6")]);
+    let owner = User::named("owner");
+    let (id, key) = create(
+        &stack,
+        &owner,
+        json!({"channelId":"ingest","title":"Flaky uplink"}),
+    )
+    .await;
+    let path = format!("/api/streams/{id}");
+    let playlist = format!("/hls/live/{id}/360p/index.m3u8");
+    assert!(
+        publish(&node.rtmp, &key, "640x360", 3, true),
+        "first session"
+    );
+    wait_for("status live", Duration::from_secs(30), || async {
+        User::anonymous().get(&stack, &path).await.body["status"] == "live"
+    })
+    .await;
+    let before = text(&stack, &playlist).await.expect("playlist");
+    let segments_before = playlist_seconds(&before);
+
+    // The publisher drops and returns within the window: same stream, same playlists.
+    assert!(
+        publish(&node.rtmp, &key, "640x360", 3, true),
+        "second session"
+    );
+    wait_for(
+        "segments after the reconnect",
+        Duration::from_secs(30),
+        || async {
+            text(&stack, &playlist)
+                .await
+                .is_some_and(|p| p.contains("#EXT-X-DISCONTINUITY"))
+        },
+    )
+    .await;
+    assert_eq!(
+        User::anonymous().get(&stack, &path).await.body["status"],
+        "live",
+        "a reconnect within the window keeps the stream live"
+    );
+
+    // Then it stays away: the window passes, the stream ends and the recording is whole.
+    wait_for(
+        "ENDLIST after the window",
+        Duration::from_secs(30),
+        || async {
+            text(&stack, &playlist)
+                .await
+                .is_some_and(|p| p.contains("#EXT-X-ENDLIST"))
+        },
+    )
+    .await;
+    let after = text(&stack, &playlist).await.expect("playlist");
+    assert_eq!(after.matches("#EXT-X-DISCONTINUITY").count(), 1, "{after}");
+    let uris = |p: &str| -> Vec<String> {
+        p.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        uris(&after).starts_with(&uris(&before)),
+        "the first session's segments stay listed, in order:\n{before}\n---\n{after}"
+    );
+    // Program date-times keep moving forward across the reconnect (players and the
+    // latency display sync on them).
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = after
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("PDT"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[1] > w[0]),
+        "PROGRAM-DATE-TIME goes back:\n{after}"
+    );
+    assert!(playlist_seconds(&after) > segments_before + 2.0, "{after}");
+    let s = User::anonymous().get(&stack, &path).await;
+    assert_eq!(s.body["status"], "ended");
+    let (got, _) = probe(&stack.url(&playlist));
+    assert_eq!(
+        got, "h264,640,360",
+        "the recording decodes across the discontinuity"
+    );
+}
+
+#[tokio::test]
 async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
     let stack = Stack::start();
     let mut node = IngestNode::start(&stack, &[]);

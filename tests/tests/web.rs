@@ -8,14 +8,15 @@
 
 use rill_tests::{BrowserStack, repo_root};
 
-#[test]
-fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
+#[tokio::test]
+async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
     let stack = BrowserStack::start();
     let artifacts = repo_root().join("artifacts/web-e2e");
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let out = stack
-        .node_command("e2e/browser.e2e.mjs", &artifacts)
-        .output()
+    let mut node = stack.node_command("e2e/browser.e2e.mjs", &artifacts);
+    let out = tokio::task::spawn_blocking(move || node.output())
+        .await
+        .expect("join")
         .expect("run node (scripts/setup.sh installs Node.js packages)");
     let log = format!(
         "{}\n{}",
@@ -29,4 +30,46 @@ fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
         out.status,
         artifacts.display()
     );
+
+    // What the browser published over WHIP is an HLS recording ffprobe reads: H.264 video
+    // and AAC audio (transcoded from Opus), every playlist closed.
+    let id = log
+        .lines()
+        .find_map(|l| l.split("created stream ").nth(1))
+        .map(|s| s.trim().to_owned())
+        .expect("the e2e script prints the stream id");
+    let master = stack.stack.url(&format!("/hls/live/{id}/master.m3u8"));
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+        ])
+        .args(["-of", "csv=p=0", &master])
+        .output()
+        .expect("ffprobe");
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    assert!(streams.contains("h264,video"), "{streams}");
+    assert!(streams.contains("aac,audio"), "{streams}");
+    // The node notices the end within its 2 s status poll, then closes the playlists.
+    let url = stack.stack.url(&format!("/hls/live/{id}/audio/index.m3u8"));
+    let mut audio = String::new();
+    for _ in 0..60 {
+        audio = stack
+            .stack
+            .http
+            .get(&url)
+            .send()
+            .await
+            .expect("GET audio playlist")
+            .text()
+            .await
+            .expect("audio playlist");
+        if audio.contains("#EXT-X-ENDLIST") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(audio.contains("#EXT-X-ENDLIST"), "{audio}");
 }

@@ -1,7 +1,8 @@
 //! `bench-availability`: segment availability lag of the ingest node. Run through
 //! `scripts/bench-availability.sh` (release build).
 //!
-//! The ffmpeg CLI publishes a 1080p30 test pattern over RTMP in real time (`-re`) for
+//! The ffmpeg CLI publishes a 1080p30 test pattern (encoded to a file first, so the publisher's
+//! encoder does not compete for the node's cores) over RTMP in real time (`-re -c copy`) for
 //! `--seconds`; the node records, for every segment of every rendition, the time from the
 //! moment it had all of the segment's source media (the arrival of the first frame past its
 //! end) to the moment the segment and the playlist naming it were stored in S3 (moto). The
@@ -78,9 +79,12 @@ async fn run_case(stack: &Stack, node: &IngestNode, kbps: u32, seconds: u32) -> 
         .expect("key")
         .to_owned();
     let url = format!("{}/live/{key}", node.rtmp);
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
+    // Encoded beforehand, pushed as a copy: the publisher's encoder must not share the
+    // node's two cores, as it would not in production.
+    let source = std::env::temp_dir().join(format!("rill-bench-{kbps}k-{seconds}s.mp4"));
+    if !source.exists() {
+        let made = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
             .args([
@@ -92,8 +96,25 @@ async fn run_case(stack: &Stack, node: &IngestNode, kbps: u32, seconds: u32) -> 
                 "veryfast",
             ])
             .args(["-b:v", &format!("{kbps}k"), "-maxrate", &format!("{kbps}k")])
-            .args(["-bufsize", &format!("{}k", kbps * 2), "-g", "60"])
-            .args(["-c:a", "aac", "-f", "flv", &url])
+            .args([
+                "-bufsize",
+                &format!("{}k", kbps * 2),
+                "-g",
+                "60",
+                "-c:a",
+                "aac",
+            ])
+            .arg(&source)
+            .stdin(Stdio::null())
+            .status()
+            .expect("ffmpeg");
+        assert!(made.success(), "could not generate the source");
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+            .arg(&source)
+            .args(["-c", "copy", "-f", "flv", &url])
             .stdin(Stdio::null())
             .status()
     })

@@ -15,7 +15,7 @@
 #      A stamp file records what was installed; the venv is rebuilt only when
 #      the pins or the Python interpreter change.
 #   3. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
-#      vitest, playwright-core) with `npm ci`, again only when the lock file or the
+#      vitest, playwright-core) with `npm install`, again only when the lock file or the
 #      Node.js version changed. Node.js >= 20.19 is needed (Vite 7); Debian's
 #      nodejs package is installed only when there is no node at all.
 #
@@ -202,10 +202,15 @@ install_node_packages() {
     want="$({ node --version; cat "$web/package-lock.json"; } | cksum | cut -d' ' -f1)"
     [ -f "$web/node_modules/$STAMP_NAME" ] && have="$(cat "$web/node_modules/$STAMP_NAME")"
     [ "$want" = "$have" ] && return 0
+    # `npm install` from the lock rather than `npm ci`: the registry reachable here serves
+    # only Linux builds of the platform packages (rollup, esbuild), so the lock cannot list
+    # the other platforms' optional packages, and `npm ci` refuses such a lock. Versions
+    # are exact in package.json and the lock; --no-save leaves both untouched.
     (cd "$web" && quietly env npm_config_update_notifier=false npm_config_fund=false \
-        npm_config_audit=false npm ci --progress=false) || die "npm ci in web/ failed"
+        npm_config_audit=false npm install --no-save --progress=false) ||
+        die "npm install in web/ failed"
     printf '%s\n' "$want" >"$web/node_modules/$STAMP_NAME"
-    log "installed the web app's Node.js packages (npm ci)"
+    log "installed the web app's Node.js packages (npm install)"
 }
 
 main() {

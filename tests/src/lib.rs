@@ -612,7 +612,7 @@ impl BrowserStack {
         let dist = repo_root().join("web/dist");
         assert!(
             dist.join("index.html").exists(),
-            "{} is missing: build the web app first (cd web && npm ci && npm run build)",
+            "{} is missing: build the web app first (scripts/setup.sh, then cd web && npm run build)",
             dist.display()
         );
         // The API must know the node's WHIP URL before the node exists: reserve its port.

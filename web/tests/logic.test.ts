@@ -216,3 +216,26 @@ describe('questions ordering', () => {
     expect(l.map((x) => `${x.id}${x.upvotes}`)).toEqual(['b3', 'c2', 'a0']);
   });
 });
+
+import { mayHaveMedia } from '../src/hooks/useStreamViewer';
+import { loadIngest, saveIngest } from '../src/hooks/useLiveStream';
+describe('viewer and broadcaster state helpers', () => {
+  it('waits for media only when the stream can have some', () => {
+    expect(mayHaveMedia({ status: 'preparing', startedAt: null })).toBe(true);
+    expect(mayHaveMedia({ status: 'live', startedAt: 'x' })).toBe(true);
+    expect(mayHaveMedia({ status: 'ended', startedAt: 'x' })).toBe(true);
+    expect(mayHaveMedia({ status: 'ended', startedAt: null })).toBe(false);
+    expect(mayHaveMedia({ status: 'scheduled', startedAt: null })).toBe(false);
+    expect(mayHaveMedia({ status: 'cancelled', startedAt: null })).toBe(false);
+    expect(mayHaveMedia(null)).toBe(false);
+  });
+  it('keeps the stream key per stream in session storage', () => {
+    const m = new Map<string, string>();
+    const storage = { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v) } as unknown as Storage;
+    saveIngest('s1', { streamKey: 'k', whipUrl: 'http://w/whip/s1' }, storage);
+    expect(loadIngest('s1', storage)).toEqual({ streamKey: 'k', whipUrl: 'http://w/whip/s1' });
+    expect(loadIngest('s2', storage)).toBeNull();
+    m.set('rill.streamKey.s3', '{broken');
+    expect(loadIngest('s3', storage)).toBeNull();
+  });
+});

@@ -1,6 +1,8 @@
 //! Uploads to S3 with the headers a CDN needs, retried with backoff.
 //!
-//! Playlists are `no-cache`-ish (`max-age=1`: players poll them); segments and init
+//! Playlists are fresh for browsers (`max-age=0`: a player polling every second must not be
+//! handed its own cached copy) and cached for a second by the CDN (`s-maxage=1`, which
+//! CloudFront prefers, so a crowd of viewers costs the bucket one GET a second); segments and init
 //! segments never change once written (`immutable`). Callers keep the order that matters —
 //! a segment is stored before any playlist that names it — by awaiting segment uploads
 //! before playlist uploads.
@@ -30,7 +32,7 @@ impl ObjectKind {
 
     pub fn cache_control(self) -> &'static str {
         match self {
-            ObjectKind::Playlist => "max-age=1",
+            ObjectKind::Playlist => "max-age=0, s-maxage=1",
             ObjectKind::Init | ObjectKind::Segment => "max-age=31536000, immutable",
             ObjectKind::Thumbnail => "max-age=5",
         }
@@ -110,7 +112,10 @@ mod tests {
 
     #[test]
     fn playlists_are_short_lived_and_segments_immutable() {
-        assert_eq!(ObjectKind::Playlist.cache_control(), "max-age=1");
+        assert_eq!(
+            ObjectKind::Playlist.cache_control(),
+            "max-age=0, s-maxage=1"
+        );
         assert!(ObjectKind::Segment.cache_control().contains("immutable"));
         assert!(ObjectKind::Init.cache_control().contains("immutable"));
         assert_eq!(

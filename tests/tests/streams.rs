@@ -472,6 +472,17 @@ async fn a_thumbnail_is_uploaded_with_a_presigned_put_and_set_by_a_patch() {
     );
     assert_eq!(upload["method"], "PUT");
     assert_eq!(upload["headers"]["content-type"], "image/jpeg");
+    let names: Vec<&String> = upload["headers"]
+        .as_object()
+        .expect("headers")
+        .keys()
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| *n == "content-type" || *n == "cache-control" || n.starts_with("x-amz-")),
+        "only headers the browser may and must send: {names:?}"
+    );
     // Nothing changes on the stream until the owner sets the URL.
     let before = User::anonymous()
         .get(&stack, &format!("/api/streams/{id}"))

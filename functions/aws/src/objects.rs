@@ -93,9 +93,14 @@ impl rill_core::store::UploadSigner for S3Uploads {
             .presigned(config)
             .await
             .map_err(|e| unavailable("put", &aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        // The browser sets Content-Length itself; the trace id the SDK adds inside Lambda is
+        // not signed, and a bucket's CORS rules would refuse it in the preflight.
         let headers = request
             .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+            .filter(|(name, _)| {
+                !name.eq_ignore_ascii_case("content-length")
+                    && !name.eq_ignore_ascii_case("x-amzn-trace-id")
+            })
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
         let expires_at = rill_core::time::now()

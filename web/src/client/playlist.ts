@@ -5,9 +5,11 @@ export function playlistUrl(url: string, now = Date.now()): string {
 }
 
 /**
- * Live playlists are served with `Cache-Control: max-age=1`: the browser may answer a reload
- * from its cache with a playlist up to 1 s old, which delays every new segment. A query that
- * changes per request skips the browser cache (a CDN that ignores query strings still caches).
+ * Rill's playlists say `max-age=0, s-maxage=1`, but a proxy or origin that serves them with
+ * a browser-cacheable lifetime (older nodes used `max-age=1`) would hand a reload a playlist
+ * up to a second old, delaying every new segment. A query that changes per request skips
+ * the browser cache; a CDN that leaves query strings out of its cache key (Rill's
+ * CloudFront policies do) still caches.
  */
 export function bypassPlaylistCache(xhr: XMLHttpRequest, url: string): void {
   const fresh = playlistUrl(url);

@@ -64,7 +64,7 @@ fn repository_template_websocket_routes_resolve_to_their_functions() {
         .websocket
         .expect("the template has a WebSocket API");
     assert_eq!(websocket.selection_path, ["action"]);
-    assert_eq!(websocket.stage, "live");
+    assert_eq!(websocket.stage, "ws");
     for (route, function) in [
         ("$connect", "ws-connect"),
         ("$disconnect", "ws-disconnect"),

@@ -656,7 +656,7 @@ async fn upload_task(
                         ladder = Some((renditions, codecs, audio));
                     }
                     Output::Segment { rendition, segment, discontinuity, media_complete_at } => {
-                        let origin = *wall_origin.get_or_insert_with(|| Utc::now() - chrono::Duration::milliseconds(segment.start_ms() + i64::from(config.segment_ms)));
+                        let origin = *wall_origin.get_or_insert_with(|| wall_clock_origin(&segment, media_complete_at, config.segment_ms));
                         let Some(track) = tracks.get_mut(&rendition) else { continue };
                         let object = package::segment_object_name(&track.name, segment.sequence);
                         let size = segment.byte_size();
@@ -798,6 +798,25 @@ async fn upload_task(
         Err(e) => tracing::warn!(stream_id = %id, error = %e, "could not mark the stream ended"),
     }
     tracing::info!(stream_id = %id, reason, reconnects = gone_generations.saturating_sub(1), "stream finished");
+}
+
+/// The wall-clock time of media time zero, for `#EXT-X-PROGRAM-DATE-TIME`. Anchored on when
+/// the node received the media (the arrival of the frame that completed `segment`), not on
+/// when the segment came out of the encoder: players measure their latency against these
+/// times, so the encoder's and packager's delay must count, not hide.
+fn wall_clock_origin(
+    segment: &Segment,
+    media_complete_at: Option<Instant>,
+    segment_ms: u32,
+) -> DateTime<Utc> {
+    let end_ms = match media_complete_at {
+        Some(_) => segment.start_ms() + segment.duration_ms(),
+        None => segment.start_ms() + i64::from(segment_ms),
+    };
+    let since_complete = media_complete_at.map_or(Duration::ZERO, |at| at.elapsed());
+    Utc::now()
+        - chrono::Duration::from_std(since_complete).unwrap_or_default()
+        - chrono::Duration::milliseconds(end_ms)
 }
 
 /// Points the stream's `thumbnailUrl` at the live thumbnail unless the owner chose one. A

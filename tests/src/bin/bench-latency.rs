@@ -19,5 +19,7 @@ fn main() {
         .args(std::env::args().skip(1))
         .status()
         .expect("run node");
+    // exit() skips destructors: stop the stack's processes first.
+    drop(stack);
     std::process::exit(status.code().unwrap_or(1));
 }

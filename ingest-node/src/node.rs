@@ -42,6 +42,9 @@ pub struct NodeConfig {
     pub hls_base_url: String,
     /// `PASSTHROUGH` (default on): RTMP sources that fit the top rung are not re-encoded.
     pub passthrough: bool,
+    /// `X264_PARAMS`: extra x264 parameters (`key=value:...`), e.g. `bframes=0:rc-lookahead=0`
+    /// to trade compression for less encoder delay.
+    pub x264_params: Option<String>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -68,6 +71,9 @@ impl NodeConfig {
                 .trim_end_matches('/')
                 .to_owned(),
             passthrough: env_or("PASSTHROUGH", true),
+            x264_params: std::env::var("X264_PARAMS")
+                .ok()
+                .filter(|p| !p.trim().is_empty()),
         }
     }
 }
@@ -224,6 +230,7 @@ impl Node {
                         // Browsers send keyframes only when asked: a WebRTC source's GOP
                         // cannot be vouched for, so it is always re-encoded.
                         passthrough: self.config.passthrough && protocol == "rtmp",
+                        x264_params: self.config.x264_params.clone(),
                         thumbnail_url: format!(
                             "{}/live/{}/{}",
                             self.config.hls_base_url,

@@ -35,7 +35,9 @@ use crate::package::{
     self, AudioMedia, BitrateStats, MediaPlaylist, Packager, PackagerOptions, PlaylistSegment,
     Segment, TrackConfig, TrackKind, VariantStream, Window,
 };
-use crate::transcode::{Ladder, QualityPreset, SourceInfo, SourceMeter, StreamConfig, Transcoder};
+use crate::transcode::{
+    Ladder, QualityPreset, SourceInfo, SourceMeter, StreamConfig, TranscodeOptions, Transcoder,
+};
 
 /// How much of a source that could be the top rung as it is gets measured (rate, frame
 /// rate, two keyframes at the 2 s limit) before the ladder is planned. It delays the first
@@ -59,6 +61,8 @@ pub struct PipelineConfig {
     /// Whether a source that already fits the top rung (H.264 at its size, frame rate and
     /// bitrate, keyframes at least every 2 s) is forwarded instead of re-encoded.
     pub passthrough: bool,
+    /// Extra x264 parameters for every encoded rung (`X264_PARAMS`, `key=value:...`).
+    pub x264_params: Option<String>,
     /// Transport RTT (ms) and packet loss (0–1) for WebRTC publishers.
     pub transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
 }
@@ -329,7 +333,11 @@ fn media_thread(
                 );
             }
             let ladder = plan.with_passthrough(passthrough);
-            let transcoder = match Transcoder::new(ladder, config.segment_ms) {
+            let options = TranscodeOptions {
+                x264_params: config.x264_params.clone(),
+                ..TranscodeOptions::default()
+            };
+            let transcoder = match Transcoder::with_options(ladder, config.segment_ms, options) {
                 Ok(t) => t,
                 Err(e) => {
                     send(Output::Failed(format!("transcoder: {e}")));

@@ -30,7 +30,7 @@ fn metrics_text(node: &Node) -> String {
     );
     let _ = writeln!(out, "# TYPE rill_ingest_streams gauge");
     let _ = writeln!(out, "rill_ingest_streams {}", active.len());
-    let series: [(&str, &str, &str); 5] = [
+    let series: [(&str, &str, &str); 6] = [
         (
             "rill_ingest_publishing",
             "gauge",
@@ -52,6 +52,11 @@ fn metrics_text(node: &Node) -> String {
             "Packets the pipeline could not package.",
         ),
         (
+            "rill_ingest_late_frames_total",
+            "counter",
+            "Video frames that arrived over 300 ms later than their timestamps allow.",
+        ),
+        (
             "rill_ingest_media_seconds",
             "gauge",
             "Media time transcoded (top rung).",
@@ -68,6 +73,7 @@ fn metrics_text(node: &Node) -> String {
                 "rill_ingest_dropped_frames_total" => {
                     c.dropped_frames.load(Ordering::Relaxed) as f64
                 }
+                "rill_ingest_late_frames_total" => c.late_frames.load(Ordering::Relaxed) as f64,
                 _ => c.media_ms.load(Ordering::Relaxed) as f64 / 1000.0,
             };
             let _ = writeln!(out, "{name}{{stream_id=\"{id}\"}} {v}");

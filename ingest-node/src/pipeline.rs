@@ -84,12 +84,42 @@ pub struct Counters {
     pub input_bytes: AtomicU64,
     pub input_frames: AtomicU64,
     pub dropped_frames: AtomicU64,
+    /// Video frames that arrived later than their timestamps allow ([`Lateness`]).
+    pub late_frames: AtomicU64,
     /// Media time transcoded (ms of the top rung).
     pub media_ms: AtomicU64,
     pub width: AtomicU64,
     pub height: AtomicU64,
     /// Segment availability lag: source media complete -> segment and playlist stored.
     pub availability: std::sync::Mutex<LagWindow>,
+}
+
+/// Counts frames that arrive late: more than [`Lateness::THRESHOLD_MS`] after the time their
+/// timestamp says, judged against the best (smallest) arrival-minus-timestamp offset seen.
+/// A publisher whose uplink or CPU stalls delivers a burst of late frames. The best offset
+/// relaxes by 1 ms per second of media so that a sender clock drifting against ours (well
+/// under 1000 ppm in practice) is not counted as lateness.
+#[derive(Debug, Default)]
+pub struct Lateness {
+    best: Option<(i64, i64)>,
+}
+
+impl Lateness {
+    pub const THRESHOLD_MS: i64 = 300;
+
+    /// Whether the frame with timestamp `pts_ms`, arriving at `arrival_ms`, is late.
+    pub fn observe(&mut self, pts_ms: i64, arrival_ms: i64) -> bool {
+        let offset = arrival_ms - pts_ms;
+        let best = match self.best {
+            Some((best, at_pts)) => best + (pts_ms - at_pts).max(0) / 1000,
+            None => offset,
+        };
+        if offset <= best {
+            self.best = Some((offset, pts_ms));
+            return false;
+        }
+        offset - best > Self::THRESHOLD_MS
+    }
 }
 
 /// The most recent lags (every rendition), for quantiles.
@@ -252,6 +282,8 @@ fn media_thread(
     let mut configured: Option<SourceInfo> = None;
     // Arrivals before the ladder is planned; then the generation keeps them.
     let mut arrivals: VecDeque<(i64, Instant)> = VecDeque::new();
+    let started = Instant::now();
+    let mut lateness = Lateness::default();
     // Per rendition, carried across generations: next sequence number, init generation,
     // last init bytes.
     let mut next_seq: Vec<u64> = Vec::new();
@@ -272,6 +304,9 @@ fn media_thread(
                 arrivals.pop_front();
             }
             arrivals.push_back((*pts_ms, Instant::now()));
+            if lateness.observe(*pts_ms, started.elapsed().as_millis() as i64) {
+                counters.late_frames.fetch_add(1, Ordering::Relaxed);
+            }
             counters.input_frames.fetch_add(1, Ordering::Relaxed);
             counters
                 .input_bytes
@@ -406,6 +441,8 @@ fn media_thread(
             meter = SourceMeter::default();
             configured = None;
             arrivals.clear();
+            // A returning publisher's timestamps start over.
+            lateness = Lateness::default();
             if !send(Output::PublisherGone) {
                 return;
             }
@@ -764,7 +801,7 @@ async fn upload_task(
                         height: counters.height.load(Ordering::Relaxed) as u32,
                         frames,
                         dropped_frames: dropped,
-                        late_frames: 0,
+                        late_frames: counters.late_frames.load(Ordering::Relaxed),
                         encoder_speed: speed,
                         rtt_ms: rtt,
                         packet_loss: loss,
@@ -909,6 +946,38 @@ fn master(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_steady_publisher_has_no_late_frames_even_with_jitter_and_drift() {
+        let mut l = Lateness::default();
+        // 30 fps for ten minutes, ±20 ms of jitter, the sender's clock 200 ppm slow.
+        let late = (0..18_000)
+            .filter(|&i| {
+                let pts = i * 33;
+                let arrival = 5_000 + pts + pts / 5_000 + [0, 20, 5, 12, 0, 18][(i % 6) as usize];
+                l.observe(pts, arrival)
+            })
+            .count();
+        assert_eq!(late, 0);
+    }
+
+    #[test]
+    fn a_stall_makes_the_frames_behind_it_late() {
+        let mut l = Lateness::default();
+        let mut late = 0;
+        for i in 0..300i64 {
+            let pts = i * 33;
+            // Frames 100..130 are held up for a second and then arrive in a burst.
+            let arrival = if (100..130).contains(&i) {
+                130 * 33
+            } else {
+                pts
+            };
+            late += usize::from(l.observe(pts, arrival));
+        }
+        // Held more than 300 ms: frames 100..=120 (the last nine were close enough).
+        assert_eq!(late, 21);
+    }
 
     #[test]
     fn lag_quantiles_are_nearest_rank_over_the_recent_window() {

@@ -450,8 +450,11 @@ async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists()
         "PROGRAM-DATE-TIME goes back:\n{after}"
     );
     assert!(playlist_seconds(&after) > segments_before + 2.0, "{after}");
-    let s = User::anonymous().get(&stack, &path).await;
-    assert_eq!(s.body["status"], "ended");
+    // The playlists are closed first, then the status is written.
+    wait_for("status ended", Duration::from_secs(10), || async {
+        User::anonymous().get(&stack, &path).await.body["status"] == "ended"
+    })
+    .await;
     let (got, _) = probe(&stack.url(&playlist));
     assert_eq!(
         got, "h264,640,360",

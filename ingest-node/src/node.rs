@@ -283,7 +283,8 @@ impl Node {
             let mut rx = rx;
             while let Some(event) = rx.blocking_recv() {
                 let end = matches!(event, MediaEvent::End);
-                if input.send(Input::Media(event)).is_err() || end {
+                let received = std::time::Instant::now();
+                if input.send(Input::Media(event, received)).is_err() || end {
                     break;
                 }
             }

@@ -96,7 +96,8 @@ pub struct Counters {
 
 /// Counts frames that arrive late: more than [`Lateness::THRESHOLD_MS`] after the time their
 /// timestamp says, judged against the best (smallest) arrival-minus-timestamp offset seen.
-/// A publisher whose uplink or CPU stalls delivers a burst of late frames. The best offset
+/// A publisher whose uplink or CPU stalls delivers a burst of late frames; so does a node
+/// too busy to read its connection (TCP pushes back), which the viewers feel the same way. The best offset
 /// relaxes by 1 ms per second of media so that a sender clock drifting against ours (well
 /// under 1000 ppm in practice) is not counted as lateness.
 #[derive(Debug, Default)]
@@ -185,7 +186,9 @@ enum Output {
 /// Into the media thread.
 #[derive(Debug)]
 pub enum Input {
-    Media(MediaEvent),
+    /// An event and when the node took it from the publisher's connection (before the
+    /// media thread's queue, so a busy media thread does not move arrival times).
+    Media(MediaEvent, Instant),
     /// A new publisher took over after a drop: start a new generation.
     Reconnected,
 }
@@ -296,15 +299,17 @@ fn media_thread(
                 discontinuity = true;
                 continue;
             }
-            Input::Media(e) => e,
+            Input::Media(e, received) => (e, received),
         };
+        let (event, received) = event;
         if let MediaEvent::Video { data, pts_ms, .. } = &event {
             let arrivals = current.as_mut().map_or(&mut arrivals, |g| &mut g.arrivals);
             if arrivals.len() == ARRIVALS_KEPT {
                 arrivals.pop_front();
             }
-            arrivals.push_back((*pts_ms, Instant::now()));
-            if lateness.observe(*pts_ms, started.elapsed().as_millis() as i64) {
+            arrivals.push_back((*pts_ms, received));
+            let arrival_ms = received.saturating_duration_since(started).as_millis() as i64;
+            if lateness.observe(*pts_ms, arrival_ms) {
                 counters.late_frames.fetch_add(1, Ordering::Relaxed);
             }
             counters.input_frames.fetch_add(1, Ordering::Relaxed);

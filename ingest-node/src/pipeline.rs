@@ -283,6 +283,8 @@ fn media_thread(
     let mut current: Option<Generation> = None;
     let mut meter = SourceMeter::default();
     let mut configured: Option<SourceInfo> = None;
+    // What the publisher says of itself (RTMP metadata): frame rate, video kbit/s.
+    let mut declared: (Option<f64>, Option<f64>) = (None, None);
     // Arrivals before the ladder is planned; then the generation keeps them.
     let mut arrivals: VecDeque<(i64, Instant)> = VecDeque::new();
     let started = Instant::now();
@@ -326,8 +328,12 @@ fn media_thread(
             // Wait for the video configuration to plan the ladder, and when the source could
             // be the top rung as it is, for a couple of seconds of it to measure.
             meter.observe(&event);
-            if let MediaEvent::VideoConfig { avcc } = &event {
-                configured = SourceInfo::from_avcc(avcc);
+            match &event {
+                MediaEvent::VideoConfig { avcc } => configured = SourceInfo::from_avcc(avcc),
+                MediaEvent::Metadata {
+                    fps, video_kbps, ..
+                } => declared = (*fps, *video_kbps),
+                _ => {}
             }
             pending.push(event);
             let Some(source) = configured.or_else(|| meter.source()) else {
@@ -345,12 +351,15 @@ fn media_thread(
                 config.preset,
                 config.max_bitrate_kbps,
             );
+            // A publisher that declares (RTMP onMetaData) a rate above the top rung's is
+            // re-encoded without the probe and the delay it costs.
             let candidate = config.passthrough
                 && source.h264
-                && plan
-                    .rungs()
-                    .first()
-                    .is_some_and(|top| (top.width, top.height) == (source.width, source.height));
+                && plan.rungs().first().is_some_and(|top| {
+                    (top.width, top.height) == (source.width, source.height)
+                        && declared.0.is_none_or(|f| f <= f64::from(top.fps) + 0.1)
+                        && declared.1.is_none_or(|k| k <= f64::from(top.video_kbps))
+                });
             if candidate && meter.observed_ms() < PASSTHROUGH_PROBE_MS && pending.len() < 2000 {
                 continue;
             }
@@ -445,6 +454,7 @@ fn media_thread(
             pending.clear();
             meter = SourceMeter::default();
             configured = None;
+            declared = (None, None);
             arrivals.clear();
             // A returning publisher's timestamps start over.
             lateness = Lateness::default();

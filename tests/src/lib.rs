@@ -590,6 +590,41 @@ impl Drop for IngestNode {
     }
 }
 
+/// ffmpeg arguments for a generated test pattern as OBS would send it: `size` at 30 fps for
+/// `seconds`, H.264 (x264 veryfast) at `kbps` with maxrate = bitrate, a 2 s buffer and a
+/// keyframe every 2 s, and a 440 Hz tone in AAC. The output (and `-re`) is the caller's.
+pub fn test_pattern_args(size: &str, seconds: u32, kbps: u32) -> Vec<String> {
+    let rate = format!("{kbps}k");
+    [
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=30"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-b:v",
+        &rate,
+        "-maxrate",
+        &rate,
+        "-bufsize",
+        &format!("{}k", kbps * 2),
+        "-g",
+        "60",
+        "-c:a",
+        "aac",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// The whole local stack as a browser sees it: the gateway serving the built web app
 /// (`web/dist`) with `/api`, `/ws` and `/hls`, and an ingest node whose WHIP URL the API
 /// hands out. Used by the browser end-to-end test and the latency benchmark.

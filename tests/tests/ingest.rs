@@ -32,30 +32,8 @@ fn publish_at(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool, k
     if realtime {
         cmd.arg("-re");
     }
-    cmd.args([
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc2=size={size}:rate=30"),
-    ])
-    .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-    .args([
-        "-t",
-        &seconds.to_string(),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-b:v",
-        &format!("{kbps}k"),
-        "-maxrate",
-        &format!("{kbps}k"),
-        "-bufsize",
-        &format!("{}k", kbps * 2),
-        "-g",
-        "60",
-    ])
-    .args(["-c:a", "aac", "-f", "flv", &format!("{rtmp}/live/{key}")]);
+    cmd.args(rill_tests::test_pattern_args(size, seconds, kbps))
+        .args(["-f", "flv", &format!("{rtmp}/live/{key}")]);
     cmd.status().map(|s| s.success()).unwrap_or(false)
 }
 

@@ -85,25 +85,7 @@ async fn run_case(stack: &Stack, node: &IngestNode, kbps: u32, seconds: u32) -> 
     if !source.exists() {
         let made = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                &seconds.to_string(),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-            ])
-            .args(["-b:v", &format!("{kbps}k"), "-maxrate", &format!("{kbps}k")])
-            .args([
-                "-bufsize",
-                &format!("{}k", kbps * 2),
-                "-g",
-                "60",
-                "-c:a",
-                "aac",
-            ])
+            .args(rill_tests::test_pattern_args("1920x1080", seconds, kbps))
             .arg(&source)
             .stdin(Stdio::null())
             .status()

@@ -25,6 +25,9 @@ use crate::rtmp::{PublishRequest, PublishSink, Refusal};
 use crate::transcode::QualityPreset;
 use crate::upload::Uploader;
 
+/// x264 parameters for WebRTC publishers unless `X264_PARAMS` says otherwise.
+pub const WEBRTC_X264_PARAMS: &str = "bframes=0:rc-lookahead=0";
+
 /// Settings of the node, from the environment.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -42,8 +45,9 @@ pub struct NodeConfig {
     pub hls_base_url: String,
     /// `PASSTHROUGH` (default on): RTMP sources that fit the top rung are not re-encoded.
     pub passthrough: bool,
-    /// `X264_PARAMS`: extra x264 parameters (`key=value:...`), e.g. `bframes=0:rc-lookahead=0`
-    /// to trade compression for less encoder delay.
+    /// `X264_PARAMS`: extra x264 parameters (`key=value:...`) for every stream, e.g.
+    /// `bframes=0:rc-lookahead=0` to trade compression for less encoder delay. Unset: none
+    /// for RTMP, [`WEBRTC_X264_PARAMS`] for WebRTC.
     pub x264_params: Option<String>,
 }
 
@@ -230,7 +234,12 @@ impl Node {
                         // Browsers send keyframes only when asked: a WebRTC source's GOP
                         // cannot be vouched for, so it is always re-encoded.
                         passthrough: self.config.passthrough && protocol == "rtmp",
-                        x264_params: self.config.x264_params.clone(),
+                        x264_params: self.config.x264_params.clone().or_else(|| {
+                            // Someone publishing from a browser is usually talking to the
+                            // audience: no B-frames or lookahead, ~0.2 s less delay, for
+                            // 0.3-0.6 dB (bench-ladder). OBS/RTMP stays quality-first.
+                            (protocol == "webrtc").then(|| WEBRTC_X264_PARAMS.to_owned())
+                        }),
                         thumbnail_url: format!(
                             "{}/live/{}/{}",
                             self.config.hls_base_url,

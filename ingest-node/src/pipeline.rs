@@ -272,6 +272,25 @@ impl Generation {
     }
 }
 
+/// Per rendition, what outlives a publisher's generation: the next sequence number, the
+/// init segment's generation and bytes (a changed init gets a new object), and whether the
+/// next segments follow a reconnect.
+#[derive(Debug, Default)]
+struct Carried {
+    next_seq: Vec<u64>,
+    init_gen: Vec<u32>,
+    last_init: Vec<Option<Bytes>>,
+    discontinuity: bool,
+}
+
+impl Carried {
+    fn resize(&mut self, renditions: usize) {
+        self.next_seq.resize(renditions, 0);
+        self.init_gen.resize(renditions, 0);
+        self.last_init.resize(renditions, None);
+    }
+}
+
 fn media_thread(
     config: PipelineConfig,
     input: std::sync::mpsc::Receiver<Input>,
@@ -289,21 +308,15 @@ fn media_thread(
     let mut arrivals: VecDeque<(i64, Instant)> = VecDeque::new();
     let started = Instant::now();
     let mut lateness = Lateness::default();
-    // Per rendition, carried across generations: next sequence number, init generation,
-    // last init bytes.
-    let mut next_seq: Vec<u64> = Vec::new();
-    let mut init_gen: Vec<u32> = Vec::new();
-    let mut last_init: Vec<Option<Bytes>> = Vec::new();
-    let mut discontinuity = false;
+    let mut carried = Carried::default();
     while let Ok(msg) = input.recv() {
-        let event = match msg {
+        let (event, received) = match msg {
             Input::Reconnected => {
-                discontinuity = true;
+                carried.discontinuity = true;
                 continue;
             }
             Input::Media(e, received) => (e, received),
         };
-        let (event, received) = event;
         if let MediaEvent::Video { data, pts_ms, .. } = &event {
             let arrivals = current.as_mut().map_or(&mut arrivals, |g| &mut g.arrivals);
             if arrivals.len() == ARRIVALS_KEPT {
@@ -394,9 +407,7 @@ fn media_thread(
                 }
             };
             let n = transcoder.renditions().len();
-            next_seq.resize(n, 0);
-            init_gen.resize(n, 0);
-            last_init.resize(n, None);
+            carried.resize(n);
             current = Some(Generation {
                 transcoder,
                 packagers: (0..n).map(|_| None).collect(),
@@ -410,10 +421,7 @@ fn media_thread(
                     current.as_mut().map(|g| g as &mut Generation),
                     e,
                     &send,
-                    &mut next_seq,
-                    &mut init_gen,
-                    &mut last_init,
-                    &mut discontinuity,
+                    &mut carried,
                     &counters,
                 ) {
                     return;
@@ -424,23 +432,13 @@ fn media_thread(
         if is_end {
             if let Some(mut g) = current.take() {
                 let packets = g.transcoder.finish().unwrap_or_default();
-                if !route(
-                    &config,
-                    &mut g,
-                    packets,
-                    &send,
-                    &mut next_seq,
-                    &mut init_gen,
-                    &mut last_init,
-                    &mut discontinuity,
-                    &counters,
-                ) {
+                if !route(&config, &mut g, packets, &send, &mut carried, &counters) {
                     return;
                 }
                 for (k, p) in g.packagers.iter_mut().enumerate() {
                     if let Some(p) = p {
                         for segment in p.finish().unwrap_or_default() {
-                            next_seq[k] = segment.sequence + 1;
+                            carried.next_seq[k] = segment.sequence + 1;
                             send(Output::Segment {
                                 rendition: k,
                                 segment,
@@ -468,10 +466,7 @@ fn media_thread(
             current.as_mut(),
             event,
             &send,
-            &mut next_seq,
-            &mut init_gen,
-            &mut last_init,
-            &mut discontinuity,
+            &mut carried,
             &counters,
         ) {
             return;
@@ -479,16 +474,12 @@ fn media_thread(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn push(
     config: &PipelineConfig,
     generation: Option<&mut Generation>,
     event: MediaEvent,
     send: &dyn Fn(Output) -> bool,
-    next_seq: &mut [u64],
-    init_gen: &mut [u32],
-    last_init: &mut [Option<Bytes>],
-    discontinuity: &mut bool,
+    carried: &mut Carried,
     counters: &Counters,
 ) -> bool {
     let Some(g) = generation else { return true };
@@ -499,17 +490,7 @@ fn push(
             {
                 return false;
             }
-            route(
-                config,
-                g,
-                packets,
-                send,
-                next_seq,
-                init_gen,
-                last_init,
-                discontinuity,
-                counters,
-            )
+            route(config, g, packets, send, carried, counters)
         }
         Err(e) => {
             send(Output::Failed(format!("transcode: {e}")));
@@ -519,16 +500,12 @@ fn push(
 }
 
 /// Packets to packagers, segments and inits to the upload task.
-#[allow(clippy::too_many_arguments)]
 fn route(
     config: &PipelineConfig,
     g: &mut Generation,
     packets: Vec<crate::media::EncodedPacket>,
     send: &dyn Fn(Output) -> bool,
-    next_seq: &mut [u64],
-    init_gen: &mut [u32],
-    last_init: &mut [Option<Bytes>],
-    discontinuity: &mut bool,
+    carried: &mut Carried,
     counters: &Counters,
 ) -> bool {
     for packet in packets {
@@ -575,7 +552,7 @@ fn route(
             };
             let options = PackagerOptions {
                 segment_ms: config.segment_ms,
-                first_sequence: next_seq[k],
+                first_sequence: carried.next_seq[k],
             };
             match Packager::new(&track, options) {
                 Ok(p) => g.packagers[k] = Some(p),
@@ -623,16 +600,19 @@ fn route(
             && let Some(init) = packager.init_segment().cloned()
         {
             {
-                if last_init[k].as_ref().is_some_and(|prev| *prev != init) {
-                    init_gen[k] += 1;
+                if carried.last_init[k]
+                    .as_ref()
+                    .is_some_and(|prev| *prev != init)
+                {
+                    carried.init_gen[k] += 1;
                 }
-                last_init[k] = Some(init.clone());
+                carried.last_init[k] = Some(init.clone());
                 let name = g.transcoder.renditions()[k].name.clone();
-                let object = package::init_object_name(&name, init_gen[k]);
+                let object = package::init_object_name(&name, carried.init_gen[k]);
                 if !send(Output::Init {
                     rendition: k,
                     name: object,
-                    uri: package::init_uri(init_gen[k]),
+                    uri: package::init_uri(carried.init_gen[k]),
                     data: init.clone(),
                 }) {
                     return false;
@@ -641,8 +621,8 @@ fn route(
             }
         }
         for segment in segments {
-            next_seq[k] = segment.sequence + 1;
-            let first_after_reconnect = *discontinuity;
+            carried.next_seq[k] = segment.sequence + 1;
+            let first_after_reconnect = carried.discontinuity;
             let media_complete_at = g.media_complete_at(&segment);
             if !send(Output::Segment {
                 rendition: k,
@@ -654,8 +634,8 @@ fn route(
             }
         }
         // The discontinuity flag applies to the first segment of every rendition.
-        if *discontinuity && g.packagers.iter().flatten().all(|p| p.next_sequence() > 0) {
-            *discontinuity = false;
+        if carried.discontinuity && g.packagers.iter().flatten().all(|p| p.next_sequence() > 0) {
+            carried.discontinuity = false;
         }
     }
     true

@@ -115,6 +115,30 @@ fn start_moto() -> Moto {
     }
 }
 
+/// Starts one of our servers (`extra_env` last, so it wins; `RILL_TEST_LOG` as `RUST_LOG`)
+/// and returns it with the first line it prints, which announces where it listens.
+fn spawn_announcing(mut cmd: Command, extra_env: &[(&str, &str)]) -> (Child, String) {
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+    .stdout(Stdio::piped())
+    .stdin(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{program} stdout: {e}"));
+    (child, line)
+}
+
 /// Environment every process of the stack shares.
 pub fn aws_env(moto: &str, table: &str, bucket: &str) -> Vec<(String, String)> {
     [
@@ -162,22 +186,8 @@ impl Stack {
             .arg("--functions-dir")
             .arg(bin_dir())
             .envs(aws_env(&moto, &table, &bucket))
-            .env("JWT_SECRET", JWT_SECRET)
-            .env(
-                "RUST_LOG",
-                std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut gateway = cmd.spawn().expect("spawn rill-gateway");
-        let stdout = gateway.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("gateway stdout");
+            .env("JWT_SECRET", JWT_SECRET);
+        let (gateway, line) = spawn_announcing(cmd, extra_env);
         let base = line
             .trim()
             .strip_prefix("rill-gateway listening on ")
@@ -279,6 +289,22 @@ impl Stack {
             .await
             .expect("scan");
         out.items.unwrap_or_default()
+    }
+
+    /// Every item whose sort key starts with `prefix` (`CHAT#`, `VIEWER#`, ...).
+    pub async fn items_with_sk_prefix(
+        &self,
+        prefix: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.scan_all()
+            .await
+            .into_iter()
+            .filter(|i| {
+                i.get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|s| s.starts_with(prefix))
+            })
+            .collect()
     }
 
     pub fn gateway_pid(&self) -> u32 {
@@ -535,22 +561,8 @@ impl IngestNode {
             .env("RTMP_ADDR", "127.0.0.1:0")
             .env("INGEST_HTTP_ADDR", "127.0.0.1:0")
             .env("WEBRTC_UDP_ADDR", "127.0.0.1:0")
-            .env("HLS_BASE_URL", stack.url("/hls"))
-            .env(
-                "RUST_LOG",
-                std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn rill-ingest");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ingest stdout");
+            .env("HLS_BASE_URL", stack.url("/hls"));
+        let (child, line) = spawn_announcing(cmd, extra_env);
         // rill-ingest listening on rtmp://A http://B
         let mut parts = line.split_whitespace().skip(3);
         let rtmp = parts

@@ -152,16 +152,7 @@ async fn chat_rules_refuse_and_store_nothing() {
         .post(&stack, &path, json!({"content":"after the end"}))
         .await;
     assert_eq!((r.status, r.code()), (409, "stream_over"));
-    let chats = stack
-        .scan_all()
-        .await
-        .into_iter()
-        .filter(|i| {
-            i.get("sk")
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|s| s.starts_with("CHAT#"))
-        })
-        .count();
+    let chats = stack.items_with_sk_prefix("CHAT#").await.len();
     assert_eq!(chats, 2, "only the two accepted messages were stored");
     let unknown = rill_core::ids::new_id();
     assert_eq!(
@@ -435,16 +426,7 @@ async fn reactions_need_a_live_stream_an_allowed_emoji_and_a_position_in_range()
         .get(&stack, &format!("/api/streams/{id}"))
         .await;
     assert_eq!(s.body["stats"]["reactions"], 1);
-    let reactions: Vec<_> = stack
-        .scan_all()
-        .await
-        .into_iter()
-        .filter(|i| {
-            i.get("sk")
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|s| s.starts_with("REACT#"))
-        })
-        .collect();
+    let reactions: Vec<_> = stack.items_with_sk_prefix("REACT#").await;
     assert_eq!(reactions.len(), 1);
     assert!(reactions[0].contains_key("ttl"), "reactions expire");
 }

@@ -83,6 +83,22 @@ fn playlist_seconds(playlist: &str) -> f64 {
         .sum()
 }
 
+/// Waits for the stream at `path` (`/api/streams/{id}`) to reach `status`.
+async fn wait_for_status(stack: &Stack, path: &str, status: &str, within: Duration) {
+    wait_for(&format!("status {status}"), within, || async {
+        User::anonymous().get(stack, path).await.body["status"] == status
+    })
+    .await;
+}
+
+/// Waits up to 30 s for the object at `path` to contain `needle` (a playlist tag).
+async fn wait_for_playlist(stack: &Stack, path: &str, needle: &str) {
+    wait_for(needle, Duration::from_secs(30), || async {
+        text(stack, path).await.is_some_and(|p| p.contains(needle))
+    })
+    .await;
+}
+
 async fn text(stack: &Stack, path: &str) -> Option<String> {
     let r = stack.http.get(stack.url(path)).send().await.ok()?;
     if r.status() != 200 {
@@ -106,10 +122,7 @@ async fn an_rtmp_publish_becomes_a_four_rung_ladder_that_goes_live_and_stays_as_
     let pusher = std::thread::spawn(move || publish(&rtmp, &key, "1920x1080", 6, false));
 
     let stream_path = format!("/api/streams/{id}");
-    wait_for("status live", Duration::from_secs(120), || async {
-        User::anonymous().get(&stack, &stream_path).await.body["status"] == "live"
-    })
-    .await;
+    wait_for_status(&stack, &stream_path, "live", Duration::from_secs(120)).await;
     let master = text(&stack, &format!("/hls/live/{id}/master.m3u8"))
         .await
         .expect("master playlist");
@@ -173,12 +186,7 @@ async fn an_rtmp_publish_becomes_a_four_rung_ladder_that_goes_live_and_stays_as_
     assert_eq!(r.status, 200, "{}", r.text);
     for rung in ["1080p", "720p", "480p", "360p", "audio"] {
         let path = format!("/hls/live/{id}/{rung}/index.m3u8");
-        wait_for("ENDLIST", Duration::from_secs(30), || async {
-            text(&stack, &path)
-                .await
-                .is_some_and(|p| p.contains("#EXT-X-ENDLIST"))
-        })
-        .await;
+        wait_for_playlist(&stack, &path, "#EXT-X-ENDLIST").await;
         let playlist = text(&stack, &path).await.expect("playlist");
         for d in playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
             let secs: f64 = d.trim_end_matches(',').parse().expect("duration");
@@ -271,22 +279,14 @@ async fn a_source_that_fits_the_top_rung_is_passed_through_and_the_rest_encoded(
     // 1080p30 at 2500 kbit/s with a keyframe every 2 s: everything the 1080p rung promises.
     let pusher = std::thread::spawn(move || publish_at(&rtmp, &key, "1920x1080", 8, false, 2500));
     let stream_path = format!("/api/streams/{id}");
-    wait_for("status live", Duration::from_secs(120), || async {
-        User::anonymous().get(&stack, &stream_path).await.body["status"] == "live"
-    })
-    .await;
+    wait_for_status(&stack, &stream_path, "live", Duration::from_secs(120)).await;
     assert!(pusher.join().expect("pusher"), "ffmpeg published");
     let r = owner
         .post(&stack, &format!("/api/streams/{id}/end"), json!({}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let top = format!("/hls/live/{id}/1080p/index.m3u8");
-    wait_for("ENDLIST", Duration::from_secs(30), || async {
-        text(&stack, &top)
-            .await
-            .is_some_and(|p| p.contains("#EXT-X-ENDLIST"))
-    })
-    .await;
+    wait_for_playlist(&stack, &top, "#EXT-X-ENDLIST").await;
     // x264 writes its settings into an SEI of every IDR: the top rung carries the
     // publisher's encoder (2500 kbit/s), the next rung ours (1500 kbit/s).
     let passed = first_segment(&stack, &id, "1080p").await;
@@ -365,10 +365,7 @@ async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists()
         publish(&node.rtmp, &key, "640x360", 3, true),
         "first session"
     );
-    wait_for("status live", Duration::from_secs(30), || async {
-        User::anonymous().get(&stack, &path).await.body["status"] == "live"
-    })
-    .await;
+    wait_for_status(&stack, &path, "live", Duration::from_secs(30)).await;
     let before = text(&stack, &playlist).await.expect("playlist");
     let segments_before = playlist_seconds(&before);
 
@@ -377,16 +374,7 @@ async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists()
         publish(&node.rtmp, &key, "640x360", 3, true),
         "second session"
     );
-    wait_for(
-        "segments after the reconnect",
-        Duration::from_secs(30),
-        || async {
-            text(&stack, &playlist)
-                .await
-                .is_some_and(|p| p.contains("#EXT-X-DISCONTINUITY"))
-        },
-    )
-    .await;
+    wait_for_playlist(&stack, &playlist, "#EXT-X-DISCONTINUITY").await;
     assert_eq!(
         User::anonymous().get(&stack, &path).await.body["status"],
         "live",
@@ -394,16 +382,7 @@ async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists()
     );
 
     // Then it stays away: the window passes, the stream ends and the recording is whole.
-    wait_for(
-        "ENDLIST after the window",
-        Duration::from_secs(30),
-        || async {
-            text(&stack, &playlist)
-                .await
-                .is_some_and(|p| p.contains("#EXT-X-ENDLIST"))
-        },
-    )
-    .await;
+    wait_for_playlist(&stack, &playlist, "#EXT-X-ENDLIST").await;
     let after = text(&stack, &playlist).await.expect("playlist");
     assert_eq!(after.matches("#EXT-X-DISCONTINUITY").count(), 1, "{after}");
     let uris = |p: &str| -> Vec<String> {
@@ -429,10 +408,7 @@ async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists()
     );
     assert!(playlist_seconds(&after) > segments_before + 2.0, "{after}");
     // The playlists are closed first, then the status is written.
-    wait_for("status ended", Duration::from_secs(10), || async {
-        User::anonymous().get(&stack, &path).await.body["status"] == "ended"
-    })
-    .await;
+    wait_for_status(&stack, &path, "ended", Duration::from_secs(10)).await;
     let (got, _) = probe(&stack.url(&playlist));
     assert_eq!(
         got, "h264,640,360",
@@ -452,10 +428,7 @@ async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
     let pb = std::thread::spawn(move || publish(&rb, &key_b, "854x480", 30, true));
     for id in [&a, &b] {
         let path = format!("/api/streams/{id}");
-        wait_for("both live", Duration::from_secs(60), || async {
-            User::anonymous().get(&stack, &path).await.body["status"] == "live"
-        })
-        .await;
+        wait_for_status(&stack, &path, "live", Duration::from_secs(60)).await;
     }
     let ma = text(&stack, &format!("/hls/live/{a}/master.m3u8"))
         .await

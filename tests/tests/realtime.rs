@@ -76,16 +76,7 @@ async fn joins_and_leaves_are_counted_exactly_and_announced() {
         .get(&stack, &format!("/api/streams/{id}"))
         .await;
     assert_eq!(s.body["stats"]["totalViews"], 2);
-    let sessions: Vec<_> = stack
-        .scan_all()
-        .await
-        .into_iter()
-        .filter(|i| {
-            i.get("sk")
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|s| s.starts_with("VIEWER#"))
-        })
-        .collect();
+    let sessions: Vec<_> = stack.items_with_sk_prefix("VIEWER#").await;
     assert_eq!(sessions.len(), 1, "alice's session is recorded");
     assert!(sessions[0].contains_key("watchMs"));
 }

@@ -191,12 +191,6 @@ impl RealtimeStore for DynamoStore {
             ttl,
             connection: connection.clone(),
         })?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(self.meta_key(&connection.stream_id)))
-            .update_expression("ADD viewerCount :one, totalViews :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1));
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(build(
@@ -217,6 +211,12 @@ impl RealtimeStore for DynamoStore {
                 .build(),
         ];
         if connection.counted {
+            let count = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(self.meta_key(&connection.stream_id)))
+                .update_expression("ADD viewerCount :one, totalViews :one")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":one", n(1));
             items.push(
                 TransactWriteItem::builder()
                     .update(build(count.build())?)

@@ -442,6 +442,27 @@ mod tests {
         Arc::new(|_req: PublishRequest| async { Err::<PublishSink, _>(Refusal::BadKey) })
     }
 
+    /// Accepts every publish into a channel of `capacity` events.
+    fn accept_into(capacity: usize) -> (Arc<dyn Authoriser>, mpsc::Receiver<MediaEvent>) {
+        let (tx_media, rx_media) = mpsc::channel(capacity);
+        let auth: Arc<dyn Authoriser> = Arc::new(move |_req: PublishRequest| {
+            let tx = tx_media.clone();
+            async move { Ok(PublishSink::new(tx)) }
+        });
+        (auth, rx_media)
+    }
+
+    /// A client that completed the handshake and asked to publish `live/{key}`.
+    async fn publishing(addr: SocketAddr, key: &str) -> (TcpStream, Client) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut c = Client::new();
+        s.write_all(&c.handshake()).await.unwrap();
+        s.write_all(&c.connect_and_publish("live", key))
+            .await
+            .unwrap();
+        (s, c)
+    }
+
     async fn start(
         config: ServerConfig,
         auth: Arc<dyn Authoriser>,
@@ -505,12 +526,7 @@ mod tests {
             async { Err::<PublishSink, _>(Refusal::BadKey) }
         });
         let (addr, _tx, _h) = start(ServerConfig::default(), auth).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let mut c = Client::new();
-        s.write_all(&c.handshake()).await.unwrap();
-        s.write_all(&c.connect_and_publish("live", "wrong"))
-            .await
-            .unwrap();
+        let (mut s, mut c) = publishing(addr, "wrong").await;
         let mut all = Vec::new();
         s.read_to_end(&mut all).await.unwrap();
         c.read(&all);
@@ -528,18 +544,9 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_ends_an_accepted_publish_with_end_and_run_returns() {
-        let (tx_media, mut rx_media) = mpsc::channel(16);
-        let auth: Arc<dyn Authoriser> = Arc::new(move |_req: PublishRequest| {
-            let tx = tx_media.clone();
-            async move { Ok(PublishSink::new(tx)) }
-        });
+        let (auth, mut rx_media) = accept_into(16);
         let (addr, tx, handle) = start(ServerConfig::default(), auth).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let mut c = Client::new();
-        s.write_all(&c.handshake()).await.unwrap();
-        s.write_all(&c.connect_and_publish("live", "k"))
-            .await
-            .unwrap();
+        let (mut s, c) = publishing(addr, "k").await;
         s.write_all(&c.video(0, &super::super::flv::tests::video_seq_header()))
             .await
             .unwrap();
@@ -564,18 +571,9 @@ mod tests {
 
     #[tokio::test]
     async fn full_sink_holds_the_connection_without_losing_events() {
-        let (tx_media, mut rx_media) = mpsc::channel(1);
-        let auth: Arc<dyn Authoriser> = Arc::new(move |_req: PublishRequest| {
-            let tx = tx_media.clone();
-            async move { Ok(PublishSink::new(tx)) }
-        });
+        let (auth, mut rx_media) = accept_into(1);
         let (addr, _tx, _h) = start(ServerConfig::default(), auth).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let mut c = Client::new();
-        s.write_all(&c.handshake()).await.unwrap();
-        s.write_all(&c.connect_and_publish("live", "k"))
-            .await
-            .unwrap();
+        let (mut s, c) = publishing(addr, "k").await;
         let mut wire = c.video(0, &super::super::flv::tests::video_seq_header());
         for i in 0..200u32 {
             wire.extend(c.video(

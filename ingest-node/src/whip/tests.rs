@@ -553,6 +553,17 @@ async fn post_offer(
     req.send().await.unwrap()
 }
 
+/// The recorded Chrome offer with the right key: what a browser's first request looks like.
+async fn post_chrome_offer(h: &Harness) -> reqwest::Response {
+    post_offer(
+        h,
+        Some(GOOD_KEY),
+        "application/sdp",
+        CHROME_OFFER.to_owned(),
+    )
+    .await
+}
+
 async fn error_code(res: reqwest::Response) -> String {
     let v: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     v["error"]["code"].as_str().unwrap().to_owned()
@@ -677,13 +688,7 @@ async fn accepted_offer_gets_an_answer_a_resource_and_a_slot() {
         ..WhipConfig::default()
     };
     let mut h = harness(config).await;
-    let res = post_offer(
-        &h,
-        Some(GOOD_KEY),
-        "application/sdp",
-        CHROME_OFFER.to_owned(),
-    )
-    .await;
+    let res = post_chrome_offer(&h).await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["content-type"], "application/sdp");
     assert_eq!(res.headers()["access-control-allow-origin"], "*");
@@ -713,13 +718,7 @@ async fn accepted_offer_gets_an_answer_a_resource_and_a_slot() {
     assert!(!sessions[0].connected);
 
     // One slot only: the next publisher waits.
-    let res = post_offer(
-        &h,
-        Some(GOOD_KEY),
-        "application/sdp",
-        CHROME_OFFER.to_owned(),
-    )
-    .await;
+    let res = post_chrome_offer(&h).await;
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
 
@@ -751,13 +750,7 @@ async fn accepted_offer_gets_an_answer_a_resource_and_a_slot() {
         .unwrap();
     assert_eq!(res.status(), 404);
     // The slot is free again.
-    let res = post_offer(
-        &h,
-        Some(GOOD_KEY),
-        "application/sdp",
-        CHROME_OFFER.to_owned(),
-    )
-    .await;
+    let res = post_chrome_offer(&h).await;
     assert_eq!(res.status(), 201);
 }
 
@@ -768,13 +761,7 @@ async fn a_publisher_that_never_connects_times_out() {
         ..WhipConfig::default()
     };
     let mut h = harness(config).await;
-    let res = post_offer(
-        &h,
-        Some(GOOD_KEY),
-        "application/sdp",
-        CHROME_OFFER.to_owned(),
-    )
-    .await;
+    let res = post_chrome_offer(&h).await;
     assert_eq!(res.status(), 201);
     assert_eq!(
         h.events_until_end(Duration::from_secs(5)).await,

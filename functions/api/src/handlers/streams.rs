@@ -162,11 +162,7 @@ pub async fn thumbnail_upload(app: Arc<App>, req: Request) -> Result<Response<Bo
             THUMBNAIL_UPLOAD_WINDOW,
         )
         .await?;
-    let headers: serde_json::Map<String, serde_json::Value> = signed
-        .headers
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect();
+    let headers: std::collections::BTreeMap<String, String> = signed.headers.into_iter().collect();
     json_no_store(
         200,
         &json!({

@@ -9,6 +9,7 @@
 //! transcoder consumes them and produces `EncodedPacket`s per rendition, the packager turns
 //! those into `Segment`s and playlists.
 
+pub mod governor;
 pub mod http;
 pub mod media;
 pub mod node;

@@ -39,9 +39,11 @@
 //!   `keyframe == true`.
 
 pub mod aac;
+mod audio;
 pub mod file_source;
 pub mod h264;
 pub mod ladder;
+mod rung;
 pub mod thumbnail;
 mod transcoder;
 

@@ -493,3 +493,87 @@ fn source_path_is_a_real_file() {
     let err = read_events(Path::new(&mp4), NalFraming::Avcc).unwrap_err();
     assert!(err.to_string().contains("Annex B"), "{err}");
 }
+
+#[test]
+fn governor_levels_change_cost_but_not_parameter_sets_keyframes_or_decode_order() {
+    let (seconds, segment_ms) = (7, 1000);
+    let src = test_clip("1280x720", 30, seconds, &["-g", "30"]);
+    let events = read_events(&src, NalFraming::Avcc).unwrap();
+    let ladder = Ladder::plan(1280, 720, QualityPreset::P720, None);
+    let mut t = Transcoder::with_options(ladder, segment_ms, TranscodeOptions::default()).unwrap();
+    let origin = events
+        .iter()
+        .find_map(|e| match e {
+            MediaEvent::Video { pts_ms, dts_ms, .. } => Some(*pts_ms.min(dts_ms)),
+            _ => None,
+        })
+        .unwrap();
+    // Second k of the stream runs at level LEVELS[k]: down through every level, then back.
+    const LEVELS: [u8; 7] = [0, 1, 2, 3, 4, 5, 0];
+    let mut packets = Vec::new();
+    for e in events {
+        if let MediaEvent::Video { pts_ms, .. } = &e {
+            let second = ((pts_ms - origin) / 1000).clamp(0, 6) as usize;
+            t.set_level(LEVELS[second]);
+        }
+        packets.extend(t.push(e).unwrap());
+    }
+    packets.extend(t.finish().unwrap());
+    assert_eq!(t.level(), 0);
+    let renditions = t.renditions().to_vec();
+    let run = Run {
+        params: (0..renditions.len())
+            .map(|i| t.codec_params(i).cloned())
+            .collect(),
+        renditions,
+        packets,
+        audio: t.audio_index(),
+    };
+    let video = run.audio;
+    assert_eq!(video, 3, "720p, 480p, 360p");
+    // Same parameter sets throughout: none had to be repeated in band.
+    for p in run.packets.iter().filter(|p| p.rendition < video) {
+        let nals = h264::avcc_nals(&p.data, 4).unwrap();
+        assert!(
+            nals.iter().all(|n| h264::nal_type(n) != h264::nal::SPS),
+            "in-band SPS on rung {} at {} ms",
+            p.rendition,
+            p.pts_ms
+        );
+    }
+    assert_aligned(&run, video, seconds, i64::from(segment_ms));
+    for r in 0..video {
+        let dts: Vec<i64> = run.of(r).iter().map(|p| p.dts_ms).collect();
+        assert!(
+            dts.windows(2).all(|w| w[0] < w[1]),
+            "dts of rung {r} increase"
+        );
+        let (frames, _) = decode(&run, r);
+        assert_eq!(frames, run.of(r).len(), "every packet of rung {r} decodes");
+    }
+    // Frame rates: level 4 halves the lower rungs, level 5 every rung (one second each).
+    let top = run.of(0).len() as f64;
+    assert_near(top as usize, 30.0 * 6.0 + 15.0, 3.0, "720p frames");
+    let low = run.of(2).len();
+    assert_near(low, 24.0 * 5.0 + 12.0 * 2.0, 3.0, "360p frames");
+}
+
+#[test]
+fn shedding_at_the_last_level_keeps_only_boundary_frames() {
+    let (seconds, segment_ms) = (3, 1000);
+    let src = test_clip("640x360", 30, seconds, &["-g", "30"]);
+    let events = read_events(&src, NalFraming::Avcc).unwrap();
+    let ladder = Ladder::plan(640, 360, QualityPreset::P360, None);
+    let mut t = Transcoder::with_options(ladder, segment_ms, TranscodeOptions::default()).unwrap();
+    t.set_level(crate::governor::MAX_LEVEL);
+    t.set_shedding(true);
+    let mut packets = Vec::new();
+    for e in events {
+        packets.extend(t.push(e).unwrap());
+    }
+    packets.extend(t.finish().unwrap());
+    let video: Vec<&EncodedPacket> = packets.iter().filter(|p| p.rendition == 0).collect();
+    assert_eq!(video.len(), 3, "one frame per segment");
+    assert!(video.iter().all(|p| p.keyframe));
+    assert!(t.shed_frames() >= 80, "shed {}", t.shed_frames());
+}

@@ -31,25 +31,18 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use ffmpeg_next::{
-    ChannelLayout, Dictionary, Packet, Rational, codec, decoder, encoder, format, frame, picture,
-    software::{resampling, scaling},
-};
+use ffmpeg_next::{Packet, Rational, codec, decoder, frame, picture};
 
 use super::aac::AudioSpecificConfig;
+use super::audio::{AAC_FRAME, AUDIO_RATE, AudioPath};
 use super::h264::{self, AvcConfig, nal};
+use super::rung::{FpsGate, Msg, Out, RungSpec, Timer, rung_thread};
 use super::thumbnail::Thumbnailer;
 use super::{TranscodeError, ladder::Ladder};
-use crate::media::{AudioCodec, EncodedPacket, MediaEvent, NalFraming, Rendition};
+use crate::governor;
+use crate::media::{EncodedPacket, MediaEvent, NalFraming, Rendition};
 
 /// The audio rendition's format.
-const AUDIO_RATE: u32 = 48_000;
-const AAC_FRAME: usize = 1024;
-/// Audio gaps longer than this are filled with silence (publishers drop audio on stalls; the
-/// AAC timeline must stay continuous for HLS players). Shorter ones are clock jitter.
-const AUDIO_GAP_MS: i64 = 100;
-/// At most this much silence is inserted at once; a longer gap moves the audio clock.
-const AUDIO_MAX_FILL_MS: i64 = 5_000;
 
 /// How lower rungs get their pictures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,89 +188,6 @@ impl RenditionStats {
     }
 }
 
-/// From the rung threads to the transcoder.
-enum Out {
-    Packet(EncodedPacket),
-    Params(usize, CodecParams),
-    Error(usize, String),
-}
-
-/// To a rung thread.
-enum Msg {
-    /// A picture (source or parent rung's) and the set of rungs (bits) that keep it.
-    Frame(Arc<frame::Video>, u64),
-    Flush,
-}
-
-/// Holds one packet back so its duration is the next packet's dts minus its own.
-#[derive(Debug)]
-struct Timer {
-    pending: Option<EncodedPacket>,
-    last_duration: i64,
-}
-
-impl Timer {
-    fn new(nominal_ms: i64) -> Self {
-        Self {
-            pending: None,
-            last_duration: nominal_ms.max(1),
-        }
-    }
-
-    fn push(&mut self, next: EncodedPacket) -> Option<EncodedPacket> {
-        let done = self.pending.take().map(|mut p| {
-            let d = next.dts_ms - p.dts_ms;
-            if d > 0 {
-                self.last_duration = d;
-            }
-            p.duration_ms = self.last_duration;
-            p
-        });
-        self.pending = Some(next);
-        done
-    }
-
-    fn flush(&mut self) -> Option<EncodedPacket> {
-        self.pending.take().map(|mut p| {
-            p.duration_ms = self.last_duration;
-            p
-        })
-    }
-}
-
-/// Keeps frames on an even grid of `1000/fps` ms, re-anchored at every segment boundary.
-#[derive(Debug)]
-struct FpsGate {
-    fps: u32,
-    period: f64,
-    next_due: Option<f64>,
-}
-
-impl FpsGate {
-    fn new(fps: u32) -> Self {
-        Self {
-            fps,
-            period: 1000.0 / f64::from(fps.max(1)),
-            next_due: None,
-        }
-    }
-
-    fn keep(&mut self, pts: i64, boundary: bool) -> bool {
-        let t = pts as f64;
-        // A quarter period of slack absorbs ms rounding and capture jitter without
-        // dropping frames of a source that already runs at the rung's rate.
-        let keep = boundary || self.next_due.is_none_or(|due| t >= due - self.period / 4.0);
-        if keep {
-            let base = match self.next_due {
-                Some(due) if !boundary && t - due < self.period => due,
-                _ => t,
-            };
-            self.next_due = Some(base + self.period);
-        }
-        keep
-    }
-}
-
 /// A running rung thread.
 struct Worker {
     rung: usize,
@@ -294,25 +204,6 @@ struct Passthrough {
 }
 
 /// The audio rendition.
-struct AudioPath {
-    index: usize,
-    input: Option<AudioInput>,
-    resampler: Option<((format::Sample, u64, u32), resampling::Context)>,
-    fifo: [Vec<f32>; 2],
-    encoder: encoder::Audio,
-    /// Timeline ms of output sample 0.
-    start_ms: Option<i64>,
-    /// Output samples handed to the encoder so far.
-    queued: i64,
-    warned: bool,
-}
-
-struct AudioInput {
-    codec: AudioCodec,
-    asc: Option<AudioSpecificConfig>,
-    decoder: decoder::Audio,
-}
-
 /// Transcodes one stream. Synchronous: run it on a blocking thread; it starts one thread
 /// per encoded rung.
 pub struct Transcoder {
@@ -336,6 +227,14 @@ pub struct Transcoder {
     gates: Vec<FpsGate>,
     /// Rung index -> index into `gates` (None for the passthrough rung).
     gate_of: Vec<Option<usize>>,
+    /// The ladder's video rungs.
+    rungs: Vec<Rendition>,
+    /// Governor level in effect, and one asked for that starts at the next boundary.
+    level: u8,
+    pending_level: Option<u8>,
+    /// Shed frames between boundaries (the governor's last resort).
+    shedding: bool,
+    shed_frames: u64,
     workers: Vec<Worker>,
     passthrough: Option<Passthrough>,
     audio: AudioPath,
@@ -388,21 +287,7 @@ impl Transcoder {
             .clone()
             .unwrap_or_else(|| default_x264_threads(&rungs, cores));
 
-        let mut gates: Vec<FpsGate> = Vec::new();
-        let gate_of = rungs
-            .iter()
-            .map(|r| {
-                (!r.passthrough).then(|| {
-                    gates
-                        .iter()
-                        .position(|g| g.fps == r.fps)
-                        .unwrap_or_else(|| {
-                            gates.push(FpsGate::new(r.fps));
-                            gates.len() - 1
-                        })
-                })
-            })
-            .collect();
+        let (gates, gate_of) = build_gates(&rungs, 0);
 
         let (out_tx, out_rx) = mpsc::channel();
         let encoded: Vec<usize> = (0..rungs.len())
@@ -425,6 +310,7 @@ impl Transcoder {
                 x264_params: options.x264_params.clone(),
                 keyint: keyint(segment_ms, rungs[index].fps),
                 downstream,
+                level: 0,
             };
             let to_child = if options.scale == ScaleMode::Cascade {
                 child.take()
@@ -482,6 +368,11 @@ impl Transcoder {
             pending_boundaries: BTreeSet::new(),
             gates,
             gate_of,
+            rungs,
+            level: 0,
+            pending_level: None,
+            shedding: false,
+            shed_frames: 0,
             workers,
             passthrough,
             audio: AudioPath::new(audio_index)?,
@@ -497,6 +388,29 @@ impl Transcoder {
     /// The source timestamp (ms) that output timestamps count from, once media arrived.
     pub fn origin_ms(&self) -> Option<i64> {
         self.origin_ms
+    }
+
+    /// Asks for a governor level ([`crate::governor`]); it applies from the next segment
+    /// boundary on every rung at once.
+    pub fn set_level(&mut self, level: u8) {
+        let level = level.min(governor::MAX_LEVEL);
+        self.pending_level = (level != self.level).then_some(level);
+    }
+
+    /// The governor level in effect (the last one applied at a boundary).
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// While on, and at a level that allows it, decoded frames between segment boundaries
+    /// go to no encoder: the input catches up at the cost of a stuttering picture.
+    pub fn set_shedding(&mut self, on: bool) {
+        self.shedding = on;
+    }
+
+    /// Frames shed so far.
+    pub fn shed_frames(&self) -> u64 {
+        self.shed_frames
     }
 
     /// The newest thumbnail (JPEG) since the last call, if one was taken.
@@ -870,6 +784,13 @@ impl Transcoder {
                 false
             }
         };
+        if boundary && let Some(level) = self.pending_level.take() {
+            self.apply_level(level);
+        }
+        if self.shedding && !boundary && governor::sheds_frames(self.level) {
+            self.shed_frames += 1;
+            return Ok(());
+        }
         let keeps: Vec<bool> = self
             .gates
             .iter_mut()
@@ -919,6 +840,49 @@ impl Transcoder {
     }
 }
 
+impl Transcoder {
+    /// Called on a boundary frame: the gates take the level's frame rates (re-anchored on
+    /// this boundary) and every rung thread gets the level before the boundary picture.
+    fn apply_level(&mut self, level: u8) {
+        tracing::info!(from = self.level, to = level, "governor level applied");
+        self.level = level;
+        (self.gates, self.gate_of) = build_gates(&self.rungs, level);
+        // In cascade mode the first rung thread hands the level down ahead of the picture.
+        let cascade = self.options.scale == ScaleMode::Cascade;
+        for w in self
+            .workers
+            .iter()
+            .take(if cascade { 1 } else { usize::MAX })
+        {
+            if let Some(tx) = &w.tx {
+                let _ = tx.send(Msg::Level(level));
+            }
+        }
+    }
+}
+
+/// One frame-rate gate per distinct rate the encoded rungs run at, at `level`.
+fn build_gates(rungs: &[Rendition], level: u8) -> (Vec<FpsGate>, Vec<Option<usize>>) {
+    let mut gates: Vec<FpsGate> = Vec::new();
+    let gate_of = rungs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (!r.passthrough).then(|| {
+                let fps = (r.fps / governor::rung_level(level, i).fps_divisor).max(1);
+                gates
+                    .iter()
+                    .position(|g| g.fps() == fps)
+                    .unwrap_or_else(|| {
+                        gates.push(FpsGate::new(fps));
+                        gates.len() - 1
+                    })
+            })
+        })
+        .collect();
+    (gates, gate_of)
+}
+
 impl Drop for Transcoder {
     fn drop(&mut self) {
         // Closing the queues makes every rung thread flush and exit; wait so that no
@@ -940,7 +904,7 @@ fn keyint(segment_ms: i64, fps: u32) -> u32 {
     ((segment_ms * i64::from(fps.max(1)) * 2) / 1000).clamp(1, 10_000) as u32
 }
 
-fn video_params(config: &AvcConfig, kbps: u32) -> Result<CodecParams, TranscodeError> {
+pub(super) fn video_params(config: &AvcConfig, kbps: u32) -> Result<CodecParams, TranscodeError> {
     let sps = config
         .sps
         .first()
@@ -956,594 +920,4 @@ fn video_params(config: &AvcConfig, kbps: u32) -> Result<CodecParams, TranscodeE
             avcc: config.to_bytes(),
         },
     })
-}
-
-/// What a rung thread needs to know.
-struct RungSpec {
-    index: usize,
-    rung: Rendition,
-    threads: usize,
-    preset: String,
-    zerolatency: bool,
-    rc_lookahead: u32,
-    sliced_threads: bool,
-    x264_params: Option<String>,
-    keyint: u32,
-    /// Rungs after this one in the cascade (bits).
-    downstream: u64,
-}
-
-fn rung_thread(
-    spec: RungSpec,
-    rx: Receiver<Msg>,
-    child: Option<SyncSender<Msg>>,
-    out: Sender<Out>,
-) {
-    let index = spec.index;
-    let result = RungEncoder::open(spec, out.clone()).and_then(|mut enc| {
-        while let Ok(Msg::Frame(picture, mask)) = rx.recv() {
-            enc.process(&picture, mask, child.as_ref())?;
-        }
-        enc.flush()
-    });
-    if let Err(message) = result {
-        let _ = out.send(Out::Error(index, message));
-    }
-    if let Some(child) = child {
-        let _ = child.send(Msg::Flush);
-    }
-}
-
-/// One rung: scaler + x264 + output framing, on its own thread.
-struct RungEncoder {
-    spec: RungSpec,
-    encoder: encoder::Video,
-    scaler: Option<((format::Pixel, u32, u32), scaling::Context)>,
-    timer: Timer,
-    boundaries: BTreeSet<i64>,
-    config: Option<AvcConfig>,
-    last_pts: Option<i64>,
-    out: Sender<Out>,
-}
-
-impl RungEncoder {
-    fn open(spec: RungSpec, out: Sender<Out>) -> Result<Self, String> {
-        let codec = encoder::find_by_name("libx264").ok_or("FFmpeg has no libx264")?;
-        let mut ctx = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(|e| e.to_string())?;
-        let r = &spec.rung;
-        let bps = usize::try_from(r.video_kbps)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(1000);
-        ctx.set_width(r.width);
-        ctx.set_height(r.height);
-        ctx.set_format(format::Pixel::YUV420P);
-        ctx.set_time_base(Rational::new(1, 1000));
-        ctx.set_frame_rate(Some(Rational::new(
-            i32::try_from(r.fps.max(1)).unwrap_or(30),
-            1,
-        )));
-        ctx.set_bit_rate(bps);
-        ctx.set_max_bit_rate(bps);
-        ctx.set_gop(spec.keyint);
-        let mut opts = Dictionary::new();
-        opts.set("preset", &spec.preset);
-        if spec.zerolatency {
-            opts.set("tune", "zerolatency");
-        }
-        opts.set("profile", "high");
-        opts.set(
-            "bufsize",
-            &(u64::from(Ladder::bufsize_kbits(r)) * 1000).to_string(),
-        );
-        opts.set("threads", &spec.threads.to_string());
-        // Our pict_type=I becomes an IDR; no scene-cut keyframes between boundaries.
-        opts.set("forced-idr", "1");
-        let mut params = String::from("scenecut=0");
-        if !spec.zerolatency {
-            params.push_str(&format!(":rc-lookahead={}", spec.rc_lookahead));
-        }
-        if spec.sliced_threads && spec.threads > 1 {
-            params.push_str(":sliced-threads=1");
-        }
-        if let Some(extra) = spec.x264_params.as_deref().filter(|p| !p.is_empty()) {
-            params.push(':');
-            params.push_str(extra);
-        }
-        opts.set("x264-params", &params);
-        let encoder = ctx
-            .open_with(opts)
-            .map_err(|e| format!("opening libx264 for {}: {e}", r.name))?;
-        let nominal = 1000 / i64::from(r.fps.max(1));
-        Ok(Self {
-            spec,
-            encoder,
-            scaler: None,
-            timer: Timer::new(nominal),
-            boundaries: BTreeSet::new(),
-            config: None,
-            last_pts: None,
-            out,
-        })
-    }
-
-    fn process(
-        &mut self,
-        picture: &Arc<frame::Video>,
-        mask: u64,
-        child: Option<&SyncSender<Msg>>,
-    ) -> Result<(), String> {
-        let mine = mask & (1 << self.spec.index) != 0;
-        let down = child.is_some() && mask & self.spec.downstream != 0;
-        if !mine && !down {
-            return Ok(());
-        }
-        let scaled = self.scale(picture)?;
-        if mine {
-            self.encode(&scaled)?;
-        }
-        if down && let Some(child) = child {
-            child
-                .send(Msg::Frame(scaled, mask))
-                .map_err(|_| "the next rung's thread stopped".to_owned())?;
-        }
-        Ok(())
-    }
-
-    fn scale(&mut self, src: &Arc<frame::Video>) -> Result<Arc<frame::Video>, String> {
-        let (w, h) = (self.spec.rung.width, self.spec.rung.height);
-        if src.width() == w && src.height() == h && src.format() == format::Pixel::YUV420P {
-            return Ok(src.clone());
-        }
-        let key = (src.format(), src.width(), src.height());
-        if self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
-            // Bicubic: what the ffmpeg CLI's scale filter uses, so quality compares 1:1.
-            let ctx = scaling::Context::get(
-                key.0,
-                key.1,
-                key.2,
-                format::Pixel::YUV420P,
-                w,
-                h,
-                scaling::Flags::BICUBIC,
-            )
-            .map_err(|e| format!("swscale {}x{} -> {w}x{h}: {e}", key.1, key.2))?;
-            self.scaler = Some((key, ctx));
-        }
-        // A fresh picture each time: it may be shared with the next rung's thread.
-        let mut dst = frame::Video::new(format::Pixel::YUV420P, w, h);
-        if let Some((_, ctx)) = self.scaler.as_mut() {
-            ctx.run(src, &mut dst)
-                .map_err(|e| format!("swscale: {e}"))?;
-        }
-        dst.set_pts(src.pts());
-        dst.set_kind(src.kind());
-        Ok(Arc::new(dst))
-    }
-
-    fn encode(&mut self, picture: &frame::Video) -> Result<(), String> {
-        let pts = picture.pts().unwrap_or(0);
-        if self.last_pts.is_some_and(|last| pts <= last) {
-            return Ok(());
-        }
-        self.last_pts = Some(pts);
-        if picture.kind() == picture::Type::I {
-            self.boundaries.insert(pts);
-        }
-        self.encoder
-            .send_frame(picture)
-            .map_err(|e| format!("x264: {e}"))?;
-        self.drain()
-    }
-
-    fn flush(mut self) -> Result<(), String> {
-        self.encoder
-            .send_eof()
-            .map_err(|e| format!("x264 flush: {e}"))?;
-        self.drain()?;
-        if let Some(p) = self.timer.flush() {
-            let _ = self.out.send(Out::Packet(p));
-        }
-        Ok(())
-    }
-
-    fn drain(&mut self) -> Result<(), String> {
-        let mut packet = Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            self.on_packet(&packet)?;
-        }
-        Ok(())
-    }
-
-    fn on_packet(&mut self, packet: &Packet) -> Result<(), String> {
-        let data = packet.data().unwrap_or(&[]);
-        let nals = h264::annexb_nals(data);
-        let mut sps = Vec::new();
-        let mut pps = Vec::new();
-        let mut body = Vec::with_capacity(data.len());
-        for unit in nals {
-            match h264::nal_type(unit) {
-                nal::SPS => sps.push(Bytes::copy_from_slice(unit)),
-                nal::PPS => pps.push(Bytes::copy_from_slice(unit)),
-                nal::AUD => {}
-                _ => h264::write_avcc([unit], &mut body),
-            }
-        }
-        if !sps.is_empty() && !pps.is_empty() {
-            let config = AvcConfig::from_parameter_sets(sps, pps).map_err(|e| e.to_string())?;
-            if self.config.as_ref() != Some(&config) {
-                let params =
-                    video_params(&config, self.spec.rung.video_kbps).map_err(|e| e.to_string())?;
-                let _ = self.out.send(Out::Params(self.spec.index, params));
-                self.config = Some(config);
-            }
-        }
-        let pts = packet.pts().unwrap_or(0);
-        let dts = packet.dts().unwrap_or(pts);
-        let keyframe = packet.is_key() && self.boundaries.remove(&pts);
-        self.boundaries.retain(|&b| b >= dts);
-        let p = EncodedPacket {
-            rendition: self.spec.index,
-            pts_ms: pts,
-            dts_ms: dts,
-            duration_ms: 0,
-            keyframe,
-            data: Bytes::from(body),
-        };
-        if let Some(done) = self.timer.push(p) {
-            let _ = self.out.send(Out::Packet(done));
-        }
-        Ok(())
-    }
-}
-
-impl AudioPath {
-    fn new(index: usize) -> Result<Self, TranscodeError> {
-        let codec = encoder::find(codec::Id::AAC).ok_or(TranscodeError::Missing("AAC encoder"))?;
-        let mut ctx = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .audio()
-            .map_err(TranscodeError::ffmpeg("AAC encoder context"))?;
-        ctx.set_rate(AUDIO_RATE as i32);
-        ctx.set_channel_layout(ChannelLayout::STEREO);
-        ctx.set_channels(2);
-        ctx.set_format(format::Sample::F32(format::sample::Type::Planar));
-        ctx.set_bit_rate(super::ladder::AUDIO_KBPS as usize * 1000);
-        ctx.set_time_base(Rational::new(1, AUDIO_RATE as i32));
-        let encoder = ctx
-            .open_as(codec)
-            .map_err(TranscodeError::ffmpeg("opening the AAC encoder"))?;
-        Ok(Self {
-            index,
-            input: None,
-            resampler: None,
-            fifo: [Vec::new(), Vec::new()],
-            encoder,
-            start_ms: None,
-            queued: 0,
-            warned: false,
-        })
-    }
-
-    fn configure(&mut self, codec: AudioCodec, config: &[u8]) -> Result<(), TranscodeError> {
-        let asc = match codec {
-            AudioCodec::Aac => Some(
-                AudioSpecificConfig::parse(config)
-                    .map_err(|e| TranscodeError::Input(e.to_string()))?,
-            ),
-            AudioCodec::Opus => None,
-        };
-        if self
-            .input
-            .as_ref()
-            .is_some_and(|i| i.codec == codec && i.asc == asc)
-        {
-            return Ok(());
-        }
-        self.input = Some(AudioInput::open(codec, asc)?);
-        Ok(())
-    }
-
-    fn on_packet(
-        &mut self,
-        codec: AudioCodec,
-        pts: i64,
-        data: &[u8],
-        out: &mut Vec<EncodedPacket>,
-    ) -> Result<(), TranscodeError> {
-        if self.input.as_ref().is_none_or(|i| i.codec != codec) {
-            if codec == AudioCodec::Opus {
-                // Opus needs no configuration record (RFC 7587: always 48 kHz, stereo max).
-                self.input = Some(AudioInput::open(codec, None)?);
-            } else {
-                if !self.warned {
-                    tracing::warn!("AAC audio before its AudioSpecificConfig: dropped");
-                    self.warned = true;
-                }
-                return Ok(());
-            }
-        }
-        let start = *self.start_ms.get_or_insert(pts);
-        // Where this packet belongs on the output clock, versus where the output is.
-        let expected = (pts - start) * i64::from(AUDIO_RATE) / 1000;
-        let position = self.queued + self.fifo[0].len() as i64;
-        let gap = expected - position;
-        if gap > AUDIO_GAP_MS * i64::from(AUDIO_RATE) / 1000 {
-            let max_fill = AUDIO_MAX_FILL_MS * i64::from(AUDIO_RATE) / 1000;
-            let fill = gap.min(max_fill);
-            for ch in &mut self.fifo {
-                ch.resize(ch.len() + fill as usize, 0.0);
-            }
-            if gap > fill {
-                // A long outage: move the clock instead of sending minutes of silence.
-                self.start_ms = Some(start + (gap - fill) * 1000 / i64::from(AUDIO_RATE));
-            }
-        }
-        let Some(input) = self.input.as_mut() else {
-            return Ok(());
-        };
-        let mut bytes = Vec::with_capacity(data.len() + 7);
-        if let Some(asc) = &input.asc {
-            match asc.adts_header(data.len()) {
-                Ok(h) => bytes.extend_from_slice(&h),
-                Err(e) => {
-                    tracing::warn!("dropping an AAC frame: {e}");
-                    return Ok(());
-                }
-            }
-        }
-        bytes.extend_from_slice(data);
-        let packet = Packet::copy(&bytes);
-        if let Err(e) = input.decoder.send_packet(&packet) {
-            tracing::warn!("audio decoder refused a packet: {e}");
-        }
-        self.drain_decoder(out)
-    }
-
-    fn drain_decoder(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), TranscodeError> {
-        loop {
-            let mut decoded = frame::Audio::empty();
-            let got = self
-                .input
-                .as_mut()
-                .is_some_and(|i| i.decoder.receive_frame(&mut decoded).is_ok());
-            if !got {
-                return self.encode_ready(out, false);
-            }
-            self.resample(&decoded)?;
-        }
-    }
-
-    fn resample(&mut self, decoded: &frame::Audio) -> Result<(), TranscodeError> {
-        let layout = if decoded.channel_layout().is_empty() {
-            ChannelLayout::default(i32::from(decoded.channels().max(1)))
-        } else {
-            decoded.channel_layout()
-        };
-        let key = (decoded.format(), layout.bits(), decoded.rate());
-        if self.resampler.as_ref().is_none_or(|(k, _)| *k != key) {
-            let ctx = resampling::Context::get(
-                key.0,
-                layout,
-                key.2,
-                format::Sample::F32(format::sample::Type::Planar),
-                ChannelLayout::STEREO,
-                AUDIO_RATE,
-            )
-            .map_err(TranscodeError::ffmpeg("audio resampler"))?;
-            self.resampler = Some((key, ctx));
-        }
-        let capacity =
-            decoded.samples() * AUDIO_RATE as usize / decoded.rate().max(1) as usize + 256;
-        let mut converted = frame::Audio::new(
-            format::Sample::F32(format::sample::Type::Planar),
-            capacity,
-            ChannelLayout::STEREO,
-        );
-        let mut input = decoded.clone();
-        if input.channel_layout().is_empty() {
-            input.set_channel_layout(layout);
-        }
-        if let Some((_, ctx)) = self.resampler.as_mut() {
-            ctx.run(&input, &mut converted)
-                .map_err(TranscodeError::ffmpeg("resampling audio"))?;
-        }
-        let n = converted.samples();
-        for (ch, fifo) in self.fifo.iter_mut().enumerate() {
-            fifo.extend_from_slice(&converted.plane::<f32>(ch)[..n]);
-        }
-        Ok(())
-    }
-
-    /// Encodes every complete 1024-sample frame (and, when `last`, the remainder).
-    fn encode_ready(
-        &mut self,
-        out: &mut Vec<EncodedPacket>,
-        last: bool,
-    ) -> Result<(), TranscodeError> {
-        while self.fifo[0].len() >= AAC_FRAME || (last && !self.fifo[0].is_empty()) {
-            let n = self.fifo[0].len().min(AAC_FRAME);
-            let mut f = frame::Audio::new(
-                format::Sample::F32(format::sample::Type::Planar),
-                n,
-                ChannelLayout::STEREO,
-            );
-            f.set_rate(AUDIO_RATE);
-            f.set_channels(2);
-            f.set_pts(Some(self.queued));
-            for (ch, fifo) in self.fifo.iter_mut().enumerate() {
-                f.plane_mut::<f32>(ch)[..n].copy_from_slice(&fifo[..n]);
-                fifo.drain(..n);
-            }
-            self.queued += n as i64;
-            self.encoder
-                .send_frame(&f)
-                .map_err(TranscodeError::ffmpeg("AAC encoder"))?;
-            self.drain_encoder(out);
-        }
-        Ok(())
-    }
-
-    fn drain_encoder(&mut self, out: &mut Vec<EncodedPacket>) {
-        let mut packet = Packet::empty();
-        let start = self.start_ms.unwrap_or(0);
-        let rate = i64::from(AUDIO_RATE);
-        let ms = |samples: i64| start + (samples * 1000).div_euclid(rate);
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            let pts = packet.pts().unwrap_or(0);
-            let duration = if packet.duration() > 0 {
-                packet.duration()
-            } else {
-                AAC_FRAME as i64
-            };
-            out.push(EncodedPacket {
-                rendition: self.index,
-                pts_ms: ms(pts),
-                dts_ms: ms(packet.dts().unwrap_or(pts)),
-                duration_ms: ms(pts + duration) - ms(pts),
-                keyframe: true,
-                data: Bytes::copy_from_slice(packet.data().unwrap_or(&[])),
-            });
-        }
-    }
-
-    fn flush(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), TranscodeError> {
-        if self.start_ms.is_none() {
-            return Ok(()); // no audio ever arrived
-        }
-        if let Some(input) = self.input.as_mut() {
-            let _ = input.decoder.send_eof();
-        }
-        self.drain_decoder(out)?;
-        self.encode_ready(out, true)?;
-        self.encoder
-            .send_eof()
-            .map_err(TranscodeError::ffmpeg("AAC encoder flush"))?;
-        self.drain_encoder(out);
-        Ok(())
-    }
-}
-
-impl AudioInput {
-    fn open(codec: AudioCodec, asc: Option<AudioSpecificConfig>) -> Result<Self, TranscodeError> {
-        let (id, name) = match codec {
-            AudioCodec::Aac => (codec::Id::AAC, "AAC decoder"),
-            AudioCodec::Opus => (codec::Id::OPUS, "Opus decoder"),
-        };
-        let found = decoder::find(id).ok_or(TranscodeError::Missing(name))?;
-        let mut opts = Dictionary::new();
-        if codec == AudioCodec::Opus {
-            // Without an OpusHead the decoder needs the channel count and rate from us.
-            opts.set("ac", "2");
-            opts.set("ar", "48000");
-        }
-        let decoder = codec::context::Context::new_with_codec(found)
-            .decoder()
-            .open_as_with(found, opts)
-            .and_then(|o| o.audio())
-            .map_err(TranscodeError::ffmpeg(format!("opening the {name}")))?;
-        Ok(Self {
-            codec,
-            asc,
-            decoder,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kept(gate: &mut FpsGate, pts: &[i64], boundary_every: usize) -> Vec<i64> {
-        pts.iter()
-            .enumerate()
-            .filter(|(i, p)| gate.keep(**p, boundary_every > 0 && i % boundary_every == 0))
-            .map(|(_, p)| *p)
-            .collect()
-    }
-
-    fn frames(fps: f64, n: usize) -> Vec<i64> {
-        (0..n)
-            .map(|i| (i as f64 * 1000.0 / fps).round() as i64)
-            .collect()
-    }
-
-    #[test]
-    fn thirty_to_twenty_four_drops_one_frame_in_five_evenly() {
-        let src = frames(30.0, 60);
-        let out = kept(&mut FpsGate::new(24), &src, 60);
-        assert_eq!(out.len(), 48);
-        let gaps: Vec<i64> = out.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps.iter().all(|g| (33..=67).contains(g)), "{gaps:?}");
-        // Every 5-frame group loses exactly one frame.
-        for group in src.chunks(5) {
-            assert_eq!(group.iter().filter(|p| out.contains(p)).count(), 4);
-        }
-    }
-
-    #[test]
-    fn boundaries_are_always_kept_and_re_anchor_the_pattern() {
-        let src = frames(30.0, 120);
-        let out = kept(&mut FpsGate::new(24), &src, 60);
-        assert!(out.contains(&src[60]));
-        // Both 2 s segments get the same pattern.
-        let first: Vec<i64> = out.iter().filter(|&&p| p < 2000).copied().collect();
-        let second: Vec<i64> = out
-            .iter()
-            .filter(|&&p| p >= 2000)
-            .map(|p| p - 2000)
-            .collect();
-        assert_eq!(first, second);
-    }
-
-    #[test]
-    fn same_rate_keeps_everything_even_with_jitter() {
-        let jittery: Vec<i64> = frames(30.0, 90)
-            .iter()
-            .enumerate()
-            .map(|(i, p)| p + [0, 6, -5][i % 3])
-            .collect();
-        assert_eq!(kept(&mut FpsGate::new(30), &jittery, 0).len(), 90);
-        assert_eq!(
-            kept(&mut FpsGate::new(30), &frames(25.0, 50), 0).len(),
-            50,
-            "never duplicates or drops below the rate"
-        );
-    }
-
-    #[test]
-    fn sixty_to_thirty_keeps_every_other_frame() {
-        let out = kept(&mut FpsGate::new(30), &frames(60.0, 120), 0);
-        assert_eq!(out.len(), 60);
-    }
-
-    #[test]
-    fn timer_gives_each_packet_the_gap_to_the_next() {
-        let p = |dts| EncodedPacket {
-            rendition: 0,
-            pts_ms: dts,
-            dts_ms: dts,
-            duration_ms: 0,
-            keyframe: false,
-            data: Bytes::new(),
-        };
-        let mut t = Timer::new(33);
-        assert!(t.push(p(0)).is_none());
-        assert_eq!(t.push(p(40)).map(|x| x.duration_ms), Some(40));
-        assert_eq!(
-            t.push(p(40)).map(|x| x.duration_ms),
-            Some(40),
-            "a zero gap keeps the last duration"
-        );
-        assert_eq!(t.flush().map(|x| x.duration_ms), Some(40));
-    }
-
-    #[test]
-    fn default_threads_favour_the_top_rung() {
-        let ladder = Ladder::plan(1920, 1080, super::super::QualityPreset::P1080, None);
-        assert_eq!(default_x264_threads(ladder.rungs(), 2), vec![2, 1, 1, 1]);
-        assert_eq!(default_x264_threads(&ladder.rungs()[3..], 2), vec![2]);
-    }
 }

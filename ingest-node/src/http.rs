@@ -10,7 +10,8 @@ use crate::node::Node;
 
 /// `/healthz` and `/metrics` (Prometheus text format, per-stream gauges and counters).
 pub fn router(node: Node) -> Router {
-    Router::new()
+    let faults = node.clone();
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",
@@ -18,7 +19,25 @@ pub fn router(node: Node) -> Router {
                 let node = node.clone();
                 async move { metrics_text(&node) }
             }),
-        )
+        );
+    if !faults.config().fault_hooks {
+        return router;
+    }
+    router.route(
+        "/_fault/panic/{id}",
+        axum::routing::post(
+            move |axum::extract::Path(id): axum::extract::Path<String>| {
+                let node = faults.clone();
+                async move {
+                    if node.inject_panic(&id) {
+                        axum::http::StatusCode::ACCEPTED
+                    } else {
+                        axum::http::StatusCode::NOT_FOUND
+                    }
+                }
+            },
+        ),
+    )
 }
 
 fn metrics_text(node: &Node) -> String {
@@ -30,7 +49,17 @@ fn metrics_text(node: &Node) -> String {
     );
     let _ = writeln!(out, "# TYPE rill_ingest_streams gauge");
     let _ = writeln!(out, "rill_ingest_streams {}", active.len());
-    let series: [(&str, &str, &str); 6] = [
+    let series: [(&str, &str, &str); 8] = [
+        (
+            "rill_ingest_governor_level",
+            "gauge",
+            "Overload governor level: 0 = full quality, 5 = cheapest settings.",
+        ),
+        (
+            "rill_ingest_shed_frames_total",
+            "counter",
+            "Decoded frames kept from the encoders at the governor's last level.",
+        ),
         (
             "rill_ingest_publishing",
             "gauge",
@@ -74,6 +103,8 @@ fn metrics_text(node: &Node) -> String {
                     c.dropped_frames.load(Ordering::Relaxed) as f64
                 }
                 "rill_ingest_late_frames_total" => c.late_frames.load(Ordering::Relaxed) as f64,
+                "rill_ingest_governor_level" => c.governor_level.load(Ordering::Relaxed) as f64,
+                "rill_ingest_shed_frames_total" => c.shed_frames.load(Ordering::Relaxed) as f64,
                 _ => c.media_ms.load(Ordering::Relaxed) as f64 / 1000.0,
             };
             let _ = writeln!(out, "{name}{{stream_id=\"{id}\"}} {v}");

@@ -19,6 +19,7 @@ use rill_core::stream::QualityPreset as CorePreset;
 use rill_core::{Command, StreamStatus};
 use tokio::sync::mpsc;
 
+use crate::governor::GovernorConfig;
 use crate::media::MediaEvent;
 use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
 use crate::rtmp::{PublishRequest, PublishSink, Refusal};
@@ -49,6 +50,33 @@ pub struct NodeConfig {
     /// `bframes=0:rc-lookahead=0` to trade compression for less encoder delay. Unset: none
     /// for RTMP, [`WEBRTC_X264_PARAMS`] for WebRTC.
     pub x264_params: Option<String>,
+    /// `GOVERNOR`: `on` (default), `off` (level 0 always: today's encoding whatever the
+    /// load, the benchmark's anchor) or a fixed level `0`-`5`.
+    pub governor: GovernorConfig,
+    /// `RILL_FAULT_HOOKS=1`: `POST /_fault/panic/{streamId}` makes that stream's media
+    /// thread panic (supervision tests). Never set in production.
+    pub fault_hooks: bool,
+}
+
+/// Parses `GOVERNOR`.
+pub fn governor_from(value: Option<&str>) -> Result<GovernorConfig, String> {
+    let fixed = match value.map(str::trim) {
+        None | Some("" | "on") => None,
+        Some("off") => Some(0),
+        Some(level) => match level.parse::<u8>() {
+            Ok(l) if l <= crate::governor::MAX_LEVEL => Some(l),
+            _ => {
+                return Err(format!(
+                    "GOVERNOR={level:?}: expected on, off or a level 0-{}",
+                    crate::governor::MAX_LEVEL
+                ));
+            }
+        },
+    };
+    Ok(GovernorConfig {
+        fixed,
+        ..GovernorConfig::default()
+    })
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -78,6 +106,13 @@ impl NodeConfig {
             x264_params: std::env::var("X264_PARAMS")
                 .ok()
                 .filter(|p| !p.trim().is_empty()),
+            governor: governor_from(std::env::var("GOVERNOR").ok().as_deref()).unwrap_or_else(
+                |e| {
+                    tracing::error!("{e}; the governor stays on");
+                    GovernorConfig::default()
+                },
+            ),
+            fault_hooks: std::env::var("RILL_FAULT_HOOKS").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -246,6 +281,7 @@ impl Node {
                             stream.id,
                             crate::package::THUMBNAIL
                         ),
+                        governor: self.config.governor.clone(),
                         transport: {
                             let whip = self.whip.clone();
                             let id = stream.id.clone();
@@ -308,6 +344,21 @@ impl Node {
         Ok(tx)
     }
 
+    /// Fault hook: makes the stream's media thread panic at its next event. False when
+    /// hooks are off or the stream has no pipeline here.
+    pub fn inject_panic(&self, stream_id: &str) -> bool {
+        if !self.config.fault_hooks {
+            return false;
+        }
+        self.lock().get(stream_id).is_some_and(|a| {
+            a.handle
+                .counters
+                .inject_panic
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            true
+        })
+    }
+
     /// Finalises every stream: playlists closed with ENDLIST, status ended.
     pub async fn shutdown(&self, grace: Duration) {
         let handles: Vec<(String, PipelineHandle)> =
@@ -320,5 +371,25 @@ impl Node {
                 Err(_) => tracing::error!(stream_id = %id, "stream did not finalise in time"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::governor_from;
+
+    #[test]
+    fn governor_setting_is_on_by_default_off_or_a_fixed_level() {
+        assert_eq!(governor_from(None).unwrap().fixed, None);
+        assert_eq!(governor_from(Some("on")).unwrap().fixed, None);
+        assert_eq!(governor_from(Some("off")).unwrap().fixed, Some(0));
+        assert_eq!(governor_from(Some("3")).unwrap().fixed, Some(3));
+    }
+
+    #[test]
+    fn an_unknown_governor_setting_is_an_error_naming_it() {
+        let e = governor_from(Some("fast")).unwrap_err();
+        assert!(e.contains("GOVERNOR"), "{e}");
+        assert!(governor_from(Some("6")).is_err());
     }
 }

@@ -472,3 +472,108 @@ async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
     let _ = pa.join();
     let _ = pb.join();
 }
+
+/// Segments listed in a media playlist.
+fn segment_count(playlist: &str) -> usize {
+    playlist.matches("#EXTINF:").count()
+}
+
+#[tokio::test]
+async fn a_panic_in_one_streams_pipeline_ends_that_stream_only() {
+    let stack = Stack::start();
+    let node = IngestNode::start(&stack, &[("RILL_FAULT_HOOKS", "1")]);
+    let owner = User::named("owner");
+    let (a, key_a) = create(&stack, &owner, json!({"channelId":"sup","title":"A"})).await;
+    let (b, key_b) = create(&stack, &owner, json!({"channelId":"sup","title":"B"})).await;
+    let (ra, rb) = (node.rtmp.clone(), node.rtmp.clone());
+    let pa = std::thread::spawn(move || publish(&ra, &key_a, "640x360", 25, true));
+    let pb = std::thread::spawn(move || publish(&rb, &key_b, "640x360", 25, true));
+    for id in [&a, &b] {
+        wait_for_status(
+            &stack,
+            &format!("/api/streams/{id}"),
+            "live",
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    let fault = stack
+        .http
+        .post(format!("{}/_fault/panic/{a}", node.http))
+        .send()
+        .await
+        .expect("fault hook");
+    assert_eq!(fault.status(), 202, "the hook reached stream A's pipeline");
+
+    // A is finalised: its playlist closed, its status ended.
+    let playlist_a = format!("/hls/live/{a}/360p/index.m3u8");
+    wait_for_playlist(&stack, &playlist_a, "#EXT-X-ENDLIST").await;
+    wait_for_status(
+        &stack,
+        &format!("/api/streams/{a}"),
+        "ended",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // B carries on: still live, and new segments keep coming after A died.
+    let playlist_b = format!("/hls/live/{b}/360p/index.m3u8");
+    let then = segment_count(&text(&stack, &playlist_b).await.expect("B's playlist"));
+    wait_for("B's playlist to grow", Duration::from_secs(15), || async {
+        text(&stack, &playlist_b)
+            .await
+            .is_some_and(|p| segment_count(&p) >= then + 3 && !p.contains("#EXT-X-ENDLIST"))
+    })
+    .await;
+    assert_eq!(
+        User::anonymous()
+            .get(&stack, &format!("/api/streams/{b}"))
+            .await
+            .body["status"],
+        "live"
+    );
+    // The node itself is fine.
+    let metrics = reqwest::get(format!("{}/metrics", node.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("rill_ingest_publishing{{stream_id=\"{b}\"}} 1")),
+        "{metrics}"
+    );
+    let _ = pa.join();
+    let _ = pb.join();
+}
+
+#[tokio::test]
+async fn a_reconnected_publisher_is_not_cut_off_one_window_after_its_first_drop() {
+    let stack = Stack::start();
+    let node = IngestNode::start(&stack, &[("RECONNECT_WINDOW_SECONDS", "4")]);
+    let owner = User::named("owner");
+    let (id, key) = create(&stack, &owner, json!({"channelId":"re","title":"Back"})).await;
+    let path = format!("/api/streams/{id}");
+    assert!(
+        publish(&node.rtmp, &key, "640x360", 3, true),
+        "first session"
+    );
+    wait_for_status(&stack, &path, "live", Duration::from_secs(30)).await;
+    // The second session lasts three windows; the stream must stay live all along.
+    let rtmp = node.rtmp.clone();
+    let second = std::thread::spawn(move || publish(&rtmp, &key, "640x360", 12, true));
+    let started = Instant::now();
+    while !second.is_finished() {
+        if started.elapsed() > Duration::from_secs(2) {
+            assert_eq!(
+                User::anonymous().get(&stack, &path).await.body["status"],
+                "live",
+                "{:.1} s into the second session",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(second.join().unwrap_or(false), "second session");
+    assert!(started.elapsed() > Duration::from_secs(10));
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { captureConstraints, levelForQuality, levelLabel, senderMaxBitrate, isQualityPreset } from '../src/client/quality';
+import { captureConstraints, governorNotice, levelForQuality, levelLabel, senderMaxBitrate, isQualityPreset } from '../src/client/quality';
 import { addBatch, emptyOverlay, expire, OVERLAY_MAX_ITEMS, OVERLAY_TTL_MS } from '../src/client/reactions';
 import { elapsedSeconds, formatBitrate, formatDuration } from '../src/client/format';
 import { decodeToken, displayName, extractTokenFromHash, isExpired } from '../src/client/auth';
@@ -237,5 +237,19 @@ describe('viewer and broadcaster state helpers', () => {
     expect(loadIngest('s2', storage)).toBeNull();
     m.set('rill.streamKey.s3', '{broken');
     expect(loadIngest('s3', storage)).toBeNull();
+  });
+});
+
+describe('governor notice', () => {
+  it('says nothing at full quality and explains a reduced level', () => {
+    expect(governorNotice(0)).toBeNull();
+    expect(governorNotice(undefined)).toBeNull();
+    expect(governorNotice(2)).toContain('Reduced quality to stay live');
+    expect(governorNotice(2)).toContain('level 2 of 5');
+  });
+  it('clamps nonsense', () => {
+    expect(governorNotice(99)).toContain('level 5 of 5');
+    expect(governorNotice(-3)).toBeNull();
+    expect(governorNotice(Number.NaN)).toBeNull();
   });
 });

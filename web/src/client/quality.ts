@@ -64,3 +64,14 @@ export function levelForQuality(levels: readonly LevelLike[], q: ViewerQuality):
 export function levelLabel(level: LevelLike | undefined): string {
   return level && level.height ? `${level.height}p` : 'audio';
 }
+
+/**
+ * What the broadcaster's health panel says about the ingest node's overload governor
+ * (`governorLevel` of a quality sample): nothing at full quality, else that the node
+ * reduced quality to stay live. Unknown or absurd levels are clamped to 0-5.
+ */
+export function governorNotice(level: number | null | undefined): string | null {
+  const l = Math.min(5, Math.max(0, Math.round(Number(level) || 0)));
+  if (l === 0) return null;
+  return `Reduced quality to stay live (the ingest node is short of CPU; level ${l} of 5).`;
+}

@@ -146,6 +146,9 @@ export interface QualitySample {
   health: number;
   viewers: number;
   protocol: 'rtmp' | 'webrtc';
+  /** Overload governor level: 0 = full quality; higher = the node reduced quality to stay live. */
+  governorLevel?: number;
+  shedFrames?: number;
 }
 
 export interface MetricsPage {

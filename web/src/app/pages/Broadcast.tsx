@@ -4,7 +4,7 @@ import { useLiveStream } from '../../hooks/useLiveStream';
 import { useStreamChat } from '../../hooks/useStreamChat';
 import { useStreamReactions } from '../../hooks/useStreamReactions';
 import { listDevices } from '../../client/whip';
-import { QUALITY_PRESETS, isQualityPreset } from '../../client/quality';
+import { QUALITY_PRESETS, governorNotice, isQualityPreset } from '../../client/quality';
 import { formatBitrate, formatDuration } from '../../client/format';
 import type { QualityPreset } from '../../client/types';
 import { ChatPanel, ErrorText, QuestionsPanel, ReactionOverlay, StatusBadge } from '../components';
@@ -205,6 +205,11 @@ export function BroadcastPage({ id }: { id: string }) {
               </p>
             ) : (
               <p className="muted">No samples yet (the ingest node reports every 5 s once live).</p>
+            )}
+            {h && governorNotice(h.governorLevel) && (
+              <p className="warning" data-testid="governor">
+                {governorNotice(h.governorLevel)}
+              </p>
             )}
             {live.sending && (
               <p className="muted" data-testid="sending-stats">

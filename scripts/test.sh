@@ -27,6 +27,9 @@ step "web: typecheck, unit tests (vitest), build (served by the gateway in the b
 step "cargo build --workspace --bins (the end-to-end tests run these binaries)"
 cargo build --workspace --bins --quiet
 
+step "ingest image: hadolint, runtime packages of ingest-node/Dockerfile vs the libraries rill-ingest links"
+"$ROOT/scripts/check-image.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/rill-ingest"
+
 step "cargo test --workspace"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/rill-test-output.txt"

@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 "$ROOT/scripts/lint-template.sh" "$ROOT/infra/template.yaml"
 
+step "deploy test without AWS: the SAM-expanded template on moto's CloudFormation"
+"$VENV/bin/python" "$ROOT/tests/deploy/test_template_deploy.py"
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

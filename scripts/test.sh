@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 "$ROOT/scripts/lint-template.sh" "$ROOT/infra/template.yaml"
 
+step "deploy test without AWS: the SAM-expanded template on moto's CloudFormation"
+"$VENV/bin/python" "$ROOT/tests/deploy/test_template_deploy.py"
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
@@ -26,6 +29,9 @@ step "web: typecheck, unit tests (vitest), build (served by the gateway in the b
 
 step "cargo build --workspace --bins (the end-to-end tests run these binaries)"
 cargo build --workspace --bins --quiet
+
+step "ingest image: hadolint, runtime packages of ingest-node/Dockerfile vs the libraries rill-ingest links"
+"$ROOT/scripts/check-image.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/rill-ingest"
 
 step "cargo test --workspace"
 set +e

@@ -576,6 +576,11 @@ impl IngestNode {
         IngestNode { rtmp, http, child }
     }
 
+    /// The node's process id (CPU accounting in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM: the node finalises its streams before it exits.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")

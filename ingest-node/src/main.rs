@@ -23,7 +23,11 @@ async fn main() -> ExitCode {
         settings.table_name.clone(),
     ));
     let config = NodeConfig::from_env(settings.bucket_name.clone());
-    let node = Node::new(store, rill_aws::s3_client(&sdk), config.clone());
+    let media = Arc::new(rill_aws::media_bucket::S3MediaBucket::new(
+        rill_aws::s3_client(&sdk),
+        settings.bucket_name.clone(),
+    ));
+    let node = Node::new(store, media, config.clone());
 
     let auth_node = node.clone();
     let authoriser = Arc::new(move |req| {

@@ -23,7 +23,7 @@ use crate::media::MediaEvent;
 use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
 use crate::rtmp::{PublishRequest, PublishSink, Refusal};
 use crate::transcode::QualityPreset;
-use crate::upload::Uploader;
+use crate::upload::{MediaBucket, Uploader};
 
 /// x264 parameters for WebRTC publishers unless `X264_PARAMS` says otherwise.
 pub const WEBRTC_X264_PARAMS: &str = "bframes=0:rc-lookahead=0";
@@ -89,14 +89,23 @@ struct Active {
 }
 
 /// Shared state of the node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Node {
     store: Arc<DynamoStore>,
-    s3: aws_sdk_s3::Client,
+    media: Arc<dyn MediaBucket>,
     config: NodeConfig,
     streams: Arc<Mutex<HashMap<String, Active>>>,
     /// WebRTC transport statistics (RTT, loss) for quality samples, once WHIP runs.
     whip: Arc<std::sync::OnceLock<crate::whip::WhipHandle>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("config", &self.config)
+            .field("streams", &self.lock().len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn preset(p: CorePreset) -> QualityPreset {
@@ -109,10 +118,10 @@ fn preset(p: CorePreset) -> QualityPreset {
 }
 
 impl Node {
-    pub fn new(store: Arc<DynamoStore>, s3: aws_sdk_s3::Client, config: NodeConfig) -> Node {
+    pub fn new(store: Arc<DynamoStore>, media: Arc<dyn MediaBucket>, config: NodeConfig) -> Node {
         Node {
             store,
-            s3,
+            media,
             config,
             streams: Arc::new(Mutex::new(HashMap::new())),
             whip: Arc::new(std::sync::OnceLock::new()),
@@ -257,7 +266,7 @@ impl Node {
                             })
                         },
                     };
-                    let uploader = Uploader::new(self.s3.clone(), &self.config.bucket, &stream.id);
+                    let uploader = Uploader::new(self.media.clone(), &stream.id);
                     let registry = self.streams.clone();
                     let id = stream.id.clone();
                     let handle = pipeline::start(

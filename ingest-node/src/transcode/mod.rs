@@ -11,7 +11,7 @@
 //! - [`file_source`] turns a media file into `MediaEvent`s the way RTMP/WHIP ingest would,
 //!   for tests, the benchmark and tools.
 //!
-//! Choices, measured by `cargo run --release -p rill-ingest --bin bench-ladder` (20 s of
+//! Choices, measured by `cargo bench -p rill-ingest --bench bench-ladder` (20 s of
 //! 1080p30 6 Mbit/s, 2 cores, against the `ffmpeg` CLI with the same settings in the same run):
 //! - **Direct scaling** from the decoded source, not a cascade: the cascade saved ~6% CPU
 //!   but lost 0.3 dB (480p) and 0.8 dB (360p) PSNR against the CLI;

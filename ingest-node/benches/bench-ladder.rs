@@ -27,9 +27,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use ffmpeg_next::{Packet, Rational, codec, encoder, format, media};
+use rill_ingest::bitstream::h264::{self, AvcConfig};
 use rill_ingest::media::{EncodedPacket, MediaEvent, NalFraming, Rendition};
 use rill_ingest::transcode::file_source::read_events;
-use rill_ingest::transcode::h264::{self, AvcConfig};
 use rill_ingest::transcode::{
     Ladder, QualityPreset, ScaleMode, SourceMeter, StreamConfig, TranscodeOptions, Transcoder,
 };

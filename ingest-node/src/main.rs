@@ -30,17 +30,18 @@ async fn main() -> ExitCode {
     let node = Node::new(store, media, config.clone());
 
     let auth_node = node.clone();
-    let authoriser = Arc::new(move |req| {
+    let authoriser: Arc<dyn rill_ingest::publish::Authoriser> = Arc::new(move |req| {
         let node = auth_node.clone();
-        async move { node.authorise_rtmp(req).await }
+        async move { node.authorise(req).await }
     });
-    let (rtmp, rtmp_addr) = match RtmpServer::bind(config.rtmp_addr.as_str(), authoriser).await {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("rill-ingest: cannot bind RTMP on {}: {e}", config.rtmp_addr);
-            return ExitCode::FAILURE;
-        }
-    };
+    let (rtmp, rtmp_addr) =
+        match RtmpServer::bind(config.rtmp_addr.as_str(), authoriser.clone()).await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("rill-ingest: cannot bind RTMP on {}: {e}", config.rtmp_addr);
+                return ExitCode::FAILURE;
+            }
+        };
     let http = match tokio::net::TcpListener::bind(config.http_addr.as_str()).await {
         Ok(l) => l,
         Err(e) => {
@@ -63,12 +64,7 @@ async fn main() -> ExitCode {
         advertise_ip: config.webrtc_advertise_ip,
         ..Default::default()
     };
-    let whip_node = node.clone();
-    let whip_auth = Arc::new(move |req| {
-        let node = whip_node.clone();
-        async move { node.authorise_whip(req).await }
-    });
-    let whip = match rill_ingest::whip::WhipServer::bind(whip_config, whip_auth).await {
+    let whip = match rill_ingest::whip::WhipServer::bind(whip_config, authoriser).await {
         Ok(w) => w,
         Err(e) => {
             eprintln!(

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::media::MediaEvent;
 use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
-use crate::rtmp::{PublishRequest, PublishSink, Refusal};
+use crate::publish::{Protocol, PublishRequest, PublishSink, Refusal};
 use crate::transcode::QualityPreset;
 use crate::upload::{MediaBucket, Uploader};
 
@@ -151,40 +151,28 @@ impl Node {
             .collect()
     }
 
-    /// Authorises a WHIP publish: the bearer key must be the current key of the stream in the
-    /// path.
-    pub async fn authorise_whip(
-        &self,
-        request: crate::whip::WhipPublishRequest,
-    ) -> Result<crate::whip::WhipSink, Refusal> {
-        let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
-        let stream = match self.store.stream_for_key(&key.hash()).await {
-            Ok(Some(s)) if s.id == request.stream_id => s,
-            Ok(_) => {
-                tracing::info!(peer = ?request.peer, "WHIP publish refused: key does not open this stream");
-                return Err(Refusal::BadKey);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "key lookup failed");
-                return Err(Refusal::Unavailable);
-            }
-        };
-        let tx = self.attach(&stream, "webrtc").await?;
-        Ok(crate::whip::WhipSink::new(tx).with_label(stream.id))
-    }
-
-    /// Authorises a publish by key (RTMP) and returns where its media goes.
-    pub async fn authorise_rtmp(&self, request: PublishRequest) -> Result<PublishSink, Refusal> {
-        if request.app != "live" {
+    /// Authorises a publish (RTMP or WHIP) by its key and returns where its media goes.
+    /// The key must be the current key of a stream, and of the stream the publisher names
+    /// if it names one (WHIP's path); RTMP publishes must use the `live` app.
+    pub async fn authorise(&self, request: PublishRequest) -> Result<PublishSink, Refusal> {
+        if request.app.as_deref().is_some_and(|app| app != "live") {
             return Err(Refusal::NotAllowed(
                 "publish to rtmp://host/live/<streamKey>".into(),
             ));
         }
         let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
         let stream = match self.store.stream_for_key(&key.hash()).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                tracing::info!(peer = %request.peer, "publish refused: unknown stream key");
+            Ok(Some(s))
+                if request
+                    .stream_id
+                    .as_deref()
+                    .is_none_or(|named| named == s.id) =>
+            {
+                s
+            }
+            Ok(_) => {
+                // Never the key: the protocol and the peer are enough to investigate.
+                tracing::info!(protocol = %request.protocol, peer = ?request.peer, stream_id = ?request.stream_id, "publish refused: the key does not open this stream");
                 return Err(Refusal::BadKey);
             }
             Err(e) => {
@@ -192,7 +180,7 @@ impl Node {
                 return Err(Refusal::Unavailable);
             }
         };
-        let tx = self.attach(&stream, "rtmp").await?;
+        let tx = self.attach(&stream, request.protocol).await?;
         Ok(PublishSink::new(tx).with_label(stream.id))
     }
 
@@ -201,7 +189,7 @@ impl Node {
     pub async fn attach(
         &self,
         stream: &rill_core::Stream,
-        protocol: &'static str,
+        protocol: Protocol,
     ) -> Result<mpsc::Sender<MediaEvent>, Refusal> {
         if !stream.status.accepts_ingest() {
             tracing::info!(stream_id = %stream.id, status = %stream.status, "publish refused: stream is over");
@@ -242,12 +230,12 @@ impl Node {
                         protocol,
                         // Browsers send keyframes only when asked: a WebRTC source's GOP
                         // cannot be vouched for, so it is always re-encoded.
-                        passthrough: self.config.passthrough && protocol == "rtmp",
+                        passthrough: self.config.passthrough && protocol == Protocol::Rtmp,
                         x264_params: self.config.x264_params.clone().or_else(|| {
                             // Someone publishing from a browser is usually talking to the
                             // audience: no B-frames or lookahead, ~0.2 s less delay, for
                             // 0.3-0.6 dB (bench-ladder). OBS/RTMP stays quality-first.
-                            (protocol == "webrtc").then(|| WEBRTC_X264_PARAMS.to_owned())
+                            (protocol == Protocol::WebRtc).then(|| WEBRTC_X264_PARAMS.to_owned())
                         }),
                         thumbnail_url: format!(
                             "{}/live/{}/{}",
@@ -289,7 +277,7 @@ impl Node {
                             publishing: true,
                         },
                     );
-                    tracing::info!(stream_id = %stream.id, protocol, "publisher accepted");
+                    tracing::info!(stream_id = %stream.id, %protocol, "publisher accepted");
                     input
                 }
             }

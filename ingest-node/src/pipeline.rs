@@ -35,6 +35,7 @@ use crate::package::{
     self, AudioMedia, BitrateStats, MediaPlaylist, Packager, PackagerOptions, PlaylistSegment,
     Segment, TrackConfig, TrackKind, VariantStream, Window,
 };
+use crate::publish::Protocol;
 use crate::transcode::{
     Ladder, QualityPreset, SourceInfo, SourceMeter, StreamConfig, TranscodeOptions, Transcoder,
 };
@@ -54,8 +55,8 @@ pub struct PipelineConfig {
     pub segment_ms: u32,
     pub reconnect_window: Duration,
     pub sample_every: Duration,
-    /// `rtmp` or `webrtc`, for samples.
-    pub protocol: &'static str,
+    /// How the publisher arrived, for samples.
+    pub protocol: Protocol,
     /// Public URL of the live thumbnail, set on the stream when it has none.
     pub thumbnail_url: String,
     /// Whether a source that already fits the top rung (H.264 at its size, frame rate and
@@ -802,7 +803,7 @@ async fn upload_task(
                         packet_loss: loss,
                         health: health(fps, 30.0, speed, loss.unwrap_or(0.0), dropped, frames),
                         viewers,
-                        protocol: config.protocol.to_owned(),
+                        protocol: config.protocol.as_str().to_owned(),
                     };
                     if let Err(e) = metrics.put_sample(&sample).await {
                         tracing::warn!(stream_id = %id, error = %e, "sample not stored");

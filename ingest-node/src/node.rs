@@ -1,8 +1,10 @@
 //! The node: publish authorisation, one supervised pipeline per stream, shutdown.
 //!
 //! Invariants:
-//! - a key is checked against DynamoDB (SHA-256 lookup, then the item itself) before any
-//!   media is accepted; the key is never logged;
+//! - a key is checked against the stream store (SHA-256 lookup, then the item itself)
+//!   before any media is accepted; the key is never logged;
+//! - the node depends on `rill-core` ports only ([`Ports`]); which backend sits behind them
+//!   is decided in one place, [`crate::run()`];
 //! - one publisher per stream at a time; a publisher arriving while the stream waits in its
 //!   reconnect window continues the same pipeline;
 //! - a failing pipeline ends its own stream only; `shutdown` finalises every stream (ENDLIST,
@@ -12,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rill_aws::store::DynamoStore;
 use rill_core::key::StreamKey as CoreKey;
-use rill_core::store::StreamStore;
+use rill_core::media::MediaBucket;
+use rill_core::store::{MetricsStore, StreamStore};
 use rill_core::stream::QualityPreset as CorePreset;
 use rill_core::{Command, StreamStatus};
 use tokio::sync::mpsc;
@@ -23,25 +25,21 @@ use crate::media::MediaEvent;
 use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
 use crate::publish::{Protocol, PublishRequest, PublishSink, Refusal};
 use crate::transcode::QualityPreset;
-use crate::upload::{MediaBucket, Uploader};
+use crate::upload::Uploader;
 
 /// x264 parameters for WebRTC publishers unless `X264_PARAMS` says otherwise.
 pub const WEBRTC_X264_PARAMS: &str = "bframes=0:rc-lookahead=0";
 
-/// Settings of the node, from the environment.
-#[derive(Debug, Clone)]
+/// Stream-level settings of the node (read from the environment by [`crate::config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
-    pub rtmp_addr: String,
-    pub http_addr: String,
+    /// Segment length (`SEGMENT_MS`, 500..=6000).
     pub segment_ms: u32,
+    /// How long a dropped publisher may take to come back (`RECONNECT_WINDOW_SECONDS`).
     pub reconnect_window: Duration,
+    /// Quality sample interval (`SAMPLE_SECONDS`).
     pub sample_every: Duration,
-    pub bucket: String,
-    /// UDP address of the WebRTC (WHIP) media engine.
-    pub webrtc_udp_addr: String,
-    /// Public IP to advertise in ICE candidates when binding a wildcard address.
-    pub webrtc_advertise_ip: Option<std::net::IpAddr>,
-    /// CDN base of the bucket, for the thumbnail URL set on streams.
+    /// CDN base of the bucket, for the thumbnail URL set on streams (no trailing slash).
     pub hls_base_url: String,
     /// `PASSTHROUGH` (default on): RTMP sources that fit the top rung are not re-encoded.
     pub passthrough: bool,
@@ -51,34 +49,21 @@ pub struct NodeConfig {
     pub x264_params: Option<String>,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// What the node talks to, as `rill-core` ports; the composition root ([`crate::run()`])
+/// plugs in the AWS adapters.
+#[derive(Clone)]
+pub struct Ports {
+    /// Stream lookup by key hash, status commands, thumbnail URL.
+    pub streams: Arc<dyn StreamStore>,
+    /// Quality samples.
+    pub metrics: Arc<dyn MetricsStore>,
+    /// Segments, playlists and thumbnails.
+    pub media: Arc<dyn MediaBucket>,
 }
 
-impl NodeConfig {
-    pub fn from_env(bucket: String) -> NodeConfig {
-        NodeConfig {
-            rtmp_addr: env_or("RTMP_ADDR", "127.0.0.1:1935".to_owned()),
-            http_addr: env_or("INGEST_HTTP_ADDR", "127.0.0.1:8889".to_owned()),
-            segment_ms: env_or("SEGMENT_MS", 1000u32).clamp(500, 6000),
-            reconnect_window: Duration::from_secs(env_or("RECONNECT_WINDOW_SECONDS", 30u64)),
-            sample_every: Duration::from_secs(env_or("SAMPLE_SECONDS", 5u64).max(1)),
-            bucket,
-            webrtc_udp_addr: env_or("WEBRTC_UDP_ADDR", "127.0.0.1:8890".to_owned()),
-            webrtc_advertise_ip: std::env::var("WEBRTC_ADVERTISE_IP")
-                .ok()
-                .and_then(|v| v.parse().ok()),
-            hls_base_url: env_or("HLS_BASE_URL", "http://127.0.0.1:3000/hls".to_owned())
-                .trim_end_matches('/')
-                .to_owned(),
-            passthrough: env_or("PASSTHROUGH", true),
-            x264_params: std::env::var("X264_PARAMS")
-                .ok()
-                .filter(|p| !p.trim().is_empty()),
-        }
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
     }
 }
 
@@ -91,8 +76,7 @@ struct Active {
 /// Shared state of the node.
 #[derive(Clone)]
 pub struct Node {
-    store: Arc<DynamoStore>,
-    media: Arc<dyn MediaBucket>,
+    ports: Ports,
     config: NodeConfig,
     streams: Arc<Mutex<HashMap<String, Active>>>,
     /// WebRTC transport statistics (RTT, loss) for quality samples, once WHIP runs.
@@ -118,10 +102,9 @@ fn preset(p: CorePreset) -> QualityPreset {
 }
 
 impl Node {
-    pub fn new(store: Arc<DynamoStore>, media: Arc<dyn MediaBucket>, config: NodeConfig) -> Node {
+    pub fn new(ports: Ports, config: NodeConfig) -> Node {
         Node {
-            store,
-            media,
+            ports,
             config,
             streams: Arc::new(Mutex::new(HashMap::new())),
             whip: Arc::new(std::sync::OnceLock::new()),
@@ -161,7 +144,7 @@ impl Node {
             ));
         }
         let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
-        let stream = match self.store.stream_for_key(&key.hash()).await {
+        let stream = match self.ports.streams.stream_for_key(&key.hash()).await {
             Ok(Some(s))
                 if request
                     .stream_id
@@ -201,7 +184,8 @@ impl Node {
         if stream.status == StreamStatus::Scheduled {
             // An early publisher starts a scheduled stream, as the owner's `start` would.
             if let Err(e) = self
-                .store
+                .ports
+                .streams
                 .apply(&stream.id, Command::Start, rill_core::time::now())
                 .await
             {
@@ -254,13 +238,13 @@ impl Node {
                             })
                         },
                     };
-                    let uploader = Uploader::new(self.media.clone(), &stream.id);
+                    let uploader = Uploader::new(self.ports.media.clone(), &stream.id);
                     let registry = self.streams.clone();
                     let id = stream.id.clone();
                     let handle = pipeline::start(
                         config,
-                        self.store.clone(),
-                        self.store.clone(),
+                        self.ports.streams.clone(),
+                        self.ports.metrics.clone(),
                         uploader,
                         move || {
                             registry

@@ -144,18 +144,17 @@ impl Node {
             ));
         }
         let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
+        let named = request.stream_id.as_deref();
         let stream = match self.ports.streams.stream_for_key(&key.hash()).await {
-            Ok(Some(s))
-                if request
-                    .stream_id
-                    .as_deref()
-                    .is_none_or(|named| named == s.id) =>
-            {
-                s
-            }
+            Ok(Some(s)) if named.is_none_or(|id| id == s.id) => s,
             Ok(_) => {
-                // Never the key: the protocol and the peer are enough to investigate.
-                tracing::info!(protocol = %request.protocol, peer = ?request.peer, stream_id = ?request.stream_id, "publish refused: the key does not open this stream");
+                // Never the key: the protocol, the peer and the stream named are enough.
+                tracing::info!(
+                    protocol = %request.protocol,
+                    peer = ?request.peer,
+                    stream_id = ?named,
+                    "publish refused: the key does not open this stream"
+                );
                 return Err(Refusal::BadKey);
             }
             Err(e) => {

@@ -15,6 +15,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "dependency layering (rill-core SDK-free; rill-ingest reaches AWS only through rill-aws)"
+"$ROOT/scripts/check-layering.sh"
+
 step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 "$ROOT/scripts/lint-template.sh" "$ROOT/infra/template.yaml"
 

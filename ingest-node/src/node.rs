@@ -1,8 +1,10 @@
 //! The node: publish authorisation, one supervised pipeline per stream, shutdown.
 //!
 //! Invariants:
-//! - a key is checked against DynamoDB (SHA-256 lookup, then the item itself) before any
-//!   media is accepted; the key is never logged;
+//! - a key is checked against the stream store (SHA-256 lookup, then the item itself)
+//!   before any media is accepted; the key is never logged;
+//! - the node depends on `rill-core` ports only ([`Ports`]); which backend sits behind them
+//!   is decided in one place, [`crate::run()`];
 //! - one publisher per stream at a time; a publisher arriving while the stream waits in its
 //!   reconnect window continues the same pipeline;
 //! - a failing pipeline ends its own stream only; `shutdown` finalises every stream (ENDLIST,
@@ -12,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rill_aws::store::DynamoStore;
 use rill_core::key::StreamKey as CoreKey;
-use rill_core::store::StreamStore;
+use rill_core::media::MediaBucket;
+use rill_core::store::{MetricsStore, StreamStore};
 use rill_core::stream::QualityPreset as CorePreset;
 use rill_core::{Command, StreamStatus};
 use tokio::sync::mpsc;
@@ -22,27 +24,23 @@ use tokio::sync::mpsc;
 use crate::governor::GovernorConfig;
 use crate::media::MediaEvent;
 use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
-use crate::rtmp::{PublishRequest, PublishSink, Refusal};
+use crate::publish::{Protocol, PublishRequest, PublishSink, Refusal};
 use crate::transcode::QualityPreset;
 use crate::upload::Uploader;
 
 /// x264 parameters for WebRTC publishers unless `X264_PARAMS` says otherwise.
 pub const WEBRTC_X264_PARAMS: &str = "bframes=0:rc-lookahead=0";
 
-/// Settings of the node, from the environment.
-#[derive(Debug, Clone)]
+/// Stream-level settings of the node (read from the environment by [`crate::config`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
-    pub rtmp_addr: String,
-    pub http_addr: String,
+    /// Segment length (`SEGMENT_MS`, 500..=6000).
     pub segment_ms: u32,
+    /// How long a dropped publisher may take to come back (`RECONNECT_WINDOW_SECONDS`).
     pub reconnect_window: Duration,
+    /// Quality sample interval (`SAMPLE_SECONDS`).
     pub sample_every: Duration,
-    pub bucket: String,
-    /// UDP address of the WebRTC (WHIP) media engine.
-    pub webrtc_udp_addr: String,
-    /// Public IP to advertise in ICE candidates when binding a wildcard address.
-    pub webrtc_advertise_ip: Option<std::net::IpAddr>,
-    /// CDN base of the bucket, for the thumbnail URL set on streams.
+    /// CDN base of the bucket, for the thumbnail URL set on streams (no trailing slash).
     pub hls_base_url: String,
     /// `PASSTHROUGH` (default on): RTMP sources that fit the top rung are not re-encoded.
     pub passthrough: bool,
@@ -58,62 +56,21 @@ pub struct NodeConfig {
     pub fault_hooks: bool,
 }
 
-/// Parses `GOVERNOR`.
-pub fn governor_from(value: Option<&str>) -> Result<GovernorConfig, String> {
-    let fixed = match value.map(str::trim) {
-        None | Some("" | "on") => None,
-        Some("off") => Some(0),
-        Some(level) => match level.parse::<u8>() {
-            Ok(l) if l <= crate::governor::MAX_LEVEL => Some(l),
-            _ => {
-                return Err(format!(
-                    "GOVERNOR={level:?}: expected on, off or a level 0-{}",
-                    crate::governor::MAX_LEVEL
-                ));
-            }
-        },
-    };
-    Ok(GovernorConfig {
-        fixed,
-        ..GovernorConfig::default()
-    })
+/// What the node talks to, as `rill-core` ports; the composition root ([`crate::run()`])
+/// plugs in the AWS adapters.
+#[derive(Clone)]
+pub struct Ports {
+    /// Stream lookup by key hash, status commands, thumbnail URL.
+    pub streams: Arc<dyn StreamStore>,
+    /// Quality samples.
+    pub metrics: Arc<dyn MetricsStore>,
+    /// Segments, playlists and thumbnails.
+    pub media: Arc<dyn MediaBucket>,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-impl NodeConfig {
-    pub fn from_env(bucket: String) -> NodeConfig {
-        NodeConfig {
-            rtmp_addr: env_or("RTMP_ADDR", "127.0.0.1:1935".to_owned()),
-            http_addr: env_or("INGEST_HTTP_ADDR", "127.0.0.1:8889".to_owned()),
-            segment_ms: env_or("SEGMENT_MS", 1000u32).clamp(500, 6000),
-            reconnect_window: Duration::from_secs(env_or("RECONNECT_WINDOW_SECONDS", 30u64)),
-            sample_every: Duration::from_secs(env_or("SAMPLE_SECONDS", 5u64).max(1)),
-            bucket,
-            webrtc_udp_addr: env_or("WEBRTC_UDP_ADDR", "127.0.0.1:8890".to_owned()),
-            webrtc_advertise_ip: std::env::var("WEBRTC_ADVERTISE_IP")
-                .ok()
-                .and_then(|v| v.parse().ok()),
-            hls_base_url: env_or("HLS_BASE_URL", "http://127.0.0.1:3000/hls".to_owned())
-                .trim_end_matches('/')
-                .to_owned(),
-            passthrough: env_or("PASSTHROUGH", true),
-            x264_params: std::env::var("X264_PARAMS")
-                .ok()
-                .filter(|p| !p.trim().is_empty()),
-            governor: governor_from(std::env::var("GOVERNOR").ok().as_deref()).unwrap_or_else(
-                |e| {
-                    tracing::error!("{e}; the governor stays on");
-                    GovernorConfig::default()
-                },
-            ),
-            fault_hooks: std::env::var("RILL_FAULT_HOOKS").is_ok_and(|v| v == "1"),
-        }
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
     }
 }
 
@@ -124,14 +81,22 @@ struct Active {
 }
 
 /// Shared state of the node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Node {
-    store: Arc<DynamoStore>,
-    s3: aws_sdk_s3::Client,
+    ports: Ports,
     config: NodeConfig,
     streams: Arc<Mutex<HashMap<String, Active>>>,
     /// WebRTC transport statistics (RTT, loss) for quality samples, once WHIP runs.
     whip: Arc<std::sync::OnceLock<crate::whip::WhipHandle>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("config", &self.config)
+            .field("streams", &self.lock().len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn preset(p: CorePreset) -> QualityPreset {
@@ -144,10 +109,9 @@ fn preset(p: CorePreset) -> QualityPreset {
 }
 
 impl Node {
-    pub fn new(store: Arc<DynamoStore>, s3: aws_sdk_s3::Client, config: NodeConfig) -> Node {
+    pub fn new(ports: Ports, config: NodeConfig) -> Node {
         Node {
-            store,
-            s3,
+            ports,
             config,
             streams: Arc::new(Mutex::new(HashMap::new())),
             whip: Arc::new(std::sync::OnceLock::new()),
@@ -177,40 +141,27 @@ impl Node {
             .collect()
     }
 
-    /// Authorises a WHIP publish: the bearer key must be the current key of the stream in the
-    /// path.
-    pub async fn authorise_whip(
-        &self,
-        request: crate::whip::WhipPublishRequest,
-    ) -> Result<crate::whip::WhipSink, Refusal> {
-        let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
-        let stream = match self.store.stream_for_key(&key.hash()).await {
-            Ok(Some(s)) if s.id == request.stream_id => s,
-            Ok(_) => {
-                tracing::info!(peer = ?request.peer, "WHIP publish refused: key does not open this stream");
-                return Err(Refusal::BadKey);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "key lookup failed");
-                return Err(Refusal::Unavailable);
-            }
-        };
-        let tx = self.attach(&stream, "webrtc").await?;
-        Ok(crate::whip::WhipSink::new(tx).with_label(stream.id))
-    }
-
-    /// Authorises a publish by key (RTMP) and returns where its media goes.
-    pub async fn authorise_rtmp(&self, request: PublishRequest) -> Result<PublishSink, Refusal> {
-        if request.app != "live" {
+    /// Authorises a publish (RTMP or WHIP) by its key and returns where its media goes.
+    /// The key must be the current key of a stream, and of the stream the publisher names
+    /// if it names one (WHIP's path); RTMP publishes must use the `live` app.
+    pub async fn authorise(&self, request: PublishRequest) -> Result<PublishSink, Refusal> {
+        if request.app.as_deref().is_some_and(|app| app != "live") {
             return Err(Refusal::NotAllowed(
                 "publish to rtmp://host/live/<streamKey>".into(),
             ));
         }
         let key = CoreKey::parse(request.stream_key.expose()).ok_or(Refusal::BadKey)?;
-        let stream = match self.store.stream_for_key(&key.hash()).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                tracing::info!(peer = %request.peer, "publish refused: unknown stream key");
+        let named = request.stream_id.as_deref();
+        let stream = match self.ports.streams.stream_for_key(&key.hash()).await {
+            Ok(Some(s)) if named.is_none_or(|id| id == s.id) => s,
+            Ok(_) => {
+                // Never the key: the protocol, the peer and the stream named are enough.
+                tracing::info!(
+                    protocol = %request.protocol,
+                    peer = ?request.peer,
+                    stream_id = ?named,
+                    "publish refused: the key does not open this stream"
+                );
                 return Err(Refusal::BadKey);
             }
             Err(e) => {
@@ -218,7 +169,7 @@ impl Node {
                 return Err(Refusal::Unavailable);
             }
         };
-        let tx = self.attach(&stream, "rtmp").await?;
+        let tx = self.attach(&stream, request.protocol).await?;
         Ok(PublishSink::new(tx).with_label(stream.id))
     }
 
@@ -227,7 +178,7 @@ impl Node {
     pub async fn attach(
         &self,
         stream: &rill_core::Stream,
-        protocol: &'static str,
+        protocol: Protocol,
     ) -> Result<mpsc::Sender<MediaEvent>, Refusal> {
         if !stream.status.accepts_ingest() {
             tracing::info!(stream_id = %stream.id, status = %stream.status, "publish refused: stream is over");
@@ -239,7 +190,8 @@ impl Node {
         if stream.status == StreamStatus::Scheduled {
             // An early publisher starts a scheduled stream, as the owner's `start` would.
             if let Err(e) = self
-                .store
+                .ports
+                .streams
                 .apply(&stream.id, Command::Start, rill_core::time::now())
                 .await
             {
@@ -268,12 +220,12 @@ impl Node {
                         protocol,
                         // Browsers send keyframes only when asked: a WebRTC source's GOP
                         // cannot be vouched for, so it is always re-encoded.
-                        passthrough: self.config.passthrough && protocol == "rtmp",
+                        passthrough: self.config.passthrough && protocol == Protocol::Rtmp,
                         x264_params: self.config.x264_params.clone().or_else(|| {
                             // Someone publishing from a browser is usually talking to the
                             // audience: no B-frames or lookahead, ~0.2 s less delay, for
                             // 0.3-0.6 dB (bench-ladder). OBS/RTMP stays quality-first.
-                            (protocol == "webrtc").then(|| WEBRTC_X264_PARAMS.to_owned())
+                            (protocol == Protocol::WebRtc).then(|| WEBRTC_X264_PARAMS.to_owned())
                         }),
                         thumbnail_url: format!(
                             "{}/live/{}/{}",
@@ -293,13 +245,13 @@ impl Node {
                             })
                         },
                     };
-                    let uploader = Uploader::new(self.s3.clone(), &self.config.bucket, &stream.id);
+                    let uploader = Uploader::new(self.ports.media.clone(), &stream.id);
                     let registry = self.streams.clone();
                     let id = stream.id.clone();
                     let handle = pipeline::start(
                         config,
-                        self.store.clone(),
-                        self.store.clone(),
+                        self.ports.streams.clone(),
+                        self.ports.metrics.clone(),
                         uploader,
                         move || {
                             registry
@@ -316,7 +268,7 @@ impl Node {
                             publishing: true,
                         },
                     );
-                    tracing::info!(stream_id = %stream.id, protocol, "publisher accepted");
+                    tracing::info!(stream_id = %stream.id, %protocol, "publisher accepted");
                     input
                 }
             }
@@ -371,25 +323,5 @@ impl Node {
                 Err(_) => tracing::error!(stream_id = %id, "stream did not finalise in time"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::governor_from;
-
-    #[test]
-    fn governor_setting_is_on_by_default_off_or_a_fixed_level() {
-        assert_eq!(governor_from(None).unwrap().fixed, None);
-        assert_eq!(governor_from(Some("on")).unwrap().fixed, None);
-        assert_eq!(governor_from(Some("off")).unwrap().fixed, Some(0));
-        assert_eq!(governor_from(Some("3")).unwrap().fixed, Some(3));
-    }
-
-    #[test]
-    fn an_unknown_governor_setting_is_an_error_naming_it() {
-        let e = governor_from(Some("fast")).unwrap_err();
-        assert!(e.contains("GOVERNOR"), "{e}");
-        assert!(governor_from(Some("6")).is_err());
     }
 }

@@ -1,68 +1,37 @@
-//! Uploads to S3 with the headers a CDN needs, retried with backoff.
+//! One stream's view of the media bucket: objects named relative to `live/{streamId}/`.
 //!
-//! Playlists are fresh for browsers (`max-age=0`: a player polling every second must not be
-//! handed its own cached copy) and cached for a second by the CDN (`s-maxage=1`, which
-//! CloudFront prefers, so a crowd of viewers costs the bucket one GET a second); segments and init
-//! segments never change once written (`immutable`). Callers keep the order that matters —
-//! a segment is stored before any playlist that names it — by awaiting segment uploads
-//! before playlist uploads.
+//! The headers per object kind and the retries belong to the bucket
+//! ([`rill_core::media::MediaBucket`], implemented on S3 by `rill-aws`); this wrapper only
+//! fixes the stream's prefix, so no caller can write outside its own stream's objects.
+//! Callers keep the order that matters — a segment is stored before any playlist that
+//! names it — by awaiting segment uploads before playlist uploads.
 
-use std::time::Duration;
+use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
-
-/// What an object is, which decides its Content-Type and Cache-Control.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectKind {
-    Playlist,
-    Init,
-    Segment,
-    Thumbnail,
-}
-
-impl ObjectKind {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ObjectKind::Playlist => "application/vnd.apple.mpegurl",
-            ObjectKind::Init => "video/mp4",
-            ObjectKind::Segment => "video/iso.segment",
-            ObjectKind::Thumbnail => "image/jpeg",
-        }
-    }
-
-    pub fn cache_control(self) -> &'static str {
-        match self {
-            ObjectKind::Playlist => "max-age=0, s-maxage=1",
-            ObjectKind::Init | ObjectKind::Segment => "max-age=31536000, immutable",
-            ObjectKind::Thumbnail => "max-age=5",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("upload of {key} failed after {attempts} attempts: {last}")]
-pub struct UploadError {
-    pub key: String,
-    pub attempts: u32,
-    pub last: String,
-}
+pub use rill_core::media::{MediaBucket, MediaBucketError as UploadError, ObjectKind};
 
 /// Puts objects under `live/{streamId}/`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Uploader {
-    s3: aws_sdk_s3::Client,
-    bucket: String,
+    bucket: Arc<dyn MediaBucket>,
     prefix: String,
-    attempts: u32,
+}
+
+impl fmt::Debug for Uploader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Uploader")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Uploader {
-    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>, stream_id: &str) -> Uploader {
+    pub fn new(bucket: Arc<dyn MediaBucket>, stream_id: &str) -> Uploader {
         Uploader {
-            s3,
-            bucket: bucket.into(),
-            prefix: format!("live/{stream_id}"),
-            attempts: 5,
+            bucket,
+            prefix: rill_core::media::live_prefix(stream_id),
         }
     }
 
@@ -70,57 +39,44 @@ impl Uploader {
         format!("{}/{name}", self.prefix)
     }
 
-    /// Stores `name` (relative to the stream's prefix); retries 100 ms, 200 ms, ... on failure.
+    /// Stores `name` (relative to the stream's prefix), retried by the bucket on failure.
     pub async fn put(&self, name: &str, body: Bytes, kind: ObjectKind) -> Result<(), UploadError> {
-        let key = self.key(name);
-        let mut delay = Duration::from_millis(100);
-        let mut last = String::new();
-        for attempt in 1..=self.attempts {
-            let result = self
-                .s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .content_type(kind.content_type())
-                .cache_control(kind.cache_control())
-                .body(body.clone().into())
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    last = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-                    tracing::warn!(%key, attempt, error = %last, "upload failed; retrying");
-                    if attempt < self.attempts {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
-                }
-            }
-        }
-        Err(UploadError {
-            key,
-            attempts: self.attempts,
-            last,
-        })
+        self.bucket.put(&self.key(name), body, kind).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
-    #[test]
-    fn playlists_are_short_lived_and_segments_immutable() {
+    /// Records what was put (pure logic test: the S3 side is tested in rill-aws).
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, ObjectKind)>>);
+
+    #[async_trait::async_trait]
+    impl MediaBucket for Recorder {
+        async fn put(&self, key: &str, _: Bytes, kind: ObjectKind) -> Result<(), UploadError> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((key.to_owned(), kind));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn objects_are_stored_under_the_streams_live_prefix() {
+        let bucket = Arc::new(Recorder::default());
+        let uploader = Uploader::new(bucket.clone(), "s1");
+        uploader
+            .put("720p/index.m3u8", Bytes::new(), ObjectKind::Playlist)
+            .await
+            .expect("recorded");
         assert_eq!(
-            ObjectKind::Playlist.cache_control(),
-            "max-age=0, s-maxage=1"
-        );
-        assert!(ObjectKind::Segment.cache_control().contains("immutable"));
-        assert!(ObjectKind::Init.cache_control().contains("immutable"));
-        assert_eq!(
-            ObjectKind::Playlist.content_type(),
-            "application/vnd.apple.mpegurl"
+            *bucket.0.lock().expect("not poisoned"),
+            vec![("live/s1/720p/index.m3u8".to_owned(), ObjectKind::Playlist)]
         );
     }
 }

@@ -12,22 +12,23 @@ pub struct AwsSettings {
     pub region: String,
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
 impl AwsSettings {
     pub fn from_env() -> AwsSettings {
+        AwsSettings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The same settings from any variable lookup (a composition root that reads its whole
+    /// environment once, tests). An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> AwsSettings {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
         AwsSettings {
-            table_name: env_or("TABLE_NAME", "rill"),
-            bucket_name: env_or("BUCKET_NAME", "rill-media"),
-            endpoint_url: std::env::var("AWS_ENDPOINT_URL")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            region: env_or("AWS_REGION", &env_or("AWS_DEFAULT_REGION", "us-east-1")),
+            table_name: or("TABLE_NAME", "rill"),
+            bucket_name: or("BUCKET_NAME", "rill-media"),
+            endpoint_url: var("AWS_ENDPOINT_URL"),
+            region: var("AWS_REGION")
+                .or_else(|| var("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".to_owned()),
         }
     }
 }
@@ -55,4 +56,39 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(path_style)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_fall_back_to_the_local_defaults() {
+        let s = AwsSettings::from_lookup(|name| (name == "TABLE_NAME").then(String::new));
+        assert_eq!(s.table_name, "rill");
+        assert_eq!(s.bucket_name, "rill-media");
+        assert_eq!(s.endpoint_url, None);
+        assert_eq!(s.region, "us-east-1");
+    }
+
+    #[test]
+    fn aws_region_wins_over_aws_default_region() {
+        let env = [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-west-2"),
+        ];
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        assert_eq!(AwsSettings::from_lookup(lookup).region, "eu-west-1");
+        assert_eq!(
+            AwsSettings::from_lookup(|name| {
+                (name == "AWS_DEFAULT_REGION").then(|| "us-west-2".to_owned())
+            })
+            .region,
+            "us-west-2"
+        );
+    }
 }

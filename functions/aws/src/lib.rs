@@ -7,6 +7,8 @@
 //! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
 //!   (on AWS the SAM template creates them).
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
+//! - [`media_bucket`]: [`media_bucket::S3MediaBucket`], the S3 implementation of
+//!   `rill-core`'s media bucket port (headers per object kind, retries).
 //! - [`realtime`]: connections, moderation, rate limits and Q&A on the same table.
 //! - [`notify`]: frames to WebSocket connections through the Management API.
 //!
@@ -16,6 +18,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod media_bucket;
 pub mod notify;
 pub mod objects;
 pub mod realtime;

@@ -12,6 +12,8 @@
 //! - [`key`]: stream keys. A key is 256 random bits shown once; only its SHA-256 is kept.
 //! - [`event`]: the realtime event envelope and names shared by every producer.
 //! - [`store`]: the storage traits the handlers depend on.
+//! - [`media`]: the media bucket port the ingest node writes HLS objects through, and the
+//!   Content-Type / Cache-Control rule of every object kind.
 //!
 //! Invariants: timestamps are UTC and serialise as RFC 3339 with milliseconds (so they sort
 //! as strings); ids are ULIDs (sortable by creation time); no type here ever carries a
@@ -22,6 +24,7 @@ pub mod chat;
 pub mod event;
 pub mod ids;
 pub mod key;
+pub mod media;
 pub mod quality;
 pub mod realtime;
 pub mod store;

@@ -30,6 +30,8 @@ mod tests;
 
 use bytes::Bytes;
 
+use crate::bitstream::{aac, h264};
+
 pub use fmp4::{MEDIA_TIME_OFFSET_MS, Packager, PackagerOptions, Segment, extradata_of};
 pub use playlist::{
     AudioMedia, BitrateStats, MediaPlaylist, PlaylistError, PlaylistSegment, VariantStream, Window,
@@ -104,8 +106,9 @@ impl TrackConfig {
 pub fn avc1_codec_string(extradata: &[u8]) -> Option<String> {
     let sps = match extradata {
         [1, rest @ ..] => rest,
-        _ => annexb_nal_units(extradata)
-            .find(|nal| nal.first().map(|b| b & 0x1f) == Some(7))?
+        _ => h264::annexb_nals(extradata)
+            .into_iter()
+            .find(|unit| h264::nal_type(unit) == h264::nal::SPS)?
             .get(1..)?,
     };
     match sps {
@@ -116,49 +119,9 @@ pub fn avc1_codec_string(extradata: &[u8]) -> Option<String> {
     }
 }
 
-/// NAL units of an Annex B byte stream (start codes `00 00 01` / `00 00 00 01` removed).
-fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let ends: Vec<usize> = starts
-        .iter()
-        .skip(1)
-        .map(|&s| {
-            // Trailing zero bytes before a start code belong to it (4-byte start codes).
-            let mut e = s - 3;
-            while e > 0 && data[e - 1] == 0 {
-                e -= 1;
-            }
-            e
-        })
-        .chain(std::iter::once(data.len()))
-        .collect();
-    starts
-        .into_iter()
-        .zip(ends)
-        .map(move |(s, e)| &data[s..e.max(s)])
-}
-
 /// `mp4a.40.N` from an AudioSpecificConfig (N = audio object type: 2 = AAC-LC, 5 = HE-AAC).
 pub fn aac_codec_string(asc: &[u8]) -> Option<String> {
-    let first = *asc.first()?;
-    let aot = first >> 3;
-    let aot = if aot == 31 {
-        // Escape: 6 more bits follow.
-        let second = *asc.get(1)?;
-        32 + (((first & 0x07) << 3) | (second >> 5))
-    } else {
-        aot
-    };
-    (aot != 0).then(|| format!("mp4a.40.{aot}"))
+    aac::object_type(asc).map(|aot| format!("mp4a.40.{aot}"))
 }
 
 /// `{rendition}/init.mp4` for the first init of a rendition, `{rendition}/init-{n}.mp4`

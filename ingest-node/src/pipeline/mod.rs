@@ -42,6 +42,7 @@ pub use lag::{LagWindow, Lateness};
 use crate::governor::GovernorConfig;
 use crate::media::{MediaEvent, Rendition};
 use crate::package::Segment;
+use crate::publish::Protocol;
 use crate::transcode::QualityPreset;
 use crate::upload::Uploader;
 
@@ -60,7 +61,7 @@ pub struct PipelineConfig {
     pub reconnect_window: Duration,
     pub sample_every: Duration,
     /// `rtmp` or `webrtc`, for samples.
-    pub protocol: &'static str,
+    pub protocol: Protocol,
     /// Public URL of the live thumbnail, set on the stream when it has none.
     pub thumbnail_url: String,
     /// Whether a source that already fits the top rung (H.264 at its size, frame rate and

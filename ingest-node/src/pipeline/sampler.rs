@@ -9,6 +9,7 @@ use rill_core::quality::{QualitySample, health};
 use rill_core::store::MetricsStore;
 
 use super::{Counters, PipelineConfig};
+use crate::publish::Protocol;
 
 /// Counter values at the previous sample, for rates.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +22,7 @@ struct Mark {
 
 pub(super) struct Sampler {
     id: String,
-    protocol: &'static str,
+    protocol: Protocol,
     transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
     metrics: Arc<dyn MetricsStore>,
     counters: Arc<Counters>,
@@ -93,7 +94,7 @@ impl Sampler {
                 governor_level,
             ),
             viewers,
-            protocol: self.protocol.to_owned(),
+            protocol: self.protocol.as_str().to_owned(),
             governor_level,
             shed_frames: c.shed_frames.load(Ordering::Relaxed),
         };

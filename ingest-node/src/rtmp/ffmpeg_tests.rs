@@ -12,9 +12,9 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
-use super::server::{Authoriser, PublishRequest, PublishSink, RtmpServer};
-use super::session::Refusal;
+use super::server::RtmpServer;
 use crate::media::{AudioCodec, MediaEvent, NalFraming};
+use crate::publish::{Authoriser, PublishRequest, PublishSink, Refusal};
 
 const GOOD_KEY: &str = "sk_live_7f3a9c0e1b2d";
 
@@ -34,7 +34,7 @@ async fn server(sink_capacity: usize) -> Harness {
         calls2.fetch_add(1, Ordering::SeqCst);
         let tx = tx.clone();
         async move {
-            if req.app == "live" && req.stream_key.expose() == GOOD_KEY {
+            if req.app.as_deref() == Some("live") && req.stream_key.expose() == GOOD_KEY {
                 Ok(PublishSink::new(tx).with_label("test-stream"))
             } else {
                 Err(Refusal::BadKey)

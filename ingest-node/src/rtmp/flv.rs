@@ -15,8 +15,9 @@
 //! - `pts = dts + composition time` (signed 24-bit); timestamps are the caller's, in ms.
 //! - Never panics on any input.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
+use crate::bitstream::{aac, h264};
 use crate::media::{AudioCodec, MediaEvent, NalFraming};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,152 +249,22 @@ fn parse_enhanced_audio(p: &Bytes, b0: u8) -> Result<AudioTag, FlvError> {
     })
 }
 
-/// What an AAC AudioSpecificConfig says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AacConfig {
-    pub object_type: u8,
-    /// Output sample rate (the SBR rate for explicitly signalled HE-AAC).
-    pub sample_rate: u32,
-    /// 0 when the ASC defers to a program config element.
-    pub channels: u8,
-}
-
-const AAC_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
-
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Bits<'_> {
-    fn read(&mut self, n: usize) -> Result<u32, FlvError> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let byte = self
-                .data
-                .get(self.pos / 8)
-                .ok_or(FlvError::BadAudioConfig("truncated"))?;
-            v = v << 1 | u32::from(byte >> (7 - self.pos % 8) & 1);
-            self.pos += 1;
-        }
-        Ok(v)
-    }
-
-    fn rate(&mut self) -> Result<u32, FlvError> {
-        match self.read(4)? {
-            15 => match self.read(24)? {
-                0 => Err(FlvError::BadAudioConfig("sample rate 0")),
-                r => Ok(r),
-            },
-            i => AAC_RATES
-                .get(i as usize)
-                .copied()
-                .ok_or(FlvError::BadAudioConfig(
-                    "reserved sampling frequency index",
-                )),
-        }
-    }
-}
-
-/// Parses the fields of an AudioSpecificConfig (ISO 14496-3 §1.6.2.1) we report.
-pub fn parse_audio_specific_config(asc: &[u8]) -> Result<AacConfig, FlvError> {
-    let mut r = Bits { data: asc, pos: 0 };
-    let mut object_type = r.read(5)? as u8;
-    if object_type == 31 {
-        object_type = 32 + r.read(6)? as u8;
-    }
-    if object_type == 0 {
-        return Err(FlvError::BadAudioConfig("object type 0"));
-    }
-    let mut sample_rate = r.rate()?;
-    let channels = match r.read(4)? {
-        c @ 0..=6 => c as u8,
-        7 | 12 | 14 => 8,
-        11 => 7,
-        13 => 24,
-        _ => return Err(FlvError::BadAudioConfig("reserved channel configuration")),
-    };
-    if object_type == 5 || object_type == 29 {
-        // Explicit SBR/PS signalling: the decoder outputs at the extension rate.
-        sample_rate = r.rate()?;
-    }
-    Ok(AacConfig {
-        object_type,
-        sample_rate,
-        channels,
-    })
-}
-
-/// What an avcC says that we need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AvcConfig {
-    /// Bytes in each NAL length prefix: 1, 2 or 4.
-    pub nal_length_size: usize,
-}
-
-/// Validates an AVCDecoderConfigurationRecord (ISO 14496-15 §5.3.3.1).
-pub fn parse_avcc(avcc: &[u8]) -> Result<AvcConfig, FlvError> {
-    let bad = FlvError::BadAvcConfig;
-    if avcc.len() < 7 {
-        return Err(bad("shorter than 7 bytes"));
-    }
-    if avcc[0] != 1 {
-        return Err(bad("configurationVersion is not 1"));
-    }
-    let nal_length_size = usize::from(avcc[4] & 3) + 1;
-    if nal_length_size == 3 {
-        return Err(bad("3-byte NAL lengths are not allowed"));
-    }
-    let mut pos = 5;
-    let mut sets = |count_mask: u8, what: &'static str| -> Result<(), FlvError> {
-        let count = avcc.get(pos).ok_or(bad(what))? & count_mask;
-        pos += 1;
-        if count == 0 {
-            return Err(bad(what));
-        }
-        for _ in 0..count {
-            let len = avcc.get(pos..pos + 2).ok_or(bad(what))?;
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            pos += 2;
-            if len == 0 || avcc.len() < pos + len {
-                return Err(bad(what));
-            }
-            pos += len;
-        }
-        Ok(())
-    };
-    sets(0x1F, "missing or truncated SPS")?;
-    sets(0xFF, "missing or truncated PPS")?;
-    Ok(AvcConfig { nal_length_size })
+/// The NAL length size (1, 2 or 4) an AVC sequence header announces, once the whole
+/// record is known to be valid.
+fn nal_length_size(avcc: &[u8]) -> Result<usize, FlvError> {
+    let config = h264::AvcConfig::parse(avcc).map_err(|e| FlvError::BadAvcConfig(e.0))?;
+    Ok(config.length_size)
 }
 
 /// Checks the NAL length prefixes of one access unit, rewriting them to 4 bytes if needed.
 fn to_four_byte_lengths(data: &Bytes, size: usize) -> Result<Bytes, FlvError> {
-    let mut pos = 0;
-    let mut rewritten = if size == 4 {
-        None
-    } else {
-        Some(BytesMut::with_capacity(data.len() + 64))
-    };
-    while pos < data.len() {
-        let len_bytes = data.get(pos..pos + size).ok_or(FlvError::BadNalLength)?;
-        let len = len_bytes
-            .iter()
-            .fold(0usize, |acc, &b| acc << 8 | usize::from(b));
-        pos += size;
-        let nal = data.get(pos..pos + len).ok_or(FlvError::BadNalLength)?;
-        pos += len;
-        if let Some(out) = rewritten.as_mut() {
-            out.put_u32(len as u32);
-            out.put_slice(nal);
-        }
+    let nals = h264::avcc_nals(data, size).map_err(|_| FlvError::BadNalLength)?;
+    if size == 4 {
+        return Ok(data.clone());
     }
-    Ok(match rewritten {
-        Some(out) => out.freeze(),
-        None => data.clone(),
-    })
+    let mut out = Vec::with_capacity(data.len() + 4 * nals.len());
+    h264::write_avcc(nals, &mut out);
+    Ok(Bytes::from(out))
 }
 
 /// One sub-message of an aggregate message.
@@ -442,9 +313,9 @@ impl FlvDemuxer {
     pub fn video(&mut self, dts_ms: i64, payload: &Bytes) -> Result<Option<MediaEvent>, FlvError> {
         match parse_video_tag(payload)? {
             VideoTag::SequenceHeader(avcc) => {
-                let cfg = parse_avcc(&avcc)?;
-                self.nal_length_size = Some(cfg.nal_length_size);
-                let avcc = if cfg.nal_length_size == 4 {
+                let size = nal_length_size(&avcc)?;
+                self.nal_length_size = Some(size);
+                let avcc = if size == 4 {
                     avcc
                 } else {
                     let mut patched = BytesMut::from(&avcc[..]);
@@ -484,7 +355,8 @@ impl FlvDemuxer {
                 config,
                 flv_channels,
             } => {
-                let aac = parse_audio_specific_config(&config)?;
+                let aac =
+                    aac::AudioFormat::parse(&config).map_err(|e| FlvError::BadAudioConfig(e.0))?;
                 self.audio_configured = true;
                 let channels = if aac.channels == 0 {
                     flv_channels
@@ -643,14 +515,14 @@ pub(crate) mod tests {
         let good = avcc();
         for cut in 0..good.len() {
             assert!(
-                parse_avcc(&good[..cut]).is_err(),
+                nal_length_size(&good[..cut]).is_err(),
                 "{cut}-byte avcC accepted"
             );
         }
         let mut v0 = good.clone();
         v0[0] = 0;
-        assert!(parse_avcc(&v0).is_err());
-        assert_eq!(parse_avcc(&good), Ok(AvcConfig { nal_length_size: 4 }));
+        assert!(nal_length_size(&v0).is_err());
+        assert_eq!(nal_length_size(&good), Ok(4));
     }
 
     #[test]
@@ -666,43 +538,28 @@ pub(crate) mod tests {
                 channels: 2
             }
         );
-        // 44.1 kHz stereo LC (what OBS sends by default), mono 22.05 kHz.
-        assert_eq!(
-            parse_audio_specific_config(&[0x12, 0x10]),
-            Ok(AacConfig {
-                object_type: 2,
+        // 44.1 kHz stereo LC (what OBS sends by default); the other configurations are
+        // covered where the ASC is parsed (bitstream::aac).
+        let mut header = audio_seq_header().to_vec();
+        header.truncate(2);
+        header.extend_from_slice(&[0x12, 0x10]);
+        assert!(matches!(
+            d.audio(0, &Bytes::from(header)).unwrap(),
+            Some(MediaEvent::AudioConfig {
                 sample_rate: 44100,
-                channels: 2
+                channels: 2,
+                ..
             })
-        );
+        ));
+        let mut reserved = audio_seq_header().to_vec();
+        reserved.truncate(2);
+        reserved.extend_from_slice(&[0x16, 0x90]);
         assert_eq!(
-            parse_audio_specific_config(&[0x13, 0x88]),
-            Ok(AacConfig {
-                object_type: 2,
-                sample_rate: 22050,
-                channels: 1
-            })
+            d.audio(0, &Bytes::from(reserved)),
+            Err(FlvError::BadAudioConfig(
+                "reserved sampling frequency index"
+            ))
         );
-        // Explicit HE-AAC: core 24 kHz, SBR output 48 kHz.
-        assert_eq!(
-            parse_audio_specific_config(&[0x2B, 0x11, 0x88]),
-            Ok(AacConfig {
-                object_type: 5,
-                sample_rate: 48000,
-                channels: 2
-            })
-        );
-        // Explicit 24-bit frequency.
-        assert_eq!(
-            parse_audio_specific_config(&[0x17, 0x80, 0x3E, 0x80, 0x10]).map(|c| c.sample_rate),
-            Ok(32000)
-        );
-        assert!(
-            parse_audio_specific_config(&[0x16, 0x90]).is_err(),
-            "reserved index 13"
-        );
-        assert!(parse_audio_specific_config(&[0x12]).is_err(), "truncated");
-        assert!(parse_audio_specific_config(&[]).is_err(), "empty");
     }
 
     #[test]

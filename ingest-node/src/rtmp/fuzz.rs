@@ -9,8 +9,9 @@
 //! Besides "no panic", the harness asserts the session's event invariants: nothing after
 //! End, End at most once.
 
-use super::session::{Refusal, Session, SessionConfig, SessionEvent};
+use super::session::{Session, SessionConfig, SessionEvent};
 use crate::media::MediaEvent;
+use crate::publish::Refusal;
 
 /// What one run reached (lets tests check that inputs get past the early states).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

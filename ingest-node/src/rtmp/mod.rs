@@ -9,20 +9,25 @@
 //! - [`session`]: the protocol state machine; bytes in, bytes and events out.
 //! - [`server`]: tokio listener, per-connection tasks, authorisation, sink, timeouts.
 //!
+//! The stream key, the refusals, the publish request, the sink and the authoriser are the
+//! protocol-neutral contract of [`crate::publish`], shared with WHIP.
+//!
 //! Invariants kept across the modules: nothing here panics on peer input; every limit
 //! (chunk size, message size, chunk streams, AMF depth, pending bytes) is enforced before
 //! memory is committed; no media leaves before the stream key was accepted; the stream key
 //! is never logged.
 //!
-//! Wiring it in (the authoriser looks the key up and hands back the stream's pipeline):
+//! Wiring it in (the authoriser of [`crate::publish`] looks the key up and hands back the
+//! stream's pipeline):
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use rill_ingest::rtmp::{Authoriser, PublishRequest, PublishSink, Refusal, RtmpServer};
+//! use rill_ingest::publish::{Authoriser, PublishRequest, PublishSink, Refusal};
+//! use rill_ingest::rtmp::RtmpServer;
 //!
 //! # async fn run() -> std::io::Result<()> {
 //! let authoriser: Arc<dyn Authoriser> = Arc::new(|req: PublishRequest| async move {
-//!     if req.app != "live" || req.stream_key.expose().is_empty() {
+//!     if req.app.as_deref() != Some("live") || req.stream_key.expose().is_empty() {
 //!         return Err(Refusal::BadKey);
 //!     }
 //!     // Look up sha256(key), check the stream's state, start its pipeline...
@@ -56,7 +61,5 @@ mod ffmpeg_tests;
 #[cfg(test)]
 mod testing;
 
-pub use server::{
-    AuthoriseFuture, Authoriser, PublishRequest, PublishSink, RtmpServer, ServerConfig,
-};
-pub use session::{Refusal, Session, SessionConfig, SessionError, SessionEvent, StreamKey};
+pub use server::{RtmpServer, ServerConfig};
+pub use session::{Session, SessionConfig, SessionError, SessionEvent};

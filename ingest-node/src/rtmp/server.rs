@@ -8,7 +8,10 @@
 //! order. The sink is a bounded channel: when it is full the connection stops reading, so
 //! TCP pushes back on the publisher instead of us buffering.
 //!
-//! Invariants:
+//! [`MediaEvent`]: crate::media::MediaEvent
+//! [`MediaEvent::End`]: crate::media::MediaEvent::End
+//!
+//! Invariants (those of [`crate::publish`], and):
 //! - A sink that was handed out always receives exactly one [`MediaEvent::End`], last,
 //!   however the connection ends (unpublish, EOF, protocol error, timeout, shutdown) — as
 //!   long as the receiver is alive and accepts it within [`ServerConfig::end_timeout`].
@@ -19,73 +22,21 @@
 //!   interrupts every connection, delivers End, and `run` returns once all tasks are done.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::Instrument;
 
-use super::session::{Refusal, Session, SessionConfig, SessionEvent, StreamKey, loggable_app};
-use crate::media::MediaEvent;
-
-/// Where an accepted publish's media goes.
-#[derive(Debug, Clone)]
-pub struct PublishSink {
-    events: mpsc::Sender<MediaEvent>,
-    label: Option<String>,
-}
-
-impl PublishSink {
-    /// A bounded sender: its capacity is the backpressure threshold.
-    pub fn new(events: mpsc::Sender<MediaEvent>) -> Self {
-        PublishSink {
-            events,
-            label: None,
-        }
-    }
-
-    /// A name for logs (e.g. the stream id; never the key).
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-}
-
-/// A publisher asking to go live.
-#[derive(Debug, Clone)]
-pub struct PublishRequest {
-    /// The RTMP app from `connect` (`live` for `rtmp://host/live/<key>`).
-    pub app: String,
-    pub stream_key: StreamKey,
-    pub peer: SocketAddr,
-}
-
-pub type AuthoriseFuture = Pin<Box<dyn Future<Output = Result<PublishSink, Refusal>> + Send>>;
-
-/// Decides whether a publish may go ahead, and where its media goes. Implemented for
-/// every `Fn(PublishRequest) -> impl Future<Output = Result<PublishSink, Refusal>>`.
-pub trait Authoriser: Send + Sync + 'static {
-    fn authorise(&self, request: PublishRequest) -> AuthoriseFuture;
-}
-
-impl<F, Fut> Authoriser for F
-where
-    F: Fn(PublishRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<PublishSink, Refusal>> + Send + 'static,
-{
-    fn authorise(&self, request: PublishRequest) -> AuthoriseFuture {
-        Box::pin(self(request))
-    }
-}
+use super::session::{Session, SessionConfig, SessionEvent, loggable_app};
+use crate::publish::{Authoriser, PublishRequest, PublishSink, Refusal, StreamKey};
 
 /// Timeouts and limits of the listener.
 #[derive(Debug, Clone)]
@@ -368,11 +319,7 @@ impl Conn {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Ended> {
         let log_app = loggable_app(&app).to_owned();
-        let request = PublishRequest {
-            app,
-            stream_key,
-            peer: self.peer,
-        };
+        let request = PublishRequest::rtmp(app, stream_key, self.peer);
         let decision = tokio::select! {
             d = timeout(self.config.authorise_timeout, self.authoriser.authorise(request)) => d,
             () = wait_shutdown(shutdown) => return Err(Ended::Shutdown),
@@ -435,8 +382,12 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::mpsc;
+
     use super::super::testing::Client;
     use super::*;
+    use crate::media::MediaEvent;
+    use crate::publish::Protocol;
 
     fn refuse_all() -> Arc<dyn Authoriser> {
         Arc::new(|_req: PublishRequest| async { Err::<PublishSink, _>(Refusal::BadKey) })
@@ -519,10 +470,11 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let auth: Arc<dyn Authoriser> = Arc::new(move |req: PublishRequest| {
-            seen2
-                .lock()
-                .unwrap()
-                .push((req.app.clone(), req.stream_key.expose().to_owned()));
+            seen2.lock().unwrap().push((
+                req.protocol,
+                req.app.clone(),
+                req.stream_key.expose().to_owned(),
+            ));
             async { Err::<PublishSink, _>(Refusal::BadKey) }
         });
         let (addr, _tx, _h) = start(ServerConfig::default(), auth).await;
@@ -538,7 +490,7 @@ mod tests {
         );
         assert_eq!(
             *seen.lock().unwrap(),
-            vec![("live".to_owned(), "wrong".to_owned())]
+            vec![(Protocol::Rtmp, Some("live".to_owned()), "wrong".to_owned())]
         );
     }
 

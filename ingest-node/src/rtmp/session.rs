@@ -26,7 +26,6 @@
 //!   input held while the authorisation is pending.
 
 use std::collections::VecDeque;
-use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -35,6 +34,7 @@ use super::chunk::{ChunkDemuxer, ChunkMuxer, Limits, Message, msg_type};
 use super::flv::{self, FlvDemuxer};
 use super::handshake::{Handshake, HandshakeStatus};
 use crate::media::MediaEvent;
+use crate::publish::{Refusal, StreamKey};
 
 /// Chunk stream for protocol control messages (spec-mandated).
 const CSID_CONTROL: u32 = 2;
@@ -73,61 +73,19 @@ impl Default for SessionConfig {
     }
 }
 
-/// A publisher's stream key. Deliberately not `Display`, and `Debug` prints no secret, so
-/// it cannot end up in a log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StreamKey(String);
-
-impl StreamKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        StreamKey(key.into())
-    }
-
-    /// The key itself, for hashing and comparing. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Debug for StreamKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StreamKey(<redacted, {} bytes>)", self.0.len())
-    }
-}
-
-/// Why a publish was refused; decides the `onStatus` code the publisher sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// Unknown or wrong key → `NetStream.Publish.BadName`.
-    BadKey,
-    /// The stream is already being published from another connection → `BadName`.
-    AlreadyPublishing,
-    /// The key is valid but publishing is not allowed now (stream ended or cancelled) →
-    /// `NetStream.Publish.Unauthorized`, with this text as the description.
-    NotAllowed(String),
-    /// The node cannot take the stream (overloaded, internal error) →
-    /// `NetStream.Publish.Failed`; the publisher may retry.
-    Unavailable,
-}
-
-impl Refusal {
-    fn status(&self) -> (&'static str, String) {
-        match self {
-            Refusal::BadKey => ("NetStream.Publish.BadName", "Invalid stream key.".into()),
-            Refusal::AlreadyPublishing => (
-                "NetStream.Publish.BadName",
-                "Stream is already being published.".into(),
-            ),
-            Refusal::NotAllowed(why) => ("NetStream.Publish.Unauthorized", why.clone()),
-            Refusal::Unavailable => (
-                "NetStream.Publish.Failed",
-                "Ingest is unavailable; try again.".into(),
-            ),
-        }
+/// The `onStatus` code and description a refused publisher sees (see [`Refusal`]).
+fn refusal_status(refusal: &Refusal) -> (&'static str, String) {
+    match refusal {
+        Refusal::BadKey => ("NetStream.Publish.BadName", "Invalid stream key.".into()),
+        Refusal::AlreadyPublishing => (
+            "NetStream.Publish.BadName",
+            "Stream is already being published.".into(),
+        ),
+        Refusal::NotAllowed(why) => ("NetStream.Publish.Unauthorized", why.clone()),
+        Refusal::Unavailable => (
+            "NetStream.Publish.Failed",
+            "Ingest is unavailable; try again.".into(),
+        ),
     }
 }
 
@@ -361,7 +319,7 @@ impl Session {
             State::Authorising { stream_id } => stream_id,
             _ => 1,
         };
-        let (code, description) = refusal.status();
+        let (code, description) = refusal_status(refusal);
         self.on_status(stream_id, "error", code, &description);
         self.state = State::Closed;
     }

@@ -6,12 +6,12 @@
 //! - [`Transcoder`] decodes H.264 once, scales each rung with swscale, drops frames evenly
 //!   for 24 fps rungs, encodes with libx264 and forces an IDR on every rung at the same
 //!   source timestamp every `segment_ms`; audio (AAC or Opus) becomes AAC-LC 48 kHz stereo.
-//! - [`h264`] and [`aac`] are the bitstream helpers (avcC, SPS, ADTS) that let all of this
-//!   run on ffmpeg-next's safe API: no `unsafe` anywhere in this module.
+//! - the bitstream helpers of [`crate::bitstream`] (avcC, SPS, ADTS) let all of this run on
+//!   ffmpeg-next's safe API: no `unsafe` anywhere in this module.
 //! - [`file_source`] turns a media file into `MediaEvent`s the way RTMP/WHIP ingest would,
 //!   for tests, the benchmark and tools.
 //!
-//! Choices, measured by `cargo run --release -p rill-ingest --bin bench-ladder` (20 s of
+//! Choices, measured by `cargo bench -p rill-ingest --bench bench-ladder` (20 s of
 //! 1080p30 6 Mbit/s, 2 cores, against the `ffmpeg` CLI with the same settings in the same run):
 //! - **Direct scaling** from the decoded source, not a cascade: the cascade saved ~6% CPU
 //!   but lost 0.3 dB (480p) and 0.8 dB (360p) PSNR against the CLI;
@@ -38,14 +38,15 @@
 //!   rendition has a keyframe at the same pts for each boundary. Audio packets are all
 //!   `keyframe == true`.
 
-pub mod aac;
 mod audio;
 pub mod file_source;
-pub mod h264;
 pub mod ladder;
 mod rung;
 pub mod thumbnail;
 mod transcoder;
+
+// The bitstream helpers, in scope for this module's files as `super::h264` / `super::aac`.
+use crate::bitstream::{aac, h264};
 
 #[cfg(test)]
 mod tests;

@@ -42,8 +42,6 @@ use super::{TranscodeError, ladder::Ladder};
 use crate::governor;
 use crate::media::{EncodedPacket, MediaEvent, NalFraming, Rendition};
 
-/// The audio rendition's format.
-
 /// How lower rungs get their pictures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleMode {

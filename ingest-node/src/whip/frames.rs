@@ -21,11 +21,14 @@
 //! or continues after lost packets, produces garbage until the next IDR. So video is held
 //! back until a keyframe whose parameter sets are known, and again after every
 //! discontinuity; each time the gate closes it asks for a keyframe (PLI), rate-limited so
-//! that heavy loss does not turn into a keyframe storm.
+//! that heavy loss does not turn into a keyframe storm. NAL units are found with the crate's
+//! one H.264 parser ([`crate::bitstream::h264`]).
 
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::bitstream::h264::{annexb_nals, nal, nal_type};
 
 /// Minimum spacing of keyframe requests for one track.
 pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(250);
@@ -76,47 +79,6 @@ impl Timeline {
     }
 }
 
-/// NAL unit types we care about (H.264 Table 7-1).
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-
-/// The NAL units of an Annex B buffer, without their start codes.
-pub(crate) fn nal_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            if let Some(s) = start {
-                out.push(trim_trailing_zeros(&data[s..i]));
-            }
-            i += 3;
-            start = Some(i);
-        } else {
-            i += 1;
-        }
-    }
-    if let Some(s) = start {
-        out.push(&data[s.min(data.len())..]);
-    }
-    out.retain(|n| !n.is_empty());
-    out
-}
-
-/// The zero byte of a 4-byte start code belongs to the next start code, not to this NAL.
-fn trim_trailing_zeros(nal: &[u8]) -> &[u8] {
-    let mut end = nal.len();
-    while end > 0 && nal[end - 1] == 0 {
-        end -= 1;
-    }
-    &nal[..end]
-}
-
-pub(crate) fn nal_type(nal: &[u8]) -> u8 {
-    nal.first().map_or(0, |b| b & 0x1f)
-}
-
 /// What is inside one access unit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AccessUnit {
@@ -131,15 +93,15 @@ pub(crate) struct AccessUnit {
 impl AccessUnit {
     pub(crate) fn scan(data: &[u8]) -> AccessUnit {
         let mut au = AccessUnit::default();
-        for nal in nal_units(data) {
+        for nal in annexb_nals(data) {
             match nal_type(nal) {
-                NAL_IDR => {
+                nal::IDR => {
                     au.idr = true;
                     au.vcl = true;
                 }
                 1..=4 => au.vcl = true,
-                NAL_SPS => au.sps = true,
-                NAL_PPS => au.pps = true,
+                nal::SPS => au.sps = true,
+                nal::PPS => au.pps = true,
                 _ => {}
             }
         }
@@ -187,10 +149,10 @@ impl VideoGate {
         self.started = true;
         let au = AccessUnit::scan(data);
         if au.sps || au.pps {
-            for nal in nal_units(data) {
-                match nal_type(nal) {
-                    NAL_SPS => self.sps = Some(Bytes::copy_from_slice(nal)),
-                    NAL_PPS => self.pps = Some(Bytes::copy_from_slice(nal)),
+            for unit in annexb_nals(data) {
+                match nal_type(unit) {
+                    nal::SPS => self.sps = Some(Bytes::copy_from_slice(unit)),
+                    nal::PPS => self.pps = Some(Bytes::copy_from_slice(unit)),
                     _ => {}
                 }
             }
@@ -291,13 +253,13 @@ mod tests {
         let data = [
             0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9,
         ];
-        let nals = nal_units(&data);
+        let nals = annexb_nals(&data);
         assert_eq!(
             nals,
             vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 9][..]]
         );
-        assert!(nal_units(&[]).is_empty());
-        assert!(nal_units(&[0, 0, 1]).is_empty());
+        assert!(annexb_nals(&[]).is_empty());
+        assert!(annexb_nals(&[0, 0, 1]).is_empty());
         let scan = AccessUnit::scan(&data);
         assert!(scan.idr && scan.vcl && scan.sps && scan.pps);
     }

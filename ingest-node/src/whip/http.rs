@@ -39,8 +39,8 @@ use str0m::{Candidate, Rtc};
 use tokio::sync::oneshot;
 
 use super::offer::OfferSummary;
-use super::server::{Command, NewSession, WhipHandle, WhipPublishRequest, WhipSink};
-use crate::rtmp::{Refusal, StreamKey};
+use super::server::{Command, NewSession, WhipHandle};
+use crate::publish::{PublishRequest, PublishSink, Refusal, StreamKey};
 
 const SDP: &str = "application/sdp";
 
@@ -242,11 +242,7 @@ async fn publish(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let request = WhipPublishRequest {
-        stream_id: stream_id.clone(),
-        stream_key,
-        peer,
-    };
+    let request = PublishRequest::whip(stream_id.clone(), stream_key, peer);
     let sink = match tokio::time::timeout(
         config.authorise_timeout,
         handle.shared.authoriser.authorise(request),
@@ -363,7 +359,7 @@ fn negotiate(handle: &WhipHandle, offer: SdpOffer) -> Result<(Rtc, SdpAnswer), B
 }
 
 /// A sink was handed out but no session will feed it: it still gets its End.
-fn end_unused(sink: WhipSink, end_timeout: Duration) {
+fn end_unused(sink: PublishSink, end_timeout: Duration) {
     tokio::spawn(async move {
         let _ = tokio::time::timeout(end_timeout, sink.send_end()).await;
     });

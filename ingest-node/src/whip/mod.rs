@@ -23,23 +23,23 @@
 //! Video frames are held back (and a keyframe requested) until a decodable keyframe, at
 //! the start and after packets were lost for good; under NACK repair nothing is held.
 //!
-//! Wiring it in (one authoriser can serve RTMP and WHIP: both use [`StreamKey`] and
-//! [`Refusal`]):
+//! Wiring it in (one authoriser serves RTMP and WHIP: the publish contract of
+//! [`crate::publish`] is theirs in common):
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use rill_ingest::rtmp::Refusal;
-//! use rill_ingest::whip::{WhipAuthoriser, WhipConfig, WhipPublishRequest, WhipServer, WhipSink};
+//! use rill_ingest::publish::{Authoriser, PublishRequest, PublishSink, Refusal};
+//! use rill_ingest::whip::{WhipConfig, WhipServer};
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let authoriser: Arc<dyn WhipAuthoriser> = Arc::new(|req: WhipPublishRequest| async move {
+//! let authoriser: Arc<dyn Authoriser> = Arc::new(|req: PublishRequest| async move {
 //!     // Look up sha256(req.stream_key.expose()), check it belongs to req.stream_id and
 //!     // that the stream accepts ingest, start its pipeline...
 //!     if req.stream_key.expose().is_empty() {
 //!         return Err(Refusal::BadKey);
 //!     }
 //!     let (tx, _rx) = tokio::sync::mpsc::channel(256);
-//!     Ok(WhipSink::new(tx).with_label(req.stream_id))
+//!     Ok(PublishSink::new(tx).with_label(req.stream_id.unwrap_or_default()))
 //! });
 //! let config = WhipConfig {
 //!     bind: "0.0.0.0:8189".parse().unwrap(),
@@ -78,8 +78,6 @@
 //! [`MediaEvent::Video`]: crate::media::MediaEvent::Video
 //! [`MediaEvent::Audio`]: crate::media::MediaEvent::Audio
 //! [`MediaEvent::End`]: crate::media::MediaEvent::End
-//! [`StreamKey`]: crate::rtmp::StreamKey
-//! [`Refusal`]: crate::rtmp::Refusal
 
 mod frames;
 pub mod http;
@@ -90,7 +88,4 @@ pub mod server;
 mod tests;
 
 pub use http::router;
-pub use server::{
-    SessionStats, WhipAuthoriseFuture, WhipAuthoriser, WhipConfig, WhipHandle, WhipPublishRequest,
-    WhipServer, WhipSink,
-};
+pub use server::{SessionStats, WhipConfig, WhipHandle, WhipServer};

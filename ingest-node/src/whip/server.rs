@@ -32,10 +32,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,74 +53,7 @@ use tracing::Instrument;
 
 use super::frames::{Timeline, Track, VideoGate};
 use crate::media::{AudioCodec, MediaEvent, NalFraming};
-use crate::rtmp::{Refusal, StreamKey};
-
-/// A WHIP publisher asking to go live: `POST /whip/{stream_id}` with
-/// `Authorization: Bearer {stream_key}`.
-///
-/// The RTMP [`PublishRequest`](crate::rtmp::PublishRequest) has no stream id (RTMP names the
-/// stream by its key alone), hence this sibling type. The key type and the refusals are
-/// shared with RTMP, so one authoriser can serve both protocols.
-#[derive(Debug, Clone)]
-pub struct WhipPublishRequest {
-    /// The `{streamId}` path segment. Validated to be 1-128 characters of `[A-Za-z0-9_-]`.
-    pub stream_id: String,
-    pub stream_key: StreamKey,
-    /// The HTTP client's address, when the server was started with connect info
-    /// (`into_make_service_with_connect_info::<SocketAddr>()`).
-    pub peer: Option<SocketAddr>,
-}
-
-/// Where an accepted WHIP publish's media goes. Same shape as
-/// [`PublishSink`](crate::rtmp::PublishSink), whose sender is private to the RTMP module.
-#[derive(Debug, Clone)]
-pub struct WhipSink {
-    events: mpsc::Sender<MediaEvent>,
-    label: Option<String>,
-}
-
-impl WhipSink {
-    /// A bounded sender: its capacity is how far the pipeline may lag before the session's
-    /// own queue ([`WhipConfig::event_buffer`]) starts to fill.
-    pub fn new(events: mpsc::Sender<MediaEvent>) -> Self {
-        WhipSink {
-            events,
-            label: None,
-        }
-    }
-
-    /// A name for logs (e.g. the stream id; never the key).
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    /// End for a sink that no session will feed (the engine stopped in between).
-    pub(crate) async fn send_end(&self) -> bool {
-        self.events.send(MediaEvent::End).await.is_ok()
-    }
-}
-
-pub type WhipAuthoriseFuture = Pin<Box<dyn Future<Output = Result<WhipSink, Refusal>> + Send>>;
-
-/// Decides whether a WHIP publish may go ahead, and where its media goes. Implemented for
-/// every `Fn(WhipPublishRequest) -> impl Future<Output = Result<WhipSink, Refusal>>`.
-///
-/// HTTP status per refusal: `BadKey` → 401, `NotAllowed` → 403, `AlreadyPublishing` → 409,
-/// `Unavailable` (or no answer within [`WhipConfig::authorise_timeout`]) → 503.
-pub trait WhipAuthoriser: Send + Sync + 'static {
-    fn authorise(&self, request: WhipPublishRequest) -> WhipAuthoriseFuture;
-}
-
-impl<F, Fut> WhipAuthoriser for F
-where
-    F: Fn(WhipPublishRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<WhipSink, Refusal>> + Send + 'static,
-{
-    fn authorise(&self, request: WhipPublishRequest) -> WhipAuthoriseFuture {
-        Box::pin(self(request))
-    }
-}
+use crate::publish::{Authoriser, PublishSink};
 
 /// Settings of the WHIP endpoint and its media socket.
 #[derive(Debug, Clone)]
@@ -239,7 +170,7 @@ pub(crate) struct NewSession {
     pub id: String,
     pub stream_id: String,
     pub rtc: Rtc,
-    pub sink: WhipSink,
+    pub sink: PublishSink,
     pub slot: SlotGuard,
 }
 
@@ -255,7 +186,7 @@ impl Drop for SlotGuard {
 
 pub(crate) struct Shared {
     pub config: WhipConfig,
-    pub authoriser: Arc<dyn WhipAuthoriser>,
+    pub authoriser: Arc<dyn Authoriser>,
     pub commands: mpsc::Sender<Command>,
     /// Our host candidate: the address in every answer.
     pub candidate: SocketAddr,
@@ -352,7 +283,7 @@ impl WhipServer {
     /// [`WhipServer::run`] the engine.
     pub async fn bind(
         config: WhipConfig,
-        authoriser: Arc<dyn WhipAuthoriser>,
+        authoriser: Arc<dyn Authoriser>,
     ) -> io::Result<WhipServer> {
         let socket = UdpSocket::bind(config.bind).await?;
         let udp_addr = socket.local_addr()?;
@@ -1059,7 +990,7 @@ fn round2(v: f64) -> f64 {
 /// requested, the rest and End get [`WhipConfig::end_timeout`] in total.
 async fn forward(
     mut rx: mpsc::Receiver<MediaEvent>,
-    sink: WhipSink,
+    sink: PublishSink,
     end_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -25,11 +25,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
-use super::frames::{nal_type, nal_units};
 use super::offer::tests::{CHROME_OFFER, vp8_only_offer};
-use super::{WhipConfig, WhipHandle, WhipPublishRequest, WhipServer, WhipSink};
+use super::{WhipConfig, WhipHandle, WhipServer};
+use crate::bitstream::h264::{annexb_nals, nal_type};
 use crate::media::{AudioCodec, MediaEvent, NalFraming};
-use crate::rtmp::Refusal;
+use crate::publish::{Protocol, PublishRequest, PublishSink, Refusal};
 
 const STREAM: &str = "01JTESTSTREAM0000000000001";
 const GOOD_KEY: &str = "sk_whip_3b9d8e7f6a5c4b3a";
@@ -38,9 +38,13 @@ const GOOD_KEY: &str = "sk_whip_3b9d8e7f6a5c4b3a";
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The authoriser's verdict for one key: anything not listed is a bad key.
-fn policy(req: &WhipPublishRequest) -> Result<(), Refusal> {
+fn policy(req: &PublishRequest) -> Result<(), Refusal> {
+    if req.protocol != Protocol::WebRtc {
+        // WHIP requests must say so: quality samples and encoder choices depend on it.
+        return Err(Refusal::Unavailable);
+    }
     match req.stream_key.expose() {
-        GOOD_KEY if req.stream_id == STREAM => Ok(()),
+        GOOD_KEY if req.stream_id.as_deref() == Some(STREAM) => Ok(()),
         "ended" => Err(Refusal::NotAllowed("This stream has ended.".into())),
         "busy" => Err(Refusal::AlreadyPublishing),
         "down" => Err(Refusal::Unavailable),
@@ -62,11 +66,12 @@ async fn harness(config: WhipConfig) -> Harness {
     let (tx, media) = mpsc::channel(4096);
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
-    let auth = Arc::new(move |req: WhipPublishRequest| {
-        seen.lock()
-            .unwrap()
-            .push((req.stream_id.clone(), req.stream_key.expose().to_owned()));
-        let verdict = policy(&req).map(|()| WhipSink::new(tx.clone()).with_label("test"));
+    let auth = Arc::new(move |req: PublishRequest| {
+        seen.lock().unwrap().push((
+            req.stream_id.clone().unwrap_or_default(),
+            req.stream_key.expose().to_owned(),
+        ));
+        let verdict = policy(&req).map(|()| PublishSink::new(tx.clone()).with_label("test"));
         async move { verdict }
     });
     let server = WhipServer::bind(config, auth).await.unwrap();
@@ -277,7 +282,7 @@ fn urlencode(s: &str) -> String {
 }
 
 fn first_nal_types(data: &[u8]) -> Vec<u8> {
-    nal_units(data).iter().map(|n| nal_type(n)).collect()
+    annexb_nals(data).iter().map(|n| nal_type(n)).collect()
 }
 
 /// Checks the order and content of one publish's events; returns (video, audio) counts.
@@ -772,7 +777,7 @@ async fn a_publisher_that_never_connects_times_out() {
 
 #[tokio::test]
 async fn binding_the_wildcard_address_needs_an_advertised_ip() {
-    let auth = Arc::new(|_req: WhipPublishRequest| async { Err::<WhipSink, _>(Refusal::BadKey) });
+    let auth = Arc::new(|_req: PublishRequest| async { Err::<PublishSink, _>(Refusal::BadKey) });
     let config = WhipConfig {
         bind: "0.0.0.0:0".parse().unwrap(),
         ..WhipConfig::default()

@@ -1,12 +1,13 @@
 //! H.264 bitstream helpers (pure Rust, no FFmpeg): NAL unit framing (Annex B and
 //! length-prefixed "AVCC"), the avcC decoder configuration record, and the few SPS fields
-//! the ladder and the packager need (coded size, profile, level, chroma format).
+//! the ladder and the packager need (coded size, profile, level, chroma format). The only
+//! H.264 parser of the crate: RTMP validates avcC and NAL lengths with it, WHIP finds
+//! keyframes and parameter sets with it, the packager reads codec strings with it.
 //!
-//! Why here and not through FFmpeg: the safe ffmpeg-next API cannot read or set a codec
-//! context's `extradata`, so the transcoder feeds the decoder Annex B (parameter sets in
-//! band) and builds the avcC of every encoded rung itself from the SPS/PPS that x264 writes
-//! in band. Everything in this module is total: malformed input gives an error, never a
-//! panic.
+//! Why not through FFmpeg: the safe ffmpeg-next API cannot read or set a codec context's
+//! `extradata`, so the transcoder feeds the decoder Annex B (parameter sets in band) and
+//! builds the avcC of every encoded rung itself from the SPS/PPS that x264 writes in band.
+//! Everything in this module is total: malformed input gives an error, never a panic.
 
 use bytes::Bytes;
 
@@ -120,20 +121,34 @@ pub struct AvcConfig {
 }
 
 impl AvcConfig {
-    /// Parses an avcC record.
+    /// Parses an avcC record. Refused: a version other than 1, 3-byte NAL lengths (not
+    /// allowed by the format), no SPS or no PPS, an empty or truncated parameter set.
     pub fn parse(data: &[u8]) -> Result<Self, BitstreamError> {
-        let err = BitstreamError("avcC record");
-        if data.len() < 7 || data[0] != 1 {
-            return Err(err);
+        if data.len() < 7 {
+            return Err(BitstreamError("avcC record (shorter than 7 bytes)"));
+        }
+        if data[0] != 1 {
+            return Err(BitstreamError(
+                "avcC record (configurationVersion is not 1)",
+            ));
         }
         let length_size = usize::from(data[4] & 0x03) + 1;
+        if length_size == 3 {
+            return Err(BitstreamError("avcC record (3-byte NAL lengths)"));
+        }
         let mut pos = 5;
-        let read_sets = |count: usize, pos: &mut usize| -> Result<Vec<Bytes>, BitstreamError> {
+        let read_sets = |count: usize,
+                         pos: &mut usize,
+                         err: BitstreamError|
+         -> Result<Vec<Bytes>, BitstreamError> {
             let mut sets = Vec::with_capacity(count);
             for _ in 0..count {
                 let len_bytes = data.get(*pos..*pos + 2).ok_or(err.clone())?;
                 let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
                 let set = data.get(*pos + 2..*pos + 2 + len).ok_or(err.clone())?;
+                if set.is_empty() {
+                    return Err(err);
+                }
                 sets.push(Bytes::copy_from_slice(set));
                 *pos += 2 + len;
             }
@@ -141,10 +156,15 @@ impl AvcConfig {
         };
         let sps_count = usize::from(data[pos] & 0x1f);
         pos += 1;
-        let sps = read_sets(sps_count, &mut pos)?;
-        let pps_count = usize::from(*data.get(pos).ok_or(err.clone())?);
+        let sps = read_sets(
+            sps_count,
+            &mut pos,
+            BitstreamError("avcC record (empty or truncated SPS)"),
+        )?;
+        let pps_err = BitstreamError("avcC record (empty or truncated PPS)");
+        let pps_count = usize::from(*data.get(pos).ok_or(pps_err.clone())?);
         pos += 1;
-        let pps = read_sets(pps_count, &mut pos)?;
+        let pps = read_sets(pps_count, &mut pos, pps_err)?;
         if sps.is_empty() || pps.is_empty() {
             return Err(BitstreamError("avcC record without SPS or PPS"));
         }
@@ -516,5 +536,21 @@ mod tests {
             vec![SPS_720P, PPS]
         );
         assert!(AvcConfig::parse(&bytes[..8]).is_err());
+    }
+
+    #[test]
+    fn avc_config_refuses_three_byte_lengths_and_empty_parameter_sets() {
+        let good = AvcConfig::from_parameter_sets(
+            vec![Bytes::from_static(SPS_720P)],
+            vec![Bytes::from_static(PPS)],
+        )
+        .unwrap()
+        .to_bytes();
+        let mut three = good.to_vec();
+        three[4] = 0xfe;
+        assert!(AvcConfig::parse(&three).is_err());
+        // One SPS of length 0, then one PPS.
+        let empty_sps = [1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0, 1, 0, 1, 0x68];
+        assert!(AvcConfig::parse(&empty_sps).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! Benchmark: our ladder against the `ffmpeg` CLI doing the same job, in the same run.
 //!
-//! `cargo run --release -p rill-ingest --bin bench-ladder [-- OPTIONS]`
+//! `cargo bench -p rill-ingest --bench bench-ladder [-- OPTIONS]` (add `--profile
+//! local-release` to skip the release profile's LTO link). A bench target, not a binary:
+//! `cargo build --bins` and the shipped image do not build it.
 //!
 //! Case A: a 1080p30 6 Mbit/s 20 s H.264+AAC source through the full ladder
 //! (1080p/720p/480p/360p + AAC 128k) by (a) our `Transcoder` and (b) the CLI with the
@@ -25,9 +27,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use ffmpeg_next::{Packet, Rational, codec, encoder, format, media};
+use rill_ingest::bitstream::h264::{self, AvcConfig};
 use rill_ingest::media::{EncodedPacket, MediaEvent, NalFraming, Rendition};
 use rill_ingest::transcode::file_source::read_events;
-use rill_ingest::transcode::h264::{self, AvcConfig};
 use rill_ingest::transcode::{
     Ladder, QualityPreset, ScaleMode, SourceMeter, StreamConfig, TranscodeOptions, Transcoder,
 };
@@ -58,6 +60,8 @@ fn parse_args() -> Res<Args> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            // `cargo bench` passes `--bench` to a target without the libtest harness.
+            "--bench" => {}
             "--seconds" => a.seconds = value()?.parse()?,
             "--no-psnr" => a.psnr = false,
             "--explore" => a.explore = true,

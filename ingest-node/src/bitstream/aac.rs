@@ -1,10 +1,15 @@
 //! AAC configuration helpers (pure Rust): the AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1)
-//! and ADTS headers.
+//! and ADTS headers. The only AAC parser of the crate.
 //!
-//! Why: the safe ffmpeg-next API cannot hand a decoder its `extradata`, so raw AAC frames
-//! from RTMP are wrapped in an ADTS header built from the stream's AudioSpecificConfig; the
-//! decoder configures itself from that header. The reverse (ADTS -> raw + ASC) lets the
-//! file source turn MPEG-TS audio into what RTMP delivers.
+//! Two readings of an ASC, for two questions:
+//! - [`AudioFormat`]: what a decoder will output (object type, output rate, channels), for
+//!   any valid ASC: RTMP reports it in the publish's `AudioConfig`;
+//! - [`AudioSpecificConfig`]: what an ADTS header can carry (the core coder), stricter.
+//!
+//! Why ADTS: the safe ffmpeg-next API cannot hand a decoder its `extradata`, so raw AAC
+//! frames from RTMP are wrapped in an ADTS header built from the stream's
+//! AudioSpecificConfig; the decoder configures itself from that header. The reverse
+//! (ADTS -> raw + ASC) lets the file source turn MPEG-TS audio into what RTMP delivers.
 
 use bytes::Bytes;
 
@@ -140,6 +145,52 @@ pub fn parse_adts(data: &[u8]) -> Result<(AudioSpecificConfig, usize, usize), Aa
     ))
 }
 
+/// What a decoder outputs for an AudioSpecificConfig.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioFormat {
+    /// The signalled audio object type (5 or 29 for explicitly signalled HE-AAC).
+    pub object_type: u8,
+    /// Output sample rate (the SBR rate for explicitly signalled HE-AAC).
+    pub sample_rate: u32,
+    /// 0 when the ASC defers to a program config element.
+    pub channels: u8,
+}
+
+impl AudioFormat {
+    pub fn parse(asc: &[u8]) -> Result<Self, AacError> {
+        let mut bits = Bits { data: asc, pos: 0 };
+        let object_type = bits.object_type()?;
+        if object_type == 0 {
+            return Err(AacError("object type 0"));
+        }
+        let mut sample_rate = bits.rate()?;
+        let channels = match bits.take(4)? {
+            c @ 0..=6 => c as u8,
+            7 | 12 | 14 => 8,
+            11 => 7,
+            13 => 24,
+            _ => return Err(AacError("reserved channel configuration")),
+        };
+        if object_type == 5 || object_type == 29 {
+            // Explicit SBR/PS signalling: the decoder outputs at the extension rate.
+            sample_rate = bits.rate()?;
+        }
+        Ok(AudioFormat {
+            object_type,
+            sample_rate,
+            channels,
+        })
+    }
+}
+
+/// The audio object type an ASC starts with (`None` when empty or 0), for codec strings.
+pub fn object_type(asc: &[u8]) -> Option<u8> {
+    Bits { data: asc, pos: 0 }
+        .object_type()
+        .ok()
+        .filter(|&t| t != 0)
+}
+
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
@@ -154,6 +205,20 @@ impl Bits<'_> {
             self.pos += 1;
         }
         Ok(v)
+    }
+
+    /// A sampling frequency: an index into [`RATES`], or 15 and an explicit 24-bit rate.
+    fn rate(&mut self) -> Result<u32, AacError> {
+        match self.take(4)? {
+            15 => match self.take(24)? {
+                0 => Err(AacError("sample rate 0")),
+                r => Ok(r),
+            },
+            i => RATES
+                .get(i as usize)
+                .copied()
+                .ok_or(AacError("reserved sampling frequency index")),
+        }
     }
 
     fn object_type(&mut self) -> Result<u8, AacError> {
@@ -207,5 +272,46 @@ mod tests {
         assert!(AudioSpecificConfig::parse(&[0x11, 0x80]).is_err()); // channel config 0 (PCE)
         assert!(AudioSpecificConfig::parse(&[0x11]).is_err());
         assert!(parse_adts(&[0xff, 0xf1, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn audio_format_reports_output_rate_and_channels() {
+        // 44.1 kHz stereo LC (what OBS sends by default), mono 22.05 kHz.
+        assert_eq!(
+            AudioFormat::parse(&[0x12, 0x10]),
+            Ok(AudioFormat {
+                object_type: 2,
+                sample_rate: 44100,
+                channels: 2
+            })
+        );
+        assert_eq!(
+            AudioFormat::parse(&[0x13, 0x88]),
+            Ok(AudioFormat {
+                object_type: 2,
+                sample_rate: 22050,
+                channels: 1
+            })
+        );
+        // Explicit HE-AAC: core 24 kHz, SBR output 48 kHz.
+        assert_eq!(
+            AudioFormat::parse(&[0x2B, 0x11, 0x88]),
+            Ok(AudioFormat {
+                object_type: 5,
+                sample_rate: 48000,
+                channels: 2
+            })
+        );
+        // Explicit 24-bit frequency.
+        assert_eq!(
+            AudioFormat::parse(&[0x17, 0x80, 0x3E, 0x80, 0x10]).map(|c| c.sample_rate),
+            Ok(32000)
+        );
+        assert!(
+            AudioFormat::parse(&[0x16, 0x90]).is_err(),
+            "reserved index 13"
+        );
+        assert!(AudioFormat::parse(&[0x12]).is_err(), "truncated");
+        assert!(AudioFormat::parse(&[]).is_err(), "empty");
     }
 }

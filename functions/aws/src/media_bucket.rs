@@ -1,0 +1,120 @@
+//! [`S3MediaBucket`]: the S3 implementation of `rill-core`'s media bucket port.
+//!
+//! Every object gets its kind's Content-Type and Cache-Control (the rules live in
+//! [`rill_core::media::ObjectKind`], not here). A failed `PutObject` is retried after
+//! 100 ms, 200 ms, 400 ms, ... (five attempts by default) on top of the SDK's own retries:
+//! a live stream would rather wait a second than lose a segment, and a playlist that still
+//! fails is rewritten with the next segment anyway.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rill_core::media::{MediaBucket, MediaBucketError, ObjectKind};
+
+/// Writes media objects into one S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3MediaBucket {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    attempts: u32,
+    first_delay: Duration,
+}
+
+impl S3MediaBucket {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> S3MediaBucket {
+        S3MediaBucket {
+            s3,
+            bucket: bucket.into(),
+            attempts: 5,
+            first_delay: Duration::from_millis(100),
+        }
+    }
+
+    /// Overrides the retry schedule: `attempts` tries in all (at least one), waiting
+    /// `first_delay` after the first failure and twice as long after each further one.
+    pub fn with_retries(mut self, attempts: u32, first_delay: Duration) -> S3MediaBucket {
+        self.attempts = attempts.max(1);
+        self.first_delay = first_delay;
+        self
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+#[async_trait]
+impl MediaBucket for S3MediaBucket {
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), MediaBucketError> {
+        let mut delay = self.first_delay;
+        let mut reason = String::new();
+        for attempt in 1..=self.attempts {
+            let result = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(kind.content_type())
+                .cache_control(kind.cache_control())
+                // Bytes: each attempt shares the buffer instead of copying it.
+                .body(body.clone().into())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    reason = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                    tracing::warn!(%key, attempt, error = %reason, "upload failed; retrying");
+                    if attempt < self.attempts {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
+            }
+        }
+        Err(MediaBucketError {
+            key: key.to_owned(),
+            attempts: self.attempts,
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client for an endpoint where nothing listens, without the SDK's own retries, so
+    /// every attempt counted is one of ours.
+    fn unreachable_client() -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    #[tokio::test]
+    async fn a_put_that_keeps_failing_reports_the_key_after_every_attempt() {
+        let bucket = S3MediaBucket::new(unreachable_client(), "media")
+            .with_retries(3, Duration::from_millis(1));
+        let err = bucket
+            .put(
+                "live/s1/720p/seg-000001.m4s",
+                Bytes::from_static(b"x"),
+                ObjectKind::Segment,
+            )
+            .await
+            .expect_err("nothing listens on port 1");
+        assert_eq!(err.key, "live/s1/720p/seg-000001.m4s");
+        assert_eq!(err.attempts, 3);
+        assert!(!err.reason.is_empty());
+    }
+}

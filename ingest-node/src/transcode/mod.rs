@@ -41,6 +41,7 @@
 mod audio;
 pub mod file_source;
 pub mod ladder;
+mod options;
 mod rung;
 pub mod thumbnail;
 mod transcoder;
@@ -52,10 +53,10 @@ use crate::bitstream::{aac, h264};
 mod tests;
 
 pub use ladder::{Ladder, QualityPreset, SourceInfo, SourceMeter};
-pub use transcoder::{
-    CodecParams, RenditionStats, ScaleMode, StreamConfig, TranscodeOptions, Transcoder,
-    default_x264_threads,
+pub use options::{
+    CodecParams, RenditionStats, ScaleMode, StreamConfig, TranscodeOptions, default_x264_threads,
 };
+pub use transcoder::Transcoder;
 
 /// What can go wrong while transcoding a stream.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,8 @@ use ffmpeg_next::{
 
 use super::h264::{self, AvcConfig, nal};
 use super::ladder::Ladder;
-use super::transcoder::{CodecParams, video_params};
+use super::options::CodecParams;
+use super::transcoder::video_params;
 use crate::governor;
 use crate::media::{EncodedPacket, Rendition};
 

@@ -83,6 +83,7 @@ mod frames;
 pub mod http;
 mod offer;
 pub mod server;
+mod session;
 
 #[cfg(test)]
 mod tests;

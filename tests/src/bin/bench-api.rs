@@ -1,5 +1,5 @@
 //! `bench-api`: what the API costs as the gateway sees it. Run through
-//! `scripts/bench-api.sh` (release build).
+//! `scripts/bench.sh api` (release build).
 //!
 //! 1. Cold init and RSS per function: reset the gateway's instances, call each function once,
 //!    read init time (spawn to first Runtime API `next`) and resident memory from

@@ -1,5 +1,5 @@
 //! `bench-availability`: segment availability lag of the ingest node. Run through
-//! `scripts/bench-availability.sh` (release build).
+//! `scripts/bench.sh availability` (release build).
 //!
 //! The ffmpeg CLI publishes a 1080p30 test pattern (encoded to a file first, so the publisher's
 //! encoder does not compete for the node's cores) over RTMP in real time (`-re -c copy`) for

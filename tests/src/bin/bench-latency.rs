@@ -1,5 +1,5 @@
 //! `bench-latency`: glass-to-glass latency in Chromium. Run through
-//! `scripts/bench-latency.sh` (release build).
+//! `scripts/bench.sh latency` (release build).
 //!
 //! Starts the whole local stack (gateway serving the built web app, functions, moto, ingest
 //! node) and runs `web/e2e/latency.bench.mjs`: the broadcaster page goes live over WHIP with

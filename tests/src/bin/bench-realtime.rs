@@ -1,5 +1,5 @@
 //! `bench-realtime`: fan-out cost of the WebSocket API. Run through
-//! `scripts/bench-realtime.sh` (release build).
+//! `scripts/bench.sh realtime` (release build).
 //!
 //! For each N in `--viewers` (default 100,1000): N anonymous sockets join one live stream;
 //! one signed-in sender sends `--messages` chat frames, one at a time; every viewer records

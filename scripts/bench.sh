@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# scripts/bench.sh <name> [args...] - builds the workspace's binaries with the local-release
+# profile (release without LTO: minutes instead of most of an hour on 2 cores) and runs
+# the benchmark `bench-<name>` with the arguments given. Names:
+#   api           per-function cold init + RSS; GET /api/streams/:id vs a direct GetItem
+#   realtime      chat/reaction delivery to many viewers vs a bare WebSocket broadcast
+#   availability  segment availability lag (full ladder, passthrough) vs the S3 upload floor
+#   latency       glass-to-glass in Chromium (WHIP -> ingest -> S3 -> hls.js)
+#   overload      the ingest node under CPU pressure, governor on vs off (the anchor)
+# (The ladder's CPU benchmark is `cargo bench -p rill-ingest --bench bench-ladder`.)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+name="${1:-}"
+case "$name" in
+    api | realtime | availability | latency | overload) shift ;;
+    *)
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+        exit 2
+        ;;
+esac
+"$ROOT/scripts/setup.sh"
+export RILL_VENV="${RILL_VENV:-$ROOT/.venv}"
+# The realtime benchmark opens thousands of sockets.
+ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+# The latency benchmark serves the web app.
+[ "$name" = latency ] && (cd web && npm run build --silent)
+cargo build --profile local-release -p rill-api -p rill-gateway -p rill-ingest -p rill-tests --bins --quiet
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+exec "$TARGET_DIR/local-release/bench-$name" "$@"

@@ -691,6 +691,7 @@ impl BrowserStack {
             .env("RILL_OWNER_TOKEN", token("alice", "Alice"))
             .env("RILL_VIEWER_TOKEN", token("bob", "Bob"))
             .env("RILL_ARTIFACTS", artifacts)
+            .env("RILL_RTMP_URL", format!("{}/live", self.ingest.rtmp))
             .env(
                 "CHROMIUM",
                 std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),

@@ -4,7 +4,12 @@
 // Date.now() - hls.playingDate (the segment's EXT-X-PROGRAM-DATE-TIME at the playhead) and
 // hls.js' own `latency` estimate, after a warm-up. Prints a table and one JSON line.
 // Env: RILL_URL, RILL_OWNER_TOKEN, RILL_VIEWER_TOKEN, RILL_ARTIFACTS, CHROMIUM,
-//      DURATION_SECONDS (40), WARMUP_SECONDS (10).
+//      DURATION_SECONDS (40), WARMUP_SECONDS (10);
+//      RTMP_SOURCE=<file> + RILL_RTMP_URL: instead of the browser's WHIP, ffmpeg pushes the
+//      file over RTMP (`-re -c copy`, looped) to a stream with the 1080p preset (the OBS case);
+//      HLS_STOCK='{"lowLatencyMode":true,"liveSyncDurationCount":2}': play with these hls.js
+//      settings instead of the app's tuned ones.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { artifactsDir, createAndGoLive, env, launch, log, newPage, watchAndPlay, withTimeout } from './lib.mjs';
 
@@ -14,6 +19,27 @@ const WARMUP = Number(env('WARMUP_SECONDS', '10'));
 const pct = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] : NaN);
 const fmt = (ms) => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) + ' s' : '–');
 
+/** Creates a 1080p stream over REST, pushes `file` over RTMP with ffmpeg, waits for `live`. */
+async function rtmpLive(base, token, file, keep) {
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const r = await fetch(`${base}/api/streams/create`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ channelId: 'bench', title: 'latency bench (RTMP)', settings: { quality: '1080p' } }),
+  });
+  if (r.status !== 201) throw new Error(`create: ${r.status} ${await r.text()}`);
+  const s = await r.json();
+  const url = `${env("RILL_RTMP_URL")}/${s.ingest.streamKey}`;
+  keep(spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', file, '-c', 'copy', '-f', 'flv', url], { stdio: 'inherit' }));
+  log(`publishing ${file} over RTMP`);
+  for (let i = 0; i < 120; i++) {
+    const g = await (await fetch(`${base}/api/streams/${s.id}`)).json();
+    if (g.status === 'live') return s.id;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  throw new Error('the RTMP stream did not go live in 60 s');
+}
+
 async function main() {
   const base = env('RILL_URL').replace(/\/$/, '');
   const dir = artifactsDir();
@@ -22,8 +48,14 @@ async function main() {
   let owner;
   try {
     owner = await newPage(browser, 'owner', base, errors);
-    const id = await createAndGoLive(owner.page, base, env('RILL_OWNER_TOKEN'), { title: `latency bench ${new Date().toISOString()}` });
+    const id = process.env.RTMP_SOURCE
+      ? await rtmpLive(base, env('RILL_OWNER_TOKEN'), process.env.RTMP_SOURCE, (p) => (owner.page.__ffmpeg = p))
+      : await createAndGoLive(owner.page, base, env('RILL_OWNER_TOKEN'), { title: `latency bench ${new Date().toISOString()}` });
     const viewer = await newPage(browser, 'viewer', base, errors);
+    if (process.env.HLS_STOCK) {
+      await viewer.page.addInitScript((c) => { window.__rillHlsStock = JSON.parse(c); }, process.env.HLS_STOCK);
+      log(`stock hls.js settings: ${process.env.HLS_STOCK}`);
+    }
     if (process.env.HLS_CONFIG) {
       // e.g. HLS_CONFIG='{"liveSyncDuration":0.8}' to try other settings without a rebuild.
       await viewer.page.addInitScript((c) => { window.__rillHlsConfig = JSON.parse(c); }, process.env.HLS_CONFIG);
@@ -70,6 +102,9 @@ async function main() {
         unit: 'ms',
       }),
     );
+    if (process.env.RTMP_SOURCE) {
+      await fetch(`${base}/api/streams/${id}/end`, { method: 'POST', headers: { authorization: `Bearer ${env('RILL_OWNER_TOKEN')}` } });
+    }
     await owner.page.getByTestId('end-stream').click().catch(() => {});
     await owner.page.waitForTimeout(1000);
   } finally {

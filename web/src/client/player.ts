@@ -85,9 +85,11 @@ export class HlsPlayer {
 
   load(manifestUrl: string): void {
     this.destroyHls();
-    // window.__rillHlsConfig (if a test or benchmark sets it) overrides the defaults.
-    const override = (globalThis as { __rillHlsConfig?: Partial<HlsConfig> }).__rillHlsConfig ?? {};
-    const hls = new Hls({ ...(this.lowLatency ? LOW_LATENCY_CONFIG : STANDARD_CONFIG), ...override });
+    // window.__rillHlsConfig (if a test or benchmark sets it) overrides the defaults;
+    // window.__rillHlsStock replaces them (benchmarks against stock hls.js settings).
+    const g = globalThis as { __rillHlsConfig?: Partial<HlsConfig>; __rillHlsStock?: Partial<HlsConfig> };
+    const defaults = g.__rillHlsStock ?? (this.lowLatency ? LOW_LATENCY_CONFIG : STANDARD_CONFIG);
+    const hls = new Hls({ ...defaults, ...(g.__rillHlsConfig ?? {}) });
     this.hls = hls;
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) this.stalls++;

@@ -29,8 +29,10 @@
 //!
 //! Decisions, with hysteresis:
 //! - **down** one level when the lag stays at or above [`GovernorConfig::down_lag`] for two
-//!   evaluations in a row (and the last change had [`GovernorConfig::settle`] to act);
-//!   straight to [`MAX_LEVEL`] when it reaches [`GovernorConfig::panic_lag`];
+//!   evaluations in a row, or at once when it is 1.5 times that (and the last change had
+//!   [`GovernorConfig::settle`] to act); straight to [`MAX_LEVEL`] when it reaches
+//!   [`GovernorConfig::panic_lag`] (a stream that falls behind at 0.9 s per second, as a
+//!   full ladder does with half the CPU it needs, gets there in under two seconds);
 //! - **up** one level when the lag stays at or below [`GovernorConfig::up_lag`] *and* the
 //!   busy fraction, scaled by the measured cost of the level above, predicts that level
 //!   would still fit ([`GovernorConfig::max_busy`]), for a sustained [`Governor::up_hold`];
@@ -47,6 +49,18 @@ pub const MAX_LEVEL: u8 = 5;
 /// 1080p30 source on 2 cores (`bench-overload --levels`). Used to predict whether the level
 /// above would fit in the headroom seen at the current one.
 pub const RELATIVE_COST: [f64; MAX_LEVEL as usize + 1] = [1.0, 0.92, 0.70, 0.64, 0.51, 0.38];
+
+/// Delay a level adds to the availability lag by itself, which is not falling behind:
+/// halving the top rung's frame rate doubles the time x264's B-frames and lookahead hold
+/// (+0.25 s measured by `bench-overload --levels`). Taken off the stored lag before it is
+/// judged, or the cheapest level would read as late and never step back up.
+pub fn inherent_delay(level: u8) -> Duration {
+    if rung_level(level, 0).fps_divisor > 1 {
+        Duration::from_millis(250)
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// x264 preset of an encoded rung at a level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,9 +155,9 @@ impl Default for GovernorConfig {
     fn default() -> Self {
         Self {
             down_lag: Duration::from_millis(800),
-            panic_lag: Duration::from_millis(2500),
+            panic_lag: Duration::from_millis(1600),
             up_lag: Duration::from_millis(600),
-            settle: Duration::from_millis(2500),
+            settle: Duration::from_millis(2000),
             max_busy: 0.85,
             base_up_hold: Duration::from_secs(15),
             max_up_hold: Duration::from_secs(120),
@@ -214,7 +228,7 @@ impl Governor {
             }
             let target = if obs.lag >= self.config.panic_lag && settled {
                 MAX_LEVEL
-            } else if self.over >= 2 && settled {
+            } else if (self.over >= 2 || obs.lag >= self.config.down_lag * 3 / 2) && settled {
                 self.level + 1
             } else {
                 return None;
@@ -296,7 +310,7 @@ mod tests {
     fn one_late_segment_does_not_step_down() {
         let mut g = Governor::new(GovernorConfig::default());
         let t = Instant::now();
-        assert_eq!(g.evaluate(t, obs(1200, 1.0)), None);
+        assert_eq!(g.evaluate(t, obs(1000, 1.0)), None);
         assert_eq!(g.evaluate(t + Duration::from_secs(1), obs(400, 0.8)), None);
         assert_eq!(g.level(), 0);
     }
@@ -305,16 +319,24 @@ mod tests {
     fn sustained_lag_steps_down_one_level_at_a_time_with_time_to_settle() {
         let mut g = Governor::new(GovernorConfig::default());
         let t = Instant::now();
-        let levels = run(&mut g, t, 0, 10, obs(1200, 1.0));
-        // Two late evaluations, then a step every settle period (2.5 s -> every 3rd second).
-        assert_eq!(levels, vec![0, 1, 1, 1, 2, 2, 2, 3, 3, 3]);
+        let levels = run(&mut g, t, 0, 10, obs(1000, 1.0));
+        // Two late evaluations, then a step every settle period (2 s).
+        assert_eq!(levels, vec![0, 1, 1, 2, 2, 3, 3, 4, 4, 5]);
+    }
+
+    #[test]
+    fn a_clearly_late_stream_steps_down_without_waiting_for_a_second_look() {
+        let mut g = Governor::new(GovernorConfig::default());
+        let t = Instant::now();
+        let levels = run(&mut g, t, 0, 5, obs(1300, 1.0));
+        assert_eq!(levels, vec![1, 1, 2, 2, 3]);
     }
 
     #[test]
     fn a_large_lag_jumps_to_the_cheapest_level() {
         let mut g = Governor::new(GovernorConfig::default());
         let t = Instant::now();
-        assert_eq!(g.evaluate(t, obs(3000, 1.0)), Some(MAX_LEVEL));
+        assert_eq!(g.evaluate(t, obs(1700, 1.0)), Some(MAX_LEVEL));
     }
 
     #[test]

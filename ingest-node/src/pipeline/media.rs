@@ -15,14 +15,15 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{Counters, Input, Lateness, Output, PASSTHROUGH_PROBE_MS, PipelineConfig};
-use crate::governor::{Governor, GovernorConfig, Observation};
+use crate::governor::{self, Governor, GovernorConfig, Observation};
 use crate::media::MediaEvent;
 use crate::package::{self, Packager, PackagerOptions, Segment, TrackConfig, TrackKind};
 use crate::transcode::{
     Ladder, SourceInfo, SourceMeter, StreamConfig, TranscodeOptions, Transcoder,
 };
 
-/// Queue wait after which frames are shed at the cheapest level.
+/// Backlog (queue wait, or media read behind its timestamps) after which frames are shed
+/// at the cheapest level.
 const SHED_WHEN_QUEUED: Duration = Duration::from_millis(500);
 
 /// How often the governor looks at the stream.
@@ -63,7 +64,8 @@ impl Pressure {
             return None;
         }
         let busy = 1.0 - (self.idle.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0);
-        let stored = Duration::from_millis(counters.recent_lag_ms.swap(0, Ordering::Relaxed));
+        let stored = Duration::from_millis(counters.recent_lag_ms.swap(0, Ordering::Relaxed))
+            .saturating_sub(governor::inherent_delay(self.governor.level()));
         let behind = if busy > 0.9 {
             Duration::from_millis(lateness.behind_ms().max(0) as u64)
         } else {
@@ -181,8 +183,11 @@ pub(super) fn run(
         if let Some(g) = current.as_mut() {
             // The last resort: when input still queues at the cheapest level, frames between
             // boundaries skip the encoders until it has caught up.
+            // The backlog may sit in the queue in front of this thread or, once that is
+            // full, in the publisher's connection (media read later than its timestamps).
+            let behind = Duration::from_millis(lateness.behind_ms().max(0) as u64);
             g.transcoder
-                .set_shedding(received.elapsed() > SHED_WHEN_QUEUED);
+                .set_shedding(received.elapsed().max(behind) > SHED_WHEN_QUEUED);
             let shed = g.transcoder.shed_frames();
             counters
                 .shed_frames

@@ -263,14 +263,16 @@ WITH_IMAGE = {
 
 
 def node_env_names():
-    """Environment variables rill-ingest reads (its sources and rill-aws's settings)."""
+    """Environment variables rill-ingest reads: every variable name handed to a reader
+    (`var.addr("RTMP_ADDR", ..)`, `or("TABLE_NAME", ..)`, `env::var("X")`) in the node's
+    configuration (`ingest-node/src/config.rs`, read once at start) and rill-aws's settings."""
     names = set()
-    pattern = re.compile(r'(?:env_or|env::var|env::var_os)\(\s*"([A-Z0-9_]+)"')
-    for base in ("ingest-node/src", "functions/aws/src"):
-        for dirpath, _, files in os.walk(os.path.join(ROOT, base)):
-            for f in files:
-                if f.endswith(".rs"):
-                    names.update(pattern.findall(open(os.path.join(dirpath, f)).read()))
+    pattern = re.compile(r'\(\s*"([A-Z][A-Z0-9_]{2,})"')
+    for path in ("ingest-node/src/config.rs", "ingest-node/src/main.rs", "ingest-node/src/run.rs",
+                 "functions/aws/src/config.rs"):
+        full = os.path.join(ROOT, path)
+        if os.path.exists(full):
+            names.update(pattern.findall(open(full).read()))
     names.add("RUST_LOG")  # tracing_subscriber's EnvFilter::try_from_default_env (main.rs)
     return names
 

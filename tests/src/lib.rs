@@ -424,6 +424,20 @@ impl User {
         Reply::from(req.send().await.expect("request")).await
     }
 
+    /// `POST /api/streams/create` as this user; panics unless 201. Returns the stream's id
+    /// and its stream key.
+    pub async fn create_stream(&self, stack: &Stack, body: Value) -> (String, String) {
+        let r = self.post(stack, "/api/streams/create", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        (
+            r.body["id"].as_str().expect("id").to_owned(),
+            r.body["ingest"]["streamKey"]
+                .as_str()
+                .expect("key")
+                .to_owned(),
+        )
+    }
+
     pub async fn post(&self, stack: &Stack, path: &str, body: Value) -> Reply {
         self.send(stack, "POST", path, Some(body)).await
     }

@@ -9,15 +9,7 @@ use rill_tests::{IngestNode, Stack, User};
 use serde_json::{Value, json};
 
 async fn create(stack: &Stack, owner: &User, body: Value) -> (String, String) {
-    let r = owner.post(stack, "/api/streams/create", body).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    (
-        r.body["id"].as_str().expect("id").to_owned(),
-        r.body["ingest"]["streamKey"]
-            .as_str()
-            .expect("key")
-            .to_owned(),
-    )
+    owner.create_stream(stack, body).await
 }
 
 /// Pushes a generated test pattern (H.264 at 4000 kbit/s, above every rung, so the whole
@@ -446,16 +438,7 @@ async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
         2,
         "a 480p source gets two rungs: {mb}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", node.http))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains(&format!("rill_ingest_publishing{{stream_id=\"{a}\"}} 1")),
-        "{metrics}"
-    );
+    assert_publishing(&node, &a).await;
 
     let status = node.terminate().expect("the node exits after SIGTERM");
     assert!(status.success());
@@ -471,6 +454,20 @@ async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
     }
     let _ = pa.join();
     let _ = pb.join();
+}
+
+/// The node's `/metrics` says a publisher is attached to `id`.
+async fn assert_publishing(node: &IngestNode, id: &str) {
+    let metrics = reqwest::get(format!("{}/metrics", node.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("rill_ingest_publishing{{stream_id=\"{id}\"}} 1")),
+        "{metrics}"
+    );
 }
 
 /// Segments listed in a media playlist.
@@ -533,16 +530,7 @@ async fn a_panic_in_one_streams_pipeline_ends_that_stream_only() {
         "live"
     );
     // The node itself is fine.
-    let metrics = reqwest::get(format!("{}/metrics", node.http))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains(&format!("rill_ingest_publishing{{stream_id=\"{b}\"}} 1")),
-        "{metrics}"
-    );
+    assert_publishing(&node, &b).await;
     let _ = pa.join();
     let _ = pb.join();
 }

@@ -65,19 +65,12 @@ fn parse_lag(metrics: &str, id: &str) -> Option<Lag> {
 
 async fn run_case(stack: &Stack, node: &IngestNode, kbps: u32, seconds: u32) -> (Lag, usize) {
     let owner = User::named("bench");
-    let r = owner
-        .post(
+    let (id, key) = owner
+        .create_stream(
             stack,
-            "/api/streams/create",
             json!({"channelId":"bench","title":format!("availability {kbps}k")}),
         )
         .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.body["id"].as_str().expect("id").to_owned();
-    let key = r.body["ingest"]["streamKey"]
-        .as_str()
-        .expect("key")
-        .to_owned();
     let url = format!("{}/live/{key}", node.rtmp);
     // Encoded beforehand, pushed as a copy: the publisher's encoder must not share the
     // node's two cores, as it would not in production.

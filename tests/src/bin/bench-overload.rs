@@ -294,19 +294,12 @@ async fn run_case(
 ) -> CaseResult {
     let node = IngestNode::start(stack, &[("GOVERNOR", governor)]);
     let owner = User::named("bench");
-    let r = owner
-        .post(
+    let (id, key) = owner
+        .create_stream(
             stack,
-            "/api/streams/create",
             json!({"channelId":"bench","title":format!("overload {governor} {load}"),"settings":{"quality":"1080p"}}),
         )
         .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.body["id"].as_str().expect("id").to_owned();
-    let key = r.body["ingest"]["streamKey"]
-        .as_str()
-        .expect("key")
-        .to_owned();
     let url = format!("{}/live/{key}", node.rtmp);
     let _load = (load > 0.0).then(|| Load::start(load));
     let cpu0 = cpu_seconds(node.pid());

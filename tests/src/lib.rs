@@ -211,6 +211,21 @@ impl Stack {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path` on the gateway (e.g. a playlist under `/hls`): the body on a 2xx, else
+    /// `None` (not there yet, or an error).
+    pub async fn bytes(&self, path: &str) -> Option<Vec<u8>> {
+        let r = self.http.get(self.url(path)).send().await.ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.bytes().await.ok().map(|b| b.to_vec())
+    }
+
+    /// [`Stack::bytes`] as text.
+    pub async fn text(&self, path: &str) -> Option<String> {
+        String::from_utf8(self.bytes(path).await?).ok()
+    }
+
     /// A direct DynamoDB client on the same table, to check what is (not) stored and to act
     /// as the ingest node would.
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {

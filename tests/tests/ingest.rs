@@ -92,11 +92,29 @@ async fn wait_for_playlist(stack: &Stack, path: &str, needle: &str) {
 }
 
 async fn text(stack: &Stack, path: &str) -> Option<String> {
-    let r = stack.http.get(stack.url(path)).send().await.ok()?;
-    if r.status() != 200 {
-        return None;
+    stack.text(path).await
+}
+
+/// Two streams of `owner` in `channel`, published at once at the given sizes for `seconds`
+/// (real time), both waited for until `live`. Returns their ids and the publishers.
+async fn two_live_streams(
+    stack: &Stack,
+    node: &IngestNode,
+    owner: &User,
+    channel: &str,
+    sizes: [&'static str; 2],
+    seconds: u32,
+) -> (String, String, [std::thread::JoinHandle<bool>; 2]) {
+    let (a, key_a) = create(stack, owner, json!({"channelId":channel,"title":"A"})).await;
+    let (b, key_b) = create(stack, owner, json!({"channelId":channel,"title":"B"})).await;
+    let (ra, rb) = (node.rtmp.clone(), node.rtmp.clone());
+    let pa = std::thread::spawn(move || publish(&ra, &key_a, sizes[0], seconds, true));
+    let pb = std::thread::spawn(move || publish(&rb, &key_b, sizes[1], seconds, true));
+    for id in [&a, &b] {
+        let path = format!("/api/streams/{id}");
+        wait_for_status(stack, &path, "live", Duration::from_secs(60)).await;
     }
-    r.text().await.ok()
+    (a, b, [pa, pb])
 }
 
 #[tokio::test]
@@ -418,15 +436,8 @@ async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
     let stack = Stack::start();
     let mut node = IngestNode::start(&stack, &[]);
     let owner = User::named("owner");
-    let (a, key_a) = create(&stack, &owner, json!({"channelId":"two","title":"A"})).await;
-    let (b, key_b) = create(&stack, &owner, json!({"channelId":"two","title":"B"})).await;
-    let (ra, rb) = (node.rtmp.clone(), node.rtmp.clone());
-    let pa = std::thread::spawn(move || publish(&ra, &key_a, "640x360", 30, true));
-    let pb = std::thread::spawn(move || publish(&rb, &key_b, "854x480", 30, true));
-    for id in [&a, &b] {
-        let path = format!("/api/streams/{id}");
-        wait_for_status(&stack, &path, "live", Duration::from_secs(60)).await;
-    }
+    let (a, b, publishers) =
+        two_live_streams(&stack, &node, &owner, "two", ["640x360", "854x480"], 30).await;
     let ma = text(&stack, &format!("/hls/live/{a}/master.m3u8"))
         .await
         .expect("master a");
@@ -457,8 +468,9 @@ async fn two_streams_at_once_stay_independent_and_sigterm_finalises_both() {
             .await;
         assert_eq!(s.body["status"], "ended");
     }
-    let _ = pa.join();
-    let _ = pb.join();
+    for p in publishers {
+        let _ = p.join();
+    }
 }
 
 /// The node's `/metrics` says a publisher is attached to `id`.
@@ -485,20 +497,8 @@ async fn a_panic_in_one_streams_pipeline_ends_that_stream_only() {
     let stack = Stack::start();
     let node = IngestNode::start(&stack, &[("RILL_FAULT_HOOKS", "1")]);
     let owner = User::named("owner");
-    let (a, key_a) = create(&stack, &owner, json!({"channelId":"sup","title":"A"})).await;
-    let (b, key_b) = create(&stack, &owner, json!({"channelId":"sup","title":"B"})).await;
-    let (ra, rb) = (node.rtmp.clone(), node.rtmp.clone());
-    let pa = std::thread::spawn(move || publish(&ra, &key_a, "640x360", 25, true));
-    let pb = std::thread::spawn(move || publish(&rb, &key_b, "640x360", 25, true));
-    for id in [&a, &b] {
-        wait_for_status(
-            &stack,
-            &format!("/api/streams/{id}"),
-            "live",
-            Duration::from_secs(60),
-        )
-        .await;
-    }
+    let (a, b, publishers) =
+        two_live_streams(&stack, &node, &owner, "sup", ["640x360", "640x360"], 25).await;
     let fault = stack
         .http
         .post(format!("{}/_fault/panic/{a}", node.http))
@@ -536,8 +536,9 @@ async fn a_panic_in_one_streams_pipeline_ends_that_stream_only() {
     );
     // The node itself is fine.
     assert_publishing(&node, &b).await;
-    let _ = pa.join();
-    let _ = pb.join();
+    for p in publishers {
+        let _ = p.join();
+    }
 }
 
 #[tokio::test]

@@ -21,10 +21,10 @@ pub struct Lateness {
 impl Lateness {
     pub const THRESHOLD_MS: i64 = 300;
 
-    /// How far the last observed frame arrived behind the best offset seen (ms): with a
+    /// How far the last observed frame arrived behind the best offset seen: with a
     /// publisher sending in real time, how far the node has fallen behind reading it.
-    pub fn behind_ms(&self) -> i64 {
-        self.behind_ms
+    pub fn behind(&self) -> Duration {
+        Duration::from_millis(self.behind_ms.max(0) as u64)
     }
 
     /// Whether the frame with timestamp `pts_ms`, arriving at `arrival_ms`, is late.
@@ -107,7 +107,7 @@ mod tests {
         }
         // Held more than 300 ms: frames 100..=120 (the last nine were close enough).
         assert_eq!(late, 21);
-        assert_eq!(l.behind_ms(), 0, "caught up after the burst");
+        assert_eq!(l.behind(), Duration::ZERO, "caught up after the burst");
     }
 
     #[test]

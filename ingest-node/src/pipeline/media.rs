@@ -67,7 +67,7 @@ impl Pressure {
         let stored = Duration::from_millis(counters.recent_lag_ms.swap(0, Ordering::Relaxed))
             .saturating_sub(governor::inherent_delay(self.governor.level()));
         let behind = if busy > 0.9 {
-            Duration::from_millis(lateness.behind_ms().max(0) as u64)
+            lateness.behind()
         } else {
             Duration::ZERO
         };
@@ -94,8 +94,6 @@ struct Generation {
     init_sent: Vec<Option<Bytes>>,
     /// When recent source video frames arrived, by source pts (ms).
     arrivals: VecDeque<(i64, Instant)>,
-    /// The transcoder's shed-frame count already added to the counters.
-    shed_seen: u64,
 }
 
 /// Source frames remembered for availability lag: ~17 s at 60 fps, longer than any segment.
@@ -185,14 +183,11 @@ pub(super) fn run(
             // boundaries skip the encoders until it has caught up.
             // The backlog may sit in the queue in front of this thread or, once that is
             // full, in the publisher's connection (media read later than its timestamps).
-            let behind = Duration::from_millis(lateness.behind_ms().max(0) as u64);
             g.transcoder
-                .set_shedding(received.elapsed().max(behind) > SHED_WHEN_QUEUED);
-            let shed = g.transcoder.shed_frames();
+                .set_shedding(received.elapsed().max(lateness.behind()) > SHED_WHEN_QUEUED);
             counters
                 .shed_frames
-                .fetch_add(shed - g.shed_seen, Ordering::Relaxed);
-            g.shed_seen = shed;
+                .fetch_add(g.transcoder.take_shed_frames(), Ordering::Relaxed);
         }
         if let MediaEvent::Video { data, pts_ms, .. } = &event {
             let arrivals = current.as_mut().map_or(&mut arrivals, |g| &mut g.arrivals);
@@ -293,7 +288,6 @@ pub(super) fn run(
                 packagers: (0..n).map(|_| None).collect(),
                 init_sent: vec![None; n],
                 arrivals: std::mem::take(&mut arrivals),
-                shed_seen: 0,
             });
             let replay: Vec<MediaEvent> = std::mem::take(&mut pending);
             for e in replay {

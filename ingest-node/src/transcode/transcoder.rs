@@ -84,8 +84,6 @@ pub struct Transcoder {
     gates: Vec<FpsGate>,
     /// Rung index -> index into `gates` (None for the passthrough rung).
     gate_of: Vec<Option<usize>>,
-    /// The ladder's video rungs.
-    rungs: Vec<Rendition>,
     /// Governor level in effect, and one asked for that starts at the next boundary.
     level: u8,
     pending_level: Option<u8>,
@@ -225,7 +223,6 @@ impl Transcoder {
             pending_boundaries: BTreeSet::new(),
             gates,
             gate_of,
-            rungs,
             level: 0,
             pending_level: None,
             shedding: false,
@@ -265,9 +262,9 @@ impl Transcoder {
         self.shedding = on;
     }
 
-    /// Frames shed so far.
-    pub fn shed_frames(&self) -> u64 {
-        self.shed_frames
+    /// Frames shed since the last call.
+    pub fn take_shed_frames(&mut self) -> u64 {
+        std::mem::take(&mut self.shed_frames)
     }
 
     /// The newest thumbnail (JPEG) since the last call, if one was taken.
@@ -703,7 +700,8 @@ impl Transcoder {
     fn apply_level(&mut self, level: u8) {
         tracing::info!(from = self.level, to = level, "governor level applied");
         self.level = level;
-        (self.gates, self.gate_of) = build_gates(&self.rungs, level);
+        // Video rungs come first in `renditions`, audio last.
+        (self.gates, self.gate_of) = build_gates(&self.renditions[..self.audio.index], level);
         // In cascade mode the first rung thread hands the level down ahead of the picture.
         let cascade = self.options.scale == ScaleMode::Cascade;
         for w in self

@@ -212,26 +212,10 @@ fn metric(metrics: &str, name: &str, id: &str, extra: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-async fn get_text(stack: &Stack, path: &str) -> Option<String> {
-    let r = stack.http.get(stack.url(path)).send().await.ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    r.text().await.ok()
-}
-
-async fn get_bytes(stack: &Stack, path: &str) -> Option<Vec<u8>> {
-    let r = stack.http.get(stack.url(path)).send().await.ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    r.bytes().await.ok().map(|b| b.to_vec())
-}
-
 /// Downloads a rendition (init + every segment) into one fragmented MP4 file.
 async fn download(stack: &Stack, id: &str, rung: &str, to: &Path) -> bool {
     let base = format!("/hls/live/{id}/{rung}");
-    let Some(playlist) = get_text(stack, &format!("{base}/index.m3u8")).await else {
+    let Some(playlist) = stack.text(&format!("{base}/index.m3u8")).await else {
         return false;
     };
     let mut out = Vec::new();
@@ -240,14 +224,14 @@ async fn download(stack: &Stack, id: &str, rung: &str, to: &Path) -> bool {
         if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
             let uri = rest.trim_end_matches('"');
             if uri != init_seen {
-                match get_bytes(stack, &format!("{base}/{uri}")).await {
+                match stack.bytes(&format!("{base}/{uri}")).await {
                     Some(b) => out.extend(b),
                     None => return false,
                 }
                 init_seen = uri.to_owned();
             }
         } else if !line.starts_with('#') && !line.is_empty() {
-            match get_bytes(stack, &format!("{base}/{line}")).await {
+            match stack.bytes(&format!("{base}/{line}")).await {
                 Some(b) => out.extend(b),
                 None => return false,
             }
@@ -322,7 +306,7 @@ async fn run_case(
     // Until the publisher is done and the node has drained its backlog (or 60 s more).
     loop {
         let now = started.elapsed();
-        if let Some(p) = get_text(stack, &playlist).await {
+        if let Some(p) = stack.text(&playlist).await {
             let durations: Vec<f64> = p
                 .lines()
                 .filter_map(|l| l.strip_prefix("#EXTINF:"))

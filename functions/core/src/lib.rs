@@ -12,6 +12,7 @@
 //! - [`key`]: stream keys. A key is 256 random bits shown once; only its SHA-256 is kept.
 //! - [`event`]: the realtime event envelope and names shared by every producer.
 //! - [`store`]: the storage traits the handlers depend on.
+//! - [`fleet`]: the ingest node registry, stream leases and the routing rule.
 //! - [`media`]: the media bucket port the ingest node writes HLS objects through, and the
 //!   Content-Type / Cache-Control rule of every object kind.
 //!
@@ -22,6 +23,7 @@
 pub mod auth;
 pub mod chat;
 pub mod event;
+pub mod fleet;
 pub mod ids;
 pub mod key;
 pub mod media;

@@ -9,6 +9,7 @@
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
 //! - [`media_bucket`]: [`media_bucket::S3MediaBucket`], the S3 implementation of
 //!   `rill-core`'s media bucket port (headers per object kind, retries).
+//! - [`fleet`]: the ingest node registry and stream leases on the same table.
 //! - [`realtime`]: connections, moderation, rate limits and Q&A on the same table.
 //! - [`notify`]: frames to WebSocket connections through the Management API.
 //!
@@ -18,6 +19,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod fleet;
 pub mod media_bucket;
 pub mod notify;
 pub mod objects;

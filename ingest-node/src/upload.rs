@@ -64,6 +64,12 @@ mod tests {
                 .push((key.to_owned(), kind));
             Ok(())
         }
+        async fn get(&self, _: &str) -> Result<Option<Bytes>, UploadError> {
+            Ok(None)
+        }
+        async fn exists(&self, _: &str) -> Result<bool, UploadError> {
+            Ok(false)
+        }
     }
 
     #[tokio::test]

@@ -1,5 +1,8 @@
 //! [`S3MediaBucket`]: the S3 implementation of `rill-core`'s media bucket port.
 //!
+//! Reads (`get`, `exists`) are for a node taking over a stream: they are not retried here,
+//! the caller decides (a takeover that cannot read the playlists refuses the publish).
+//!
 //! Every object gets its kind's Content-Type and Cache-Control (the rules live in
 //! [`rill_core::media::ObjectKind`], not here). A failed `PutObject` is retried after
 //! 100 ms, 200 ms, 400 ms, ... (five attempts by default) on top of the SDK's own retries:
@@ -78,6 +81,52 @@ impl MediaBucket for S3MediaBucket {
             attempts: self.attempts,
             reason,
         })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, MediaBucketError> {
+        let failed = |reason: String| MediaBucketError {
+            key: key.to_owned(),
+            attempts: 1,
+            reason,
+        };
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .map(|b| Some(b.into_bytes()))
+                .map_err(|e| failed(e.to_string())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(failed(
+                aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            )),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, MediaBucketError> {
+        match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(MediaBucketError {
+                key: key.to_owned(),
+                attempts: 1,
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            }),
+        }
     }
 }
 

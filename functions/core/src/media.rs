@@ -66,10 +66,15 @@ pub struct MediaBucketError {
     pub reason: String,
 }
 
-/// Writes media objects (see the module docs for the contract).
+/// Writes media objects (see the module docs for the contract), and reads back what a
+/// node taking over a stream needs (its playlists; whether a name is taken).
 #[async_trait]
 pub trait MediaBucket: Send + Sync {
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), MediaBucketError>;
+    /// The object's body; `None` when there is no such object.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, MediaBucketError>;
+    /// Whether an object exists under `key` (without reading it).
+    async fn exists(&self, key: &str) -> Result<bool, MediaBucketError>;
 }
 
 #[cfg(test)]

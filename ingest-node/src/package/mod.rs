@@ -24,6 +24,7 @@
 pub mod boxes;
 pub mod fmp4;
 pub mod playlist;
+pub mod resume;
 
 #[cfg(test)]
 mod tests;

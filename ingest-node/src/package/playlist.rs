@@ -114,6 +114,35 @@ impl MediaPlaylist {
         }
     }
 
+    /// A playlist continued from one written earlier (a node taking over a stream):
+    /// `segments` as listed, the advertised `target_secs` kept (RFC 8216 forbids changing
+    /// it), and the discontinuity sequence as it stood.
+    pub fn resumed(
+        window: Window,
+        target_secs: u64,
+        segments: Vec<PlaylistSegment>,
+        discontinuity_sequence: u64,
+    ) -> Self {
+        let max_extinf_ms = segments
+            .iter()
+            .map(|s| duration_ms(s.duration))
+            .max()
+            .unwrap_or(0);
+        Self {
+            window,
+            min_target_secs: target_secs.max(1),
+            segments: segments.into(),
+            discontinuity_sequence,
+            max_extinf_ms,
+            ended: false,
+        }
+    }
+
+    /// The playlist position the next segment takes.
+    pub fn next_sequence(&self) -> u64 {
+        self.segments.back().map_or(0, |s| s.sequence + 1)
+    }
+
     /// Appends a segment; with a sliding window, drops the oldest beyond the window.
     pub fn push(&mut self, segment: PlaylistSegment) -> Result<(), PlaylistError> {
         if self.ended {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use rill_aws::AwsSettings;
 
+use crate::fleet::FleetConfig;
 use crate::governor::{self, GovernorConfig};
 use crate::node::NodeConfig;
 
@@ -38,6 +39,13 @@ Settings (environment variable, default):
   X264_PARAMS               unset            extra x264 parameters, key=value:key=value
                                              (unset: none for RTMP, bframes=0:rc-lookahead=0
                                              for WebRTC)
+  NODE_ID                   generated        this node's id in the registry (default: the
+                                             ECS task id on ECS, else node-<ulid>)
+  NODE_CAPACITY             from the cores   streams this node takes (default: cores x 0.85
+                                             / 1.4 CPU per 1080p ladder, at least 1)
+  NODE_PRIVATE_URL          from the address HTTP base the WHIP router reaches this node at
+  DRAIN_SECONDS             0                on SIGTERM, how long current streams may go on
+                                             before they are finalised (0..=115; ECS: 100)
   TABLE_NAME                rill             DynamoDB table
   BUCKET_NAME               rill-media       media bucket
   AWS_ENDPOINT_URL          unset            moto or LocalStack locally; unset on AWS
@@ -58,6 +66,8 @@ pub struct Config {
     pub webrtc_advertise_ip: Option<IpAddr>,
     /// Stream-level settings the node hands to every pipeline.
     pub node: NodeConfig,
+    /// Registry identity, capacity and drain.
+    pub fleet: FleetConfig,
     pub aws: AwsSettings,
 }
 
@@ -123,6 +133,18 @@ impl Config {
             webrtc_udp_addr: var.addr("WEBRTC_UDP_ADDR", "127.0.0.1:8890")?,
             webrtc_advertise_ip: var.optional("WEBRTC_ADVERTISE_IP", "an IP address")?,
             node,
+            fleet: FleetConfig {
+                node_id: var.node_id("NODE_ID")?,
+                capacity: match var.get("NODE_CAPACITY") {
+                    None => None,
+                    Some(_) => Some(var.parse_in("NODE_CAPACITY", 1u32, 1, None)?),
+                },
+                private_url: var
+                    .get("NODE_PRIVATE_URL")
+                    .map(|_| var.url("NODE_PRIVATE_URL", ""))
+                    .transpose()?,
+                drain: Duration::from_secs(var.parse_in("DRAIN_SECONDS", 0, 0, Some(115))?),
+            },
             aws: AwsSettings::from_lookup(&lookup),
         })
     }
@@ -143,6 +165,10 @@ impl Config {
             x264_params = ?n.x264_params,
             governor = ?n.governor.fixed.map_or("on".to_owned(), |l| format!("fixed at level {l}")),
             fault_hooks = n.fault_hooks,
+            node_id = ?self.fleet.node_id,
+            node_capacity = ?self.fleet.capacity,
+            node_private_url = ?self.fleet.private_url,
+            drain_s = self.fleet.drain.as_secs(),
             table = %self.aws.table_name,
             bucket = %self.aws.bucket_name,
             aws_endpoint_url = ?self.aws.endpoint_url,
@@ -252,6 +278,27 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         match host {
             Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(trimmed.to_owned()),
             _ => Err(Self::error(name, &value, "an http:// or https:// URL")),
+        }
+    }
+
+    /// A node id: 1-64 characters of `[A-Za-z0-9_-]` (it becomes part of a table key).
+    fn node_id(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        let id = v.trim();
+        let ok = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Some(id.to_owned()))
+        } else {
+            Err(Self::error(
+                name,
+                &v,
+                "1-64 characters of A-Z, a-z, 0-9, - and _",
+            ))
         }
     }
 

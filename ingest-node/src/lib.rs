@@ -19,6 +19,7 @@
 
 pub mod bitstream;
 pub mod config;
+pub mod fleet;
 pub mod governor;
 pub mod http;
 pub mod media;

@@ -7,6 +7,9 @@
 //!   is decided in one place, [`crate::run()`];
 //! - one publisher per stream at a time; a publisher arriving while the stream waits in its
 //!   reconnect window continues the same pipeline;
+//! - one node per stream ([`crate::fleet`]): a new pipeline starts only after the node took
+//!   the stream's lease; a stream another node was writing continues its playlists
+//!   ([`crate::pipeline::takeover`]); a lost lease stops the pipeline without a write;
 //! - a failing pipeline ends its own stream only; `shutdown` finalises every stream (ENDLIST,
 //!   status) before it returns.
 
@@ -14,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rill_core::fleet::{FleetStore, NodeHost};
 use rill_core::key::StreamKey as CoreKey;
 use rill_core::media::MediaBucket;
 use rill_core::store::{MetricsStore, StreamStore};
@@ -21,9 +25,10 @@ use rill_core::stream::QualityPreset as CorePreset;
 use rill_core::{Command, StreamStatus};
 use tokio::sync::mpsc;
 
+use crate::fleet::Membership;
 use crate::governor::GovernorConfig;
 use crate::media::MediaEvent;
-use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle};
+use crate::pipeline::{self, Input, PipelineConfig, PipelineHandle, Stop};
 use crate::publish::{Protocol, PublishRequest, PublishSink, Refusal};
 use crate::transcode::QualityPreset;
 use crate::upload::Uploader;
@@ -66,6 +71,10 @@ pub struct Ports {
     pub metrics: Arc<dyn MetricsStore>,
     /// Segments, playlists and thumbnails.
     pub media: Arc<dyn MediaBucket>,
+    /// Registry and stream leases.
+    pub fleet: Arc<dyn FleetStore>,
+    /// The platform under the node (ECS scale-in protection, utilisation metric).
+    pub host: Arc<dyn NodeHost>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -88,6 +97,8 @@ pub struct Node {
     streams: Arc<Mutex<HashMap<String, Active>>>,
     /// WebRTC transport statistics (RTT, loss) for quality samples, once WHIP runs.
     whip: Arc<std::sync::OnceLock<crate::whip::WhipHandle>>,
+    /// The node's fleet membership, once its addresses are known ([`Node::join`]).
+    fleet: Arc<std::sync::OnceLock<Membership>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -115,6 +126,35 @@ impl Node {
             config,
             streams: Arc::new(Mutex::new(HashMap::new())),
             whip: Arc::new(std::sync::OnceLock::new()),
+            fleet: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Joins the fleet: from now on every new pipeline needs its stream's lease.
+    pub fn join(&self, membership: Membership) {
+        let _ = self.fleet.set(membership);
+    }
+
+    pub fn membership(&self) -> Option<&Membership> {
+        self.fleet.get()
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// Streams with a pipeline on this node.
+    pub fn carried(&self) -> u32 {
+        self.lock().len() as u32
+    }
+
+    /// Stops the streams whose lease is lost, without a write (another node may own them).
+    pub fn abandon(&self, stream_ids: &[String]) {
+        let mut streams = self.lock();
+        for id in stream_ids {
+            if let Some(a) = streams.remove(id) {
+                let _ = a.handle.stop.send(Stop::Abandon);
+            }
         }
     }
 
@@ -198,6 +238,13 @@ impl Node {
                 tracing::warn!(stream_id = %stream.id, error = %e, "could not start the scheduled stream");
             }
         }
+        // A new pipeline here needs the stream's lease first, and the state another node left.
+        let is_new = !self.lock().contains_key(&stream.id);
+        let resume = if is_new {
+            self.take_stream(stream).await?
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel::<MediaEvent>(256);
         let input = {
             let mut streams = self.lock();
@@ -234,6 +281,7 @@ impl Node {
                             crate::package::THUMBNAIL
                         ),
                         governor: self.config.governor.clone(),
+                        resume: resume.clone(),
                         transport: {
                             let whip = self.whip.clone();
                             let id = stream.id.clone();
@@ -248,6 +296,7 @@ impl Node {
                     let uploader = Uploader::new(self.ports.media.clone(), &stream.id);
                     let registry = self.streams.clone();
                     let id = stream.id.clone();
+                    let membership = self.fleet.get().cloned();
                     let handle = pipeline::start(
                         config,
                         self.ports.streams.clone(),
@@ -258,6 +307,9 @@ impl Node {
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .remove(&id);
+                            if let Some(m) = membership {
+                                tokio::spawn(async move { m.release(&id).await });
+                            }
                         },
                     );
                     let input = handle.input.clone();
@@ -296,6 +348,32 @@ impl Node {
         Ok(tx)
     }
 
+    /// Takes the stream's lease for a new pipeline on this node and reads back what another
+    /// node wrote of it (`None`: nothing, start fresh).
+    async fn take_stream(
+        &self,
+        stream: &rill_core::Stream,
+    ) -> Result<Option<Arc<crate::package::resume::Resume>>, Refusal> {
+        let Some(membership) = self.fleet.get() else {
+            return Ok(None);
+        };
+        let carried = self.lock().len();
+        membership.claim(&stream.id, carried).await?;
+        let uploader = Uploader::new(self.ports.media.clone(), &stream.id);
+        match pipeline::takeover::load(&uploader).await {
+            Ok(None) => Ok(None),
+            Ok(Some(resume)) => {
+                tracing::info!(stream_id = %stream.id, renditions = resume.tracks.len(), "continuing the stream's playlists");
+                Ok(Some(Arc::new(resume)))
+            }
+            Err(e) => {
+                tracing::error!(stream_id = %stream.id, error = %e, "cannot read the stream's playlists back; refusing rather than overwriting");
+                membership.release(&stream.id).await;
+                Err(Refusal::Unavailable)
+            }
+        }
+    }
+
     /// Fault hook: makes the stream's media thread panic at its next event. False when
     /// hooks are off or the stream has no pipeline here.
     pub fn inject_panic(&self, stream_id: &str) -> bool {
@@ -316,11 +394,14 @@ impl Node {
         let handles: Vec<(String, PipelineHandle)> =
             self.lock().drain().map(|(id, a)| (id, a.handle)).collect();
         for (id, h) in handles {
-            let _ = h.stop.send(true);
+            let _ = h.stop.send(Stop::Finish);
             drop(h.input);
             match tokio::time::timeout(grace, h.task).await {
                 Ok(_) => tracing::info!(stream_id = %id, "stream finalised"),
                 Err(_) => tracing::error!(stream_id = %id, "stream did not finalise in time"),
+            }
+            if let Some(m) = self.fleet.get() {
+                m.release(&id).await;
             }
         }
     }

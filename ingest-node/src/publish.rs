@@ -79,7 +79,9 @@ impl fmt::Debug for StreamKey {
 /// | `BadKey` | `NetStream.Publish.BadName` | 401 |
 /// | `AlreadyPublishing` | `NetStream.Publish.BadName` | 409 |
 /// | `NotAllowed(why)` | `NetStream.Publish.Unauthorized`, `why` as description | 403, `why` as message |
-/// | `Unavailable` | `NetStream.Publish.Failed` | 503 |
+/// | `HeldElsewhere` | `NetStream.Publish.BadName` | 409 |
+/// | `NodeFull` | `NetStream.Publish.Failed` | 503 + `Retry-After` |
+/// | `Unavailable` | `NetStream.Publish.Failed` | 503 + `Retry-After` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Unknown or wrong key (or a key that does not open the stream named).
@@ -89,8 +91,12 @@ pub enum Refusal {
     /// The key is valid but publishing is not allowed now (stream ended or cancelled, wrong
     /// RTMP app); the text says why.
     NotAllowed(String),
-    /// The node cannot take the stream (overloaded, storage down, the authoriser too slow);
-    /// the publisher may retry.
+    /// Another ingest node holds the stream's lease (it is being published there).
+    HeldElsewhere,
+    /// This node takes no new streams (at capacity, or draining): another node may.
+    NodeFull,
+    /// The node cannot take the stream (storage down, the authoriser too slow); the
+    /// publisher may retry.
     Unavailable,
 }
 

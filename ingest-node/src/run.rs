@@ -6,10 +6,17 @@
 //! mini-redis pattern): [`Ingest::bind`] then [`Ingest::serve`]; [`run`] does both and
 //! prints the line test harnesses and `scripts/dev.sh` wait for.
 //!
-//! Shutdown order (SIGTERM on ECS, Ctrl-C locally): RTMP and WHIP stop accepting and end
-//! their sessions (each sink gets its End), then [`Node::shutdown`] finalises every stream
-//! (ENDLIST, status) within [`SHUTDOWN_GRACE`], and only then does HTTP stop — so `/healthz`
-//! and `/metrics` keep answering while streams are being finalised.
+//! While serving, the node heartbeats into the fleet registry every
+//! [`rill_core::fleet::HEARTBEAT_EVERY`], renewing its streams' leases and stopping (without
+//! a write) any stream whose lease it lost.
+//!
+//! Shutdown order (SIGTERM on ECS, Ctrl-C locally): first the drain — the registry says
+//! `draining`, new publishes are refused, current streams go on for up to `DRAIN_SECONDS`
+//! (ECS gives 120 s between SIGTERM and SIGKILL) or until they end on their own; then RTMP
+//! and WHIP stop accepting and end their sessions (each sink gets its End),
+//! [`Node::shutdown`] finalises every remaining stream (ENDLIST, status, lease released)
+//! within [`SHUTDOWN_GRACE`], the node leaves the registry, and only then does HTTP stop —
+//! so `/healthz` and `/metrics` keep answering while streams are being finalised.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -21,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::fleet::{Identity, Membership};
 use crate::node::{Node, Ports};
 use crate::publish::Authoriser;
 use crate::rtmp::RtmpServer;
@@ -59,6 +67,7 @@ pub struct Ingest {
     whip: WhipServer,
     http: TcpListener,
     addresses: Addresses,
+    drain: Duration,
 }
 
 /// The AWS adapters behind the node's ports: DynamoDB for streams and samples, S3 for media.
@@ -70,7 +79,9 @@ pub async fn aws_ports(settings: &rill_aws::AwsSettings) -> Ports {
     ));
     Ports {
         streams: store.clone(),
-        metrics: store,
+        metrics: store.clone(),
+        fleet: store,
+        host: Arc::new(rill_core::fleet::NoHost),
         media: Arc::new(rill_aws::media_bucket::S3MediaBucket::new(
             rill_aws::s3_client(&sdk),
             settings.bucket_name.clone(),
@@ -113,12 +124,33 @@ impl Ingest {
             http: http_addr,
             webrtc: whip.local_addr(),
         };
+        let fleet = &config.fleet;
+        let identity = Identity {
+            id: fleet
+                .node_id
+                .clone()
+                .unwrap_or_else(crate::fleet::generated_id),
+            public_ip: config.webrtc_advertise_ip.map(|ip| ip.to_string()),
+            private_url: fleet
+                .private_url
+                .clone()
+                .unwrap_or_else(|| crate::fleet::default_private_url(http_addr, None)),
+            rtmp_addr,
+        };
+        let capacity = fleet.capacity.unwrap_or_else(|| {
+            rill_core::fleet::capacity_for(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            )
+        });
+        let ports = node.ports().clone();
+        node.join(Membership::new(identity, capacity, ports.fleet, ports.host));
         Ok(Ingest {
             node,
             rtmp,
             whip,
             http,
             addresses,
+            drain: fleet.drain,
         })
     }
 
@@ -137,8 +169,10 @@ impl Ingest {
             rtmp,
             whip,
             http,
+            drain,
             ..
         } = self;
+        let heartbeat = tokio::spawn(heartbeat(node.clone()));
         let (stop_media, media_rx) = watch::channel(false);
         let (stop_http, mut http_rx) = watch::channel(false);
         let rtmp_task = tokio::spawn(rtmp.run(media_rx.clone()));
@@ -165,11 +199,18 @@ impl Ingest {
                 Err(join) => std::io::Error::other(join),
             }),
         };
+        if failed.is_none() {
+            drain_streams(&node, drain).await;
+        }
         tracing::info!("shutting down: no new publishes; finalising every stream");
+        heartbeat.abort();
         let _ = stop_media.send(true);
         let _ = rtmp_task.await;
         let _ = whip_task.await;
         node.shutdown(SHUTDOWN_GRACE).await;
+        if let Some(m) = node.membership() {
+            m.leave().await;
+        }
         if let Some(e) = failed {
             return Err(RunError::Serve(e));
         }
@@ -179,6 +220,41 @@ impl Ingest {
             Ok(Err(e)) => Err(RunError::Serve(e)),
             Err(join) => Err(RunError::Serve(std::io::Error::other(join))),
         }
+    }
+}
+
+/// Registry heartbeat and lease renewal, every `HEARTBEAT_EVERY` from the start.
+async fn heartbeat(node: Node) {
+    let Some(membership) = node.membership().cloned() else {
+        return;
+    };
+    let mut every = tokio::time::interval(rill_core::fleet::HEARTBEAT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let lost = membership.tick(node.carried()).await;
+        node.abandon(&lost);
+    }
+}
+
+/// The drain: the registry says `draining` at once (new publishes are refused from now),
+/// and current streams go on until they end or `limit` passes.
+async fn drain_streams(node: &Node, limit: Duration) {
+    let Some(membership) = node.membership() else {
+        return;
+    };
+    membership.drain(node.carried()).await;
+    if node.carried() == 0 || limit.is_zero() {
+        return;
+    }
+    tracing::info!(
+        streams = node.carried(),
+        limit_s = limit.as_secs(),
+        "draining: current streams go on, new publishes are refused"
+    );
+    let deadline = tokio::time::Instant::now() + limit;
+    while node.carried() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -43,6 +43,16 @@ impl Uploader {
     pub async fn put(&self, name: &str, body: Bytes, kind: ObjectKind) -> Result<(), UploadError> {
         self.bucket.put(&self.key(name), body, kind).await
     }
+
+    /// `name`'s body, `None` when absent (a takeover reading playlists back).
+    pub async fn get(&self, name: &str) -> Result<Option<Bytes>, UploadError> {
+        self.bucket.get(&self.key(name)).await
+    }
+
+    /// Whether `name` is taken.
+    pub async fn exists(&self, name: &str) -> Result<bool, UploadError> {
+        self.bucket.exists(&self.key(name)).await
+    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,7 @@ pub(super) fn run(
     let mut lateness = Lateness::default();
     let mut carried = Carried::default();
     let mut pressure = Pressure::new(config.governor.clone());
+    let mut resume = config.resume.clone();
     counters
         .governor_level
         .store(u64::from(pressure.governor.level()), Ordering::Relaxed);
@@ -283,6 +284,17 @@ pub(super) fn run(
             };
             let n = transcoder.renditions().len();
             carried.resize(n);
+            if let Some(resume) = resume.take() {
+                // Taken over from another node: new objects start at names nobody used,
+                // and the first segments follow a discontinuity.
+                for (k, r) in transcoder.renditions().iter().enumerate() {
+                    if let Some(t) = resume.track(&r.name) {
+                        carried.next_seq[k] = t.next_object;
+                        carried.init_gen[k] = t.next_init;
+                    }
+                }
+                carried.discontinuity = true;
+            }
             current = Some(Generation {
                 transcoder,
                 packagers: (0..n).map(|_| None).collect(),

@@ -22,12 +22,18 @@
 //!   than the node keeps up; the governor keeps it keeping up);
 //! - supervision: a panic in one stream's media thread, rung threads or publisher task ends
 //!   that stream only, finalised (ENDLIST as far as known, status `ended`); the node and
-//!   every other stream carry on.
+//!   every other stream carry on;
+//! - a pipeline that lost its stream's lease ([`Stop::Abandon`]) writes nothing more, not
+//!   even ENDLIST: the stream belongs to another node now;
+//! - a stream taken over from another node ([`PipelineConfig::resume`]) continues its
+//!   playlists after `#EXT-X-DISCONTINUITY`: positions and PDT go on, new objects get
+//!   names no object has yet.
 
 mod lag;
 mod media;
 mod publisher;
 mod sampler;
+pub mod takeover;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -42,6 +48,7 @@ pub use lag::{LagWindow, Lateness};
 use crate::governor::GovernorConfig;
 use crate::media::{MediaEvent, Rendition};
 use crate::package::Segment;
+use crate::package::resume::Resume;
 use crate::publish::Protocol;
 use crate::transcode::QualityPreset;
 use crate::upload::Uploader;
@@ -73,6 +80,19 @@ pub struct PipelineConfig {
     pub transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
     /// The overload governor's thresholds (or a fixed level).
     pub governor: GovernorConfig,
+    /// Another node was writing this stream ([`takeover`]): continue its playlists.
+    pub resume: Option<Arc<Resume>>,
+}
+
+/// How the node asks a pipeline to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Run,
+    /// Close the playlists (ENDLIST) and end the stream (node shutdown).
+    Finish,
+    /// Stop writing at once and touch nothing more: the stream's lease is lost and another
+    /// node may own it now.
+    Abandon,
 }
 
 impl std::fmt::Debug for PipelineConfig {
@@ -158,7 +178,7 @@ pub enum Input {
 pub struct PipelineHandle {
     pub input: std::sync::mpsc::SyncSender<Input>,
     pub counters: Arc<Counters>,
-    pub stop: tokio::sync::watch::Sender<bool>,
+    pub stop: tokio::sync::watch::Sender<Stop>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -174,7 +194,7 @@ pub fn start(
     let (input_tx, input_rx) = std::sync::mpsc::sync_channel::<Input>(512);
     let (out_tx, out_rx) = mpsc::channel::<Output>(256);
     let counters = Arc::new(Counters::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
     let media_config = config.clone();
     let media_counters = counters.clone();
     let id = config.stream_id.clone();

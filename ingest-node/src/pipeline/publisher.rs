@@ -19,7 +19,7 @@ use rill_core::{Command, StreamStatus};
 use tokio::sync::mpsc;
 
 use super::sampler::Sampler;
-use super::{Counters, Output, PipelineConfig};
+use super::{Counters, Output, PipelineConfig, Stop};
 use crate::media::Rendition;
 use crate::package::{
     self, AudioMedia, BitrateStats, MediaPlaylist, PlaylistSegment, Segment, VariantStream, Window,
@@ -32,6 +32,9 @@ struct Track {
     init_uri: String,
     sizes: Vec<(usize, Duration)>,
     pending_discontinuity: bool,
+    /// Object number minus playlist position (non-zero after a takeover skipped names
+    /// a dead node had used without listing them).
+    object_offset: u64,
 }
 
 /// The ladder as the media thread reported it: renditions, codec strings, audio index.
@@ -84,7 +87,7 @@ impl Publisher {
     pub(super) async fn run(
         mut self,
         mut out: mpsc::Receiver<Output>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        mut stop: tokio::sync::watch::Receiver<Stop>,
     ) {
         let mut status_check = tokio::time::interval(Duration::from_secs(2));
         let mut sampling = tokio::time::interval(self.config.sample_every);
@@ -111,7 +114,14 @@ impl Publisher {
                 _ = sampling.tick() => {
                     self.sampler.sample(self.waiting_since.is_none(), viewers).await;
                 }
-                _ = stop.changed() => break "node shutting down",
+                _ = stop.changed() => match *stop.borrow() {
+                    Stop::Abandon => {
+                        tracing::warn!(stream_id = %self.id, "lease lost: the stream is another node's now; stopping without a word to storage");
+                        return;
+                    }
+                    Stop::Finish => break "node shutting down",
+                    Stop::Run => {}
+                },
             }
         };
         // Drain what the media thread already produced, then close every playlist.
@@ -179,8 +189,8 @@ impl Publisher {
         None
     }
 
-    async fn on_init(&mut self, rendition: usize, name: String, uri: String, data: Bytes) {
-        if let Err(e) = self.uploader.put(&name, data, ObjectKind::Init).await {
+    async fn on_init(&mut self, rendition: usize, object: String, uri: String, data: Bytes) {
+        if let Err(e) = self.uploader.put(&object, data, ObjectKind::Init).await {
             tracing::error!(stream_id = %self.id, error = %e, "init upload failed");
         }
         if let Some(t) = self.tracks.get_mut(&rendition) {
@@ -194,16 +204,29 @@ impl Publisher {
             .map(|r| r.name.clone())
             .unwrap_or_else(|| format!("r{rendition}"));
         let target = Duration::from_millis(u64::from(self.config.segment_ms));
-        self.tracks.insert(
-            rendition,
-            Track {
+        // The object name (`{rendition}/init*.mp4`) names the rendition even before the
+        // ladder message arrives.
+        let dir = object.split('/').next().unwrap_or_default();
+        let resumed = self.config.resume.as_ref().and_then(|r| r.track(dir));
+        let track = match resumed {
+            Some(r) => Track {
+                name: r.name.clone(),
+                playlist: r.playlist.clone(),
+                init_uri: uri,
+                sizes: Vec::new(),
+                pending_discontinuity: true,
+                object_offset: r.object_offset(),
+            },
+            None => Track {
                 name,
                 playlist: MediaPlaylist::new(Window::KeepAll, target),
                 init_uri: uri,
                 sizes: Vec::new(),
                 pending_discontinuity: false,
+                object_offset: 0,
             },
-        );
+        };
+        self.tracks.insert(rendition, track);
     }
 
     /// Stores the segment, then the playlist naming it. True when the segment was listed.
@@ -235,6 +258,7 @@ impl Publisher {
             &segment,
             origin + chrono::Duration::milliseconds(segment.start_ms()),
         );
+        entry.sequence = segment.sequence - track.object_offset;
         entry.init_uri = track.init_uri.clone();
         entry.discontinuity = discontinuity || std::mem::take(&mut track.pending_discontinuity);
         track.sizes.push((
@@ -291,15 +315,22 @@ impl Publisher {
         {
             return;
         }
+        self.live = true;
         match self
             .store
             .apply(&self.id, Command::GoLive, rill_core::time::now())
             .await
         {
             Ok(_) => tracing::info!(stream_id = %self.id, "stream is live"),
+            // Taken over from another node, which had made it live already.
+            Err(rill_core::store::StoreError::Conflict {
+                current: Some(StreamStatus::Live),
+                ..
+            }) if self.config.resume.is_some() => {
+                tracing::info!(stream_id = %self.id, "stream continues live on this node");
+            }
             Err(e) => tracing::warn!(stream_id = %self.id, error = %e, "go-live refused"),
         }
-        self.live = true;
     }
 
     async fn on_thumbnail(&mut self, jpeg: Bytes) {

@@ -82,6 +82,14 @@ fn refusal_status(refusal: &Refusal) -> (&'static str, String) {
             "Stream is already being published.".into(),
         ),
         Refusal::NotAllowed(why) => ("NetStream.Publish.Unauthorized", why.clone()),
+        Refusal::HeldElsewhere => (
+            "NetStream.Publish.BadName",
+            "Stream is being published on another ingest node.".into(),
+        ),
+        Refusal::NodeFull => (
+            "NetStream.Publish.Failed",
+            "This ingest node takes no new streams now; reconnect to reach another.".into(),
+        ),
         Refusal::Unavailable => (
             "NetStream.Publish.Failed",
             "Ingest is unavailable; try again.".into(),

@@ -151,12 +151,34 @@ fn refusal_response(refusal: &Refusal) -> Response {
             "already_publishing",
             "This stream is already being published.",
         ),
-        Refusal::Unavailable => error(
+        Refusal::HeldElsewhere => error(
+            StatusCode::CONFLICT,
+            "published_elsewhere",
+            "This stream is being published on another ingest node.",
+        ),
+        // Retry-After: a client (or the WHIP router) tries again, elsewhere or later.
+        Refusal::NodeFull => retry_after(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_full",
+            "This ingest node takes no new streams now; retry (another node may).",
+        )),
+        Refusal::Unavailable => retry_after(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "The ingest node cannot take this stream right now; retry shortly.",
-        ),
+        )),
     }
+}
+
+/// Seconds a refused publisher should wait: about one registry heartbeat.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+fn retry_after(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    response
 }
 
 async fn publish(

@@ -612,11 +612,21 @@ impl IngestNode {
 
     /// SIGTERM: the node finalises its streams before it exits.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.signal_term();
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Sends SIGTERM and returns at once (the node drains, then exits).
+    pub fn signal_term(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
@@ -624,6 +634,12 @@ impl IngestNode {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// SIGKILL: the node dies without finalising anything or releasing its leases.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -634,6 +650,98 @@ impl Drop for IngestNode {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Pushes a generated test pattern over RTMP to `rtmp://.../live/{key}` as OBS/ffmpeg would
+/// (see [`test_pattern_args`]); blocks until ffmpeg exits and returns its success (a refused
+/// publish fails at once).
+pub fn publish_rtmp(
+    rtmp: &str,
+    key: &str,
+    size: &str,
+    seconds: u32,
+    realtime: bool,
+    kbps: u32,
+) -> bool {
+    rtmp_command(rtmp, key, size, seconds, realtime, kbps)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn rtmp_command(
+    rtmp: &str,
+    key: &str,
+    size: &str,
+    seconds: u32,
+    realtime: bool,
+    kbps: u32,
+) -> Command {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error"]);
+    if realtime {
+        cmd.arg("-re");
+    }
+    cmd.args(test_pattern_args(size, seconds, kbps))
+        .args(["-f", "flv", &format!("{rtmp}/live/{key}")])
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A real-time RTMP publish running in the background (killed on drop).
+#[derive(Debug)]
+pub struct RtmpPublisher {
+    child: Child,
+}
+
+impl RtmpPublisher {
+    /// Starts publishing `seconds` of a `size` test pattern at 1000 kbit/s in real time.
+    pub fn start(rtmp: &str, key: &str, size: &str, seconds: u32) -> RtmpPublisher {
+        let child = rtmp_command(rtmp, key, size, seconds, true, 1000)
+            .spawn()
+            .expect("spawn ffmpeg");
+        RtmpPublisher { child }
+    }
+
+    /// Whether ffmpeg is still publishing after `grace` (a refused publish ends within a
+    /// second or two).
+    pub fn still_running_after(&mut self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RtmpPublisher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` every 250 ms until it holds; panics naming `what` after `within`.
+pub async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
 }
 
 /// ffmpeg arguments for a generated test pattern as OBS would send it: `size` at 30 fps for

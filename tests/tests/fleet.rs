@@ -122,3 +122,291 @@ async fn a_stream_has_one_lease_holder_until_release_or_expiry() {
         .expect("released: free again");
     assert_eq!(c.node_id, "node-c");
 }
+
+mod fleet_nodes {
+    //! Two real `rill-ingest` processes on one stack (one moto, one gateway), publishers
+    //! are the ffmpeg CLI over RTMP.
+
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use rill_core::fleet::{FleetStore, NodeState};
+    use rill_tests::{IngestNode, RtmpPublisher, Stack, User, wait_for};
+    use serde_json::json;
+
+    async fn status(stack: &Stack, id: &str) -> String {
+        User::anonymous()
+            .get(stack, &format!("/api/streams/{id}"))
+            .await
+            .body["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn wait_live(stack: &Stack, id: &str) {
+        wait_for("the stream to go live", Duration::from_secs(60), || async {
+            status(stack, id).await == "live"
+        })
+        .await;
+    }
+
+    /// Every object under the stream's prefix with its ETag.
+    async fn objects(stack: &Stack, id: &str) -> BTreeMap<String, String> {
+        let out = stack
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(&stack.bucket)
+            .prefix(format!("live/{id}/"))
+            .send()
+            .await
+            .expect("list objects");
+        out.contents()
+            .iter()
+            .map(|o| {
+                (
+                    o.key().unwrap_or_default().to_owned(),
+                    o.e_tag().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn uris(playlist: &str) -> Vec<&str> {
+        playlist
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    }
+
+    async fn holder(stack: &Stack, id: &str) -> Option<String> {
+        let store = stack.store().await;
+        store
+            .lease(id)
+            .await
+            .expect("read lease")
+            .map(|l| l.node_id)
+    }
+
+    #[tokio::test]
+    async fn one_node_per_stream_and_a_killed_nodes_stream_continues_on_the_other() {
+        let stack = Stack::start();
+        let mut a = IngestNode::start(&stack, &[("NODE_ID", "node-a")]);
+        let b = IngestNode::start(&stack, &[("NODE_ID", "node-b")]);
+        let owner = User::named("owner");
+        let (id, key) = owner
+            .create_stream(&stack, json!({"channelId":"fleet","title":"Failover"}))
+            .await;
+        let mut first = RtmpPublisher::start(&a.rtmp, &key, "640x360", 120);
+        wait_live(&stack, &id).await;
+        assert_eq!(holder(&stack, &id).await.as_deref(), Some("node-a"));
+
+        // The same stream on the other node at the same time: refused before any media.
+        let mut second = RtmpPublisher::start(&b.rtmp, &key, "640x360", 30);
+        assert!(
+            !second.still_running_after(Duration::from_secs(5)),
+            "node-b must refuse a stream node-a holds"
+        );
+        assert_eq!(holder(&stack, &id).await.as_deref(), Some("node-a"));
+
+        let playlist = format!("/hls/live/{id}/360p/index.m3u8");
+        wait_for("three segments", Duration::from_secs(30), || async {
+            stack
+                .text(&playlist)
+                .await
+                .is_some_and(|p| p.matches("#EXTINF").count() >= 3)
+        })
+        .await;
+        let before_objects = objects(&stack, &id).await;
+        let before = stack.text(&playlist).await.expect("playlist");
+
+        // node-a dies without a word; its publisher comes back through "the load balancer",
+        // i.e. node-b, and is accepted once node-a's lease has expired.
+        a.kill();
+        first.stop();
+        let mut back = None;
+        wait_for("node-b to take the stream", Duration::from_secs(45), || {
+            let p = RtmpPublisher::start(&b.rtmp, &key, "640x360", 120);
+            let mut p = p;
+            let running = p.still_running_after(Duration::from_secs(3));
+            if running {
+                back = Some(p);
+            }
+            async move { running }
+        })
+        .await;
+        assert_eq!(holder(&stack, &id).await.as_deref(), Some("node-b"));
+        assert_eq!(status(&stack, &id).await, "live", "the stream never ended");
+
+        wait_for("segments from node-b", Duration::from_secs(45), || async {
+            stack.text(&playlist).await.is_some_and(|p| {
+                p.contains("#EXT-X-DISCONTINUITY")
+                    && p.matches("#EXTINF").count() >= uris(&before).len() + 3
+            })
+        })
+        .await;
+        let after = stack.text(&playlist).await.expect("playlist");
+        assert!(
+            uris(&after).starts_with(&uris(&before)),
+            "node-a's segments stay listed, in order:\n{before}\n---\n{after}"
+        );
+        assert!(after.contains("#EXT-X-MAP:URI=\"init-1.mp4\""), "{after}");
+        let times: Vec<_> = after
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+            .map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("PDT"))
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[1] > w[0]),
+            "PDT goes back:\n{after}"
+        );
+        let sequences: Vec<&str> = after
+            .lines()
+            .filter(|l| {
+                l.starts_with("#EXT-X-MEDIA-SEQUENCE") || l.starts_with("#EXT-X-TARGETDURATION")
+            })
+            .collect();
+        assert_eq!(
+            sequences,
+            before
+                .lines()
+                .filter(|l| l.starts_with("#EXT-X-MEDIA-SEQUENCE")
+                    || l.starts_with("#EXT-X-TARGETDURATION"))
+                .collect::<Vec<_>>(),
+            "media sequence and target duration are unchanged"
+        );
+
+        // Nothing node-a stored was overwritten (playlists and the thumbnail are rewritten
+        // by design; segments and inits are immutable).
+        let after_objects = objects(&stack, &id).await;
+        for (key, etag) in &before_objects {
+            if key.ends_with(".m3u8") || key.ends_with(".jpg") {
+                continue;
+            }
+            assert_eq!(after_objects.get(key), Some(etag), "{key} was overwritten");
+        }
+        drop(back);
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn a_full_node_refuses_the_other_accepts_and_a_draining_node_keeps_its_stream() {
+        let stack = Stack::start();
+        let mut a = IngestNode::start(
+            &stack,
+            &[
+                ("NODE_ID", "node-a"),
+                ("NODE_CAPACITY", "1"),
+                ("DRAIN_SECONDS", "60"),
+                ("RECONNECT_WINDOW_SECONDS", "2"),
+            ],
+        );
+        let b = IngestNode::start(&stack, &[("NODE_ID", "node-b"), ("NODE_CAPACITY", "2")]);
+        let owner = User::named("owner");
+        let mut streams = Vec::new();
+        for title in ["One", "Two", "Three"] {
+            streams.push(
+                owner
+                    .create_stream(&stack, json!({"channelId":"fleet","title":title}))
+                    .await,
+            );
+        }
+        let [(s1, k1), (s2, k2), (s3, k3)] = <[_; 3]>::try_from(streams).expect("three");
+
+        let mut p1 = RtmpPublisher::start(&a.rtmp, &k1, "640x360", 120);
+        wait_live(&stack, &s1).await;
+
+        // node-a carries one stream, its capacity: a second is refused there...
+        let mut refused = RtmpPublisher::start(&a.rtmp, &k2, "640x360", 30);
+        assert!(
+            !refused.still_running_after(Duration::from_secs(5)),
+            "node-a is full"
+        );
+        assert_eq!(holder(&stack, &s2).await, None, "a refusal takes no lease");
+        // ...and accepted on node-b.
+        let _p2 = RtmpPublisher::start(&b.rtmp, &k2, "640x360", 120);
+        wait_live(&stack, &s2).await;
+        assert_eq!(holder(&stack, &s2).await.as_deref(), Some("node-b"));
+
+        let store = stack.store().await;
+        let registry = store.nodes().await.expect("registry");
+        let entry = |id: &str| {
+            registry
+                .iter()
+                .find(|n| n.id == id)
+                .cloned()
+                .expect("registered")
+        };
+        assert_eq!(
+            (entry("node-a").capacity, entry("node-a").active_streams),
+            (1, 1)
+        );
+        assert_eq!(entry("node-b").capacity, 2);
+
+        // SIGTERM: node-a drains. The registry says so at once, a new publish is refused,
+        // and the stream it carries keeps producing segments.
+        let playlist = format!("/hls/live/{s1}/360p/index.m3u8");
+        a.signal_term();
+        wait_for(
+            "node-a draining in the registry",
+            Duration::from_secs(10),
+            || async {
+                store
+                    .nodes()
+                    .await
+                    .expect("registry")
+                    .iter()
+                    .any(|n| n.id == "node-a" && n.state == NodeState::Draining)
+            },
+        )
+        .await;
+        let segments = stack
+            .text(&playlist)
+            .await
+            .expect("playlist")
+            .matches("#EXTINF")
+            .count();
+        let mut late = RtmpPublisher::start(&a.rtmp, &k3, "640x360", 30);
+        assert!(
+            !late.still_running_after(Duration::from_secs(5)),
+            "a draining node takes no new stream"
+        );
+        wait_for(
+            "segments while draining",
+            Duration::from_secs(30),
+            || async {
+                stack.text(&playlist).await.is_some_and(|p| {
+                    p.matches("#EXTINF").count() >= segments + 3 && !p.contains("#EXT-X-ENDLIST")
+                })
+            },
+        )
+        .await;
+        assert_eq!(status(&stack, &s3).await, "preparing");
+
+        // The publisher leaves: the stream ends after its reconnect window, node-a exits
+        // well before the drain limit, its lease released and its registry entry gone.
+        p1.stop();
+        let exit = a
+            .wait_exit(Duration::from_secs(40))
+            .expect("node-a exits once drained");
+        assert!(exit.success());
+        assert!(
+            stack
+                .text(&playlist)
+                .await
+                .expect("playlist")
+                .contains("#EXT-X-ENDLIST")
+        );
+        assert_eq!(status(&stack, &s1).await, "ended");
+        assert_eq!(holder(&stack, &s1).await, None);
+        let ids: Vec<String> = store
+            .nodes()
+            .await
+            .expect("registry")
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(ids, ["node-b"]);
+    }
+}

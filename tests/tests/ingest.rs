@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rill_tests::{IngestNode, Stack, User};
+use rill_tests::{IngestNode, Stack, User, wait_for};
 use serde_json::{Value, json};
 
 async fn create(stack: &Stack, owner: &User, body: Value) -> (String, String) {
@@ -19,29 +19,7 @@ fn publish(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool) -> b
 }
 
 fn publish_at(rtmp: &str, key: &str, size: &str, seconds: u32, realtime: bool, kbps: u32) -> bool {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error"]);
-    if realtime {
-        cmd.arg("-re");
-    }
-    cmd.args(rill_tests::test_pattern_args(size, seconds, kbps))
-        .args(["-f", "flv", &format!("{rtmp}/live/{key}")]);
-    cmd.status().map(|s| s.success()).unwrap_or(false)
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("timed out waiting for {what}");
+    rill_tests::publish_rtmp(rtmp, key, size, seconds, realtime, kbps)
 }
 
 /// `codec,width,height,frames` of a rendition's video as ffprobe decodes it.

@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod rtmp;
 mod run;
+pub mod sweep;
 pub mod transcode;
 pub mod upload;
 pub mod whip;

@@ -230,10 +230,15 @@ async fn heartbeat(node: Node) {
     };
     let mut every = tokio::time::interval(rill_core::fleet::HEARTBEAT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let sweep_every =
+        (crate::sweep::SWEEP_EVERY.as_secs() / rill_core::fleet::HEARTBEAT_EVERY.as_secs()).max(1);
+    for beat in 0u64.. {
         every.tick().await;
         let lost = membership.tick(node.carried()).await;
         node.abandon(&lost);
+        if beat % sweep_every == sweep_every - 1 && !membership.is_draining() {
+            crate::sweep::sweep(&node).await;
+        }
     }
 }
 

@@ -371,7 +371,7 @@ impl Publisher {
 }
 
 /// `ended`, unless it already is (or was cancelled).
-pub(super) async fn mark_ended(store: &dyn StreamStore, id: &str) {
+pub(crate) async fn mark_ended(store: &dyn StreamStore, id: &str) {
     match store.apply(id, Command::End, rill_core::time::now()).await {
         Ok(_) => {}
         Err(rill_core::store::StoreError::Conflict {

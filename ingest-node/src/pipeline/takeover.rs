@@ -81,3 +81,27 @@ pub async fn load(uploader: &Uploader) -> Result<Option<Resume>, TakeoverError> 
     }
     Ok(Some(Resume { tracks }))
 }
+
+/// Closes a stream whose node died and whose publisher never came back: every playlist
+/// another node left gets `#EXT-X-ENDLIST` (the recording becomes VOD), then the stream is
+/// marked ended. The caller holds the stream's lease.
+pub async fn finalise_orphan(
+    uploader: &Uploader,
+    store: &dyn rill_core::store::StreamStore,
+    stream_id: &str,
+) -> Result<(), TakeoverError> {
+    if let Some(resume) = load(uploader).await? {
+        for mut track in resume.tracks {
+            track.playlist.end();
+            uploader
+                .put(
+                    &package::media_playlist_object_name(&track.name),
+                    bytes::Bytes::from(track.playlist.render()),
+                    crate::upload::ObjectKind::Playlist,
+                )
+                .await?;
+        }
+    }
+    super::publisher::mark_ended(store, stream_id).await;
+    Ok(())
+}

@@ -44,6 +44,7 @@ HELPER = os.path.join(LOCALSTACK, "init", "rill_localstack.py")
 TEMPLATE = os.path.join(ROOT, "infra", "template.yaml")
 DOCKERFILE = os.path.join(ROOT, "ingest-node", "Dockerfile")
 
+sys.dont_write_bytecode = True  # no __pycache__ next to the hook's helper
 sys.path.insert(0, os.path.dirname(HELPER))
 import rill_localstack  # noqa: E402
 

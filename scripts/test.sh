@@ -23,6 +23,7 @@ step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 
 step "deploy test without AWS: the SAM-expanded template on moto's CloudFormation"
 "$VENV/bin/python" "$ROOT/tests/deploy/test_template_deploy.py"
+"$VENV/bin/python" "$ROOT/tests/deploy/test_localstack.py"  # localstack/: compose schema, hook (no Docker)
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # LocalStack "ready" hook: deploys infra/template.yaml (the same SAM template as
-# AWS) into this LocalStack, using the function binaries built on the host.
+# AWS) into this LocalStack, using the function binaries built on the host, then
+# writes the ingest node's environment file (table and bucket names, HLS base URL)
+# for the compose file's `ingest` service.
 #
 # Runs inside the LocalStack container; the repository is mounted read-only at
 # /rill (see ../../docker-compose.yml). Untested on the development machines,
-# which have no Docker engine - see ../../README.md.
+# which have no Docker engine - see ../../README.md. What can run without Docker
+# (this script with a stand-in `aws`, and its helper ../rill_localstack.py) is
+# tested by tests/deploy/test_localstack.py.
 #
 # Binaries, either of (checked in this order):
-#   * `sam build --beta-features` output: /rill/.aws-sam/build/template.yaml
-#   * `cargo lambda build --release` output: /rill/target/lambda/<bin>/bootstrap
-#     (the template's Metadata.BuildProperties.Binary names <bin>)
+#   * `sam build` output: /rill/.aws-sam/build/template.yaml (`sam build -t
+#     infra/template.yaml` from the repo root) or /rill/infra/.aws-sam/build/
+#     (`sam build` inside infra/); the newer if both exist
+#   * `cargo lambda build --release -p rill-api` output:
+#     /rill/target/lambda/<bin>/bootstrap (the template's
+#     Metadata.BuildProperties.Binary names <bin>)
 set -euo pipefail
 
 REPO="${RILL_REPO:-/rill}"
@@ -23,6 +30,10 @@ RTMP_URL="${RILL_RTMP_PUBLIC_URL:-rtmp://127.0.0.1:1935/live}"
 JWT_SECRET="${RILL_JWT_SECRET:-rill-localstack-dev-secret-not-for-production}"
 # No CloudFront in LocalStack Community: players read the bucket path-style.
 HLS_BASE_URL="${RILL_HLS_BASE_URL:-http://localhost.localstack.cloud:4566/$MEDIA_BUCKET}"
+# Shared with the ingest service (a named volume): ingest.env is written last, only
+# when the deployment succeeded, and the compose healthcheck waits for it.
+OUT_DIR="${RILL_OUT_DIR:-/var/lib/rill-localstack}"
+HELPER="$REPO/localstack/init/rill_localstack.py"
 
 log() { printf 'rill-deploy: %s\n' "$*"; }
 die() { printf 'rill-deploy: error: %s\n' "$*" >&2; exit 1; }
@@ -36,34 +47,33 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${A
 aws_() { aws --region "$REGION" "$@"; }
 
 [ -f "$REPO/infra/template.yaml" ] || die "$REPO/infra/template.yaml not found (is the repo mounted at $REPO?)"
+[ -f "$HELPER" ] || die "$HELPER not found"
+command -v python3 >/dev/null 2>&1 || die "python3 is not available in this container"
+
+# A file left by an earlier run must not let the ingest node start before this one.
+mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR/ingest.env"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 printf '[default]\ns3 =\n    addressing_style = path\n' >"$work/aws-config"
 export AWS_CONFIG_FILE="$work/aws-config"
 
-if [ -f "$REPO/.aws-sam/build/template.yaml" ]; then
-    log "using sam build output ($REPO/.aws-sam/build)"
-    built="$REPO/.aws-sam/build/template.yaml"
+sam_built="$(python3 "$HELPER" sam-build "$REPO")"
+if [ -n "$sam_built" ]; then
+    log "using sam build output ($(dirname "$sam_built"))"
+    built="$sam_built"
 else
-    # Point each function's CodeUri at its cargo-lambda output directory. The
-    # template keeps Metadata (with Binary) before Properties (with CodeUri) in
-    # every function, so one pass suffices.
+    # Point each function's CodeUri at its cargo-lambda output directory.
     built="$work/template.yaml"
-    awk -v target="$REPO/target/lambda" '
-        /^        Binary: / { bin = $2 }
-        /^      CodeUri: / {
-            if (bin == "") { print "CodeUri before Binary" > "/dev/stderr"; exit 1 }
-            print "      CodeUri: " target "/" bin "/"; bin = ""; next
-        }
-        { print }
-    ' "$REPO/infra/template.yaml" >"$built"
+    python3 "$HELPER" codeuri "$REPO/infra/template.yaml" "$REPO/target/lambda" "$built" >"$work/binaries" ||
+        die "could not rewrite the CodeUri of the functions in $REPO/infra/template.yaml"
     missing=()
     while read -r bin; do
         [ -x "$REPO/target/lambda/$bin/bootstrap" ] || missing+=("$bin")
-    done < <(sed -n 's/^        Binary: //p' "$REPO/infra/template.yaml")
+    done <"$work/binaries"
     if [ "${#missing[@]}" -gt 0 ]; then
-        die "not built: ${missing[*]}. On the host, from the repo root: cargo lambda build --release (or sam build --beta-features)"
+        die "not built: ${missing[*]}. On the host, from the repo root: cargo lambda build --release -p rill-api (or sam build -t infra/template.yaml)"
     fi
     log "using cargo lambda binaries ($REPO/target/lambda)"
 fi
@@ -92,5 +102,13 @@ aws_ cloudformation deploy \
 
 log "stack outputs:"
 aws_ cloudformation describe-stacks --stack-name "$STACK" \
-    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
+    --query 'Stacks[0].Outputs' --output json >"$work/outputs.json"
+python3 -c 'import json, sys
+for o in json.load(open(sys.argv[1])) or []:
+    print(o["OutputKey"], o["OutputValue"], sep="\t")' "$work/outputs.json"
 log "HLS_BASE_URL=$HLS_BASE_URL"
+
+python3 "$HELPER" ingest-env "$work/outputs.json" "$HLS_BASE_URL" "$OUT_DIR/ingest.env" ||
+    die "could not write $OUT_DIR/ingest.env"
+log "wrote $OUT_DIR/ingest.env (the ingest service starts once it exists):"
+sed 's/^/    /' "$OUT_DIR/ingest.env"

@@ -150,17 +150,26 @@ impl SignedClient {
         ];
         let (status, reply) = self.send_signed(service, &headers, body).await?;
         if !(200..300).contains(&status) {
+            // JSON errors ({"__type", "message"}); an authentication failure in front of
+            // the service may answer in XML instead.
             let doc: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
-            let code = doc["__type"].as_str().unwrap_or("");
+            let text = String::from_utf8_lossy(&reply);
+            let code = doc["__type"]
+                .as_str()
+                .map(|c| c.rsplit('#').next().unwrap_or(c).to_owned())
+                .or_else(|| xml_text(&text, "Code"))
+                .unwrap_or_default();
             let message = doc["message"]
                 .as_str()
                 .or_else(|| doc["Message"].as_str())
-                .unwrap_or("");
+                .map(str::to_owned)
+                .or_else(|| xml_text(&text, "Message"))
+                .unwrap_or_default();
             return Err(EcsError::Api {
                 operation: operation.to_owned(),
                 status,
-                code: code.rsplit('#').next().unwrap_or(code).to_owned(),
-                message: message.to_owned(),
+                code,
+                message,
             });
         }
         serde_json::from_slice(&reply).map_err(|e| EcsError::Response {

@@ -1,0 +1,394 @@
+//! [`SignedClient`]: SigV4-signed requests to AWS APIs that Rill calls too rarely to justify
+//! an SDK crate each (ECS `DescribeTasks`, EC2 `DescribeNetworkInterfaces`, CloudWatch
+//! `PutMetricData`), and plain requests to the task-local ECS endpoints (task metadata, the
+//! agent's scale-in protection).
+//!
+//! Invariants:
+//! - credentials come from the node's [`SdkConfig`] (the standard chain: the task role on
+//!   ECS) and are cached until five minutes before they expire; they never appear in a log or
+//!   an error, and the signature headers are marked sensitive;
+//! - every request has a deadline ([`AWS_TIMEOUT`] for AWS, [`LOCAL_TIMEOUT`] for the
+//!   task-local endpoints), so a hung endpoint cannot stall a heartbeat;
+//! - the endpoint override (`AWS_ENDPOINT_URL`, carried by the [`SdkConfig`]) replaces every
+//!   service's endpoint, as it does for the SDK clients.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Mutex;
+
+use super::EcsError;
+
+/// Deadline of one AWS API call (connect, send, and read the whole response).
+pub const AWS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of one call to the task metadata or agent endpoint (link-local, answers in ms).
+pub const LOCAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Cached credentials are replaced this long before they expire.
+const REFRESH_CREDENTIALS_BEFORE: Duration = Duration::from_secs(300);
+
+/// An AWS service [`SignedClient`] can call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Amazon ECS (JSON 1.1 protocol).
+    Ecs,
+    /// Amazon EC2 (Query protocol, XML responses).
+    Ec2,
+    /// Amazon CloudWatch (Query protocol, XML responses).
+    CloudWatch,
+}
+
+impl Service {
+    /// The SigV4 signing name, which is also the endpoint's host prefix.
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            Service::Ecs => "ecs",
+            Service::Ec2 => "ec2",
+            Service::CloudWatch => "monitoring",
+        }
+    }
+}
+
+/// Signs requests with the node's credentials and sends them (cheap to clone).
+#[derive(Clone)]
+pub struct SignedClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    credentials: Option<SharedCredentialsProvider>,
+    cached: Mutex<Option<Credentials>>,
+    region: String,
+    endpoint_url: Option<String>,
+}
+
+impl fmt::Debug for SignedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedClient")
+            .field("region", &self.inner.region)
+            .field("endpoint_url", &self.inner.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response: status and body.
+type Reply = (u16, Bytes);
+
+impl SignedClient {
+    /// A client with the configuration's region, credentials and endpoint override. Fails
+    /// only when the configuration has no region or the system has no TLS roots.
+    pub fn new(sdk: &SdkConfig) -> Result<SignedClient, EcsError> {
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| EcsError::Config("no AWS region configured".into()))?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| EcsError::Config(format!("TLS root certificates: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(SignedClient {
+            inner: Arc::new(Inner {
+                http: Client::builder(TokioExecutor::new()).build(https),
+                credentials: sdk.credentials_provider(),
+                cached: Mutex::new(None),
+                region,
+                endpoint_url: sdk
+                    .endpoint_url()
+                    .map(|u| u.trim_end_matches('/').to_owned()),
+            }),
+        })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// The service's base URL: the override when set, else the regional endpoint.
+    pub fn endpoint(&self, service: Service) -> String {
+        if let Some(url) = &self.inner.endpoint_url {
+            return url.clone();
+        }
+        let region = &self.inner.region;
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        format!("https://{}.{region}.{suffix}", service.signing_name())
+    }
+
+    /// Calls a JSON 1.1 operation (`target` is the `X-Amz-Target`, e.g.
+    /// `AmazonEC2ContainerServiceV20141113.DescribeTasks`) and returns the response document.
+    pub async fn call_json(
+        &self,
+        service: Service,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, EcsError> {
+        let operation = target.rsplit('.').next().unwrap_or(target);
+        let body = serde_json::to_vec(body).map_err(|e| EcsError::Response {
+            operation: operation.to_owned(),
+            reason: format!("request does not serialise: {e}"),
+        })?;
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ];
+        let (status, reply) = self.send_signed(service, &headers, body).await?;
+        if !(200..300).contains(&status) {
+            // JSON errors ({"__type", "message"}); an authentication failure in front of
+            // the service may answer in XML instead.
+            let doc: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
+            let text = String::from_utf8_lossy(&reply);
+            let code = doc["__type"]
+                .as_str()
+                .map(|c| c.rsplit('#').next().unwrap_or(c).to_owned())
+                .or_else(|| xml_text(&text, "Code"))
+                .unwrap_or_default();
+            let message = doc["message"]
+                .as_str()
+                .or_else(|| doc["Message"].as_str())
+                .map(str::to_owned)
+                .or_else(|| xml_text(&text, "Message"))
+                .unwrap_or_default();
+            return Err(EcsError::Api {
+                operation: operation.to_owned(),
+                status,
+                code,
+                message,
+            });
+        }
+        serde_json::from_slice(&reply).map_err(|e| EcsError::Response {
+            operation: operation.to_owned(),
+            reason: format!("not JSON: {e}"),
+        })
+    }
+
+    /// Calls a Query-protocol operation; `params` carry `Action` and `Version` with the
+    /// operation's own parameters. Returns the XML response body.
+    pub async fn call_query(
+        &self,
+        service: Service,
+        params: &[(&str, &str)],
+    ) -> Result<String, EcsError> {
+        let operation = params
+            .iter()
+            .find(|(k, _)| *k == "Action")
+            .map_or("?", |(_, v)| *v)
+            .to_owned();
+        let body = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let headers = [(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )];
+        let (status, reply) = self
+            .send_signed(service, &headers, body.into_bytes())
+            .await?;
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        if !(200..300).contains(&status) {
+            return Err(EcsError::Api {
+                operation,
+                status,
+                code: xml_text(&text, "Code").unwrap_or_default(),
+                message: xml_text(&text, "Message").unwrap_or_default(),
+            });
+        }
+        Ok(text)
+    }
+
+    /// GET on a task-local endpoint (no signature).
+    pub(crate) async fn get_local(&self, url: &str) -> Result<Reply, EcsError> {
+        let request = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| EcsError::Transport(format!("GET {url}: {e}")))?;
+        self.send(request, LOCAL_TIMEOUT).await
+    }
+
+    /// PUT of a JSON document on a task-local endpoint (no signature).
+    pub(crate) async fn put_local_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, EcsError> {
+        let request = http::Request::put(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| EcsError::Transport(format!("PUT {url}: {e}")))?;
+        self.send(request, LOCAL_TIMEOUT).await
+    }
+
+    async fn send_signed(
+        &self,
+        service: Service,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Reply, EcsError> {
+        let url = format!("{}/", self.endpoint(service));
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| EcsError::Config(format!("endpoint {url}: {e}")))?;
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .ok_or_else(|| EcsError::Config(format!("endpoint {url} has no host")))?;
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        all.push(("host", &host));
+
+        let identity = self.credentials().await?.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.inner.region)
+            .name(service.signing_name())
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| EcsError::Signing(e.to_string()))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url.as_str(),
+            all.iter().copied(),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| EcsError::Signing(e.to_string()))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| EcsError::Signing(e.to_string()))?
+            .into_parts();
+
+        let mut builder = http::Request::post(uri);
+        for (name, value) in &all {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| EcsError::Transport(format!("request to {url}: {e}")))?;
+        instructions.apply_to_request_http1x(&mut request);
+        self.send(request, AWS_TIMEOUT).await
+    }
+
+    async fn send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        deadline: Duration,
+    ) -> Result<Reply, EcsError> {
+        let target = format!("{} {}", request.method(), request.uri());
+        let exchange = async {
+            let response = self
+                .inner
+                .http
+                .request(request)
+                .await
+                .map_err(|e| EcsError::Transport(format!("{target}: {e}")))?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| EcsError::Transport(format!("{target}: reading the body: {e}")))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(deadline, exchange)
+            .await
+            .map_err(|_| EcsError::Transport(format!("{target}: no answer within {deadline:?}")))?
+    }
+
+    async fn credentials(&self) -> Result<Credentials, EcsError> {
+        let mut cached = self.inner.cached.lock().await;
+        if let Some(creds) = cached.as_ref()
+            && creds.expiry().is_none_or(|expiry| {
+                expiry
+                    .duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > REFRESH_CREDENTIALS_BEFORE)
+            })
+        {
+            return Ok(creds.clone());
+        }
+        let provider =
+            self.inner.credentials.as_ref().ok_or_else(|| {
+                EcsError::Credentials("no credentials provider configured".into())
+            })?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| EcsError::Credentials(e.to_string()))?;
+        *cached = Some(creds.clone());
+        Ok(creds)
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (what SigV4 and the
+/// Query protocol expect).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` element in `xml` (entities decoded). A scan, not a
+/// parser: enough for the flat, attribute-free elements of AWS Query responses.
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    xml_inner(xml, tag).map(unescape)
+}
+
+/// The raw inner markup of the first `<tag>…</tag>` element.
+pub(crate) fn xml_inner<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&close)?;
+    Some(&xml[start..start + len])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded_like_sigv4_expects() {
+        assert_eq!(percent_encode("Rill/Ingest"), "Rill%2FIngest");
+        assert_eq!(percent_encode("a b+c~d"), "a%20b%2Bc~d");
+        assert_eq!(percent_encode("0.75"), "0.75");
+    }
+
+    #[test]
+    fn xml_scan_finds_the_first_element_and_decodes_entities() {
+        let xml = "<R><Error><Code>Throttling</Code><Message>a &amp; b &lt;c&gt;</Message>\
+                   </Error><Code>second</Code></R>";
+        assert_eq!(xml_text(xml, "Code").as_deref(), Some("Throttling"));
+        assert_eq!(xml_text(xml, "Message").as_deref(), Some("a & b <c>"));
+        assert_eq!(xml_text(xml, "Missing"), None);
+    }
+}

@@ -25,6 +25,9 @@ export HLS_BASE_URL="${HLS_BASE_URL:-http://127.0.0.1:$GATEWAY_PORT/hls}"
 export WS_MANAGEMENT_ENDPOINT="${WS_MANAGEMENT_ENDPOINT:-http://127.0.0.1:$GATEWAY_PORT}"
 export INGEST_PUBLIC_URL="${INGEST_PUBLIC_URL:-http://127.0.0.1:8889}"
 export RTMP_PUBLIC_URL="${RTMP_PUBLIC_URL:-rtmp://127.0.0.1:1935/live}"
+# The node's own default is what its cores carry at a 1080p ladder's cost (1 stream on 2
+# cores); a laptop demo may run a few smaller streams side by side.
+export NODE_CAPACITY="${NODE_CAPACITY:-4}"
 export RUST_LOG="${RUST_LOG:-info}"
 # The dev secret is generated once and kept out of git, so tokens survive restarts.
 if [ -z "${JWT_SECRET:-}" ]; then

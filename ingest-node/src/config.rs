@@ -68,6 +68,9 @@ pub struct Config {
     pub node: NodeConfig,
     /// Registry identity, capacity and drain.
     pub fleet: FleetConfig,
+    /// ECS task metadata and agent endpoints (`ECS_CONTAINER_METADATA_URI_V4`,
+    /// `ECS_AGENT_URI`), set by ECS itself; unset elsewhere.
+    pub ecs: rill_aws::ecs::EcsEnv,
     pub aws: AwsSettings,
 }
 
@@ -145,6 +148,7 @@ impl Config {
                     .transpose()?,
                 drain: Duration::from_secs(var.parse_in("DRAIN_SECONDS", 0, 0, Some(115))?),
             },
+            ecs: rill_aws::ecs::EcsEnv::from_lookup(&lookup),
             aws: AwsSettings::from_lookup(&lookup),
         })
     }
@@ -169,6 +173,7 @@ impl Config {
             node_capacity = ?self.fleet.capacity,
             node_private_url = ?self.fleet.private_url,
             drain_s = self.fleet.drain.as_secs(),
+            ecs_metadata_uri = ?self.ecs.metadata_uri,
             table = %self.aws.table_name,
             bucket = %self.aws.bucket_name,
             aws_endpoint_url = ?self.aws.endpoint_url,

@@ -48,6 +48,9 @@ pub enum RunError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// On ECS, the node could not learn its own task and addresses.
+    #[error("ECS task discovery failed: {0}")]
+    Discovery(rill_aws::ecs::EcsError),
 }
 
 /// Where the node listens (the real ports when the configuration asked for port 0).
@@ -70,23 +73,36 @@ pub struct Ingest {
     drain: Duration,
 }
 
-/// The AWS adapters behind the node's ports: DynamoDB for streams and samples, S3 for media.
-pub async fn aws_ports(settings: &rill_aws::AwsSettings) -> Ports {
-    let sdk = rill_aws::sdk_config(settings).await;
-    let store = Arc::new(rill_aws::store::DynamoStore::new(
-        rill_aws::dynamodb_client(&sdk),
-        settings.table_name.clone(),
-    ));
-    Ports {
-        streams: store.clone(),
-        metrics: store.clone(),
-        fleet: store,
-        host: Arc::new(rill_core::fleet::NoHost),
-        media: Arc::new(rill_aws::media_bucket::S3MediaBucket::new(
-            rill_aws::s3_client(&sdk),
-            settings.bucket_name.clone(),
-        )),
+/// The adapters behind the node's ports (from `rill-aws`), with the node's configuration
+/// completed from the platform: on ECS the task id, private and public IP fill in what the
+/// environment did not set explicitly.
+pub async fn aws_ports(mut config: Config) -> Result<(Config, Ports), RunError> {
+    let aws = rill_aws::ingest::connect(&config.aws, &config.ecs)
+        .await
+        .map_err(RunError::Discovery)?;
+    if let Some(task) = &aws.task {
+        tracing::info!(task = %task.task_id, private_ip = %task.private_ip, public_ip = ?task.public_ip, "running on ECS");
+        config
+            .fleet
+            .node_id
+            .get_or_insert_with(|| task.task_id.clone());
+        if config.webrtc_advertise_ip.is_none() {
+            config.webrtc_advertise_ip = task.public_ip.as_deref().and_then(|ip| ip.parse().ok());
+        }
+        if config.fleet.private_url.is_none() {
+            let ip = task.private_ip.parse().ok();
+            config.fleet.private_url =
+                Some(crate::fleet::default_private_url(config.http_addr, ip));
+        }
     }
+    let ports = Ports {
+        streams: aws.store.clone(),
+        metrics: aws.store.clone(),
+        fleet: aws.store,
+        host: aws.host,
+        media: aws.media,
+    };
+    Ok((config, ports))
 }
 
 impl Ingest {
@@ -266,8 +282,8 @@ async fn drain_streams(node: &Node, limit: Duration) {
 /// Runs the node on AWS (or moto) until `shutdown` completes: logs the configuration, binds,
 /// prints `rill-ingest listening on rtmp://{rtmp} http://{http}` to stdout, serves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let (config, ports) = aws_ports(config).await?;
     config.log();
-    let ports = aws_ports(&config.aws).await;
     let ingest = Ingest::bind(&config, ports).await?;
     let a = ingest.addresses();
     tracing::info!(rtmp = %a.rtmp, http = %a.http, webrtc_udp = %a.webrtc, "ingest node listening");
@@ -299,7 +315,7 @@ mod tests {
             _ => None,
         })
         .expect("valid configuration");
-        let ports = aws_ports(&config.aws).await;
+        let (config, ports) = aws_ports(config).await.expect("not on ECS: no discovery");
         Ingest::bind(&config, ports).await.expect("free ports bind")
     }
 

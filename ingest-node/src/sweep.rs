@@ -5,7 +5,7 @@
 //! One node sweeps at a time: the alive node with the smallest id in the registry (no
 //! election needed; when it dies, the next one takes over within a heartbeat or two). Every
 //! [`SWEEP_EVERY`] it lists the live streams and, for each one whose lease expired more than
-//! the reconnect window ago (or that has none), takes the lease, closes its playlists
+//! the reconnect window ago (or that has none and started longer ago), takes the lease, closes its playlists
 //! ([`finalise_orphan`]), marks it ended and releases the lease.
 //!
 //! Cost per sweep: one registry query, one live-listing query per 100 live streams, and one

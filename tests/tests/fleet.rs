@@ -410,3 +410,59 @@ mod fleet_nodes {
         assert_eq!(ids, ["node-b"]);
     }
 }
+
+mod orphan_sweep {
+    use std::time::Duration;
+
+    use rill_tests::{IngestNode, RtmpPublisher, Stack, User, wait_for};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_stream_whose_node_died_and_publisher_never_returned_is_ended_by_another_node() {
+        let stack = Stack::start();
+        let mut a = IngestNode::start(&stack, &[("NODE_ID", "node-a")]);
+        let _b = IngestNode::start(
+            &stack,
+            &[("NODE_ID", "node-b"), ("RECONNECT_WINDOW_SECONDS", "1")],
+        );
+        let owner = User::named("owner");
+        let (id, key) = owner
+            .create_stream(&stack, json!({"channelId":"fleet","title":"Orphan"}))
+            .await;
+        let path = format!("/api/streams/{id}");
+        let _publisher = RtmpPublisher::start(&a.rtmp, &key, "640x360", 120);
+        wait_for("live", Duration::from_secs(60), || async {
+            User::anonymous().get(&stack, &path).await.body["status"] == "live"
+        })
+        .await;
+        let playlist = format!("/hls/live/{id}/360p/index.m3u8");
+        wait_for("a listed segment", Duration::from_secs(30), || async {
+            stack
+                .text(&playlist)
+                .await
+                .is_some_and(|p| p.contains("#EXTINF"))
+        })
+        .await;
+        a.kill();
+
+        // Lease expiry (<= 20 s) + node-b's reconnect window + one sweep period (30 s).
+        wait_for(
+            "the orphan to be ended",
+            Duration::from_secs(90),
+            || async { User::anonymous().get(&stack, &path).await.body["status"] == "ended" },
+        )
+        .await;
+        let text = stack.text(&playlist).await.expect("playlist");
+        assert!(
+            text.ends_with("#EXT-X-ENDLIST\n"),
+            "the recording is closed:\n{text}"
+        );
+        let store = stack.store().await;
+        use rill_core::fleet::FleetStore;
+        assert_eq!(
+            store.lease(&id).await.expect("read"),
+            None,
+            "the sweeper released it"
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`media_bucket`]: [`media_bucket::S3MediaBucket`], the S3 implementation of
 //!   `rill-core`'s media bucket port (headers per object kind, retries).
 //! - [`fleet`]: the ingest node registry and stream leases on the same table.
+//! - [`ingest`]: every AWS adapter of an ingest node, built once at start.
 //! - [`ecs`]: the ingest node's ECS task: discovery (task id, cluster, service, private and
 //!   public IPv4) and [`ecs::EcsHost`] (scale-in protection, the utilisation metric), with
 //!   SigV4-signed plain HTTP instead of more SDK crates.
@@ -24,6 +25,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod ecs;
 pub mod fleet;
+pub mod ingest;
 pub mod media_bucket;
 pub mod notify;
 pub mod objects;

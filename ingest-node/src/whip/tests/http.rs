@@ -104,13 +104,21 @@ async fn refusals_map_to_401_403_409_and_503() {
         ("ended", 403, "publish_not_allowed"),
         ("busy", 409, "already_publishing"),
         ("down", 503, "unavailable"),
+        ("full", 503, "node_full"),
+        ("elsewhere", 409, "published_elsewhere"),
     ] {
         let res = post_offer(&h, Some(key), "application/sdp", CHROME_OFFER.to_owned()).await;
         assert_eq!(res.status(), status, "{key}");
         assert!(res.headers().get("location").is_none());
+        // A 503 tells the client (or the WHIP router) when to try again.
+        assert_eq!(
+            res.headers().get("retry-after").is_some(),
+            status == 503,
+            "{key}"
+        );
         assert_eq!(error_code(res).await, code, "{key}");
     }
-    assert_eq!(h.calls.lock().unwrap().len(), 4);
+    assert_eq!(h.calls.lock().unwrap().len(), 6);
     assert!(h.media.try_recv().is_err(), "refusals produce no events");
 }
 

@@ -50,6 +50,8 @@ fn policy(req: &PublishRequest) -> Result<(), Refusal> {
         "ended" => Err(Refusal::NotAllowed("This stream has ended.".into())),
         "busy" => Err(Refusal::AlreadyPublishing),
         "down" => Err(Refusal::Unavailable),
+        "full" => Err(Refusal::NodeFull),
+        "elsewhere" => Err(Refusal::HeldElsewhere),
         _ => Err(Refusal::BadKey),
     }
 }

@@ -224,6 +224,7 @@ mod fleet_nodes {
         // node-a dies without a word; its publisher comes back through "the load balancer",
         // i.e. node-b, and is accepted once node-a's lease has expired.
         a.kill();
+        let killed = std::time::Instant::now();
         first.stop();
         let mut back = None;
         wait_for("node-b to take the stream", Duration::from_secs(45), || {
@@ -236,6 +237,7 @@ mod fleet_nodes {
             async move { running }
         })
         .await;
+        let accepted = killed.elapsed();
         assert_eq!(holder(&stack, &id).await.as_deref(), Some("node-b"));
         assert_eq!(status(&stack, &id).await, "live", "the stream never ended");
 
@@ -246,6 +248,12 @@ mod fleet_nodes {
             })
         })
         .await;
+        // What a failover costs, for the notes (not asserted: timing is the machine's).
+        eprintln!(
+            "failover: publish accepted on node-b {:.1} s after node-a was killed; three new segments listed {:.1} s after",
+            accepted.as_secs_f64(),
+            killed.elapsed().as_secs_f64()
+        );
         let after = stack.text(&playlist).await.expect("playlist");
         assert!(
             uris(&after).starts_with(&uris(&before)),

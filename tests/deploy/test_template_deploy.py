@@ -246,9 +246,10 @@ def deploy(expanded, params, stack):
 
 # ------------------------------------------------------------------- parameter sets
 
-# Defaults: no image yet (first deploy), WHIP through the NLB, no certificate.
+# Defaults: no image yet (first deploy), WHIP through the router on the HTTP API, no
+# certificate.
 FIRST_DEPLOY = {"JwtSecret": "x" * 40}
-# Image pushed, RTMPS certificate, WHIP behind its own HTTPS endpoint.
+# Image pushed, RTMPS certificate, WHIP base URL overridden (a custom domain).
 WITH_IMAGE = {
     "JwtSecret": "x" * 40,
     "IngestImageUri": IMAGE,
@@ -319,14 +320,72 @@ def t_rtmps_listener_exists_only_with_a_certificate(t, p):
         assert 443 not in ls, "TLS listener without a certificate"
 
 
-def t_whip_goes_through_the_nlb_only_without_a_whip_url(t, p):
+def t_whip_goes_through_the_router_never_the_nlb(t, p):
     ls = listeners(t)
     _, svc = t.one("AWS::ECS::Service")
     ports = {lb["ContainerPort"] for lb in svc["Properties"]["LoadBalancers"]}
-    if p.get("IngestPublicUrl"):
-        assert 8889 not in ls and ports == {1935}, (sorted(ls), ports)
-    else:
-        assert ls[8889]["Properties"]["Protocol"] == "TCP" and ports == {1935, 8889}
+    assert 8889 not in ls and ports == {1935}, (sorted(ls), ports)
+    assert not any(tg["Properties"]["Port"] == 8889 for tg in
+                   t.of_type("AWS::ElasticLoadBalancingV2::TargetGroup").values())
+
+
+def whip_router(t):
+    (fn,) = [f for f in t.of_type("AWS::Lambda::Function").values()
+             if f["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-whip-router"}]
+    return fn["Properties"]
+
+
+def t_whip_router_runs_in_the_ingest_vpc_with_its_own_security_group(t, p):
+    props = whip_router(t)
+    vpc = props["VpcConfig"]
+    assert [target(s) for s in vpc["SubnetIds"]] == ["IngestPublicSubnetA", "IngestPublicSubnetB"], vpc
+    assert [target(g) for g in vpc["SecurityGroupIds"]] == ["WhipRouterSecurityGroup"], vpc
+    # Three forwards of 5 s fit, under the HTTP API's 30 s integration limit.
+    assert 15 < props["Timeout"] <= 29, props["Timeout"]
+    sg = t.resources["WhipRouterSecurityGroup"]["Properties"]
+    assert target(sg["VpcId"]) == "IngestVpc"
+    egress = {(r["IpProtocol"], r["FromPort"], json.dumps(r["CidrIp"], sort_keys=True))
+              for r in sg["SecurityGroupEgress"]}
+    assert egress == {("tcp", 8889, '{"Fn::GetAtt": ["IngestVpc", "CidrBlock"]}'),
+                      ("tcp", 443, '"0.0.0.0/0"')}, egress
+    assert "SecurityGroupIngress" not in sg, "nothing connects to the router's ENIs"
+
+
+def t_whip_router_reads_the_lease_and_the_registry_only(t, p):
+    role_name = target(whip_router(t)["Role"])
+    role = t.resources[role_name]["Properties"]
+    managed = [m["Fn::Sub"] if isinstance(m, dict) else m for m in role["ManagedPolicyArns"]]
+    assert any(m.endswith("service-role/AWSLambdaVPCAccessExecutionRole") for m in managed), managed
+    granted = {}
+    for pol in role["Policies"]:
+        for st in as_list(pol["PolicyDocument"]["Statement"]):
+            for a in as_list(st["Action"]):
+                granted.setdefault(a, []).extend(as_list(st["Resource"]))
+    assert set(granted) == {"dynamodb:GetItem", "dynamodb:Query"}, sorted(granted)
+    assert {"Fn::Sub": "${StreamsTable.Arn}/index/byStatus"} in granted["dynamodb:Query"]
+
+
+def t_whip_routes_are_on_the_http_api_without_an_authorizer(t, p):
+    api = t.resources["HttpApi"]["Properties"]
+    paths = api["Body"]["paths"]
+    want = {("/whip/{streamId}", "post"), ("/whip/{streamId}/{sessionId}", "patch"),
+            ("/whip/{streamId}/{sessionId}", "delete")}
+    for path, method in want:
+        op = paths[path][method]
+        assert "WhipRouterFunction" in json.dumps(op["x-amazon-apigateway-integration"]["uri"]), op
+        assert not op.get("security"), (path, method, op.get("security"))
+    cors = api["Body"]["x-amazon-apigateway-cors"]
+    exposed = {h.lower() for h in cors["exposeHeaders"]}
+    assert {"location", "etag", "link"} <= exposed, exposed
+    assert "if-match" in {h.lower() for h in cors["allowHeaders"]}
+
+
+def t_fanout_is_not_invoked_for_heartbeats_and_lease_renewals(t, p):
+    (esm,) = t.of_type("AWS::Lambda::EventSourceMapping").values()
+    (f,) = esm["Properties"]["FilterCriteria"]["Filters"]
+    keys = json.loads(f["Pattern"])["dynamodb"]["Keys"]
+    assert keys["pk"] == {"S": [{"prefix": "STREAM#"}]}, keys
+    assert keys["sk"] == {"S": [{"anything-but": ["LEASE"]}]}, keys
 
 
 def t_service_is_attached_to_the_1935_target_group(t, p):
@@ -383,14 +442,16 @@ def t_task_environment_is_what_the_node_reads(t, p):
         assert env[var] == f"0.0.0.0:{port}", (var, env[var])
 
 
-def t_security_group_opens_rtmp_and_udp_media_and_keeps_http_in_the_vpc(t, p):
-    _, sg = t.one("AWS::EC2::SecurityGroup")
-    rules = {(r["IpProtocol"], r["FromPort"], r["ToPort"], json.dumps(r["CidrIp"], sort_keys=True))
+def t_security_group_opens_rtmp_and_udp_media_and_node_http_to_the_router_only(t, p):
+    assert set(t.of_type("AWS::EC2::SecurityGroup")) == {"IngestTaskSecurityGroup", "WhipRouterSecurityGroup"}
+    sg = t.resources["IngestTaskSecurityGroup"]
+    rules = {(r["IpProtocol"], r["FromPort"], r["ToPort"],
+              json.dumps(r.get("CidrIp", r.get("SourceSecurityGroupId")), sort_keys=True))
              for r in sg["Properties"]["SecurityGroupIngress"]}
     assert rules == {
         ("tcp", 1935, 1935, '"0.0.0.0/0"'),
         ("udp", 8890, 8890, '"0.0.0.0/0"'),
-        ("tcp", 8889, 8889, '{"Fn::GetAtt": ["IngestVpc", "CidrBlock"]}'),
+        ("tcp", 8889, 8889, '{"Ref": "WhipRouterSecurityGroup"}'),
     }, rules
 
 
@@ -478,7 +539,8 @@ def t_no_placeholder_urls(t, p):
         env = fn["Properties"]["Environment"]["Variables"]
         want_rtmp = {"Fn::Sub": "rtmp://${IngestLoadBalancer.DNSName}:1935/live"}
         assert env["RTMP_PUBLIC_URL"] == want_rtmp, (name, env["RTMP_PUBLIC_URL"])
-        want_whip = p.get("IngestPublicUrl") or {"Fn::Sub": "http://${IngestLoadBalancer.DNSName}:8889"}
+        # "api": the whip-router on the HTTP API that served the request (app.rs).
+        want_whip = p.get("IngestPublicUrl") or "api"
         assert env["INGEST_PUBLIC_URL"] == want_whip, (name, env["INGEST_PUBLIC_URL"])
 
 
@@ -491,7 +553,9 @@ def m_stack_outputs_give_the_ingest_urls(ctx):
     out, p = ctx["outputs"], ctx["params"]
     lb = ctx["lb"]["DNSName"]
     assert out["RtmpUrl"] == f"rtmp://{lb}:1935/live", out["RtmpUrl"]
-    assert out["WhipUrl"] == (p.get("IngestPublicUrl") or f"http://{lb}:8889"), out["WhipUrl"]
+    # moto has no API Gateway v2: the HttpApi id is a stand-in in the default case.
+    api = f"https://{ctx['api_id']}.execute-api.{REGION}.amazonaws.com"
+    assert out["WhipUrl"] == (p.get("IngestPublicUrl") or api), out["WhipUrl"]
     repo = boto3.client("ecr").describe_repositories()["repositories"]
     assert [r["repositoryUri"] for r in repo] == [out["IngestRepositoryUri"]]
     assert out["IngestClusterName"] == f"{ctx['stack']}-ingest"
@@ -504,7 +568,11 @@ def m_functions_hand_out_the_nlb_urls(ctx):
     assert len(fns) >= 30, len(fns)
     env = lam.get_function_configuration(FunctionName=f"{ctx['stack']}-streams-create")["Environment"]["Variables"]
     assert env["RTMP_PUBLIC_URL"] == f"rtmp://{lb}:1935/live"
-    assert env["INGEST_PUBLIC_URL"] == (p.get("IngestPublicUrl") or f"http://{lb}:8889")
+    assert env["INGEST_PUBLIC_URL"] == (p.get("IngestPublicUrl") or "api")
+    router = lam.get_function_configuration(FunctionName=f"{ctx['stack']}-whip-router")
+    assert router["Timeout"] == 20
+    assert sorted(router["VpcConfig"]["SubnetIds"]) == sorted(ctx["subnets"]), router["VpcConfig"]
+    assert router["VpcConfig"]["SecurityGroupIds"] == [ctx["res"]["WhipRouterSecurityGroup"]]
 
 
 def m_ecs_cluster_service_and_task_definition(ctx):
@@ -537,8 +605,6 @@ def m_load_balancer_listeners_and_target_groups(ctx):
     want = {1935}
     if ctx["params"].get("IngestCertificateArn"):
         want.add(443)
-    if not ctx["params"].get("IngestPublicUrl"):
-        want.add(8889)
     assert set(ls) == want, sorted(ls)
     tgs = {tg["TargetGroupArn"]: tg for tg in elb.describe_target_groups()["TargetGroups"]}
     rtmp = tgs[ls[1935]["DefaultActions"][0]["TargetGroupArn"]]
@@ -581,9 +647,17 @@ def m_vpc_subnets_security_group_endpoints(ctx):
     assert sorted(s["CidrBlock"] for s in subnets) == ["10.40.0.0/24", "10.40.1.0/24"]
     assert len({s["AvailabilityZone"] for s in subnets}) == 2
     sgs = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]
-    (sg,) = [g for g in sgs if g["GroupName"] != "default"]
-    rules = {(r["IpProtocol"], r["FromPort"], tuple(x["CidrIp"] for x in r["IpRanges"])) for r in sg["IpPermissions"]}
-    assert rules == {("tcp", 1935, ("0.0.0.0/0",)), ("udp", 8890, ("0.0.0.0/0",)), ("tcp", 8889, ("10.40.0.0/16",))}, rules
+    by_id = {g["GroupId"]: g for g in sgs if g["GroupName"] != "default"}
+    task, router = ctx["res"]["IngestTaskSecurityGroup"], ctx["res"]["WhipRouterSecurityGroup"]
+    assert set(by_id) == {task, router}, sorted(by_id)
+    rules = {(r["IpProtocol"], r["FromPort"], tuple(x["CidrIp"] for x in r["IpRanges"]),
+              tuple(x["GroupId"] for x in r.get("UserIdGroupPairs", [])))
+             for r in by_id[task]["IpPermissions"]}
+    assert rules == {("tcp", 1935, ("0.0.0.0/0",), ()), ("udp", 8890, ("0.0.0.0/0",), ()),
+                     ("tcp", 8889, (), (router,))}, rules
+    # moto's CloudFormation keeps a new group's default allow-all egress and ignores
+    # SecurityGroupEgress: the router group's egress rules are checked on the template
+    # (t_whip_router_runs_in_the_ingest_vpc_with_its_own_security_group).
     eps = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["VpcEndpoints"]
     assert sorted((e["ServiceName"], e["VpcEndpointType"]) for e in eps) == [
         (f"com.amazonaws.{REGION}.dynamodb", "Gateway"), (f"com.amazonaws.{REGION}.s3", "Gateway")]
@@ -634,6 +708,9 @@ def moto_scenario(runner, label, expanded, params):
         res = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
                boto3.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"]}
         ctx["table"], ctx["bucket"] = res["StreamsTable"], res["MediaBucket"]
+        ctx["res"] = res
+        ctx["subnets"] = [res["IngestPublicSubnetA"], res["IngestPublicSubnetB"]]
+        ctx["api_id"] = "moto-stub-HttpApi"
         ctx["vpc"] = boto3.client("ec2").describe_vpcs(VpcIds=[res["IngestVpc"]])["Vpcs"][0]
         (ctx["lb"],) = boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]
         for check in MOTO_CHECKS:

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
 use rill_aws::AwsSettings;
 use rill_aws::notify::ManagementApi;
 use rill_aws::objects::S3Uploads;
 use rill_aws::store::DynamoStore;
+use rill_core::fleet::FleetStore;
 use rill_core::realtime::RateLimit;
 use rill_core::store::{
     ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore, UploadSigner,
@@ -13,11 +16,61 @@ use rill_core::store::{
 
 use crate::auth::Auth;
 
+/// `INGEST_PUBLIC_URL` value that means "the WHIP router on this same HTTP API"
+/// ([`IngestBase::SameApi`]).
+pub const INGEST_VIA_API: &str = "api";
+
+/// Where publishers send WHIP offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestBase {
+    /// A fixed base URL (`INGEST_PUBLIC_URL=https://whip.example.com`): a custom domain in
+    /// front of the router, or locally a node's own address.
+    Fixed(String),
+    /// The `whip-router` routes on the HTTP API that served this request
+    /// (`INGEST_PUBLIC_URL=api`): `{scheme}://{requestContext.domainName}`. The default on
+    /// AWS, where a function cannot name its own HTTP API in its environment (the API's
+    /// definition names every function, so SAM reports a circular dependency); the request
+    /// itself carries the API's domain, also when it came through the web distribution
+    /// (CloudFront forwards to the API's own host name).
+    SameApi,
+}
+
+impl IngestBase {
+    /// The base for a publisher who asked through `req`: `{base}/whip/{streamId}`.
+    pub fn resolve(&self, req: &Request) -> String {
+        match self {
+            IngestBase::Fixed(url) => url.clone(),
+            IngestBase::SameApi => {
+                let domain = match req.request_context() {
+                    RequestContext::ApiGatewayV2(ctx) => ctx.domain_name,
+                    _ => None,
+                }
+                .filter(|d| !d.is_empty())
+                .or_else(|| {
+                    req.headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "localhost".to_owned());
+                // API Gateway is HTTPS only; the local gateway says http.
+                let scheme = req
+                    .headers()
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|p| *p == "http" || *p == "https")
+                    .unwrap_or("https");
+                format!("{scheme}://{domain}")
+            }
+        }
+    }
+}
+
 /// Public addresses handed out to clients.
 #[derive(Debug, Clone)]
 pub struct PublicUrls {
     /// Base of WHIP endpoints: `{ingest}/whip/{streamId}`.
-    pub ingest: String,
+    pub ingest: IngestBase,
     /// RTMP application URL: `{rtmp}/{streamKey}`.
     pub rtmp: String,
     /// CDN base: `{hls}/live/{streamId}/master.m3u8`.
@@ -36,7 +89,10 @@ fn env_or(name: &str, default: &str) -> String {
 impl PublicUrls {
     pub fn from_env() -> PublicUrls {
         PublicUrls {
-            ingest: env_or("INGEST_PUBLIC_URL", "http://127.0.0.1:8889"),
+            ingest: match env_or("INGEST_PUBLIC_URL", "http://127.0.0.1:8889") {
+                v if v.eq_ignore_ascii_case(INGEST_VIA_API) => IngestBase::SameApi,
+                url => IngestBase::Fixed(url),
+            },
             rtmp: env_or("RTMP_PUBLIC_URL", "rtmp://127.0.0.1:1935/live"),
             hls: env_or("HLS_BASE_URL", "http://127.0.0.1:3000/hls"),
         }
@@ -49,6 +105,8 @@ pub struct App {
     pub realtime: Arc<dyn RealtimeStore>,
     pub questions: Arc<dyn QuestionStore>,
     pub metrics: Arc<dyn MetricsStore>,
+    /// The ingest node registry and stream leases (`nodes-list`, `whip-router`).
+    pub fleet: Arc<dyn FleetStore>,
     pub notifier: Arc<dyn Notifier>,
     /// Presigned uploads into the media bucket (thumbnails).
     pub uploads: Arc<dyn UploadSigner>,
@@ -104,7 +162,8 @@ impl App {
             chat: store.clone(),
             realtime: store.clone(),
             questions: store.clone(),
-            metrics: store,
+            metrics: store.clone(),
+            fleet: store,
             notifier,
             uploads,
             auth: Auth::from_env(),

@@ -5,6 +5,14 @@
 //! the event. Where no authorizer ran (public routes, or the local gateway, which never sets
 //! it), a `Authorization: Bearer` token is verified here as HS256 with `JWT_SECRET`.
 //! Either way the result is a [`Principal`] from the claims `sub` and `name`.
+//!
+//! **Operators** (the fleet endpoints, e.g. `GET /api/nodes`) are recognised in exactly one
+//! place, [`is_operator`]: a token is an operator's when its claim `rill:admin` is `true`,
+//! or when its `cognito:groups` claim contains the group named by `OPERATOR_GROUP`
+//! (default `rill-operators`, the Cognito user pool group to put operators in). Any other
+//! signed-in caller is not an operator (403); no token is 401. Both claim shapes are read:
+//! JSON (`true`, `["a","b"]`) from a token verified here, and the strings the HTTP API
+//! authorizer flattens claims into (`"true"`, `"[a b]"`).
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lambda_http::request::RequestContext;
@@ -17,6 +25,18 @@ use crate::error::ApiError;
 pub struct Auth {
     key: Option<DecodingKey>,
     validation: Validation,
+    /// `cognito:groups` entry that makes a caller an operator ([`is_operator`]).
+    operator_group: String,
+}
+
+/// Default of `OPERATOR_GROUP`.
+pub const DEFAULT_OPERATOR_GROUP: &str = "rill-operators";
+
+/// A signed-in caller and whether the operator rule holds for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    pub operator: bool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -31,6 +51,36 @@ impl std::fmt::Debug for Auth {
 struct Claims {
     sub: String,
     name: Option<String>,
+    #[serde(rename = "rill:admin")]
+    admin: Option<serde_json::Value>,
+    #[serde(rename = "cognito:groups")]
+    groups: Option<serde_json::Value>,
+}
+
+/// The operator rule, the only place it is decided (module docs). `admin` and `groups` are
+/// the raw claims in either shape (JSON from a verified token, or the authorizer's strings).
+pub fn is_operator(
+    admin: Option<&serde_json::Value>,
+    groups: Option<&serde_json::Value>,
+    operator_group: &str,
+) -> bool {
+    use serde_json::Value;
+    let admin = match admin {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
+    let in_group = match groups {
+        Some(Value::Array(items)) => items.iter().any(|g| g.as_str() == Some(operator_group)),
+        // The authorizer renders a list as "[a b]"; a single group may come bare.
+        Some(Value::String(s)) => s
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split([' ', ','])
+            .any(|g| g.trim_matches('"') == operator_group),
+        _ => false,
+    };
+    admin || in_group
 }
 
 impl Auth {
@@ -38,11 +88,18 @@ impl Auth {
     /// are checked too.
     pub fn from_env() -> Auth {
         let secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
-        Auth::new(
+        let mut auth = Auth::new(
             secret.as_deref(),
             std::env::var("JWT_ISSUER").ok().as_deref(),
             std::env::var("JWT_AUDIENCE").ok().as_deref(),
-        )
+        );
+        if let Some(group) = std::env::var("OPERATOR_GROUP")
+            .ok()
+            .filter(|g| !g.trim().is_empty())
+        {
+            auth.operator_group = group.trim().to_owned();
+        }
+        auth
     }
 
     pub fn new(secret: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Auth {
@@ -60,11 +117,17 @@ impl Auth {
         Auth {
             key: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
             validation,
+            operator_group: DEFAULT_OPERATOR_GROUP.to_owned(),
         }
     }
 
     /// The caller, if any. A present but invalid token is an error, not anonymity.
     pub fn principal(&self, req: &Request) -> Result<Option<Principal>, ApiError> {
+        Ok(self.caller(req)?.map(|c| c.principal))
+    }
+
+    /// The caller with the operator rule applied, if any.
+    pub fn caller(&self, req: &Request) -> Result<Option<Caller>, ApiError> {
         if let RequestContext::ApiGatewayV2(ctx) = req.request_context()
             && let Some(claims) = ctx
                 .authorizer
@@ -73,7 +136,15 @@ impl Auth {
                 .map(|j| &j.claims)
             && let Some(sub) = claims.get("sub").filter(|s| !s.is_empty())
         {
-            return Ok(Some(principal(sub.clone(), claims.get("name").cloned())));
+            let text = |k: &str| claims.get(k).cloned().map(serde_json::Value::String);
+            return Ok(Some(Caller {
+                principal: principal(sub.clone(), claims.get("name").cloned()),
+                operator: is_operator(
+                    text("rill:admin").as_ref(),
+                    text("cognito:groups").as_ref(),
+                    &self.operator_group,
+                ),
+            }));
         }
         let Some(header) = req.headers().get(http::header::AUTHORIZATION) else {
             return Ok(None);
@@ -89,12 +160,16 @@ impl Auth {
             .ok_or(ApiError::Unauthorized(
                 "Authorization must be 'Bearer <token>'",
             ))?;
-        self.verify(token).map(Some)
+        self.verify_caller(token).map(Some)
     }
 
     /// Verifies a bare token (WebSocket clients pass it in the query string, since
     /// browsers cannot set headers on a WebSocket).
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        self.verify_caller(token).map(|c| c.principal)
+    }
+
+    fn verify_caller(&self, token: &str) -> Result<Caller, ApiError> {
         let key = self.key.as_ref().ok_or(ApiError::Unauthorized(
             "token verification is not configured",
         ))?;
@@ -103,7 +178,15 @@ impl Auth {
         if data.claims.sub.is_empty() {
             return Err(ApiError::Unauthorized("token has no subject"));
         }
-        Ok(principal(data.claims.sub, data.claims.name))
+        let operator = is_operator(
+            data.claims.admin.as_ref(),
+            data.claims.groups.as_ref(),
+            &self.operator_group,
+        );
+        Ok(Caller {
+            principal: principal(data.claims.sub, data.claims.name),
+            operator,
+        })
     }
 
     /// The caller, who must be signed in.
@@ -111,6 +194,21 @@ impl Auth {
         self.principal(req)?.ok_or(ApiError::Unauthorized(
             "sign in: Authorization: Bearer <token> required",
         ))
+    }
+
+    /// An operator: 401 without a (valid) token, 403 for anyone else ([`is_operator`]).
+    pub fn require_operator(&self, req: &Request) -> Result<Principal, ApiError> {
+        let caller = self.caller(req)?.ok_or(ApiError::Unauthorized(
+            "sign in: Authorization: Bearer <token> required",
+        ))?;
+        if caller.operator {
+            Ok(caller.principal)
+        } else {
+            Err(ApiError::forbidden(
+                "not_operator",
+                "only fleet operators may do this",
+            ))
+        }
     }
 }
 
@@ -226,6 +324,51 @@ mod tests {
                 "{h}"
             );
         }
+    }
+
+    #[test]
+    fn operators_are_recognised_by_the_admin_claim_or_the_operator_group() {
+        let auth = Auth::new(Some("s"), None, None);
+        let with = |claims: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "op", "exp": exp()});
+            c.as_object_mut()
+                .expect("object")
+                .extend(claims.as_object().expect("object").clone());
+            request(Some(&format!("Bearer {}", token("s", c))))
+        };
+        for ok in [
+            serde_json::json!({"rill:admin": true}),
+            serde_json::json!({"cognito:groups": ["viewers", DEFAULT_OPERATOR_GROUP]}),
+        ] {
+            assert!(auth.require_operator(&with(ok.clone())).is_ok(), "{ok}");
+        }
+        for refused in [
+            serde_json::json!({}),
+            serde_json::json!({"rill:admin": false}),
+            serde_json::json!({"rill:admin": "yes"}),
+            serde_json::json!({"cognito:groups": ["rill-operators-not"]}),
+        ] {
+            let e = auth.require_operator(&with(refused.clone())).unwrap_err();
+            assert_eq!((e.status(), e.code()), (403, "not_operator"), "{refused}");
+        }
+        assert_eq!(
+            auth.require_operator(&request(None)).unwrap_err().status(),
+            401
+        );
+    }
+
+    #[test]
+    fn the_authorizer_string_forms_of_the_operator_claims_count() {
+        use serde_json::json;
+        let g = DEFAULT_OPERATOR_GROUP;
+        assert!(is_operator(Some(&json!("true")), None, g));
+        assert!(is_operator(None, Some(&json!(format!("[viewers {g}]"))), g));
+        assert!(is_operator(None, Some(&json!(g)), g));
+        assert!(!is_operator(
+            Some(&json!("false")),
+            Some(&json!("[viewers]")),
+            g
+        ));
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub enum ApiError {
     /// A bad query parameter or cursor (400 `invalid_query`).
     #[error("{0}")]
     InvalidQuery(String),
+    /// A path parameter of the wrong shape, refused before any storage call (400
+    /// `invalid_path`).
+    #[error("{0}")]
+    InvalidPath(String),
     /// Well-formed but breaks a rule (422 `validation_failed`).
     #[error(transparent)]
     Validation(#[from] ValidationError),
@@ -40,6 +44,14 @@ pub enum ApiError {
     /// A realtime rule refused the action (chat mode, ban, slow mode, rate limit...).
     #[error("{}", .0.message)]
     Refused(rill_core::realtime::Refusal),
+    /// Nothing can serve the request now (503 with `Retry-After`), e.g. no ingest node
+    /// has capacity.
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u32,
+    },
     /// Anything else (500); the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -62,7 +74,10 @@ impl ApiError {
 
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidJson(_) | ApiError::InvalidBody(_) | ApiError::InvalidQuery(_) => 400,
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidPath(_) => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden { .. } => 403,
             ApiError::NotFound(_) => 404,
@@ -76,6 +91,7 @@ impl ApiError {
                 "slow_mode" | "rate_limited" => 429,
                 _ => 403,
             },
+            ApiError::Unavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -85,9 +101,12 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::InvalidPath(_) => "invalid_path",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -109,6 +128,12 @@ impl ApiError {
             .header("content-type", "application/json");
         if matches!(self, ApiError::Unauthorized(_)) {
             builder = builder.header("www-authenticate", "Bearer");
+        }
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            builder = builder.header("retry-after", retry_after_secs.to_string());
         }
         builder
             .body(Body::Text(json!({ "error": error }).to_string()))
@@ -178,6 +203,19 @@ mod tests {
         assert_eq!(body(&r)["error"]["code"], "not_found");
         assert_eq!(body(&r)["error"]["message"], "stream not found");
         assert_eq!(r.headers()["content-type"], "application/json");
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let r = ApiError::Unavailable {
+            code: "no_capacity",
+            message: "no ingest node can take this stream now".into(),
+            retry_after_secs: 5,
+        }
+        .into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "5");
+        assert_eq!(body(&r)["error"]["code"], "no_capacity");
     }
 
     #[test]

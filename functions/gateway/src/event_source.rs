@@ -21,6 +21,10 @@
 //!   until the record expires); then the batch is skipped with an error log, like Lambda
 //!   without an on-failure destination. `BisectBatchOnFunctionError` is not emulated:
 //!   whole batches are retried.
+//! - `FilterCriteria` is not evaluated: every record is delivered, as if the mapping had
+//!   no filter. Functions must therefore tolerate the records a filter would drop on AWS
+//!   (Rill's `events-fanout` skips `NODE#` and `STREAM#…/LEASE` items itself); a filter
+//!   is a cost saving on AWS, never a correctness rule.
 //! - On shutdown polling stops at once; an invocation in flight may finish within the
 //!   gateway's grace period; records not yet delivered are dropped (the next start reads
 //!   from `LATEST`).

@@ -22,8 +22,8 @@ use axum::extract::{
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-    TRANSFER_ENCODING,
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH,
+    IF_NONE_MATCH, LINK, LOCATION, RETRY_AFTER, TRANSFER_ENCODING,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -94,7 +94,16 @@ fn cors() -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([AUTHORIZATION, CONTENT_TYPE])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE, IF_MATCH])
+        // As infra/template.yaml's CorsConfiguration: what WHIP clients read from the
+        // whip-router's answers.
+        .expose_headers([
+            LOCATION,
+            LINK,
+            ETAG,
+            HeaderName::from_static("accept-patch"),
+            RETRY_AFTER,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -995,6 +995,16 @@ Resources:
         assert_eq!(source.batch_size, 100, "Lambda's default");
         assert_eq!(source.max_batching_window, Duration::ZERO);
         assert_eq!(source.max_retry_attempts, None, "Lambda's default: -1");
+        // A FilterCriteria (ignored locally, see event_source) does not stop the mapping.
+        let filtered: Value = serde_yaml::from_str(
+            "Type: DynamoDB\nProperties:\n  Stream: arn:aws:dynamodb:x\n  StartingPosition: LATEST\n  \
+             FilterCriteria:\n    Filters:\n      - Pattern: '{\"dynamodb\": {}}'\n",
+        )
+        .expect("yaml");
+        assert!(matches!(
+            parse_event(&filtered),
+            Ok(FunctionEvent::DynamoDb(_))
+        ));
     }
 
     #[test]

@@ -4,9 +4,11 @@ pub mod chat;
 pub mod docs;
 pub mod metrics;
 pub mod moderation;
+pub mod nodes;
 pub mod questions;
 pub mod reactions;
 pub mod streams;
+pub mod whip;
 
 use rill_core::Stream;
 

@@ -30,10 +30,10 @@ struct Ingest {
 }
 
 impl Ingest {
-    fn new(urls: &PublicUrls, stream_id: &str, key: Option<&StreamKey>) -> Ingest {
+    fn new(urls: &PublicUrls, req: &Request, stream_id: &str, key: Option<&StreamKey>) -> Ingest {
         Ingest {
             stream_key: key.map(|k| k.expose().to_owned()),
-            whip_url: format!("{}/whip/{stream_id}", urls.ingest),
+            whip_url: format!("{}/whip/{stream_id}", urls.ingest.resolve(req)),
             rtmp_server_url: urls.rtmp.clone(),
             rtmp_url: key.map(|k| format!("{}/{}", urls.rtmp, k.expose())),
         }
@@ -59,7 +59,7 @@ pub async fn create(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     let key = new_key()?;
     app.streams.create_stream(&stream, &key.hash()).await?;
     tracing::info!(stream_id = %stream.id, status = %stream.status, "stream created");
-    let ingest = Ingest::new(&app.urls, &stream.id, Some(&key));
+    let ingest = Ingest::new(&app.urls, &req, &stream.id, Some(&key));
     json_no_store(
         201,
         &WithIngest {
@@ -127,7 +127,7 @@ pub async fn rotate_key(app: Arc<App>, req: Request) -> Result<Response<Body>, A
         .rotate_key(&id, &key.hash(), time::now())
         .await?;
     tracing::info!(stream_id = %id, "stream key rotated");
-    json_no_store(200, &Ingest::new(&app.urls, &id, Some(&key)))
+    json_no_store(200, &Ingest::new(&app.urls, &req, &id, Some(&key)))
 }
 
 /// How long a thumbnail upload URL stays valid.
@@ -197,7 +197,7 @@ pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
     json(
         200,
         &WithIngest {
-            ingest: Ingest::new(&app.urls, &id, None),
+            ingest: Ingest::new(&app.urls, &req, &id, None),
             stream: &stream,
         },
     )

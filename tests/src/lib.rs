@@ -783,8 +783,8 @@ pub fn test_pattern_args(size: &str, seconds: u32, kbps: u32) -> Vec<String> {
 }
 
 /// The whole local stack as a browser sees it: the gateway serving the built web app
-/// (`web/dist`) with `/api`, `/ws` and `/hls`, and an ingest node whose WHIP URL the API
-/// hands out. Used by the browser end-to-end test and the latency benchmark.
+/// (`web/dist`) with `/api`, `/ws`, `/hls` and the WHIP router (`/whip`), and an ingest
+/// node registered in the fleet behind it. Used by the browser end-to-end test and the latency benchmark.
 pub struct BrowserStack {
     pub stack: Stack,
     pub ingest: IngestNode,
@@ -807,17 +807,14 @@ impl BrowserStack {
             "{} is missing: build the web app first (scripts/setup.sh, then cd web && npm run build)",
             dist.display()
         );
-        // The API must know the node's WHIP URL before the node exists: reserve its port.
-        let ingest_port = free_port();
-        let ingest_url = format!("http://127.0.0.1:{ingest_port}");
+        // WHIP goes through the gateway's `whip-router` (`INGEST_PUBLIC_URL=api`), as it does
+        // on AWS: the browser's offer is proxied to the node the registry offers, and the
+        // media goes straight to the node's UDP port from the SDP answer.
         let stack = Stack::start_with(&[
             ("STATIC_DIR", dist.to_str().expect("utf-8 path")),
-            ("INGEST_PUBLIC_URL", ingest_url.as_str()),
+            ("INGEST_PUBLIC_URL", "api"),
         ]);
-        let ingest = IngestNode::start(
-            &stack,
-            &[("INGEST_HTTP_ADDR", &format!("127.0.0.1:{ingest_port}"))],
-        );
+        let ingest = IngestNode::start(&stack, &[]);
         BrowserStack { stack, ingest }
     }
 

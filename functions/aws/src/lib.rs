@@ -14,6 +14,9 @@
 //! - [`ecs`]: the ingest node's ECS task: discovery (task id, cluster, service, private and
 //!   public IPv4) and [`ecs::EcsHost`] (scale-in protection, the utilisation metric), with
 //!   SigV4-signed plain HTTP instead of more SDK crates.
+//! - [`prewarm`]: pre-warming the ingest fleet before scheduled streams: EventBridge
+//!   Scheduler one-time schedules and the ingest service's minimum (Application Auto
+//!   Scaling), over the same signed plain HTTP as [`ecs`].
 //! - [`realtime`]: connections, moderation, rate limits and Q&A on the same table.
 //! - [`notify`]: frames to WebSocket connections through the Management API.
 //!
@@ -29,6 +32,7 @@ pub mod ingest;
 pub mod media_bucket;
 pub mod notify;
 pub mod objects;
+pub mod prewarm;
 pub mod realtime;
 pub mod store;
 

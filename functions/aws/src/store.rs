@@ -489,7 +489,6 @@ impl StreamStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.meta_key(&updated.id)))
-            .condition_expression("attribute_exists(pk) AND version = :prev")
             .expression_attribute_values(":title", s(&updated.title))
             .expression_attribute_values(":description", s(&updated.description))
             .expression_attribute_values(":settings", settings)
@@ -497,6 +496,22 @@ impl StreamStore for DynamoStore {
             .expression_attribute_values(":v", n(updated.version))
             .expression_attribute_values(":prev", n(updated.version.saturating_sub(1)))
             .return_values(ReturnValue::AllNew);
+        // A scheduled stream's start time may change (a reschedule): it is also the sort key
+        // of both status indexes. Conditional on still being scheduled, so a stream started
+        // meanwhile never gets a scheduled sort key (the edit is a conflict instead).
+        let mut condition = "attribute_exists(pk) AND version = :prev".to_owned();
+        if updated.status == StreamStatus::Scheduled
+            && let Some(at) = &updated.scheduled_at
+        {
+            let (_, _, sort) = index_keys(updated);
+            expr.push_str(", scheduledAt = :sat, gsi1sk = :gs, gsi2sk = :gs");
+            condition.push_str(" AND #status = :scheduled");
+            req = req
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":sat", s(time::format(at)))
+                .expression_attribute_values(":gs", s(sort))
+                .expression_attribute_values(":scheduled", s(StreamStatus::Scheduled.as_str()));
+        }
         match &updated.thumbnail_url {
             Some(url) => {
                 expr.push_str(", thumbnailUrl = :thumb");
@@ -504,7 +519,12 @@ impl StreamStore for DynamoStore {
             }
             None => expr.push_str(" REMOVE thumbnailUrl"),
         }
-        match req.update_expression(expr).send().await {
+        match req
+            .condition_expression(condition)
+            .update_expression(expr)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let item = out
                     .attributes

@@ -13,6 +13,8 @@
 //! - [`event`]: the realtime event envelope and names shared by every producer.
 //! - [`store`]: the storage traits the handlers depend on.
 //! - [`fleet`]: the ingest node registry, stream leases and the routing rule.
+//! - [`prewarm`]: raising the ingest fleet's minimum before scheduled streams (the one-time
+//!   schedule and fleet-minimum ports, the floor rule).
 //! - [`media`]: the media bucket port the ingest node writes HLS objects through, and the
 //!   Content-Type / Cache-Control rule of every object kind.
 //!
@@ -27,6 +29,7 @@ pub mod fleet;
 pub mod ids;
 pub mod key;
 pub mod media;
+pub mod prewarm;
 pub mod quality;
 pub mod realtime;
 pub mod store;

@@ -89,7 +89,9 @@ pub trait StreamStore: Send + Sync {
     -> Result<Stream, StoreError>;
 
     /// Writes the owner-editable fields of `updated` if the stored version is still
-    /// `updated.version - 1`; otherwise `Conflict`.
+    /// `updated.version - 1`; otherwise `Conflict`. For a `scheduled` stream that includes
+    /// its start time (and its place in the scheduled listings), and the write is also
+    /// conditional on the stream still being `scheduled`.
     async fn update_stream(&self, updated: &Stream) -> Result<Stream, StoreError>;
 
     /// Replaces the stored key hash: the old key stops working at once.

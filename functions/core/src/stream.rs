@@ -272,6 +272,10 @@ pub struct StreamPatch {
     #[serde(default, deserialize_with = "double_option")]
     pub thumbnail_url: Option<Option<String>>,
     pub settings: Option<SettingsPatch>,
+    /// Reschedules a `scheduled` stream (the handler refuses it in any other status): must
+    /// lie in the future and within the scheduling horizon. `null` or absent: unchanged.
+    #[serde(default, with = "rfc3339_millis::option")]
+    pub scheduled_at: Option<Timestamp>,
 }
 
 impl Stream {
@@ -334,6 +338,10 @@ impl Stream {
         }
         if let Some(p) = &patch.settings {
             s.settings = s.settings.patched(p)?;
+        }
+        if let Some(at) = patch.scheduled_at {
+            validate::rescheduled_at(at, now)?;
+            s.scheduled_at = Some(at);
         }
         s.updated_at = now;
         s.version += 1;

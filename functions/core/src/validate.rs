@@ -134,6 +134,18 @@ pub fn scheduled_at(at: Timestamp, now: Timestamp) -> Result<(), ValidationError
     Ok(())
 }
 
+/// A new start time for a scheduled stream: in the future (a stream due now is started,
+/// not rescheduled) and not more than [`SCHEDULE_HORIZON_DAYS`] ahead.
+pub fn rescheduled_at(at: Timestamp, now: Timestamp) -> Result<(), ValidationError> {
+    if at <= now {
+        return Err(err(
+            "scheduledAt",
+            "must be in the future (start the stream instead)",
+        ));
+    }
+    scheduled_at(at, now)
+}
+
 /// Ranges of the settings that are numbers.
 pub fn settings(s: &Settings) -> Result<(), ValidationError> {
     if let Some(b) = s.max_bitrate_kbps
@@ -287,6 +299,15 @@ mod tests {
         assert!(scheduled_at(now + chrono::Duration::days(30), now).is_ok());
         assert!(scheduled_at(now - chrono::Duration::days(1), now).is_ok());
         assert!(scheduled_at(now + chrono::Duration::days(400), now).is_err());
+    }
+
+    #[test]
+    fn a_new_start_time_must_be_in_the_future_and_within_the_horizon() {
+        let now = crate::time::now();
+        assert!(rescheduled_at(now + chrono::Duration::hours(2), now).is_ok());
+        assert!(rescheduled_at(now, now).is_err());
+        assert!(rescheduled_at(now - chrono::Duration::minutes(1), now).is_err());
+        assert!(rescheduled_at(now + chrono::Duration::days(400), now).is_err());
     }
 
     #[test]

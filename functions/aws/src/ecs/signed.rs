@@ -1,7 +1,10 @@
 //! [`SignedClient`]: SigV4-signed requests to AWS APIs that Rill calls too rarely to justify
 //! an SDK crate each (ECS `DescribeTasks`, EC2 `DescribeNetworkInterfaces`, CloudWatch
-//! `PutMetricData`), and plain requests to the task-local ECS endpoints (task metadata, the
-//! agent's scale-in protection).
+//! `PutMetricData`, EventBridge Scheduler's schedules, Application Auto Scaling's
+//! `RegisterScalableTarget`), and plain requests to the task-local ECS endpoints (task
+//! metadata, the agent's scale-in protection). Three wire protocols: JSON 1.1
+//! ([`SignedClient::call_json`]), Query ([`SignedClient::call_query`]) and REST-JSON
+//! ([`SignedClient::call_rest_json`]).
 //!
 //! Invariants:
 //! - credentials come from the node's [`SdkConfig`] (the standard chain: the task role on
@@ -47,6 +50,10 @@ pub enum Service {
     Ec2,
     /// Amazon CloudWatch (Query protocol, XML responses).
     CloudWatch,
+    /// Amazon EventBridge Scheduler (REST-JSON protocol).
+    Scheduler,
+    /// Application Auto Scaling (JSON 1.1 protocol, target prefix `AnyScaleFrontendService`).
+    ApplicationAutoScaling,
 }
 
 impl Service {
@@ -56,6 +63,8 @@ impl Service {
             Service::Ecs => "ecs",
             Service::Ec2 => "ec2",
             Service::CloudWatch => "monitoring",
+            Service::Scheduler => "scheduler",
+            Service::ApplicationAutoScaling => "application-autoscaling",
         }
     }
 }
@@ -85,6 +94,46 @@ impl fmt::Debug for SignedClient {
 
 /// A response: status and body.
 type Reply = (u16, Bytes);
+
+/// A response from an AWS API.
+struct SignedReply {
+    status: u16,
+    /// `x-amzn-ErrorType` (REST-JSON errors name their type there).
+    error_type: Option<String>,
+    body: Bytes,
+}
+
+/// The error of a JSON 1.1 or REST-JSON operation: the code from `x-amzn-ErrorType` or the
+/// body's `__type`/`code` (a `prefix#Code` or `Code:uri` form reduced to `Code`), the
+/// message from `message`/`Message`. An authentication failure in front of the service may
+/// answer in XML instead.
+fn json_error(operation: &str, reply: &SignedReply) -> EcsError {
+    let doc: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    let text = String::from_utf8_lossy(&reply.body);
+    let code = reply
+        .error_type
+        .as_deref()
+        .or_else(|| doc["__type"].as_str())
+        .or_else(|| doc["code"].as_str())
+        .map(|c| {
+            let c = c.split(':').next().unwrap_or(c);
+            c.rsplit('#').next().unwrap_or(c).to_owned()
+        })
+        .or_else(|| xml_text(&text, "Code"))
+        .unwrap_or_default();
+    let message = doc["message"]
+        .as_str()
+        .or_else(|| doc["Message"].as_str())
+        .map(str::to_owned)
+        .or_else(|| xml_text(&text, "Message"))
+        .unwrap_or_default();
+    EcsError::Api {
+        operation: operation.to_owned(),
+        status: reply.status,
+        code,
+        message,
+    }
+}
 
 impl SignedClient {
     /// A client with the configuration's region, credentials and endpoint override. Fails
@@ -148,31 +197,47 @@ impl SignedClient {
             ("content-type", "application/x-amz-json-1.1"),
             ("x-amz-target", target),
         ];
-        let (status, reply) = self.send_signed(service, &headers, body).await?;
-        if !(200..300).contains(&status) {
-            // JSON errors ({"__type", "message"}); an authentication failure in front of
-            // the service may answer in XML instead.
-            let doc: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
-            let text = String::from_utf8_lossy(&reply);
-            let code = doc["__type"]
-                .as_str()
-                .map(|c| c.rsplit('#').next().unwrap_or(c).to_owned())
-                .or_else(|| xml_text(&text, "Code"))
-                .unwrap_or_default();
-            let message = doc["message"]
-                .as_str()
-                .or_else(|| doc["Message"].as_str())
-                .map(str::to_owned)
-                .or_else(|| xml_text(&text, "Message"))
-                .unwrap_or_default();
-            return Err(EcsError::Api {
-                operation: operation.to_owned(),
-                status,
-                code,
-                message,
-            });
+        let reply = self
+            .send_signed(service, "POST", "/", &headers, body)
+            .await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(json_error(operation, &reply));
         }
-        serde_json::from_slice(&reply).map_err(|e| EcsError::Response {
+        serde_json::from_slice(&reply.body).map_err(|e| EcsError::Response {
+            operation: operation.to_owned(),
+            reason: format!("not JSON: {e}"),
+        })
+    }
+
+    /// Calls a REST-JSON operation: `method` on `path_and_query` (already percent-encoded,
+    /// e.g. `/schedules/prewarm-01J?groupName=rill`) with an optional JSON body. Returns the
+    /// response document (`Null` for an empty body). `operation` names the call in errors.
+    pub async fn call_rest_json(
+        &self,
+        service: Service,
+        operation: &str,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, EcsError> {
+        let body = match body {
+            Some(doc) => serde_json::to_vec(doc).map_err(|e| EcsError::Response {
+                operation: operation.to_owned(),
+                reason: format!("request does not serialise: {e}"),
+            })?,
+            None => Vec::new(),
+        };
+        let headers = [("content-type", "application/json")];
+        let reply = self
+            .send_signed(service, method, path_and_query, &headers, body)
+            .await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(json_error(operation, &reply));
+        }
+        if reply.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&reply.body).map_err(|e| EcsError::Response {
             operation: operation.to_owned(),
             reason: format!("not JSON: {e}"),
         })
@@ -199,14 +264,14 @@ impl SignedClient {
             "content-type",
             "application/x-www-form-urlencoded; charset=utf-8",
         )];
-        let (status, reply) = self
-            .send_signed(service, &headers, body.into_bytes())
+        let reply = self
+            .send_signed(service, "POST", "/", &headers, body.into_bytes())
             .await?;
-        let text = String::from_utf8_lossy(&reply).into_owned();
-        if !(200..300).contains(&status) {
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        if !(200..300).contains(&reply.status) {
             return Err(EcsError::Api {
                 operation,
-                status,
+                status: reply.status,
                 code: xml_text(&text, "Code").unwrap_or_default(),
                 message: xml_text(&text, "Message").unwrap_or_default(),
             });
@@ -238,10 +303,12 @@ impl SignedClient {
     async fn send_signed(
         &self,
         service: Service,
+        method: &str,
+        path_and_query: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> Result<Reply, EcsError> {
-        let url = format!("{}/", self.endpoint(service));
+    ) -> Result<SignedReply, EcsError> {
+        let url = format!("{}{path_and_query}", self.endpoint(service));
         let uri: http::Uri = url
             .parse()
             .map_err(|e| EcsError::Config(format!("endpoint {url}: {e}")))?;
@@ -263,7 +330,7 @@ impl SignedClient {
             .map_err(|e| EcsError::Signing(e.to_string()))?
             .into();
         let signable = SignableRequest::new(
-            "POST",
+            method,
             url.as_str(),
             all.iter().copied(),
             SignableBody::Bytes(&body),
@@ -273,7 +340,7 @@ impl SignedClient {
             .map_err(|e| EcsError::Signing(e.to_string()))?
             .into_parts();
 
-        let mut builder = http::Request::post(uri);
+        let mut builder = http::Request::builder().method(method).uri(uri);
         for (name, value) in &all {
             builder = builder.header(*name, *value);
         }
@@ -281,7 +348,16 @@ impl SignedClient {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| EcsError::Transport(format!("request to {url}: {e}")))?;
         instructions.apply_to_request_http1x(&mut request);
-        self.send(request, AWS_TIMEOUT).await
+        let (status, headers, body) = self.exchange(request, AWS_TIMEOUT).await?;
+        let error_type = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(SignedReply {
+            status,
+            error_type,
+            body,
+        })
     }
 
     async fn send(
@@ -289,6 +365,15 @@ impl SignedClient {
         request: http::Request<Full<Bytes>>,
         deadline: Duration,
     ) -> Result<Reply, EcsError> {
+        let (status, _, body) = self.exchange(request, deadline).await?;
+        Ok((status, body))
+    }
+
+    async fn exchange(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        deadline: Duration,
+    ) -> Result<(u16, http::HeaderMap, Bytes), EcsError> {
         let target = format!("{} {}", request.method(), request.uri());
         let exchange = async {
             let response = self
@@ -298,13 +383,13 @@ impl SignedClient {
                 .await
                 .map_err(|e| EcsError::Transport(format!("{target}: {e}")))?;
             let status = response.status().as_u16();
-            let body = response
-                .into_body()
+            let (parts, body) = response.into_parts();
+            let body = body
                 .collect()
                 .await
                 .map_err(|e| EcsError::Transport(format!("{target}: reading the body: {e}")))?
                 .to_bytes();
-            Ok((status, body))
+            Ok((status, parts.headers, body))
         };
         tokio::time::timeout(deadline, exchange)
             .await
@@ -337,7 +422,7 @@ impl SignedClient {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (what SigV4 and the
 /// Query protocol expect).
-fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -381,6 +466,45 @@ mod tests {
         assert_eq!(percent_encode("Rill/Ingest"), "Rill%2FIngest");
         assert_eq!(percent_encode("a b+c~d"), "a%20b%2Bc~d");
         assert_eq!(percent_encode("0.75"), "0.75");
+    }
+
+    fn reply(status: u16, error_type: Option<&str>, body: &str) -> SignedReply {
+        SignedReply {
+            status,
+            error_type: error_type.map(str::to_owned),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn json_error_codes_come_from_the_header_or_the_body_in_any_form() {
+        let header = reply(
+            404,
+            Some(
+                "ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.chronos/",
+            ),
+            r#"{"Message":"Schedule x does not exist."}"#,
+        );
+        let EcsError::Api {
+            code,
+            message,
+            status,
+            ..
+        } = json_error("DeleteSchedule", &header)
+        else {
+            panic!("not an API error");
+        };
+        assert_eq!((status, code.as_str()), (404, "ResourceNotFoundException"));
+        assert_eq!(message, "Schedule x does not exist.");
+        let body = reply(
+            400,
+            None,
+            r#"{"__type":"com.amazonaws.ecs#ClientException","message":"bad"}"#,
+        );
+        let EcsError::Api { code, .. } = json_error("DescribeTasks", &body) else {
+            panic!("not an API error");
+        };
+        assert_eq!(code, "ClientException");
     }
 
     #[test]

@@ -7,8 +7,10 @@ use lambda_http::{Request, RequestExt};
 use rill_aws::AwsSettings;
 use rill_aws::notify::ManagementApi;
 use rill_aws::objects::S3Uploads;
+use rill_aws::prewarm::EventBridgeSchedules;
 use rill_aws::store::DynamoStore;
 use rill_core::fleet::FleetStore;
+use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::RateLimit;
 use rill_core::store::{
     ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore, UploadSigner,
@@ -114,6 +116,34 @@ pub struct App {
     pub urls: PublicUrls,
     /// Per-user chat budget (`CHAT_RATE_PER_SECOND`, `CHAT_RATE_BURST`; 1/s, burst 3).
     pub rate_limit: RateLimit,
+    /// One-time pre-warm schedules of scheduled streams (EventBridge Scheduler with
+    /// `PREWARM_FUNCTION_ARN`, `PREWARM_ROLE_ARN`, `PREWARM_SCHEDULE_GROUP`; otherwise off).
+    pub prewarm: Arc<dyn PrewarmSchedule>,
+}
+
+/// The pre-warm schedules this instance writes, and a log line saying which. Pre-warming is
+/// an optimisation the `ingest-prewarm` reconciler also covers, so a broken configuration
+/// switches it off with an error in the log rather than failing every stream request.
+fn prewarm_from_env(sdk: &rill_aws::SdkConfig) -> Arc<dyn PrewarmSchedule> {
+    match EventBridgeSchedules::from_lookup(sdk, |name| std::env::var(name).ok()) {
+        Ok(None) => {
+            tracing::info!(
+                "pre-warm schedules: off (PREWARM_FUNCTION_ARN, PREWARM_ROLE_ARN and \
+                 PREWARM_SCHEDULE_GROUP unset)"
+            );
+            Arc::new(NoPrewarm)
+        }
+        Ok(Some(schedules)) => {
+            let target = schedules.target();
+            tracing::info!(group = %target.group, function = %target.function_arn,
+                "pre-warm schedules: on");
+            Arc::new(schedules)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "pre-warm schedules: off (configuration)");
+            Arc::new(NoPrewarm)
+        }
+    }
 }
 
 fn rate_limit_from_env() -> RateLimit {
@@ -169,6 +199,7 @@ impl App {
             auth: Auth::from_env(),
             urls: PublicUrls::from_env(),
             rate_limit: rate_limit_from_env(),
+            prewarm: prewarm_from_env(&sdk),
         }
     }
 }

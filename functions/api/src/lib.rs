@@ -6,7 +6,7 @@
 //! with `lambda_http`.
 //!
 //! Socket routes are in [`ws`], the table-stream fan-out in [`fanout`]; both deliver through
-//! [`broadcast`].
+//! [`broadcast`]. The scheduled `ingest-prewarm` function is [`prewarm`].
 //!
 //! Invariants:
 //! - handlers check input and permissions before they write, so a refused request changes
@@ -22,6 +22,7 @@ pub mod broadcast;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod prewarm;
 pub mod request;
 pub mod runtime;
 pub mod ws;

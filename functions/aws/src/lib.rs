@@ -36,6 +36,7 @@ pub mod prewarm;
 pub mod realtime;
 pub mod store;
 
+pub use aws_config::SdkConfig;
 pub use config::{AwsSettings, dynamodb_client, s3_client, sdk_config};
 
 /// Failure of an AWS call outside the store traits (bootstrap, objects).

@@ -23,6 +23,7 @@
 //! missing one deleted is `Ok`); errors carry AWS's code and message, never credentials.
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use rill_core::fleet::capacity_for;
 use rill_core::prewarm::{
     FloorRule, IngestFloor, PREWARM_LEAD, PrewarmError, PrewarmSchedule, schedule_name,
@@ -112,6 +113,23 @@ pub struct EventBridgeSchedules {
 impl EventBridgeSchedules {
     pub fn new(aws: SignedClient, target: ScheduleTarget) -> EventBridgeSchedules {
         EventBridgeSchedules { aws, target }
+    }
+
+    /// From the environment ([`ScheduleTarget::from_lookup`]) with the credentials, region
+    /// and endpoint override of `sdk`: `Ok(None)` when pre-warming is off.
+    pub fn from_lookup(
+        sdk: &SdkConfig,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<EventBridgeSchedules>, String> {
+        let Some(target) = ScheduleTarget::from_lookup(lookup)? else {
+            return Ok(None);
+        };
+        let aws = SignedClient::new(sdk).map_err(|e| e.to_string())?;
+        Ok(Some(EventBridgeSchedules::new(aws, target)))
+    }
+
+    pub fn target(&self) -> &ScheduleTarget {
+        &self.target
     }
 
     /// The body of `CreateSchedule` and `UpdateSchedule` (an update replaces every field, so

@@ -1,4 +1,11 @@
 //! Stream lifecycle, settings, keys, listings, playback URL and viewer count.
+//!
+//! Pre-warm (see `rill_core::prewarm`): create and reschedule keep a scheduled stream's
+//! one-time schedule at its start − 10 min; start and cancel delete it. Those calls go to the
+//! scheduler, not to storage, and come *after* the stream's write: a scheduler failure never
+//! fails or undoes the request (the write stands, the failure is logged, and the
+//! `ingest-prewarm` reconciler, which runs every 5 minutes, counts the stream anyway). The
+//! storage-call budget of each handler is unchanged by pre-warming.
 
 use std::sync::Arc;
 
@@ -6,7 +13,7 @@ use lambda_http::{Body, Request, Response};
 use rill_core::key::StreamKey;
 use rill_core::store::{ListQuery, Listing};
 use rill_core::stream::{NewStream, StreamPatch};
-use rill_core::{Command, Stream, StreamStatus, ids, time, validate};
+use rill_core::{Command, Stream, StreamStatus, ids, prewarm, time, validate};
 use serde::Serialize;
 use serde_json::json;
 
@@ -51,14 +58,44 @@ fn new_key() -> Result<StreamKey, ApiError> {
     StreamKey::generate().map_err(|e| ApiError::Internal(format!("random source failed: {e}")))
 }
 
-/// `POST /api/streams/create`
+/// Keeps the stream's pre-warm schedule where `stream` (as stored now) says: at
+/// [`prewarm::prewarm_at`], or none. Never fails the request (module docs).
+async fn reschedule_prewarm(app: &App, stream: &Stream, now: time::Timestamp) {
+    let result = match prewarm::prewarm_at(stream, now) {
+        Some(at) => app.prewarm.upsert(&stream.id, at).await,
+        None => app.prewarm.delete(&stream.id).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(stream_id = %stream.id, error = %e,
+            "pre-warm schedule not updated; the ingest-prewarm reconciler still counts the stream");
+    }
+}
+
+/// Deletes the stream's pre-warm schedule, if it may have one. Never fails the request.
+async fn drop_prewarm(app: &App, before: &Stream) {
+    if before.scheduled_at.is_none() {
+        return;
+    }
+    if let Err(e) = app.prewarm.delete(&before.id).await {
+        tracing::warn!(stream_id = %before.id, error = %e,
+            "pre-warm schedule not deleted; it fires once, finds nothing to warm and deletes itself");
+    }
+}
+
+/// `POST /api/streams/create`. Storage: one transactional write. Pre-warm: a stream
+/// scheduled more than 10 min ahead gets its one-time schedule (one scheduler call, two if
+/// a schedule of that name exists).
 pub async fn create(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req)?;
     let input: NewStream = json_body(&req)?;
-    let stream = Stream::create(ids::new_id(), user.user_id, input, time::now())?;
+    let now = time::now();
+    let stream = Stream::create(ids::new_id(), user.user_id, input, now)?;
     let key = new_key()?;
     app.streams.create_stream(&stream, &key.hash()).await?;
     tracing::info!(stream_id = %stream.id, status = %stream.status, "stream created");
+    if prewarm::prewarm_at(&stream, now).is_some() {
+        reschedule_prewarm(&app, &stream, now).await;
+    }
     let ingest = Ingest::new(&app.urls, &req, &stream.id, Some(&key));
     json_no_store(
         201,
@@ -76,14 +113,20 @@ async fn command(
 ) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req)?;
     let id = id_param(&req, "id", "stream")?;
-    let stream = load_stream(&app, &id).await?;
-    ensure_owner(&stream, &user.user_id)?;
+    let before = load_stream(&app, &id).await?;
+    ensure_owner(&before, &user.user_id)?;
     let stream = app.streams.apply(&id, command, time::now()).await?;
     tracing::info!(stream_id = %id, status = %stream.status, ?command, "stream command applied");
+    if matches!(command, Command::Start | Command::Cancel) {
+        drop_prewarm(&app, &before).await;
+    }
     json(200, &stream)
 }
 
 /// `POST /api/streams/{id}/start`: `scheduled -> preparing`, idempotent on `preparing`.
+/// Storage: one read, then the store's conditional transition. Pre-warm: a stream with a
+/// start time has its schedule deleted (one scheduler call; also on the idempotent repeat,
+/// which covers a stream an early publisher started).
 pub async fn start(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     command(app, req, Command::Start).await
 }
@@ -93,20 +136,38 @@ pub async fn end(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
     command(app, req, Command::End).await
 }
 
-/// `POST /api/streams/{id}/cancel`
+/// `POST /api/streams/{id}/cancel`. Storage: as start. Pre-warm: as start.
 pub async fn cancel(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     command(app, req, Command::Cancel).await
 }
 
-/// `PATCH /api/streams/{id}`: title, description, thumbnail, settings.
+/// `PATCH /api/streams/{id}`: title, description, thumbnail, settings, and `scheduledAt`
+/// of a `scheduled` stream (a reschedule; 409 `not_scheduled` in any other status).
+/// Storage: one read, one conditional write. Pre-warm: only a reschedule touches the
+/// schedule: moved to the new start − 10 min (one or two scheduler calls), or deleted when
+/// the new start is less than 10 min away (one call).
 pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req)?;
     let id = id_param(&req, "id", "stream")?;
     let patch: StreamPatch = json_body(&req)?;
     let stream = load_stream(&app, &id).await?;
     ensure_owner(&stream, &user.user_id)?;
-    let updated = stream.patched(&patch, time::now())?;
+    if patch.scheduled_at.is_some() && stream.status != StreamStatus::Scheduled {
+        return Err(ApiError::conflict(
+            "not_scheduled",
+            format!(
+                "only a scheduled stream can be rescheduled; this one is {}",
+                stream.status
+            ),
+        ));
+    }
+    let now = time::now();
+    let updated = stream.patched(&patch, now)?;
     let stored = app.streams.update_stream(&updated).await?;
+    if patch.scheduled_at.is_some() {
+        tracing::info!(stream_id = %id, scheduled_at = ?stored.scheduled_at, "stream rescheduled");
+        reschedule_prewarm(&app, &stored, now).await;
+    }
     json(200, &stored)
 }
 

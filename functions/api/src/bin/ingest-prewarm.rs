@@ -1,0 +1,8 @@
+//! Lambda `ingest-prewarm`: invoked by EventBridge Scheduler (a stream's one-time pre-warm
+//! schedule, and every 5 minutes); sets the ingest fleet's minimum from the scheduled
+//! streams about to start (see `rill_api::prewarm`).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::prewarm::run().await
+}

@@ -29,7 +29,10 @@ What is changed in the expanded template before moto sees it, and only there
      so they become HTTP/HTTPS (the template test checks the real protocols);
   4. ECR: moto generates repository names with the logical id's capitals, which its own
      ECR then refuses; the test names the repository (CloudFormation generates a
-     lowercase name).
+     lowercase name);
+  5. a role's `Policies` entry that is an Fn::If choosing AWS::NoValue (the pre-warm
+     schedule permissions of the stream functions without the ingest tier): moto keeps
+     it as a null and fails; the test evaluates those Fn::If with the parameter set.
 Exits non-zero if any check fails. Needs the venv from scripts/setup.sh.
 """
 
@@ -195,6 +198,10 @@ def for_moto(tpl, params, stack):
             return [fix(x) for x in v]
         return v
 
+    conditions = Template(tpl, params)
+    for r in tpl["Resources"].values():
+        if r["Type"] == "AWS::IAM::Role" and "Policies" in r.get("Properties", {}):
+            r["Properties"]["Policies"] = conditions.resolve(r["Properties"]["Policies"])
     for name in gone:
         del tpl["Resources"][name]
     for r in tpl["Resources"].values():
@@ -530,6 +537,130 @@ def t_vpc_has_public_routes_and_gateway_endpoints(t, p):
     assert route["Properties"]["DestinationCidrBlock"] == "0.0.0.0/0"
     assert target(route["Properties"]["GatewayId"]) == "IngestInternetGateway"
     assert len(t.of_type("AWS::EC2::SubnetRouteTableAssociation")) == 2
+
+
+def function(t, name):
+    """The expanded function whose FunctionName is ${AWS::StackName}-{name}."""
+    (fn,) = [f for f in t.of_type("AWS::Lambda::Function").values()
+             if f["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + name}]
+    return fn["Properties"]
+
+
+def granted_by(role):
+    """{action: [(resource, condition), ...]} over a role's inline policies."""
+    granted = {}
+    for s in statements(role) if "Type" in role else ():
+        assert s["Effect"] == "Allow"
+        for a in as_list(s["Action"]):
+            assert "*" not in a, f"wildcard action {a}"
+            for r in as_list(s["Resource"]):
+                granted.setdefault(a, []).append((json.dumps(r, sort_keys=True), s.get("Condition")))
+    return granted
+
+
+def function_grants(t, name):
+    role = t.resources[target(function(t, name)["Role"])]
+    granted = {}
+    for pol in role["Properties"].get("Policies", []):
+        for s in as_list(pol["PolicyDocument"]["Statement"]):
+            for a in as_list(s["Action"]):
+                assert "*" not in a, f"{name}: wildcard action {a}"
+                for r in as_list(s["Resource"]):
+                    assert r != "*", f"{name}: Resource '*' for {a}"
+                    granted.setdefault(a, []).append((json.dumps(r, sort_keys=True), s.get("Condition")))
+    return granted
+
+
+PREWARM = ["IngestPrewarmFunction", "IngestPrewarmScheduleGroup", "IngestPrewarmSchedulerRole",
+           "IngestPrewarmReconcileSchedule"]
+PREWARM_SCHEDULES = json.dumps({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:"
+                                "${AWS::AccountId}:schedule/${IngestPrewarmScheduleGroup}/prewarm-*"})
+
+
+def t_prewarm_exists_only_with_the_ingest_tier(t, p):
+    env = function(t, "streams-create")["Environment"]["Variables"]
+    if not p.get("IngestImageUri"):
+        assert not [n for n in PREWARM if n in t.resources], "pre-warm without an ingest service"
+        assert [env[k] for k in ("PREWARM_FUNCTION_ARN", "PREWARM_ROLE_ARN",
+                                 "PREWARM_SCHEDULE_GROUP")] == ["", "", ""], env
+        assert not any(a.startswith(("scheduler:", "iam:"))
+                       for a in function_grants(t, "streams-create"))
+        return
+    assert all(n in t.resources for n in PREWARM), [n for n in PREWARM if n not in t.resources]
+    assert env["PREWARM_FUNCTION_ARN"] == {"Fn::GetAtt": ["IngestPrewarmFunction", "Arn"]}
+    assert env["PREWARM_ROLE_ARN"] == {"Fn::GetAtt": ["IngestPrewarmSchedulerRole", "Arn"]}
+    assert env["PREWARM_SCHEDULE_GROUP"] == {"Ref": "IngestPrewarmScheduleGroup"}
+    fn = function(t, "ingest-prewarm")["Environment"]["Variables"]
+    assert fn["INGEST_MIN_TASKS"] == p["IngestMinTasks"]
+    assert fn["INGEST_MAX_TASKS"] == t.params["IngestMaxTasks"]
+    assert fn["INGEST_TASK_CPU"] == t.params["IngestCpu"]
+    assert target(fn["INGEST_CLUSTER"]) == "IngestCluster"
+    assert fn["INGEST_SERVICE"] == {"Fn::GetAtt": ["IngestService", "Name"]}
+
+
+def t_stream_functions_manage_only_their_prewarm_schedules(t, p):
+    if not p.get("IngestImageUri"):
+        return
+    expected = {
+        "streams-create": {"scheduler:CreateSchedule", "scheduler:UpdateSchedule"},
+        "streams-update": {"scheduler:CreateSchedule", "scheduler:UpdateSchedule",
+                           "scheduler:DeleteSchedule"},
+        "streams-start": {"scheduler:DeleteSchedule"},
+        "streams-cancel": {"scheduler:DeleteSchedule"},
+    }
+    for name, actions in expected.items():
+        granted = function_grants(t, name)
+        scheduler = {a for a in granted if a.startswith("scheduler:")}
+        assert scheduler == actions, (name, sorted(scheduler))
+        for a in scheduler:
+            assert granted[a] == [(PREWARM_SCHEDULES, None)], (name, a, granted[a])
+        passing = granted.get("iam:PassRole", [])
+        if "scheduler:CreateSchedule" in actions:
+            assert passing == [(json.dumps({"Fn::GetAtt": ["IngestPrewarmSchedulerRole", "Arn"]}),
+                                {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}})], \
+                (name, passing)
+        else:
+            assert not passing, (name, passing)
+    for fn in t.of_type("AWS::Lambda::Function").values():
+        name = fn["Properties"]["FunctionName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
+        if name not in expected:
+            assert not any(a.startswith("scheduler:") for a in function_grants(t, name)), name
+
+
+def t_prewarm_function_may_set_the_ingest_minimum_and_read_scheduled_streams_only(t, p):
+    if not p.get("IngestImageUri"):
+        return
+    granted = function_grants(t, "ingest-prewarm")
+    assert set(granted) == {"dynamodb:Query", "application-autoscaling:RegisterScalableTarget",
+                            "ecs:DescribeServices", "ecs:UpdateService"}, sorted(granted)
+    assert granted["dynamodb:Query"] == [
+        (json.dumps({"Fn::Sub": "${StreamsTable.Arn}/index/byStatus"}), None)]
+    ((resource, condition),) = granted["application-autoscaling:RegisterScalableTarget"]
+    assert json.loads(resource)["Fn::Sub"].endswith(":scalable-target/*"), resource
+    assert condition == {"StringEquals": {"aws:ResourceTag/rill:prewarm": {"Ref": "AWS::StackName"}}}
+    tags = t.resources["IngestScalableTarget"]["Properties"]["Tags"]
+    assert {"Key": "rill:prewarm", "Value": {"Ref": "AWS::StackName"}} in tags, tags
+    service = json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+                                     ":service/${IngestCluster}/${IngestService.Name}"})
+    assert granted["ecs:UpdateService"] == [(service, None)]
+
+
+def t_scheduler_role_only_invokes_the_prewarm_function(t, p):
+    if not p.get("IngestImageUri"):
+        return
+    role = t.resources["IngestPrewarmSchedulerRole"]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == {
+        "Fn::GetAtt": ["IngestPrewarmScheduleGroup", "Arn"]}
+    assert granted_by(role) == {"lambda:InvokeFunction": [
+        (json.dumps({"Fn::GetAtt": ["IngestPrewarmFunction", "Arn"]}), None)]}
+    sched = t.resources["IngestPrewarmReconcileSchedule"]["Properties"]
+    assert sched["ScheduleExpression"] == "rate(5 minutes)"
+    assert sched["GroupName"] == {"Ref": "IngestPrewarmScheduleGroup"}
+    assert sched["Target"]["Arn"] == {"Fn::GetAtt": ["IngestPrewarmFunction", "Arn"]}
+    assert sched["Target"]["RoleArn"] == {"Fn::GetAtt": ["IngestPrewarmSchedulerRole", "Arn"]}
+    assert json.loads(sched["Target"]["Input"]) == {}
 
 
 def t_no_placeholder_urls(t, p):

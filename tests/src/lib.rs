@@ -238,7 +238,8 @@ impl Stack {
         rill_aws::s3_client(&sdk)
     }
 
-    async fn sdk(&self) -> aws_config::SdkConfig {
+    /// The SDK configuration of the stack's moto (for clients the harness does not wrap).
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.moto)

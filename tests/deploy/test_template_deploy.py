@@ -572,7 +572,7 @@ def function_grants(t, name):
 
 
 PREWARM = ["IngestPrewarmFunction", "IngestPrewarmScheduleGroup", "IngestPrewarmSchedulerRole",
-           "IngestPrewarmReconcileSchedule"]
+           "IngestPrewarmFunctionReconcile"]
 PREWARM_SCHEDULES = json.dumps({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:"
                                 "${AWS::AccountId}:schedule/${IngestPrewarmScheduleGroup}/prewarm-*"})
 
@@ -655,7 +655,7 @@ def t_scheduler_role_only_invokes_the_prewarm_function(t, p):
         "Fn::GetAtt": ["IngestPrewarmScheduleGroup", "Arn"]}
     assert granted_by(role) == {"lambda:InvokeFunction": [
         (json.dumps({"Fn::GetAtt": ["IngestPrewarmFunction", "Arn"]}), None)]}
-    sched = t.resources["IngestPrewarmReconcileSchedule"]["Properties"]
+    sched = t.resources["IngestPrewarmFunctionReconcile"]["Properties"]
     assert sched["ScheduleExpression"] == "rate(5 minutes)"
     assert sched["GroupName"] == {"Ref": "IngestPrewarmScheduleGroup"}
     assert sched["Target"]["Arn"] == {"Fn::GetAtt": ["IngestPrewarmFunction", "Arn"]}

@@ -66,10 +66,11 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
         );
         let triggered = routes.iter().any(|(name, _, _)| name == f)
             || ws_routes().values().any(|name| name == f)
-            || stream_consumers().contains(f);
+            || stream_consumers().contains(f)
+            || scheduled_functions().contains(f);
         assert!(
             triggered,
-            "{f} has a route, a socket route or a table-stream event"
+            "{f} has a route, a socket route, a table-stream event or a schedule"
         );
     }
 }
@@ -117,6 +118,16 @@ fn ws_routes() -> std::collections::BTreeMap<String, String> {
 
 /// Functions fed by the table's stream.
 fn stream_consumers() -> BTreeSet<String> {
+    functions_with_event("DynamoDB")
+}
+
+/// Functions invoked by EventBridge Scheduler (`ingest-prewarm`).
+fn scheduled_functions() -> BTreeSet<String> {
+    functions_with_event("ScheduleV2")
+}
+
+/// Functions with at least one event of this `Type`.
+fn functions_with_event(kind: &str) -> BTreeSet<String> {
     let t = template();
     let mut out = BTreeSet::new();
     for (_, r) in t["Resources"].as_mapping().expect("Resources") {
@@ -124,10 +135,7 @@ fn stream_consumers() -> BTreeSet<String> {
             .as_mapping()
             .cloned()
             .unwrap_or_default();
-        if events
-            .values()
-            .any(|e| e["Type"].as_str() == Some("DynamoDB"))
-        {
+        if events.values().any(|e| e["Type"].as_str() == Some(kind)) {
             out.insert(
                 r["Metadata"]["BuildProperties"]["Binary"]
                     .as_str()

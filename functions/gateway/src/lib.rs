@@ -133,7 +133,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .as_ref()
             .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
         if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
-            warn!(function = %f.name, "function has no HTTP route, WebSocket route or stream trigger");
+            if f.other_events.is_empty() {
+                warn!(function = %f.name, "function has no HTTP route, WebSocket route or stream trigger");
+            } else {
+                // e.g. ingest-prewarm on its EventBridge Scheduler schedule.
+                info!(function = %f.name, events = ?f.other_events,
+                    "function is triggered only by events the gateway does not serve");
+            }
         }
     }
 

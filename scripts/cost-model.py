@@ -476,7 +476,7 @@ def measure(viewers: int, phase_seconds: int, log) -> dict:
         for s in sockets:
             s.close()
         sockets.clear()
-        time.sleep(4)
+        time.sleep(10)  # every $disconnect has run
         s3, g3 = counter.snapshot(), gateway_counts(base)
         # One media playlist as a viewer gets it, to price keep-all playlist reloads.
         with urllib.request.urlopen(f"{base}/hls/live/{sid}/720p/index.m3u8", timeout=30) as res:
@@ -493,7 +493,7 @@ def measure(viewers: int, phase_seconds: int, log) -> dict:
             "connect": {"storage": diff(s0, c0), "gateway": gateway_diff(g0, cg0), "seconds": 5},
             "watch": {"storage": diff(s1, s0), "gateway": gateway_diff(g1, g0)},
             "chat": {"storage": diff(s2, s1), "gateway": gateway_diff(g2, g1)},
-            "disconnect": {"storage": diff(s3, s2), "gateway": gateway_diff(g3, g2), "seconds": 4},
+            "disconnect": {"storage": diff(s3, s2), "gateway": gateway_diff(g3, g2), "seconds": 10},
             "frames_received_per_socket": received[0],
             "playlist_sample": {
                 "bytes": len(playlist),

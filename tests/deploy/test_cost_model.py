@@ -86,8 +86,13 @@ class CostModel(unittest.TestCase):
         # 1 s segments: one segment and one playlist PUT per rendition per second
         self.assertAlmostEqual(r["s3_puts_segment"] / (3600 * renditions), 1.0, delta=0.06)
         self.assertAlmostEqual(r["s3_puts_playlist"] / r["s3_puts_segment"], 1.0, delta=0.02)
-        # a quality sample every 5 s, a status check every 2 s
-        self.assertAlmostEqual(r["ingest_wru_per_stream_hour"], 720, delta=72)
+        # a quality sample every 5 s (and nothing else written by the node but the fleet's
+        # items); the fleet's lease and registry rewritten every 5 s when the node has them
+        self.assertAlmostEqual(r["sample_writes_per_stream_hour"], 720, delta=72)
+        self.assertAlmostEqual(r["ingest_wru_per_stream_hour"], r["sample_writes_per_stream_hour"], delta=36)
+        for name in ("lease_writes_per_stream_hour", "registry_writes_per_node_hour"):
+            if r[name]:
+                self.assertAlmostEqual(r[name], 720, delta=72, msg=name)
         # every PostToConnection of a chat message reaches each socket once
         self.assertAlmostEqual(r["chat_posts_per_socket"], 1.0, delta=0.1)
 

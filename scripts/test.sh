@@ -24,6 +24,7 @@ step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 step "deploy test without AWS: the SAM-expanded template on moto's CloudFormation"
 "$VENV/bin/python" "$ROOT/tests/deploy/test_template_deploy.py"
 "$VENV/bin/python" "$ROOT/tests/deploy/test_localstack.py"  # localstack/: compose schema, hook (no Docker)
+"$VENV/bin/python" "$ROOT/tests/deploy/test_cost_model.py"  # cost model: totals add up, README table current
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -96,14 +96,12 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::to_owned)
         });
-    let user = match token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(|t| app.auth.verify(t))
-        .transpose()
-    {
-        Ok(user) => user,
-        Err(e) => return Ok(refuse(e)),
+    let user = match token.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => match app.auth.verify(t).await {
+            Ok(user) => Some(user),
+            Err(e) => return Ok(refuse(e)),
+        },
     };
     let Some(stream) = app.streams.get_stream(&stream_id).await? else {
         return Ok(refuse(ApiError::NotFound("stream")));

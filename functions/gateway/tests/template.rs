@@ -33,8 +33,10 @@ fn repository_template_routes_compile_and_resolve() {
         assert!(
             !f.routes.is_empty()
                 || !f.stream_sources.is_empty()
-                || websocket.routes.iter().any(|r| r.function == f.name),
-            "{} is not reachable: no HTTP route, WebSocket route or stream trigger",
+                || websocket.routes.iter().any(|r| r.function == f.name)
+                // Triggered on AWS only (ingest-prewarm's ScheduleV2).
+                || f.other_events.iter().any(|e| e == "ScheduleV2"),
+            "{} is not reachable: no HTTP route, WebSocket route, stream trigger or schedule",
             f.name
         );
     }

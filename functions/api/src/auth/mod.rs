@@ -1,10 +1,25 @@
 //! Who is calling, read one way on AWS and locally.
 //!
-//! On AWS an HTTP API JWT authorizer verifies the token and puts its claims in
-//! `requestContext.authorizer.jwt.claims`; API Gateway never lets a client set that part of
-//! the event. Where no authorizer ran (public routes, or the local gateway, which never sets
-//! it), a `Authorization: Bearer` token is verified here as HS256 with `JWT_SECRET`.
-//! Either way the result is a [`Principal`] from the claims `sub` and `name`.
+//! On AWS the HTTP API's JWT authorizer verifies the token on the write routes and puts its
+//! claims in `requestContext.authorizer.jwt.claims`; API Gateway never lets a client set
+//! that part of the event, so those claims are taken as they are (never verified twice).
+//! Elsewhere (public routes that read the caller when there is one, the WebSocket
+//! `$connect` whose token comes in the query string, the local gateway, which never runs an
+//! authorizer) a bearer token is verified here:
+//!
+//! - **RS256/ES256 (and the other asymmetric algorithms) against `JWKS_URL`**, the
+//!   identity provider's key set ([`jwks`]: cached for the warm instance, refetched on an
+//!   unknown `kid`). `JWT_ISSUER` and `JWT_AUDIENCE` are then required: `iss` must equal
+//!   the issuer; `aud` must contain the audience, or `client_id` must equal it (Cognito
+//!   access tokens carry the app client in `client_id`, ID tokens in `aud`).
+//! - **HS256 with `JWT_SECRET`**, for development and LocalStack (issuer and audience are
+//!   checked when set).
+//!
+//! Either may be configured, or both. With neither, or with a JWKS URL but no issuer or
+//! audience, every token is refused with 401 (fail closed) and the reason is logged once at
+//! start. `exp` and `sub` are required; 30 s of clock leeway. The result is a
+//! [`Principal`] from `sub` and the first display name the token has (`name`,
+//! `preferred_username`, `cognito:username`, `username`; else `sub`).
 //!
 //! **Operators** (the fleet endpoints, e.g. `GET /api/nodes`) are recognised in exactly one
 //! place, [`is_operator`]: a token is an operator's when its claim `rill:admin` is `true`,
@@ -14,6 +29,8 @@
 //! JSON (`true`, `["a","b"]`) from a token verified here, and the strings the HTTP API
 //! authorizer flattens claims into (`"true"`, `"[a b]"`).
 
+pub mod jwks;
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -21,16 +38,53 @@ use rill_core::Principal;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use jwks::{KeyError, KeySet};
+
+/// Clock skew allowed between the issuer and us, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
 
 pub struct Auth {
-    key: Option<DecodingKey>,
-    validation: Validation,
+    hs256: Option<DecodingKey>,
+    jwks: Option<KeySet>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    /// Why no token can be verified, when that is so (logged once, answered as 401).
+    unusable: Option<String>,
     /// `cognito:groups` entry that makes a caller an operator ([`is_operator`]).
     operator_group: String,
 }
 
 /// Default of `OPERATOR_GROUP`.
 pub const DEFAULT_OPERATOR_GROUP: &str = "rill-operators";
+
+/// How tokens are verified ([`Auth::new`]); every field optional, as in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub secret: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub operator_group: Option<String>,
+}
+
+impl AuthConfig {
+    /// `JWT_SECRET`, `JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `OPERATOR_GROUP`; empty is unset.
+    pub fn from_env() -> AuthConfig {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        AuthConfig {
+            secret: var("JWT_SECRET"),
+            jwks_url: var("JWKS_URL"),
+            issuer: var("JWT_ISSUER"),
+            audience: var("JWT_AUDIENCE"),
+            operator_group: var("OPERATOR_GROUP"),
+        }
+    }
+}
 
 /// A signed-in caller and whether the operator rule holds for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +96,11 @@ pub struct Caller {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("hs256", &self.key.is_some())
+            .field("hs256", &self.hs256.is_some())
+            .field("jwks", &self.jwks.is_some())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("unusable", &self.unusable)
             .finish()
     }
 }
@@ -51,10 +109,43 @@ impl std::fmt::Debug for Auth {
 struct Claims {
     sub: String,
     name: Option<String>,
+    preferred_username: Option<String>,
+    #[serde(rename = "cognito:username")]
+    cognito_username: Option<String>,
+    username: Option<String>,
+    aud: Option<serde_json::Value>,
+    client_id: Option<String>,
     #[serde(rename = "rill:admin")]
     admin: Option<serde_json::Value>,
     #[serde(rename = "cognito:groups")]
     groups: Option<serde_json::Value>,
+}
+
+impl Claims {
+    fn display_name(&self) -> Option<String> {
+        [
+            &self.name,
+            &self.preferred_username,
+            &self.cognito_username,
+            &self.username,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|n| !n.trim().is_empty())
+        .cloned()
+    }
+
+    /// `aud` (a string or a list) contains `audience`, or `client_id` equals it.
+    fn has_audience(&self, audience: &str) -> bool {
+        let in_aud = match &self.aud {
+            Some(serde_json::Value::String(a)) => a == audience,
+            Some(serde_json::Value::Array(list)) => {
+                list.iter().any(|a| a.as_str() == Some(audience))
+            }
+            _ => false,
+        };
+        in_aud || self.client_id.as_deref() == Some(audience)
+    }
 }
 
 /// The operator rule, the only place it is decided (module docs). `admin` and `groups` are
@@ -83,51 +174,61 @@ pub fn is_operator(
     admin || in_group
 }
 
+const INVALID: ApiError = ApiError::Unauthorized("invalid or expired token");
+
 impl Auth {
-    /// `JWT_SECRET` enables HS256 verification; `JWT_ISSUER` and `JWT_AUDIENCE`, when set,
-    /// are checked too.
+    /// From the environment ([`AuthConfig::from_env`]); a configuration that cannot verify
+    /// anything is logged here, once.
     pub fn from_env() -> Auth {
-        let secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
-        let mut auth = Auth::new(
-            secret.as_deref(),
-            std::env::var("JWT_ISSUER").ok().as_deref(),
-            std::env::var("JWT_AUDIENCE").ok().as_deref(),
-        );
-        if let Some(group) = std::env::var("OPERATOR_GROUP")
-            .ok()
-            .filter(|g| !g.trim().is_empty())
-        {
-            auth.operator_group = group.trim().to_owned();
+        let auth = Auth::new(AuthConfig::from_env());
+        if let Some(why) = &auth.unusable {
+            tracing::error!(reason = %why, "no bearer token can be verified: every one is refused with 401");
         }
         auth
     }
 
-    pub fn new(secret: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Auth {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        // Clock skew between issuer and Lambda; tokens past it are refused.
-        validation.leeway = 30;
-        if let Some(iss) = issuer.filter(|s| !s.is_empty()) {
-            validation.set_issuer(&[iss]);
-        }
-        match audience.filter(|s| !s.is_empty()) {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
+    pub fn new(config: AuthConfig) -> Auth {
+        let mut unusable = None;
+        let jwks = match config.jwks_url.as_deref() {
+            None => None,
+            Some(_) if config.issuer.is_none() || config.audience.is_none() => {
+                unusable = Some("JWKS_URL is set without JWT_ISSUER and JWT_AUDIENCE".to_owned());
+                None
+            }
+            Some(url) => match KeySet::new(url) {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    unusable = Some(e);
+                    None
+                }
+            },
+        };
+        let hs256 = config
+            .secret
+            .as_deref()
+            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+        if unusable.is_none() && jwks.is_none() && hs256.is_none() {
+            unusable = Some("token verification is not configured".to_owned());
         }
         Auth {
-            key: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
-            validation,
-            operator_group: DEFAULT_OPERATOR_GROUP.to_owned(),
+            hs256,
+            jwks,
+            issuer: config.issuer,
+            audience: config.audience,
+            unusable,
+            operator_group: config
+                .operator_group
+                .unwrap_or_else(|| DEFAULT_OPERATOR_GROUP.to_owned()),
         }
     }
 
     /// The caller, if any. A present but invalid token is an error, not anonymity.
-    pub fn principal(&self, req: &Request) -> Result<Option<Principal>, ApiError> {
-        Ok(self.caller(req)?.map(|c| c.principal))
+    pub async fn principal(&self, req: &Request) -> Result<Option<Principal>, ApiError> {
+        Ok(self.caller(req).await?.map(|c| c.principal))
     }
 
     /// The caller with the operator rule applied, if any.
-    pub fn caller(&self, req: &Request) -> Result<Option<Caller>, ApiError> {
+    pub async fn caller(&self, req: &Request) -> Result<Option<Caller>, ApiError> {
         if let RequestContext::ApiGatewayV2(ctx) = req.request_context()
             && let Some(claims) = ctx
                 .authorizer
@@ -137,8 +238,12 @@ impl Auth {
             && let Some(sub) = claims.get("sub").filter(|s| !s.is_empty())
         {
             let text = |k: &str| claims.get(k).cloned().map(serde_json::Value::String);
+            let name = ["name", "preferred_username", "cognito:username", "username"]
+                .iter()
+                .find_map(|k| claims.get(*k).filter(|n| !n.trim().is_empty()))
+                .cloned();
             return Ok(Some(Caller {
-                principal: principal(sub.clone(), claims.get("name").cloned()),
+                principal: principal(sub.clone(), name),
                 operator: is_operator(
                     text("rill:admin").as_ref(),
                     text("cognito:groups").as_ref(),
@@ -160,45 +265,102 @@ impl Auth {
             .ok_or(ApiError::Unauthorized(
                 "Authorization must be 'Bearer <token>'",
             ))?;
-        self.verify_caller(token).map(Some)
+        self.verify_caller(token).await.map(Some)
     }
 
     /// Verifies a bare token (WebSocket clients pass it in the query string, since
     /// browsers cannot set headers on a WebSocket).
-    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        self.verify_caller(token).map(|c| c.principal)
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        self.verify_caller(token).await.map(|c| c.principal)
     }
 
-    fn verify_caller(&self, token: &str) -> Result<Caller, ApiError> {
-        let key = self.key.as_ref().ok_or(ApiError::Unauthorized(
-            "token verification is not configured",
-        ))?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|_| ApiError::Unauthorized("invalid or expired token"))?;
-        if data.claims.sub.is_empty() {
+    async fn verify_caller(&self, token: &str) -> Result<Caller, ApiError> {
+        if self.unusable.is_some() {
+            return Err(ApiError::Unauthorized(
+                "token verification is not configured",
+            ));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
+        let (key, alg) = match header.alg {
+            Algorithm::HS256 => (
+                self.hs256
+                    .clone()
+                    .ok_or(ApiError::Unauthorized("HS256 tokens are not accepted here"))?,
+                Algorithm::HS256,
+            ),
+            Algorithm::HS384 | Algorithm::HS512 => {
+                return Err(ApiError::Unauthorized("unsupported token algorithm"));
+            }
+            alg => {
+                let set = self.jwks.as_ref().ok_or(ApiError::Unauthorized(
+                    "only HS256 tokens are accepted here",
+                ))?;
+                let kid = header.kid.as_deref().ok_or(INVALID)?;
+                let key = set.key(kid).await.map_err(|e| match e {
+                    KeyError::UnknownKid => INVALID,
+                    KeyError::Unreachable(why) => {
+                        tracing::error!(error = %why, "cannot verify tokens: JWKS unreachable");
+                        ApiError::Unavailable {
+                            code: "identity_provider_unreachable",
+                            message: "the identity provider's keys could not be read; try again"
+                                .into(),
+                            retry_after_secs: 5,
+                        }
+                    }
+                })?;
+                // The key decides the algorithm, never the token (module docs of `jwks`).
+                if key.alg != alg {
+                    return Err(INVALID);
+                }
+                (key.decoding, alg)
+            }
+        };
+        let mut validation = Validation::new(alg);
+        // `iss` must be present when an issuer is configured (jsonwebtoken only compares it
+        // when present).
+        if self.issuer.is_some() {
+            validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        } else {
+            validation.set_required_spec_claims(&["exp", "sub"]);
+        }
+        validation.leeway = LEEWAY_SECS;
+        // Checked below, where `client_id` counts too.
+        validation.validate_aud = false;
+        if let Some(iss) = &self.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|_| INVALID)?;
+        let claims = data.claims;
+        if let Some(aud) = &self.audience
+            && !claims.has_audience(aud)
+        {
+            return Err(INVALID);
+        }
+        if claims.sub.is_empty() {
             return Err(ApiError::Unauthorized("token has no subject"));
         }
         let operator = is_operator(
-            data.claims.admin.as_ref(),
-            data.claims.groups.as_ref(),
+            claims.admin.as_ref(),
+            claims.groups.as_ref(),
             &self.operator_group,
         );
+        let name = claims.display_name();
         Ok(Caller {
-            principal: principal(data.claims.sub, data.claims.name),
+            principal: principal(claims.sub, name),
             operator,
         })
     }
 
     /// The caller, who must be signed in.
-    pub fn require(&self, req: &Request) -> Result<Principal, ApiError> {
-        self.principal(req)?.ok_or(ApiError::Unauthorized(
+    pub async fn require(&self, req: &Request) -> Result<Principal, ApiError> {
+        self.principal(req).await?.ok_or(ApiError::Unauthorized(
             "sign in: Authorization: Bearer <token> required",
         ))
     }
 
     /// An operator: 401 without a (valid) token, 403 for anyone else ([`is_operator`]).
-    pub fn require_operator(&self, req: &Request) -> Result<Principal, ApiError> {
-        let caller = self.caller(req)?.ok_or(ApiError::Unauthorized(
+    pub async fn require_operator(&self, req: &Request) -> Result<Principal, ApiError> {
+        let caller = self.caller(req).await?.ok_or(ApiError::Unauthorized(
             "sign in: Authorization: Bearer <token> required",
         ))?;
         if caller.operator {
@@ -223,172 +385,4 @@ fn principal(sub: String, name: Option<String>) -> Principal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use jsonwebtoken::{EncodingKey, Header};
-
-    fn token(secret: &str, claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .expect("encode")
-    }
-
-    fn request(auth: Option<&str>) -> Request {
-        let mut headers = serde_json::Map::new();
-        if let Some(a) = auth {
-            headers.insert("authorization".into(), serde_json::json!(a));
-        }
-        let event = serde_json::json!({
-            "version": "2.0", "routeKey": "GET /x", "rawPath": "/x", "rawQueryString": "",
-            "headers": headers,
-            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
-                "http": {"method": "GET", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-                "requestId": "r", "routeKey": "GET /x", "stage": "$default", "time": "t", "timeEpoch": 0},
-            "isBase64Encoded": false
-        });
-        lambda_http::request::from_str(&event.to_string()).expect("event")
-    }
-
-    #[test]
-    fn authorizer_claims_are_read_the_same_way_without_a_secret() {
-        let event = serde_json::json!({
-            "version": "2.0", "routeKey": "GET /x", "rawPath": "/x", "rawQueryString": "", "headers": {},
-            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
-                "authorizer": {"jwt": {"claims": {"sub": "carol", "name": "Carol"}, "scopes": null}},
-                "http": {"method": "GET", "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-                "requestId": "r", "routeKey": "GET /x", "stage": "$default", "time": "t", "timeEpoch": 0},
-            "isBase64Encoded": false
-        });
-        let req = lambda_http::request::from_str(&event.to_string()).expect("event");
-        let p = Auth::new(None, None, None)
-            .require(&req)
-            .expect("claims from the authorizer");
-        assert_eq!(
-            p,
-            Principal {
-                user_id: "carol".into(),
-                display_name: "Carol".into()
-            }
-        );
-    }
-
-    fn exp() -> i64 {
-        chrono::Utc::now().timestamp() + 600
-    }
-
-    #[test]
-    fn a_valid_token_names_the_caller() {
-        let auth = Auth::new(Some("s3cret"), None, None);
-        let t = token(
-            "s3cret",
-            serde_json::json!({"sub": "alice", "name": "Alice", "exp": exp()}),
-        );
-        let p = auth
-            .require(&request(Some(&format!("Bearer {t}"))))
-            .expect("ok");
-        assert_eq!(
-            p,
-            Principal {
-                user_id: "alice".into(),
-                display_name: "Alice".into()
-            }
-        );
-    }
-
-    #[test]
-    fn no_token_is_anonymous_but_required_routes_refuse() {
-        let auth = Auth::new(Some("s3cret"), None, None);
-        assert_eq!(auth.principal(&request(None)).expect("ok"), None);
-        assert_eq!(auth.require(&request(None)).unwrap_err().status(), 401);
-    }
-
-    #[test]
-    fn bad_tokens_are_401() {
-        let auth = Auth::new(Some("s3cret"), None, None);
-        let wrong_secret = token("other", serde_json::json!({"sub": "a", "exp": exp()}));
-        let expired = token("s3cret", serde_json::json!({"sub": "a", "exp": 1000}));
-        let no_sub = token("s3cret", serde_json::json!({"exp": exp()}));
-        for h in [
-            format!("Bearer {wrong_secret}"),
-            format!("Bearer {expired}"),
-            format!("Bearer {no_sub}"),
-            "Bearer garbage".into(),
-            "Basic dXNlcjpwYXNz".into(),
-        ] {
-            assert_eq!(
-                auth.principal(&request(Some(&h))).unwrap_err().status(),
-                401,
-                "{h}"
-            );
-        }
-    }
-
-    #[test]
-    fn operators_are_recognised_by_the_admin_claim_or_the_operator_group() {
-        let auth = Auth::new(Some("s"), None, None);
-        let with = |claims: serde_json::Value| {
-            let mut c = serde_json::json!({"sub": "op", "exp": exp()});
-            c.as_object_mut()
-                .expect("object")
-                .extend(claims.as_object().expect("object").clone());
-            request(Some(&format!("Bearer {}", token("s", c))))
-        };
-        for ok in [
-            serde_json::json!({"rill:admin": true}),
-            serde_json::json!({"cognito:groups": ["viewers", DEFAULT_OPERATOR_GROUP]}),
-        ] {
-            assert!(auth.require_operator(&with(ok.clone())).is_ok(), "{ok}");
-        }
-        for refused in [
-            serde_json::json!({}),
-            serde_json::json!({"rill:admin": false}),
-            serde_json::json!({"rill:admin": "yes"}),
-            serde_json::json!({"cognito:groups": ["rill-operators-not"]}),
-        ] {
-            let e = auth.require_operator(&with(refused.clone())).unwrap_err();
-            assert_eq!((e.status(), e.code()), (403, "not_operator"), "{refused}");
-        }
-        assert_eq!(
-            auth.require_operator(&request(None)).unwrap_err().status(),
-            401
-        );
-    }
-
-    #[test]
-    fn the_authorizer_string_forms_of_the_operator_claims_count() {
-        use serde_json::json;
-        let g = DEFAULT_OPERATOR_GROUP;
-        assert!(is_operator(Some(&json!("true")), None, g));
-        assert!(is_operator(None, Some(&json!(format!("[viewers {g}]"))), g));
-        assert!(is_operator(None, Some(&json!(g)), g));
-        assert!(!is_operator(
-            Some(&json!("false")),
-            Some(&json!("[viewers]")),
-            g
-        ));
-    }
-
-    #[test]
-    fn issuer_and_audience_are_enforced_when_configured() {
-        let auth = Auth::new(Some("s"), Some("rill"), Some("api"));
-        let good = token(
-            "s",
-            serde_json::json!({"sub": "a", "exp": exp(), "iss": "rill", "aud": "api"}),
-        );
-        let bad = token(
-            "s",
-            serde_json::json!({"sub": "a", "exp": exp(), "iss": "evil", "aud": "api"}),
-        );
-        assert!(
-            auth.require(&request(Some(&format!("Bearer {good}"))))
-                .is_ok()
-        );
-        assert!(
-            auth.require(&request(Some(&format!("Bearer {bad}"))))
-                .is_err()
-        );
-    }
-}
+mod tests;

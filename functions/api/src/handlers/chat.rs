@@ -68,7 +68,7 @@ pub async fn post_chat(
 
 /// `POST /api/streams/{id}/chat` `{content}`
 pub async fn send(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let input: NewChatMessage = json_body(&req)?;
     let stream = load_stream(&app, &id).await?;
@@ -78,7 +78,7 @@ pub async fn send(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
 
 /// `DELETE /api/streams/{id}/chat/{msgId}`: the stream's owner, a moderator or the author.
 pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let msg_id = id_param(&req, "msgId", "message")?;
     let stream = load_stream(&app, &id).await?;
@@ -105,7 +105,7 @@ pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 
 /// `POST /api/streams/{id}/chat/{msgId}/pin`: owner or moderator; replaces any earlier pin.
 pub async fn pin(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let msg_id = id_param(&req, "msgId", "message")?;
     let stream = load_stream(&app, &id).await?;

@@ -35,7 +35,7 @@ async fn ensure_moderator(app: &App, stream: &Stream, user_id: &str) -> Result<(
 }
 
 async fn ban(app: Arc<App>, req: Request, banned: bool) -> Result<Response<Body>, ApiError> {
-    let caller = app.auth.require(&req)?;
+    let caller = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let target = user_param(&req)?;
     let stream = load_stream(&app, &id).await?;
@@ -66,7 +66,7 @@ pub async fn unban_user(app: Arc<App>, req: Request) -> Result<Response<Body>, A
 }
 
 async fn moderator(app: Arc<App>, req: Request, on: bool) -> Result<Response<Body>, ApiError> {
-    let caller = app.auth.require(&req)?;
+    let caller = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let target = user_param(&req)?;
     let stream = load_stream(&app, &id).await?;
@@ -117,7 +117,7 @@ async fn ensure_channel_owner(app: &App, req: &Request, caller: &str) -> Result<
 
 /// `PUT /api/channels/{channelId}/members/{userId}` `{role: follower|subscriber}`
 pub async fn set_member(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let caller = app.auth.require(&req)?;
+    let caller = app.auth.require(&req).await?;
     let channel = ensure_channel_owner(&app, &req, &caller.user_id).await?;
     let target = user_param(&req)?;
     let body: Membership = json_body(&req)?;
@@ -132,7 +132,7 @@ pub async fn set_member(app: Arc<App>, req: Request) -> Result<Response<Body>, A
 
 /// `DELETE /api/channels/{channelId}/members/{userId}`
 pub async fn remove_member(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let caller = app.auth.require(&req)?;
+    let caller = app.auth.require(&req).await?;
     let channel = ensure_channel_owner(&app, &req, &caller.user_id).await?;
     let target = user_param(&req)?;
     app.realtime.set_member(&channel, &target, None).await?;

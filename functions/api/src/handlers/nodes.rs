@@ -40,7 +40,7 @@ struct NodeList {
 
 /// `GET /api/nodes?all=true|false`: registry entries sorted by id.
 pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    app.auth.require_operator(&req)?;
+    app.auth.require_operator(&req).await?;
     let all = match query_param(&req, "all").as_deref() {
         None | Some("false") => false,
         Some("true") => true,

@@ -22,7 +22,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
 
 /// `POST /api/streams/{id}/questions/{questionId}/upvote`
 pub async fn upvote(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let qid = id_param(&req, "questionId", "question")?;
     load_stream(&app, &id).await?;
@@ -42,7 +42,7 @@ pub async fn upvote(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 
 /// `POST /api/streams/{id}/questions/{questionId}/answer`: owner or moderator.
 pub async fn answer(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let qid = id_param(&req, "questionId", "question")?;
     let stream = load_stream(&app, &id).await?;

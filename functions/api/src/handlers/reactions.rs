@@ -12,7 +12,7 @@ use crate::{ApiError, App};
 
 /// `POST /api/streams/{id}/reactions` `{emoji, positionX?, positionY?}`: live streams only.
 pub async fn send(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let input: NewReaction = json_body(&req)?;
     let stream = load_stream(&app, &id).await?;

@@ -86,7 +86,7 @@ async fn drop_prewarm(app: &App, before: &Stream) {
 /// scheduled more than 10 min ahead gets its one-time schedule (one scheduler call, two if
 /// a schedule of that name exists).
 pub async fn create(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let input: NewStream = json_body(&req)?;
     let now = time::now();
     let stream = Stream::create(ids::new_id(), user.user_id, input, now)?;
@@ -111,7 +111,7 @@ async fn command(
     req: Request,
     command: Command,
 ) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let before = load_stream(&app, &id).await?;
     ensure_owner(&before, &user.user_id)?;
@@ -147,7 +147,7 @@ pub async fn cancel(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 /// schedule: moved to the new start − 10 min (one or two scheduler calls), or deleted when
 /// the new start is less than 10 min away (one call).
 pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let patch: StreamPatch = json_body(&req)?;
     let stream = load_stream(&app, &id).await?;
@@ -173,7 +173,7 @@ pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 
 /// `POST /api/streams/{id}/key`: a new key; the old one stops working at once.
 pub async fn rotate_key(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let stream = load_stream(&app, &id).await?;
     ensure_owner(&stream, &user.user_id)?;
@@ -205,7 +205,7 @@ struct ThumbnailRequest {
 /// and the URL it will have. Nothing changes on the stream until the owner PATCHes
 /// `thumbnailUrl`, so an upload that never happens leaves the stream as it was.
 pub async fn thumbnail_upload(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let user = app.auth.require(&req)?;
+    let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let body: ThumbnailRequest = json_body(&req)?;
     let ext = validate::thumbnail_type(&body.content_type)?;
@@ -238,7 +238,7 @@ pub async fn thumbnail_upload(app: Arc<App>, req: Request) -> Result<Response<Bo
 
 /// `GET /api/streams/{id}`; `?ingest=true` adds the ingest URLs (never the key) for the owner.
 pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let caller = app.auth.principal(&req)?;
+    let caller = app.auth.principal(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let stream = load_stream(&app, &id).await?;
     let wants_ingest = match query_param(&req, "ingest").as_deref() {

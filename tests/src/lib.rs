@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod idp;
+pub use idp::TestIdp;
+
 pub const JWT_SECRET: &str = "rill-test-secret-0123456789abcdef";
 
 /// The repository root.
@@ -49,7 +52,7 @@ fn free_port() -> u16 {
 }
 
 /// The Python that has moto (the venv made by scripts/setup.sh).
-fn moto_python() -> PathBuf {
+pub(crate) fn moto_python() -> PathBuf {
     if let Ok(p) = std::env::var("RILL_MOTO_PYTHON") {
         return PathBuf::from(p);
     }
@@ -406,6 +409,11 @@ impl User {
 
     pub fn anonymous() -> User {
         User { token: None }
+    }
+
+    /// A user carrying this exact token (e.g. one from [`TestIdp::mint`]).
+    pub fn bearing(token: String) -> User {
+        User { token: Some(token) }
     }
 
     fn with_auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

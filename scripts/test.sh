@@ -21,10 +21,11 @@ step "dependency layering (rill-core SDK-free; rill-ingest reaches AWS only thro
 step "cfn-lint infra/template.yaml (as written and after the SAM transform)"
 "$ROOT/scripts/lint-template.sh" "$ROOT/infra/template.yaml"
 
-step "deploy test without AWS: the SAM-expanded template on moto's CloudFormation"
+step "deploy tests without AWS: the SAM-expanded template on moto's CloudFormation, localstack/, the guided deploy"
 "$VENV/bin/python" "$ROOT/tests/deploy/test_template_deploy.py"
 "$VENV/bin/python" "$ROOT/tests/deploy/test_localstack.py"  # localstack/: compose schema, hook (no Docker)
 "$VENV/bin/python" "$ROOT/tests/deploy/test_cost_model.py"  # cost model: totals add up, README table current
+"$ROOT/scripts/deploy-dry-run.sh"  # README's sam build + sam deploy --guided, all defaults, up to the first AWS call
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

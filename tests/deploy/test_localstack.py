@@ -426,6 +426,7 @@ def t_hook_deploys_cargo_lambda_binaries_and_writes_the_ingest_env():
         params = deploy[deploy.index("--parameter-overrides") + 1:]
         assert params == [
             "JwtSecret=rill-localstack-dev-secret-not-for-production",
+            "CreateUserPool=false",
             "MediaBucketName=rill-media-local",
             "HlsBaseUrl=http://localhost.localstack.cloud:4566/rill-media-local",
             "IngestPublicUrl=http://127.0.0.1:8889",

@@ -7,10 +7,18 @@ CloudFormation, then the AWS APIs (moto's) show what the stack created.
 Two parts:
 
 * On moto (in process, `mock_aws`): the SAM-expanded template (scripts/sam_transform.py) is
-  created with `create_stack` in two parameter sets, and the ECS cluster, service and task
+  created with `create_stack` in three parameter sets, and the ECS cluster, service and task
   definition, the NLB listeners and target groups, the IAM roles, the VPC, subnets, security
   group and endpoints, the ECR repository, the table, the bucket and the functions' URLs are
   read back through the service APIs.
+* Sign-in, in three parameter sets (defaults: the Cognito user pool; an external issuer;
+  no identity provider, as on LocalStack): the JWT authorizer on every write route and on
+  GET /api/nodes, `NONE` on public reads and WHIP, no route that would catch CORS preflight,
+  the same issuer/audience/JWKS in the authorizer and in every function's environment, the
+  user pool, app client, hosted-UI domain and operators' group, and the outputs. moto's
+  CloudFormation has neither Cognito nor API Gateway v2 nor custom resources (they become
+  stand-ins, 1. below), so these are checked on the expanded template; the custom
+  resource's inline Python runs against moto's Cognito API instead.
 * On the template itself, what moto cannot show because it drops or ignores it (moto's
   ECS keeps neither the service's network configuration nor its load balancers, nor the
   task's CPU, network mode or roles; its ELBv2 makes every load balancer an ALB and keeps
@@ -22,7 +30,7 @@ Two parts:
 What is changed in the expanded template before moto sees it, and only there
 (`for_moto`), each for a documented weakness of moto 5.2's CloudFormation:
   1. resource types moto does not implement (CloudFront, API Gateway v2, S3 bucket
-     policies, Application Auto Scaling) are left out and references to them replaced by
+     policies, Application Auto Scaling, Cognito, custom resources) are left out and references to them replaced by
      stand-in strings (`*.moto-stub.invalid`): otherwise the stack fails on their GetAtt;
   2. Fn::Cidr, which moto does not evaluate, is computed here (ipaddress);
   3. NLB listeners: moto creates an ALB whatever `Type` says and refuses TCP/TLS listeners,
@@ -132,6 +140,12 @@ class Template:
     def of_type(self, type_):
         return {n: r for n, r in self.resources.items() if r["Type"] == type_}
 
+    def rill_functions(self):
+        """The Rill functions (from AWS::Serverless::Function, named {stack}-{binary}); not
+        the user pool client's deploy-time helper, which has no name."""
+        return {n: r for n, r in self.of_type("AWS::Lambda::Function").items()
+                if "FunctionName" in r["Properties"]}
+
     def one(self, type_):
         found = self.of_type(type_)
         assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
@@ -230,7 +244,7 @@ def deploy(expanded, params, stack):
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
     for r in expanded["Resources"].values():
-        if r["Type"] == "AWS::Lambda::Function":
+        if r["Type"] == "AWS::Lambda::Function" and "S3Key" in r["Properties"]["Code"]:
             code = r["Properties"]["Code"]
             s3.put_object(Bucket=code["S3Bucket"], Key=code["S3Key"], Body=buf.getvalue())
     body, _ = for_moto(expanded, params, stack)
@@ -253,19 +267,27 @@ def deploy(expanded, params, stack):
 
 # ------------------------------------------------------------------- parameter sets
 
-# Defaults: no image yet (first deploy), WHIP through the router on the HTTP API, no
-# certificate.
-FIRST_DEPLOY = {"JwtSecret": "x" * 40}
-# Image pushed, RTMPS certificate, WHIP base URL overridden (a custom domain).
+# Every parameter at its default, as `sam deploy --guided` answered with Enter gives it: no
+# image yet (first deploy), WHIP through the router on the HTTP API, no certificate, the
+# Cognito user pool, no JwtSecret.
+FIRST_DEPLOY = {}
+# Image pushed, RTMPS certificate, WHIP base URL overridden (a custom domain), and an
+# external identity provider instead of the user pool.
 WITH_IMAGE = {
-    "JwtSecret": "x" * 40,
     "IngestImageUri": IMAGE,
     "IngestPublicUrl": "https://whip.rill.test",
     "IngestMinTasks": "2",
     # IngestCertificateArn: requested from moto's ACM in the moto scenario; any ARN here.
     "IngestCertificateArn":
         "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
+    "JwtIssuer": "https://login.rill.test",
+    "JwtAudience": "rill-api",
 }
+# No identity provider at all, as the LocalStack hook deploys it: HS256 development tokens.
+NO_USER_POOL = {"CreateUserPool": "false", "JwtSecret": "x" * 40}
+
+PARAMETER_SETS = (("first-deploy", FIRST_DEPLOY), ("with-image", WITH_IMAGE),
+                  ("no-user-pool", NO_USER_POOL))
 
 # ------------------------------------------------------------- checks on the template
 
@@ -337,7 +359,7 @@ def t_whip_goes_through_the_router_never_the_nlb(t, p):
 
 
 def whip_router(t):
-    (fn,) = [f for f in t.of_type("AWS::Lambda::Function").values()
+    (fn,) = [f for f in t.rill_functions().values()
              if f["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-whip-router"}]
     return fn["Properties"]
 
@@ -380,7 +402,8 @@ def t_whip_routes_are_on_the_http_api_without_an_authorizer(t, p):
     for path, method in want:
         op = paths[path][method]
         assert "WhipRouterFunction" in json.dumps(op["x-amazon-apigateway-integration"]["uri"]), op
-        assert not op.get("security"), (path, method, op.get("security"))
+        # The stream key is the bearer: no JWT authorizer (SAM's explicit NONE).
+        assert op.get("security") == [{"NONE": []}], (path, method, op.get("security"))
     cors = api["Body"]["x-amazon-apigateway-cors"]
     exposed = {h.lower() for h in cors["exposeHeaders"]}
     assert {"location", "etag", "link"} <= exposed, exposed
@@ -541,7 +564,7 @@ def t_vpc_has_public_routes_and_gateway_endpoints(t, p):
 
 def function(t, name):
     """The expanded function whose FunctionName is ${AWS::StackName}-{name}."""
-    (fn,) = [f for f in t.of_type("AWS::Lambda::Function").values()
+    (fn,) = [f for f in t.rill_functions().values()
              if f["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + name}]
     return fn["Properties"]
 
@@ -621,7 +644,7 @@ def t_stream_functions_manage_only_their_prewarm_schedules(t, p):
                 (name, passing)
         else:
             assert not passing, (name, passing)
-    for fn in t.of_type("AWS::Lambda::Function").values():
+    for fn in t.rill_functions().values():
         name = fn["Properties"]["FunctionName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
         if name not in expected:
             assert not any(a.startswith("scheduler:") for a in function_grants(t, name)), name
@@ -666,13 +689,165 @@ def t_scheduler_role_only_invokes_the_prewarm_function(t, p):
 def t_no_placeholder_urls(t, p):
     for name, param in t.raw["Parameters"].items():
         assert "example.com" not in str(param.get("Default", "")), name
-    for name, fn in t.of_type("AWS::Lambda::Function").items():
+    for name, fn in t.rill_functions().items():
         env = fn["Properties"]["Environment"]["Variables"]
         want_rtmp = {"Fn::Sub": "rtmp://${IngestLoadBalancer.DNSName}:1935/live"}
         assert env["RTMP_PUBLIC_URL"] == want_rtmp, (name, env["RTMP_PUBLIC_URL"])
         # "api": the whip-router on the HTTP API that served the request (app.rs).
         want_whip = p.get("IngestPublicUrl") or "api"
         assert env["INGEST_PUBLIC_URL"] == want_whip, (name, env["INGEST_PUBLIC_URL"])
+
+
+# ------------------------------------------------------------------------------ sign-in
+
+# GET routes that need the caller, so behind the authorizer like the writes. Every other GET
+# is public (a function that reads an optional caller verifies the token itself).
+CALLER_GETS = {("/api/nodes", "get")}
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+COGNITO_ISSUER = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+POOL_RESOURCES = {"UserPool", "UserPoolClient", "UserPoolDomain", "OperatorUserGroup",
+                  "UserPoolClientOAuth", "UserPoolClientOAuthFunction", "UserPoolClientOAuthRole"}
+
+
+def identity(t, p):
+    """(issuer, audience, jwks) the stack should trust for this parameter set."""
+    if p.get("JwtIssuer"):
+        jwks = p.get("JwksUrl") or {"Fn::Sub": "${JwtIssuer}/.well-known/jwks.json"}
+        return p["JwtIssuer"], p["JwtAudience"], jwks
+    if t.params["CreateUserPool"] == "true":
+        return (COGNITO_ISSUER, {"Ref": "UserPoolClient"},
+                {"Fn::Sub": COGNITO_ISSUER["Fn::Sub"] + "/.well-known/jwks.json"})
+    return None
+
+
+def http_routes(t):
+    body = t.resources["HttpApi"]["Properties"]["Body"]
+    return {(path, method): op for path, ops in body["paths"].items()
+            for method, op in ops.items()}
+
+
+def t_write_routes_need_the_jwt_authorizer_reads_and_whip_do_not(t, p):
+    routes = http_routes(t)
+    assert len(routes) >= 30, len(routes)
+    for (path, method), op in sorted(routes.items()):
+        public = path.startswith("/whip/") or (method == "get" and (path, method) not in CALLER_GETS)
+        assert method in WRITE_METHODS | {"get"}, (path, method)
+        want = [{"NONE": []}] if public else [{"Jwt": []}]
+        assert op.get("security") == want, (method.upper(), path, op.get("security"), want)
+    # SAM accepts `Authorizer: NONE` only next to a DefaultAuthorizer: a new route is
+    # protected unless its event says otherwise.
+    raw = sam_transform.decode(TEMPLATE)[0]["Resources"]["HttpApi"]["Properties"]["Auth"]
+    assert raw["DefaultAuthorizer"] == "Jwt", raw
+
+
+def t_cors_preflight_is_answered_before_any_authorizer(t, p):
+    # API Gateway answers OPTIONS itself when CORS is configured and no route matches
+    # OPTIONS: no ANY, no OPTIONS, no $default route.
+    routes = http_routes(t)
+    assert not [r for r in routes if r[1] in ("options", "x-amazon-apigateway-any-method")], routes
+    assert not [r for r in routes if r[0] in ("$default", "/{proxy+}")], routes
+    cors = t.resources["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
+    assert "authorization" in {h.lower() for h in cors["allowHeaders"]}, cors
+
+
+def t_authorizer_trusts_the_same_issuer_and_audience_as_the_functions(t, p):
+    body = t.resources["HttpApi"]["Properties"]["Body"]
+    auth = body["components"]["securitySchemes"]["Jwt"]["x-amazon-apigateway-authorizer"]
+    assert (auth["type"], auth["identitySource"]) == ("jwt", "$request.header.Authorization"), auth
+    cfg = auth["jwtConfiguration"]
+    want = identity(t, p)
+    if want:
+        assert (cfg["issuer"], cfg["audience"]) == (want[0], [want[1]]), cfg
+    else:
+        # No provider: a placeholder nobody signs for (the functions use JWT_SECRET).
+        assert cfg["issuer"].endswith(".invalid"), cfg
+
+
+def t_every_function_gets_the_identity_settings(t, p):
+    want = identity(t, p)
+    expected = {
+        "JWT_ISSUER": want[0] if want else "",
+        "JWT_AUDIENCE": want[1] if want else "",
+        "JWKS_URL": want[2] if want else "",
+        "JWT_SECRET": p.get("JwtSecret", ""),
+    }
+    fns = t.rill_functions()
+    assert len(fns) >= 37, len(fns)
+    for name, fn in fns.items():
+        env = fn["Properties"]["Environment"]["Variables"]
+        got = {k: env.get(k) for k in expected}
+        assert got == expected, (name, got, expected)
+    ops = function(t, "nodes-list")["Environment"]["Variables"]
+    assert ops["OPERATOR_GROUP"] == t.params["OperatorGroup"], ops
+
+
+def t_jwt_secret_can_be_left_empty_by_a_guided_deploy(t, p):
+    # `sam deploy --guided` asks a NoEcho parameter again without a default and cannot
+    # leave it empty; every parameter must be answerable with Enter.
+    for name, param in t.raw["Parameters"].items():
+        assert not param.get("NoEcho"), f"{name} is NoEcho"
+        assert "Default" in param, f"{name} has no default"
+    assert t.raw["Parameters"]["JwtSecret"]["Default"] == ""
+
+
+def t_user_pool_only_without_an_external_issuer(t, p):
+    present = POOL_RESOURCES & set(t.resources)
+    if p.get("JwtIssuer") or t.params["CreateUserPool"] != "true":
+        assert not present, sorted(present)
+        return
+    assert present == POOL_RESOURCES, sorted(POOL_RESOURCES - present)
+    pool = t.resources["UserPool"]["Properties"]
+    assert pool["UsernameAttributes"] == ["email"] and pool["AutoVerifiedAttributes"] == ["email"]
+    # Chat shows the `name` claim: the sign-up form must ask for it.
+    assert {"Name": "name", "AttributeDataType": "String", "Mutable": True, "Required": True} \
+        in pool["Schema"], pool["Schema"]
+    client = t.resources["UserPoolClient"]["Properties"]
+    assert client["GenerateSecret"] is False, "a browser keeps no client secret"
+    assert target(client["UserPoolId"]) == "UserPool"
+    domain = t.resources["UserPoolDomain"]["Properties"]["Domain"]
+    if p.get("AuthDomainPrefix"):
+        assert domain == p["AuthDomainPrefix"]
+    else:
+        assert domain == {"Fn::Join": ["-", ["rill", {"Fn::Select": [
+            2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]]}, domain
+    group = t.resources["OperatorUserGroup"]["Properties"]
+    assert group["GroupName"] == t.params["OperatorGroup"] and target(group["UserPoolId"]) == "UserPool"
+    oauth = t.resources["UserPoolClientOAuth"]["Properties"]
+    assert target(oauth["ClientId"]) == "UserPoolClient"
+    assert oauth["Scopes"] == ["openid", "profile", "email"]
+    web = [{"Fn::Sub": "https://${WebDistribution.DomainName}"},
+           {"Fn::Sub": "https://${WebDistribution.DomainName}/"}]
+    assert oauth["CallbackUrls"] == web and oauth["LogoutUrls"] == web, oauth
+    fn = t.resources["UserPoolClientOAuthFunction"]["Properties"]
+    assert target(fn["Role"]) == "UserPoolClientOAuthRole"
+    role = t.resources["UserPoolClientOAuthRole"]
+    granted = granted_by({"Type": "AWS::IAM::Role", "Properties": {
+        "Policies": role["Properties"]["Policies"]}})
+    pool_arn = json.dumps({"Fn::GetAtt": ["UserPool", "Arn"]})
+    assert granted == {"cognito-idp:DescribeUserPoolClient": [(pool_arn, None)],
+                       "cognito-idp:UpdateUserPoolClient": [(pool_arn, None)]}, granted
+
+
+def t_outputs_for_the_web_app(t, p):
+    outputs = {n for n, o in t.raw["Outputs"].items()
+               if "Condition" not in o or t.condition(o["Condition"])}
+    pool = {"UserPoolId", "UserPoolClientId", "AuthDomainUrl"}
+    if identity(t, p) is None:
+        assert not (pool | {"Issuer"}) & outputs, outputs
+    elif p.get("JwtIssuer"):
+        assert "Issuer" in outputs and not pool & outputs, outputs
+        assert t.resolve(t.raw["Outputs"]["Issuer"]["Value"]) == p["JwtIssuer"]
+    else:
+        assert pool | {"Issuer"} <= outputs, outputs
+        assert t.raw["Outputs"]["AuthDomainUrl"]["Value"] == {
+            "Fn::Sub": "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"}
+
+
+def t_an_external_issuer_needs_an_audience(t, p):
+    (rule,) = t.raw["Rules"].values()
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtIssuer"}, ""]}]}
+    (a,) = rule["Assertions"]
+    assert a["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]}
 
 
 TEMPLATE_CHECKS = [v for k, v in list(globals().items()) if k.startswith("t_")]
@@ -796,6 +971,81 @@ def m_vpc_subnets_security_group_endpoints(ctx):
     assert len(igws["InternetGateways"]) == 1
 
 
+def m_functions_get_the_identity_settings(ctx):
+    lam = boto3.client("lambda")
+    p = ctx["params"]
+    for name in ("streams-create", "ws-connect", "nodes-list"):
+        env = lam.get_function_configuration(FunctionName=f"{ctx['stack']}-{name}")["Environment"]["Variables"]
+        got = (env["JWT_ISSUER"], env["JWKS_URL"], env["JWT_AUDIENCE"], env["JWT_SECRET"])
+        if p.get("JwtIssuer"):
+            want = (p["JwtIssuer"], f"{p['JwtIssuer']}/.well-known/jwks.json", p["JwtAudience"], "")
+        elif p.get("CreateUserPool", "true") == "true":
+            # moto has no Cognito in CloudFormation: the pool's id is a stand-in (module doc).
+            iss = f"https://cognito-idp.{REGION}.amazonaws.com/moto-stub-UserPool"
+            want = (iss, f"{iss}/.well-known/jwks.json", "moto-stub-UserPoolClient", "")
+        else:
+            want = ("", "", "", p["JwtSecret"])
+        assert got == want, (name, got, want)
+
+
+def m_user_pool_client_oauth_helper_on_cognito(ctx):
+    """The inline Python of UserPoolClientOAuthFunction, run against moto's Cognito with
+    the client as the template creates it (moto's CloudFormation has no Cognito, and runs
+    no custom resource)."""
+    tpl = ctx["template"]
+    if "UserPoolClientOAuth" not in tpl.resources:
+        return
+    idp = boto3.client("cognito-idp", region_name=REGION)
+    pool = idp.create_user_pool(PoolName="rill-users")["UserPool"]["Id"]
+    props = {k: v for k, v in tpl.resources["UserPoolClient"]["Properties"].items() if k != "UserPoolId"}
+    client = idp.create_user_pool_client(UserPoolId=pool, **props)["UserPoolClient"]
+    before = {k: client[k] for k in ("ExplicitAuthFlows", "PreventUserExistenceErrors",
+                                     "EnableTokenRevocation", "AccessTokenValidity",
+                                     "RefreshTokenValidity", "TokenValidityUnits") if k in client}
+    assert "AllowedOAuthFlows" not in client, client
+
+    sent = []
+    cfnresponse = type(sys)("cfnresponse")
+    cfnresponse.SUCCESS, cfnresponse.FAILED = "SUCCESS", "FAILED"
+    cfnresponse.send = lambda event, context, status, data, physical_id, reason=None: \
+        sent.append((status, physical_id, reason))
+    sys.modules["cfnresponse"] = cfnresponse
+    code = {}
+    exec(tpl.resources["UserPoolClientOAuthFunction"]["Properties"]["Code"]["ZipFile"], code)
+    web = "https://d111111abcdef8.cloudfront.net"
+    event = {"RequestType": "Create", "ResourceProperties": {
+        "UserPoolId": pool, "ClientId": client["ClientId"],
+        "Scopes": ["openid", "profile", "email"], "CallbackUrls": [web, web + "/"],
+        "LogoutUrls": [web, web + "/"]}}
+    code["handler"](event, None)
+    assert sent == [("SUCCESS", client["ClientId"], None)], sent
+    after = idp.describe_user_pool_client(UserPoolId=pool, ClientId=client["ClientId"])["UserPoolClient"]
+    assert after["AllowedOAuthFlows"] == ["code"] and after["AllowedOAuthFlowsUserPoolClient"] is True
+    assert after["AllowedOAuthScopes"] == ["openid", "profile", "email"]
+    assert after["CallbackURLs"] == [web, web + "/"] and after["LogoutURLs"] == [web, web + "/"]
+    assert {k: after.get(k) for k in before} == before, "settings the helper must keep were reset"
+    # A failure is reported to CloudFormation (which rolls back), never left hanging.
+    sent.clear()
+    code["handler"](dict(event, ResourceProperties=dict(event["ResourceProperties"], ClientId="nope")), None)
+    assert [s[0] for s in sent] == ["FAILED"] and sent[0][2], sent
+    # Delete changes nothing (CloudFormation deletes the client itself).
+    sent.clear()
+    code["handler"](dict(event, RequestType="Delete"), None)
+    assert [s[0] for s in sent] == ["SUCCESS"], sent
+
+
+def m_outputs_name_the_issuer(ctx):
+    out, p = ctx["outputs"], ctx["params"]
+    if p.get("JwtIssuer"):
+        assert out["Issuer"] == p["JwtIssuer"], out
+    elif p.get("CreateUserPool", "true") == "true":
+        assert out["Issuer"].startswith(f"https://cognito-idp.{REGION}.amazonaws.com/"), out
+        assert out["AuthDomainUrl"].endswith(f".auth.{REGION}.amazoncognito.com"), out
+        assert {"UserPoolId", "UserPoolClientId"} <= set(out), out
+    else:
+        assert not {"Issuer", "UserPoolId", "AuthDomainUrl"} & set(out), out
+
+
 MOTO_CHECKS = [v for k, v in list(globals().items()) if k.startswith("m_")]
 
 # ---------------------------------------------------------------------------- runner
@@ -826,7 +1076,7 @@ def moto_scenario(runner, label, expanded, params):
             # moto's ELBv2 checks that the listener's certificate exists in ACM.
             acm = boto3.client("acm", region_name=REGION)
             params["IngestCertificateArn"] = acm.request_certificate(DomainName="ingest.rill.test")["CertificateArn"]
-        ctx = {"stack": stack, "params": params}
+        ctx = {"stack": stack, "params": params, "template": Template(expanded, params)}
         started = time.monotonic()
         try:
             ctx["outputs"] = deploy(expanded, params, stack)
@@ -851,9 +1101,11 @@ def moto_scenario(runner, label, expanded, params):
 def main():
     started = time.monotonic()
     warnings.simplefilter("ignore")
-    expanded = sam_transform.expand(sys.argv[1] if len(sys.argv) > 1 else TEMPLATE)
+    global TEMPLATE
+    TEMPLATE = sys.argv[1] if len(sys.argv) > 1 else TEMPLATE
+    expanded = sam_transform.expand(TEMPLATE)
     runner = Runner()
-    for label, params in (("first-deploy", FIRST_DEPLOY), ("with-image", WITH_IMAGE)):
+    for label, params in PARAMETER_SETS:
         t = Template(expanded, params)
         for check in TEMPLATE_CHECKS:
             runner.run(f"{label}: template: {check.__name__[2:]}", check, t, params)

@@ -87,6 +87,10 @@ aws_ cloudformation package \
     --s3-bucket "$ARTIFACTS_BUCKET" \
     --output-template-file "$work/packaged.yaml" >/dev/null
 
+# CreateUserPool=false: sign-in here is HS256 tokens signed with JWT_SECRET
+# (scripts/dev-token.py). LocalStack Community has no Cognito, and LocalStack's
+# Cognito issues tokens under its own issuer, not the
+# https://cognito-idp.<region>.amazonaws.com/<pool> the template trusts.
 log "deploying stack $STACK"
 aws_ cloudformation deploy \
     --stack-name "$STACK" \
@@ -95,6 +99,7 @@ aws_ cloudformation deploy \
     --no-fail-on-empty-changeset \
     --parameter-overrides \
         "JwtSecret=$JWT_SECRET" \
+        "CreateUserPool=false" \
         "MediaBucketName=$MEDIA_BUCKET" \
         "HlsBaseUrl=$HLS_BASE_URL" \
         "IngestPublicUrl=$INGEST_URL" \

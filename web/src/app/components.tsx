@@ -6,7 +6,7 @@ import type { FloatingReaction } from '../client/reactions';
 import { ApiError } from '../client/errors';
 
 export function SignIn() {
-  const { claims, setToken } = useRill();
+  const { claims, setToken, oidc, signIn, signOut, authError } = useRill();
   const [open, setOpen] = useState(false);
   const [value, setValue] = useState('');
   if (claims) {
@@ -15,14 +15,31 @@ export function SignIn() {
         <span data-testid="signed-in-as" title={claims.sub}>
           {displayName(claims)} <small>({claims.sub})</small>
         </span>
-        <button className="link" data-testid="sign-out" onClick={() => setToken(null)}>
+        <button className="link" data-testid="sign-out" onClick={signOut}>
           Sign out
+        </button>
+      </div>
+    );
+  }
+  const error = authError && (
+    <span className="error" data-testid="auth-error">
+      {authError}
+    </span>
+  );
+  // With an OpenID provider (config.json): its sign-in page, authorization code + PKCE.
+  if (oidc) {
+    return (
+      <div className="signin">
+        {error}
+        <button data-testid="sign-in" data-mode="oidc" onClick={signIn}>
+          Sign in
         </button>
       </div>
     );
   }
   return (
     <div className="signin">
+      {error}
       {open ? (
         <form
           onSubmit={(e) => {

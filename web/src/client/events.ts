@@ -95,6 +95,8 @@ export interface EventsClientOptions {
   url: string;
   streamId: string;
   token?: string | null;
+  /** The token to use at each (re)connect, when it can change (renewed sign-in); wins over `token`. */
+  getToken?: () => string | null;
   backoff?: BackoffOptions;
   pingIntervalMs?: number;
   maxQueue?: number;
@@ -222,7 +224,7 @@ export class EventsClient {
   }
 
   private open() {
-    const url = socketUrl(this.opts.url, this.opts.streamId, this.opts.token);
+    const url = socketUrl(this.opts.url, this.opts.streamId, this.opts.getToken ? this.opts.getToken() : this.opts.token);
     this.setStatus(this.everOpened ? 'reconnecting' : 'connecting');
     const create = this.opts.createSocket ?? ((u: string) => new WebSocket(u) as unknown as WebSocketLike);
     let ws: WebSocketLike;
@@ -284,16 +286,17 @@ export class EventsClient {
   }
 }
 
-/** Shares one EventsClient per (stream, token) between components; refcounted. */
+/** Shares one EventsClient per (stream, identity) between components; refcounted. */
 export class EventsRegistry {
   private entries = new Map<string, { client: EventsClient; refs: number }>();
-  constructor(private readonly make: (streamId: string, token: string | null) => EventsClient) {}
+  constructor(private readonly make: (streamId: string, token: string | null, getToken?: () => string | null) => EventsClient) {}
 
-  acquire(streamId: string, token: string | null): EventsClient {
-    const key = `${streamId}|${token ?? ''}`;
+  /** `identity` defaults to the token itself; `getToken` gives reconnects the current token. */
+  acquire(streamId: string, token: string | null, identity: string = token ?? '', getToken?: () => string | null): EventsClient {
+    const key = `${streamId}|${identity}`;
     let e = this.entries.get(key);
     if (!e) {
-      e = { client: this.make(streamId, token), refs: 0 };
+      e = { client: this.make(streamId, token, getToken), refs: 0 };
       this.entries.set(key, e);
       e.client.connect();
     }

@@ -10,3 +10,4 @@ export * from './reactions';
 export * from './whip';
 export * from './player';
 export * from './playlist';
+export * from './oidc';

@@ -831,7 +831,7 @@ def t_user_pool_only_without_an_external_issuer(t, p):
 def t_outputs_for_the_web_app(t, p):
     outputs = {n for n, o in t.raw["Outputs"].items()
                if "Condition" not in o or t.condition(o["Condition"])}
-    pool = {"UserPoolId", "UserPoolClientId", "AuthDomainUrl"}
+    pool = {"UserPoolId", "UserPoolClientId", "AuthDomainUrl", "WebConfig"}
     if identity(t, p) is None:
         assert not (pool | {"Issuer"}) & outputs, outputs
     elif p.get("JwtIssuer"):
@@ -1042,8 +1042,11 @@ def m_outputs_name_the_issuer(ctx):
         assert out["Issuer"].startswith(f"https://cognito-idp.{REGION}.amazonaws.com/"), out
         assert out["AuthDomainUrl"].endswith(f".auth.{REGION}.amazoncognito.com"), out
         assert {"UserPoolId", "UserPoolClientId"} <= set(out), out
+        # The web app's config.json: what its Sign in needs, as web/src/client/oidc.ts reads it.
+        web = json.loads(out["WebConfig"])
+        assert web == {"auth": {"domain": out["AuthDomainUrl"], "clientId": out["UserPoolClientId"]}}, web
     else:
-        assert not {"Issuer", "UserPoolId", "AuthDomainUrl"} & set(out), out
+        assert not {"Issuer", "UserPoolId", "AuthDomainUrl", "WebConfig"} & set(out), out
 
 
 MOTO_CHECKS = [v for k, v in list(globals().items()) if k.startswith("m_")]

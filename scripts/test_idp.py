@@ -155,6 +155,8 @@ def make_handler(idp: Idp):
                 hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(q[k])}">'
                                  for k in keep if k in q)
                 return self.reply(200, SIGN_IN_PAGE.format(hidden=hidden), "text/html; charset=utf-8")
+            if url.path == "/favicon.ico":  # browsers ask; an empty answer keeps consoles clean
+                return self.reply(204, "", "image/x-icon")
             if url.path == "/logout":
                 target = q.get("logout_uri") or q.get("post_logout_redirect_uri")
                 return self.redirect(target) if target else self.reply(200, {"signed_out": True})

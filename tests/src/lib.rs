@@ -797,6 +797,25 @@ pub fn test_pattern_args(size: &str, seconds: u32, kbps: u32) -> Vec<String> {
 pub struct BrowserStack {
     pub stack: Stack,
     pub ingest: IngestNode,
+    _static: Option<TempDir>,
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir
 }
 
 impl std::fmt::Debug for BrowserStack {
@@ -824,7 +843,47 @@ impl BrowserStack {
             ("INGEST_PUBLIC_URL", "api"),
         ]);
         let ingest = IngestNode::start(&stack, &[]);
-        BrowserStack { stack, ingest }
+        BrowserStack {
+            stack,
+            ingest,
+            _static: None,
+        }
+    }
+
+    /// As [`BrowserStack::start`], signed in the production way: the functions verify the
+    /// provider's RS256 tokens (HS256 off) and the app's `config.json` names the provider,
+    /// so its "Sign in" runs the authorization code flow with PKCE. The app is served from a
+    /// temporary directory (links to `web/dist` plus that `config.json`), so the shared build
+    /// stays as it is.
+    pub fn start_with_idp(idp: &TestIdp) -> BrowserStack {
+        let dist = repo_root().join("web/dist");
+        assert!(
+            dist.join("index.html").exists(),
+            "{} is missing: build the web app first (scripts/setup.sh, then cd web && npm run build)",
+            dist.display()
+        );
+        let dir = tempfile_dir("rill-web-idp");
+        for entry in std::fs::read_dir(&dist).expect("web/dist") {
+            let entry = entry.expect("entry");
+            if entry.file_name() != "config.json" {
+                std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name()))
+                    .expect("link web/dist entry");
+            }
+        }
+        let config =
+            serde_json::json!({"auth": {"domain": idp.issuer, "clientId": idp::CLIENT_ID}});
+        std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+        let mut env = idp.env();
+        env.push(("STATIC_DIR", dir.to_str().expect("utf-8 path").to_owned()));
+        env.push(("INGEST_PUBLIC_URL", "api".to_owned()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let stack = Stack::start_with(&env);
+        let ingest = IngestNode::start(&stack, &[]);
+        BrowserStack {
+            stack,
+            ingest,
+            _static: Some(TempDir(dir)),
+        }
     }
 
     /// `node <script>` from `web/` with the stack's URL, two users' tokens and an artifacts

@@ -6,7 +6,7 @@
 //! Needs `web/node_modules` and `web/dist` (scripts/test.sh installs and builds them first).
 //! Screenshots land in `artifacts/web-e2e/`.
 
-use rill_tests::{BrowserStack, repo_root};
+use rill_tests::{BrowserStack, TestIdp, repo_root};
 
 #[tokio::test]
 async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
@@ -72,4 +72,46 @@ async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_anoth
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     assert!(audio.contains("#EXT-X-ENDLIST"), "{audio}");
+}
+
+/// The production sign-in path in a real browser: the app's "Sign in" goes to an OpenID
+/// provider (`scripts/test_idp.py`, standing in for Cognito's hosted UI), trades the code
+/// with PKCE for RS256 tokens that the functions verify against its JWKS with HS256 off,
+/// goes live over WHIP, chats both ways, renews its token before expiry, signs out
+/// (`web/e2e/signin.e2e.mjs`). Tokens live 75 s, so the renewal (a minute early) happens
+/// within the test.
+#[tokio::test]
+async fn signing_in_through_the_provider_with_pkce_goes_live_and_chats() {
+    let idp = TestIdp::start(75);
+    let stack = BrowserStack::start_with_idp(&idp);
+    let artifacts = repo_root().join("artifacts/web-e2e-signin");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let mut node = stack.node_command("e2e/signin.e2e.mjs", &artifacts);
+    node.env("RILL_IDP", &idp.issuer);
+    let out = tokio::task::spawn_blocking(move || node.output())
+        .await
+        .expect("join")
+        .expect("run node (scripts/setup.sh installs Node.js packages)");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{log}");
+    assert!(
+        out.status.success(),
+        "sign-in e2e failed ({}); screenshots in {}:\n{log}",
+        out.status,
+        artifacts.display()
+    );
+    // The stream it created belongs to the provider's user.
+    let id = log
+        .lines()
+        .find_map(|l| l.split("created stream ").nth(1))
+        .map(|s| s.trim().to_owned())
+        .expect("the e2e script prints the stream id");
+    let r = rill_tests::User::anonymous()
+        .get(&stack.stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(r.body["ownerId"], "olga", "{}", r.text);
 }

@@ -92,9 +92,10 @@ export function withTimeout(promise, ms, what) {
   ]);
 }
 
-/** Owner: sign in with the token in the fragment, create a stream through the UI, go live over WHIP. */
+/** Owner: sign in with the token in the fragment (if given), create a stream through the UI, go live over WHIP. */
 export async function createAndGoLive(page, base, ownerToken, { title, quality = '480p', shot } = {}) {
-  await page.goto(`${base}/#token=${ownerToken}`);
+  // Without a token the page is already signed in (e.g. through the OpenID provider).
+  await page.goto(ownerToken ? `${base}/#token=${ownerToken}` : `${base}/`);
   await page.getByTestId('signed-in-as').waitFor({ timeout: 15_000 });
   const hash = await page.evaluate(() => location.hash);
   if (hash.includes('token=')) throw new Error('the token was not removed from the address bar');

@@ -4,40 +4,17 @@
 //! broadcaster page's WHIP publish and writing HLS that the viewer page plays with hls.js.
 //!
 //! Needs `web/node_modules` and `web/dist` (scripts/test.sh installs and builds them first).
-//! Screenshots land in `artifacts/web-e2e/`.
+//! The second test signs in the production way (`web/e2e/signin.e2e.mjs`: an OpenID
+//! provider, PKCE, RS256). Screenshots land in `artifacts/web-e2e*/`.
 
 use rill_tests::{BrowserStack, TestIdp, repo_root};
 
 #[tokio::test]
 async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
     let stack = BrowserStack::start();
-    let artifacts = repo_root().join("artifacts/web-e2e");
-    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let mut node = stack.node_command("e2e/browser.e2e.mjs", &artifacts);
-    let out = tokio::task::spawn_blocking(move || node.output())
-        .await
-        .expect("join")
-        .expect("run node (scripts/setup.sh installs Node.js packages)");
-    let log = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{log}");
-    assert!(
-        out.status.success(),
-        "browser e2e failed ({}); screenshots in {}:\n{log}",
-        out.status,
-        artifacts.display()
-    );
-
+    let id = run_e2e(&stack, "e2e/browser.e2e.mjs", "artifacts/web-e2e", &[]).await;
     // What the browser published over WHIP is an HLS recording ffprobe reads: H.264 video
     // and AAC audio (transcoded from Opus), every playlist closed.
-    let id = log
-        .lines()
-        .find_map(|l| l.split("created stream ").nth(1))
-        .map(|s| s.trim().to_owned())
-        .expect("the e2e script prints the stream id");
     let master = stack.stack.url(&format!("/hls/live/{id}/master.m3u8"));
     let probe = std::process::Command::new("ffprobe")
         .args([
@@ -84,10 +61,32 @@ async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_anoth
 async fn signing_in_through_the_provider_with_pkce_goes_live_and_chats() {
     let idp = TestIdp::start(75);
     let stack = BrowserStack::start_with_idp(&idp);
-    let artifacts = repo_root().join("artifacts/web-e2e-signin");
+    let id = run_e2e(
+        &stack,
+        "e2e/signin.e2e.mjs",
+        "artifacts/web-e2e-signin",
+        &[("RILL_IDP", &idp.issuer)],
+    )
+    .await;
+    // The stream it created belongs to the provider's user.
+    let r = rill_tests::User::anonymous()
+        .get(&stack.stack, &format!("/api/streams/{id}"))
+        .await;
+    assert_eq!(r.body["ownerId"], "olga", "{}", r.text);
+}
+
+/// Runs `web/<script>` with node against `stack` (plus `env`), prints its log and fails the
+/// test with it unless the script passed; returns the id of the stream the script created.
+async fn run_e2e(
+    stack: &BrowserStack,
+    script: &str,
+    artifacts: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let artifacts = repo_root().join(artifacts);
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let mut node = stack.node_command("e2e/signin.e2e.mjs", &artifacts);
-    node.env("RILL_IDP", &idp.issuer);
+    let mut node = stack.node_command(script, &artifacts);
+    node.envs(env.iter().copied());
     let out = tokio::task::spawn_blocking(move || node.output())
         .await
         .expect("join")
@@ -100,18 +99,12 @@ async fn signing_in_through_the_provider_with_pkce_goes_live_and_chats() {
     println!("{log}");
     assert!(
         out.status.success(),
-        "sign-in e2e failed ({}); screenshots in {}:\n{log}",
+        "{script} failed ({}); screenshots in {}:\n{log}",
         out.status,
         artifacts.display()
     );
-    // The stream it created belongs to the provider's user.
-    let id = log
-        .lines()
+    log.lines()
         .find_map(|l| l.split("created stream ").nth(1))
         .map(|s| s.trim().to_owned())
-        .expect("the e2e script prints the stream id");
-    let r = rill_tests::User::anonymous()
-        .get(&stack.stack, &format!("/api/streams/{id}"))
-        .await;
-    assert_eq!(r.body["ownerId"], "olga", "{}", r.text);
+        .expect("the e2e script prints the stream id")
 }

@@ -3,7 +3,7 @@
 // a viewer plays it with hls.js, chat both ways, a reaction, viewer count, End Stream.
 // Env: RILL_URL, RILL_OWNER_TOKEN, RILL_VIEWER_TOKEN, RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
 import { join } from 'node:path';
-import { artifactsDir, createAndGoLive, env, launch, log, newPage, watchAndPlay, withTimeout } from './lib.mjs';
+import { artifactsDir, createAndGoLive, env, launch, log, newPage, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
 
 const OVERALL_MS = Number(process.env.E2E_TIMEOUT_MS || 150_000);
 
@@ -15,22 +15,7 @@ async function main() {
   const errors = [];
   const { browser, close } = await launch();
   const pages = {};
-  const shot = async (name) => {
-    for (const [label, p] of Object.entries(pages)) {
-      await p.screenshot({ path: join(dir, `${name}-${label}.png`) }).catch(() => {});
-    }
-  };
-  const step = async (name, f) => {
-    log(`▶ ${name}`);
-    try {
-      const r = await f();
-      log(`✔ ${name}`);
-      return r;
-    } catch (e) {
-      await shot(`fail-${name.replace(/\W+/g, '-')}`);
-      throw new Error(`step "${name}" failed: ${e.message}`);
-    }
-  };
+  const { shot, step } = stepper(pages, dir);
   try {
     const owner = await newPage(browser, 'owner', base, errors);
     pages.owner = owner.page;
@@ -97,20 +82,9 @@ async function main() {
     await shot('07-ended');
   } finally {
     pages.owner?.__ffmpeg?.kill('SIGINT');
-    if (errors.length) {
-      log(`${errors.length} console error(s) captured:`);
-      for (const e of errors) log('  ' + e);
-    }
+    reportErrors(errors);
     await close();
   }
 }
 
-withTimeout(main(), OVERALL_MS, 'browser e2e')
-  .then(() => {
-    log('PASS');
-    process.exit(0);
-  })
-  .catch((e) => {
-    log(`FAIL: ${e.message}`);
-    process.exit(1);
-  });
+runScript(main, OVERALL_MS, 'browser e2e');

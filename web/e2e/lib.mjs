@@ -163,3 +163,46 @@ export async function watchAndPlay(page, base, id, token) {
     return { currentTime: s.currentTime, levels: s.levels.map((l) => l.label), currentLevel: s.currentLevel, latencyMs: s.latencyMs };
   });
 }
+
+/**
+ * Named steps with screenshots of every page on failure: `shot(name)` photographs each page
+ * in `pages` (label -> page) into `dir`; `step(name, f)` logs, runs `f` and, when it throws,
+ * takes `fail-<name>` shots and rethrows with the step's name.
+ */
+export function stepper(pages, dir) {
+  const shot = async (name) => {
+    for (const [label, p] of Object.entries(pages)) await p.screenshot({ path: join(dir, `${name}-${label}.png`) }).catch(() => {});
+  };
+  const step = async (name, f) => {
+    log(`▶ ${name}`);
+    try {
+      const r = await f();
+      log(`✔ ${name}`);
+      return r;
+    } catch (e) {
+      await shot(`fail-${name.replace(/\W+/g, '-')}`);
+      throw new Error(`step "${name}" failed: ${e.message}`);
+    }
+  };
+  return { shot, step };
+}
+
+/** Runs an e2e script's `main` within `ms`; exit 0 with PASS, 1 with FAIL and the reason. */
+export function runScript(main, ms, what) {
+  withTimeout(main(), ms, what)
+    .then(() => {
+      log('PASS');
+      process.exit(0);
+    })
+    .catch((e) => {
+      log(`FAIL: ${e.message}`);
+      process.exit(1);
+    });
+}
+
+/** Logs the console errors a run captured. */
+export function reportErrors(errors) {
+  if (!errors.length) return;
+  log(`${errors.length} console error(s) captured:`);
+  for (const e of errors) log('  ' + e);
+}

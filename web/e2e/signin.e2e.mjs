@@ -4,8 +4,7 @@
 // it with PKCE for RS256 tokens the functions verify against the provider's JWKS (HS256 is
 // off), goes live over WHIP, chats both ways, renews its token before expiry and signs out.
 // Env: RILL_URL, RILL_IDP (the provider's issuer), RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
-import { join } from 'node:path';
-import { artifactsDir, createAndGoLive, env, launch, log, newPage, watchAndPlay, withTimeout } from './lib.mjs';
+import { artifactsDir, createAndGoLive, env, launch, log, newPage, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
 
 const OVERALL_MS = Number(process.env.E2E_TIMEOUT_MS || 150_000);
 const SESSION_KEY = 'rill.oidc.session';
@@ -38,20 +37,7 @@ async function main() {
   const errors = [];
   const { browser, close } = await launch();
   const pages = {};
-  const shot = async (name) => {
-    for (const [label, p] of Object.entries(pages)) await p.screenshot({ path: join(dir, `${name}-${label}.png`) }).catch(() => {});
-  };
-  const step = async (name, f) => {
-    log(`▶ ${name}`);
-    try {
-      const r = await f();
-      log(`✔ ${name}`);
-      return r;
-    } catch (e) {
-      await shot(`fail-${name.replace(/\W+/g, '-')}`);
-      throw new Error(`step "${name}" failed: ${e.message}`);
-    }
-  };
+  const { shot, step } = stepper(pages, dir);
   try {
     const owner = await newPage(browser, 'owner', base, errors);
     pages.owner = owner.page;
@@ -106,20 +92,9 @@ async function main() {
     });
     await shot('03-signed-out');
   } finally {
-    if (errors.length) {
-      log(`${errors.length} console error(s) captured:`);
-      for (const e of errors) log('  ' + e);
-    }
+    reportErrors(errors);
     await close();
   }
 }
 
-withTimeout(main(), OVERALL_MS, 'sign-in e2e')
-  .then(() => {
-    log('PASS');
-    process.exit(0);
-  })
-  .catch((e) => {
-    log(`FAIL: ${e.message}`);
-    process.exit(1);
-  });
+runScript(main, OVERALL_MS, 'sign-in e2e');

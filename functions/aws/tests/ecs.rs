@@ -16,15 +16,12 @@
 //!
 //! A missing moto is a failure, not a skip: CI has it (`scripts/setup.sh`).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+mod common;
+use common::{Keys, MotoProcess, run_setup, signed_client, start_moto};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use rill_aws::ecs::signed::xml_text;
 use rill_aws::ecs::{
     EcsEnv, EcsError, EcsHost, METRIC_NAME, METRIC_NAMESPACE, MetricDimensions, Service,
@@ -38,99 +35,37 @@ use tokio::net::TcpListener;
 // ---------------------------------------------------------------------------------------
 // moto
 
-#[derive(Debug, Clone)]
-struct Keys {
-    id: String,
-    secret: String,
-}
-
 #[derive(Debug)]
 struct Moto {
     url: String,
     admin: Keys,
     node: Keys,
-    // Closing our end of its stdin stops moto (see `start_moto`).
-    _process: Mutex<(ChildStdin, Child)>,
+    _process: MotoProcess,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
 
 fn moto() -> &'static Moto {
-    MOTO.get_or_init(start_moto)
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    let venv = std::env::var("RILL_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../..")
-                .join(".venv")
-        });
-    let bin = venv.join("bin").join(name);
-    assert!(
-        bin.exists(),
-        "{} not found: install moto with scripts/setup.sh or point RILL_VENV at a venv that has it",
-        bin.display()
-    );
-    bin
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    // `read` returns when the test process exits and its end of the pipe closes.
-    let script = format!(
-        "INITIAL_NO_AUTH_ACTION_COUNT=3 \"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
-        venv_bin("moto_server").display()
-    );
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start moto_server");
-    let stdin = child.stdin.take().expect("piped stdin");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let url = format!("http://127.0.0.1:{port}");
-    let users = setup(&[&url, "users"]);
-    let keys = |who: &str| Keys {
-        id: users[who]["id"].as_str().expect("key id").to_owned(),
-        secret: users[who]["secret"].as_str().expect("secret").to_owned(),
-    };
-    Moto {
-        admin: keys("admin"),
-        node: keys("node"),
-        url,
-        _process: Mutex::new((stdin, child)),
-    }
+    MOTO.get_or_init(|| {
+        // SigV4 and IAM actions are checked from the fourth request on (module docs).
+        let process = start_moto("INITIAL_NO_AUTH_ACTION_COUNT=3");
+        let users = setup(&[&process.url, "users"]);
+        let keys = |who: &str| Keys {
+            id: users[who]["id"].as_str().expect("key id").to_owned(),
+            secret: users[who]["secret"].as_str().expect("secret").to_owned(),
+        };
+        Moto {
+            admin: keys("admin"),
+            node: keys("node"),
+            url: process.url.clone(),
+            _process: process,
+        }
+    })
 }
 
 /// Runs `tests/ecs_setup.py` with boto3 and returns the JSON line it prints.
 fn setup(args: &[&str]) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ecs_setup.py");
-    let out = Command::new(venv_bin("python"))
-        .arg(&script)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run ecs_setup.py");
-    assert!(out.status.success(), "ecs_setup.py {args:?} failed");
-    let line = BufReader::new(&out.stdout[..])
-        .lines()
-        .map_while(Result::ok)
-        .last()
-        .expect("ecs_setup.py printed nothing");
-    serde_json::from_str(&line).expect("ecs_setup.py prints JSON")
+    run_setup("ecs_setup.py", args)
 }
 
 /// A task in moto, made as `admin`: `public` associates an Elastic IP with its ENI.
@@ -147,27 +82,16 @@ fn moto_task(cluster: &str, public: bool) -> Value {
 }
 
 fn sdk(keys: &Keys) -> SdkConfig {
-    SdkConfig::builder()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto().url.clone())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            keys.id.clone(),
-            keys.secret.clone(),
-            None,
-            None,
-            "moto",
-        )))
-        .behavior_version(BehaviorVersion::latest())
-        .build()
+    common::sdk(&moto().url, keys)
 }
 
 /// The client of the code under test: the `node` user's keys.
 fn node_client() -> SignedClient {
-    SignedClient::new(&sdk(&moto().node)).expect("client")
+    signed_client(&moto().url, &moto().node)
 }
 
 fn admin_client() -> SignedClient {
-    SignedClient::new(&sdk(&moto().admin)).expect("client")
+    signed_client(&moto().url, &moto().admin)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,109 +10,41 @@
 //!
 //! A missing moto is a failure, not a skip: CI has it (`scripts/setup.sh`).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+mod common;
+use common::{Keys, MotoProcess, run_setup, signed_client, start_moto};
+use std::sync::OnceLock;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use rill_aws::ecs::SignedClient;
 use rill_aws::prewarm::{EventBridgeSchedules, ScalableTargetFloor, ScheduleTarget};
 use rill_core::prewarm::{IngestFloor, PrewarmSchedule, schedule_name};
 use serde_json::Value;
 
-#[derive(Debug, Clone)]
-struct Keys {
-    id: String,
-    secret: String,
-}
-
 #[derive(Debug)]
 struct Moto {
     url: String,
     keys: Keys,
-    // Closing our end of its stdin stops moto.
-    _process: Mutex<(ChildStdin, Child)>,
+    _process: MotoProcess,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
 
 fn moto() -> &'static Moto {
-    MOTO.get_or_init(start_moto)
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    let venv = std::env::var("RILL_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../..")
-                .join(".venv")
-        });
-    let bin = venv.join("bin").join(name);
-    assert!(
-        bin.exists(),
-        "{} not found: install moto with scripts/setup.sh or point RILL_VENV at a venv that has it",
-        bin.display()
-    );
-    bin
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    // `read` returns when the test process exits and its end of the pipe closes.
-    let script = format!(
-        "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
-        venv_bin("moto_server").display()
-    );
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start moto_server");
-    let stdin = child.stdin.take().expect("piped stdin");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let url = format!("http://127.0.0.1:{port}");
-    Moto {
-        keys: Keys {
-            id: "test".into(),
-            secret: "test".into(),
-        },
-        url,
-        _process: Mutex::new((stdin, child)),
-    }
+    MOTO.get_or_init(|| {
+        let process = start_moto("");
+        Moto {
+            keys: Keys {
+                id: "test".into(),
+                secret: "test".into(),
+            },
+            url: process.url.clone(),
+            _process: process,
+        }
+    })
 }
 
 /// Runs `tests/prewarm_setup.py` with boto3 and returns the JSON line it prints.
 fn setup(args: &[&str]) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/prewarm_setup.py");
-    let out = Command::new(venv_bin("python"))
-        .arg(&script)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run prewarm_setup.py");
-    assert!(out.status.success(), "prewarm_setup.py {args:?} failed");
-    let line = BufReader::new(&out.stdout[..])
-        .lines()
-        .map_while(Result::ok)
-        .last()
-        .expect("prewarm_setup.py printed nothing");
-    serde_json::from_str(&line).expect("prewarm_setup.py prints JSON")
+    run_setup("prewarm_setup.py", args)
 }
 
 /// `setup(command, ...)` with the keys after the command.
@@ -124,19 +56,7 @@ fn as_admin(command: &str, args: &[&str]) -> Value {
 }
 
 fn client(keys: &Keys) -> SignedClient {
-    let sdk = SdkConfig::builder()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto().url.clone())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            keys.id.clone(),
-            keys.secret.clone(),
-            None,
-            None,
-            "moto",
-        )))
-        .behavior_version(BehaviorVersion::latest())
-        .build();
-    SignedClient::new(&sdk).expect("client")
+    signed_client(&moto().url, keys)
 }
 
 fn unique(prefix: &str) -> String {

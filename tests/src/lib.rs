@@ -142,6 +142,22 @@ fn spawn_announcing(mut cmd: Command, extra_env: &[(&str, &str)]) -> (Child, Str
     (child, line)
 }
 
+/// The SDK configuration for the moto at `url`, with the test credentials.
+pub async fn moto_sdk(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "rill-tests",
+        ))
+        .load()
+        .await
+}
+
 /// Environment every process of the stack shares.
 pub fn aws_env(moto: &str, table: &str, bucket: &str) -> Vec<(String, String)> {
     [
@@ -243,18 +259,7 @@ impl Stack {
 
     /// The SDK configuration of the stack's moto (for clients the harness does not wrap).
     pub async fn sdk(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.moto)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "rill-tests",
-            ))
-            .load()
-            .await
+        moto_sdk(&self.moto).await
     }
 
     /// Creates a stream on `channel` as `owner` and moves it to `live` as the ingest node

@@ -31,19 +31,7 @@ fn unique(prefix: &str) -> String {
 
 /// A signed client on the shared moto, as the functions build theirs.
 async fn aws_at(moto: &str) -> SignedClient {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "rill-tests",
-        ))
-        .load()
-        .await;
-    SignedClient::new(&sdk).expect("client")
+    SignedClient::new(&rill_tests::moto_sdk(moto).await).expect("client")
 }
 
 async fn aws(stack: &Stack) -> SignedClient {

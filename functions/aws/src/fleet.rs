@@ -131,14 +131,7 @@ impl FleetStore for DynamoStore {
             ttl: node.heartbeat_at.timestamp() + NODE_TTL_SECONDS,
             node: node.clone(),
         })?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable("put node", e.into_service_error()))?;
-        Ok(())
+        self.put_unconditional(item, "put node").await
     }
 
     async fn remove_node(&self, node_id: &str) -> Result<(), StoreError> {

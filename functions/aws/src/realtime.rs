@@ -761,14 +761,7 @@ impl rill_core::store::MetricsStore for DynamoStore {
             ttl: sample.at.timestamp() + 7 * DAY_SECONDS,
             sample: sample.clone(),
         })?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable("put sample", e.into_service_error()))?;
-        Ok(())
+        self.put_unconditional(item, "put sample").await
     }
 
     async fn samples(

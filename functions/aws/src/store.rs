@@ -44,6 +44,19 @@ impl DynamoStore {
             table: table.into(),
         }
     }
+
+    /// An unconditional put (last writer wins: samples, registry heartbeats); `what` names
+    /// it in the error.
+    pub(crate) async fn put_unconditional(&self, item: Item, what: &str) -> Result<(), StoreError> {
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(what, e.into_service_error()))?;
+        Ok(())
+    }
 }
 
 pub(crate) fn stream_pk(id: &str) -> String {

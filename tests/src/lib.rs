@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod counting;
 pub mod idp;
+pub use counting::Counter;
 pub use idp::TestIdp;
 
 pub const JWT_SECRET: &str = "rill-test-secret-0123456789abcdef";
@@ -188,7 +190,20 @@ impl Stack {
     /// Starts a gateway on a free port against the shared moto, creating a fresh table and
     /// bucket. `extra_env` is passed to the gateway and so to every function.
     pub fn start_with(extra_env: &[(&str, &str)]) -> Stack {
-        let moto = moto_url();
+        Stack::start_on(moto_url(), extra_env)
+    }
+
+    /// A stack whose gateway and functions reach moto through a [`Counter`], which records
+    /// every storage request with the function that made it.
+    pub fn start_counted(extra_env: &[(&str, &str)]) -> (Stack, Counter) {
+        let counter = Counter::start(&moto_url());
+        let mut stack = Stack::start_on(counter.url.clone(), extra_env);
+        // The harness's own clients go to moto directly: only the stack is counted.
+        stack.moto = moto_url();
+        (stack, counter)
+    }
+
+    fn start_on(moto: String, extra_env: &[(&str, &str)]) -> Stack {
         let suffix = ulid::Ulid::new().to_string().to_lowercase();
         let table = format!("rill-{suffix}");
         let bucket = format!("rill-{suffix}");

@@ -10,6 +10,11 @@ pub struct AwsSettings {
     /// `AWS_ENDPOINT_URL`: moto or LocalStack locally, unset on AWS.
     pub endpoint_url: Option<String>,
     pub region: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda, and by the local gateway): sent as the SDK's
+    /// app name (`app/<name>` in every request's user agent), so storage calls can be
+    /// attributed to the function that made them (CloudTrail on AWS, the call-budget tests
+    /// locally).
+    pub app_name: Option<String>,
 }
 
 impl AwsSettings {
@@ -29,6 +34,7 @@ impl AwsSettings {
             region: var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".to_owned()),
+            app_name: var("AWS_LAMBDA_FUNCTION_NAME"),
         }
     }
 }
@@ -40,6 +46,14 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
         .region(Region::new(settings.region.clone()));
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    // A name the SDK refuses (characters outside its set) is left out, never fatal.
+    if let Some(app) = settings
+        .app_name
+        .as_deref()
+        .and_then(|n| aws_config::AppName::new(n.to_owned()).ok())
+    {
+        loader = loader.app_name(app);
     }
     loader.load().await
 }

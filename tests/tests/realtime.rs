@@ -8,6 +8,8 @@ use rill_core::{Command, time};
 use rill_tests::{Connect, Stack, User};
 use serde_json::{Value, json};
 
+/// How long a socket function may act on a stream or a standing it read earlier.
+const STALE: Duration = rill_api::cache::SHORT.saturating_add(Duration::from_millis(300));
 const SOON: Duration = Duration::from_secs(5);
 /// The fan-out batches the table stream for up to a second.
 const BATCHED: Duration = Duration::from_secs(6);
@@ -302,6 +304,9 @@ async fn moderation_rules_hold_on_sockets() {
             .status,
         403
     );
+    // Socket functions see moderation and settings changes within their stated
+    // staleness (functions/api/src/cache.rs).
+    tokio::time::sleep(STALE).await;
     bob_socket
         .send_json(json!({"action":"chat","content":"spam"}))
         .await;
@@ -321,6 +326,9 @@ async fn moderation_rules_hold_on_sockets() {
             None,
         )
         .await;
+    // Socket functions see moderation and settings changes within their stated
+    // staleness (functions/api/src/cache.rs).
+    tokio::time::sleep(STALE).await;
     bob_socket
         .send_json(json!({"action":"chat","content":"sorry"}))
         .await;
@@ -335,6 +343,9 @@ async fn moderation_rules_hold_on_sockets() {
             Some(json!({"settings":{"chatMode":"followers"}})),
         )
         .await;
+    // Socket functions see moderation and settings changes within their stated
+    // staleness (functions/api/src/cache.rs).
+    tokio::time::sleep(STALE).await;
     let mut carol = stack.socket(&id, &User::named("carol")).await;
     carol
         .send_json(json!({"action":"chat","content":"hi"}))
@@ -361,6 +372,9 @@ async fn moderation_rules_hold_on_sockets() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // Socket functions see moderation and settings changes within their stated
+    // staleness (functions/api/src/cache.rs).
+    tokio::time::sleep(STALE).await;
     carol
         .send_json(json!({"action":"chat","content":"hi again"}))
         .await;
@@ -375,6 +389,9 @@ async fn moderation_rules_hold_on_sockets() {
             Some(json!({"settings":{"chatEnabled":false}})),
         )
         .await;
+    // Socket functions see moderation and settings changes within their stated
+    // staleness (functions/api/src/cache.rs).
+    tokio::time::sleep(STALE).await;
     carol
         .send_json(json!({"action":"chat","content":"anyone?"}))
         .await;
@@ -419,6 +436,9 @@ async fn the_rate_limit_and_slow_mode_hold_per_user() {
             Some(json!({"settings":{"slowModeSeconds":30}})),
         )
         .await;
+    // Socket functions see moderation and settings changes within their stated
+    // staleness (functions/api/src/cache.rs).
+    tokio::time::sleep(STALE).await;
     let mut erin = stack.socket(&id, &User::named("erin")).await;
     erin.send_json(json!({"action":"chat","content":"first"}))
         .await;

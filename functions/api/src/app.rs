@@ -9,14 +9,17 @@ use rill_aws::notify::ManagementApi;
 use rill_aws::objects::S3Uploads;
 use rill_aws::prewarm::EventBridgeSchedules;
 use rill_aws::store::DynamoStore;
+use rill_core::Stream;
 use rill_core::fleet::FleetStore;
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
-use rill_core::realtime::RateLimit;
+use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
-    ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StreamStore, UploadSigner,
+    ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StoreError, StreamStore,
+    UploadSigner,
 };
 
 use crate::auth::Auth;
+use crate::cache::Caches;
 
 /// `INGEST_PUBLIC_URL` value that means "the WHIP router on this same HTTP API"
 /// ([`IngestBase::SameApi`]).
@@ -119,6 +122,8 @@ pub struct App {
     /// One-time pre-warm schedules of scheduled streams (EventBridge Scheduler with
     /// `PREWARM_FUNCTION_ARN`, `PREWARM_ROLE_ARN`, `PREWARM_SCHEDULE_GROUP`; otherwise off).
     pub prewarm: Arc<dyn PrewarmSchedule>,
+    /// What this warm instance remembers between requests (`cache.rs`: stated staleness).
+    pub caches: Caches,
 }
 
 /// The pre-warm schedules this instance writes, and a log line saying which. Pre-warming is
@@ -200,6 +205,48 @@ impl App {
             urls: PublicUrls::from_env(),
             rate_limit: rate_limit_from_env(),
             prewarm: prewarm_from_env(&sdk),
+            caches: Caches::default(),
         }
+    }
+}
+
+impl App {
+    /// The stream, at most [`crate::cache::SHORT`] old.
+    pub async fn stream_cached(&self, id: &str) -> Result<Option<Stream>, StoreError> {
+        if let Some(s) = self.caches.streams.get(&id.to_owned()) {
+            return Ok(Some(s));
+        }
+        let stream = self.streams.get_stream(id).await?;
+        if let Some(s) = &stream {
+            self.caches.streams.put(id.to_owned(), s.clone());
+        }
+        Ok(stream)
+    }
+
+    /// A user's ban, moderator and membership state, at most [`crate::cache::SHORT`] old.
+    pub async fn standing_cached(
+        &self,
+        stream: &Stream,
+        user_id: &str,
+    ) -> Result<Standing, StoreError> {
+        let key = (stream.id.clone(), user_id.to_owned());
+        if let Some(s) = self.caches.standings.get(&key) {
+            return Ok(s);
+        }
+        let standing = self.realtime.standing(stream, user_id).await?;
+        self.caches.standings.put(key, standing);
+        Ok(standing)
+    }
+
+    /// A connection as `$connect` registered it (it never changes afterwards).
+    pub async fn connection_cached(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        if let Some(c) = self.caches.connections.get(&id.to_owned()) {
+            return Ok(Some(c));
+        }
+        let connection = self.realtime.connection(id).await?;
+        if let Some(c) = &connection {
+            self.caches.connections.put(id.to_owned(), c.clone());
+        }
+        Ok(connection)
     }
 }

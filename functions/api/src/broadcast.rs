@@ -23,18 +23,34 @@ pub struct Delivery {
 /// Sends `event` to every connection of its stream except `skip` (a connection still in
 /// its `$connect`, which cannot receive yet).
 pub async fn broadcast(app: &App, event: &Event, skip: Option<&str>) -> Result<Delivery, ApiError> {
-    let frame = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.to_string()))?;
     let ids = app.realtime.connections_of(&event.stream_id).await?;
+    broadcast_to(app, event, &ids, skip).await
+}
+
+/// Sends `event` to `ids` (the stream's connections, read once by the caller for a whole
+/// batch of events) except `skip`.
+pub async fn broadcast_to(
+    app: &App,
+    event: &Event,
+    ids: &[String],
+    skip: Option<&str>,
+) -> Result<Delivery, ApiError> {
+    let frame = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.to_string()))?;
     let frame = &frame;
-    let results: Vec<(String, Result<(), NotifyError>)> =
-        futures_util::stream::iter(ids.into_iter().filter(|id| Some(id.as_str()) != skip))
-            .map(|id| async move {
-                let r = app.notifier.post(&id, frame).await;
-                (id, r)
-            })
-            .buffer_unordered(FANOUT_CONCURRENCY)
-            .collect()
-            .await;
+    // Owned ids: the delivery futures must not borrow the caller's list (Send bounds).
+    let targets: Vec<String> = ids
+        .iter()
+        .filter(|id| Some(id.as_str()) != skip)
+        .cloned()
+        .collect();
+    let results: Vec<(String, Result<(), NotifyError>)> = futures_util::stream::iter(targets)
+        .map(|id| async move {
+            let r = app.notifier.post(&id, frame).await;
+            (id, r)
+        })
+        .buffer_unordered(FANOUT_CONCURRENCY)
+        .collect()
+        .await;
     let mut d = Delivery::default();
     for (id, r) in results {
         match r {

@@ -7,7 +7,14 @@
 //!
 //! Coalescing: within one batch (the event source's batching window, 1 s), all reactions of
 //! a stream become one `stream:reaction` frame and all viewer-count changes one
-//! `stream:viewer-count` frame carrying the latest count. The reaction frame is
+//! `stream:viewer-count` frame carrying the latest count (and the peak, which is raised
+//! here: `$connect` only adds to the count). The stream's connection list is read once per
+//! batch, whatever the number of events.
+//!
+//! Presence: joins and leaves of signed-in users (`CONN#` items appearing and disappearing)
+//! are announced by name only to small audiences: at most [`NAMED_PRESENCE_MAX`] open
+//! connections, at most [`NAMED_PER_BATCH`] names each way per batch. Beyond that everyone
+//! gets the count only: naming each of N arriving viewers to all N costs N² deliveries. The reaction frame is
 //! `{"total": n, "counts": {"🔥": 3, ...}, "samples": [{"emoji","positionX","positionY"}...]}`
 //! with at most [`REACTION_SAMPLES`] samples for the overlay.
 
@@ -19,11 +26,15 @@ use rill_core::event::{Event, EventType};
 use rill_core::time;
 use serde_json::{Value, json};
 
-use crate::broadcast::broadcast;
+use crate::broadcast::broadcast_to;
 use crate::{ApiError, App};
 
 /// Positions sent along with a reaction batch, for the floating overlay.
 pub const REACTION_SAMPLES: usize = 20;
+/// Largest audience (open connections) that is told joins and leaves by name.
+pub const NAMED_PRESENCE_MAX: usize = 50;
+/// Names per direction (joined, left) per batch.
+pub const NAMED_PER_BATCH: usize = 20;
 
 fn image(item: &serde_dynamo::Item) -> Option<Value> {
     if item.is_empty() {
@@ -54,6 +65,10 @@ struct StreamBatch {
     events: Vec<(EventType, Value)>,
     reactions: Vec<Value>,
     viewer_count: Option<(Value, Value)>,
+    /// A count above the stored peak: the peak to raise.
+    new_peak: Option<u64>,
+    joined: Vec<Value>,
+    left: Vec<Value>,
 }
 
 /// Turns records into per-stream events, in record order, with the coalesced ones last.
@@ -89,13 +104,13 @@ fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
                 }
                 if n.get("viewerCount") != o.get("viewerCount") {
                     let count = n.get("viewerCount").and_then(Value::as_u64).unwrap_or(0);
-                    // The peak is raised by a second write after the count: never report it
-                    // below the count it belongs to.
-                    let peak = n
-                        .get("peakViewers")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0)
-                        .max(count);
+                    // The peak is raised here, after the count: never report it below the
+                    // count it belongs to.
+                    let stored = n.get("peakViewers").and_then(Value::as_u64).unwrap_or(0);
+                    if count > stored {
+                        batch.new_peak = Some(batch.new_peak.unwrap_or(0).max(count));
+                    }
+                    let peak = stored.max(count).max(batch.new_peak.unwrap_or(0));
                     batch.viewer_count = Some((json!(count), json!(peak)));
                 }
                 let pinned = n.get("pinnedMessageId");
@@ -132,6 +147,16 @@ fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
                     .events
                     .push((EventType::Question, json!({"question": public(n.clone())})));
             }
+            ("INSERT", sk, Some(n), _) if sk.starts_with("CONN#") => {
+                if let Some(who) = presence(n) {
+                    batch.joined.push(who);
+                }
+            }
+            ("REMOVE", sk, _, Some(o)) if sk.starts_with("CONN#") => {
+                if let Some(who) = presence(o) {
+                    batch.left.push(who);
+                }
+            }
             ("INSERT", sk, Some(n), _) if sk.starts_with("METRIC#") => {
                 batch
                     .events
@@ -141,6 +166,12 @@ fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
         }
     }
     out
+}
+
+/// `{userId, displayName}` of a signed-in connection item; anonymous ones are not named.
+fn presence(conn: &Value) -> Option<Value> {
+    let user = str_of(conn, "userId")?;
+    Some(json!({"userId": user, "displayName": conn.get("displayName")}))
 }
 
 fn reaction_frame(reactions: &[Value]) -> Value {
@@ -163,6 +194,9 @@ fn reaction_frame(reactions: &[Value]) -> Value {
 pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
     let now = time::now();
     for (stream_id, batch) in plan(&event.records) {
+        if let Some(peak) = batch.new_peak {
+            app.realtime.raise_peak(&stream_id, peak).await?;
+        }
         let mut events: Vec<Event> = batch
             .events
             .into_iter()
@@ -176,6 +210,21 @@ pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
                 now,
             ));
         }
+        let named = !batch.joined.is_empty() || !batch.left.is_empty();
+        if events.is_empty() && batch.viewer_count.is_none() && !named {
+            continue;
+        }
+        let ids = app.realtime.connections_of(&stream_id).await?;
+        if named && ids.len() <= NAMED_PRESENCE_MAX {
+            for (kind, people) in [
+                (EventType::ViewerJoined, batch.joined),
+                (EventType::ViewerLeft, batch.left),
+            ] {
+                for who in people.into_iter().take(NAMED_PER_BATCH) {
+                    events.push(Event::new(kind, &stream_id, who, now));
+                }
+            }
+        }
         if let Some((count, peak)) = batch.viewer_count {
             events.push(Event::new(
                 EventType::ViewerCount,
@@ -185,7 +234,7 @@ pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
             ));
         }
         for e in &events {
-            let d = broadcast(&app, e, None).await?;
+            let d = broadcast_to(&app, e, &ids, None).await?;
             tracing::debug!(stream_id = %stream_id, kind = ?e.kind, delivered = d.delivered, pruned = d.pruned, "fanned out");
         }
     }
@@ -295,5 +344,56 @@ mod tests {
             !plan["a"].events[2].1.to_string().contains("secret"),
             "the key hash never leaves"
         );
+    }
+
+    #[test]
+    fn signed_in_joins_and_leaves_are_named_and_a_higher_count_raises_the_peak() {
+        let conn = |sk: &str, user: Option<&str>| {
+            let mut c = json!({"pk": "STREAM#a", "sk": sk, "connectionId": sk, "streamId": "a"});
+            if let Some(u) = user {
+                c["userId"] = json!(u);
+                c["displayName"] = json!(format!("{u}!"));
+            }
+            c
+        };
+        let key = |sk: &str| json!({"pk": "STREAM#a", "sk": sk});
+        let records = vec![
+            record(
+                "INSERT",
+                key("CONN#1"),
+                Some(conn("CONN#1", Some("ann"))),
+                None,
+            ),
+            record("INSERT", key("CONN#2"), Some(conn("CONN#2", None)), None),
+            record(
+                "REMOVE",
+                key("CONN#3"),
+                None,
+                Some(conn("CONN#3", Some("ben"))),
+            ),
+            record(
+                "MODIFY",
+                key("META"),
+                Some(json!({"status": "live", "viewerCount": 5, "peakViewers": 3})),
+                Some(json!({"status": "live", "viewerCount": 4, "peakViewers": 3})),
+            ),
+        ];
+        let plan = plan(&parse(records));
+        let a = &plan["a"];
+        assert_eq!(a.joined, [json!({"userId": "ann", "displayName": "ann!"})]);
+        assert_eq!(a.left, [json!({"userId": "ben", "displayName": "ben!"})]);
+        assert_eq!(a.new_peak, Some(5));
+        assert_eq!(a.viewer_count, Some((json!(5), json!(5))));
+
+        // A count below the stored peak raises nothing.
+        let lower = vec![record(
+            "MODIFY",
+            key("META"),
+            Some(json!({"status": "live", "viewerCount": 2, "peakViewers": 9})),
+            Some(json!({"status": "live", "viewerCount": 3, "peakViewers": 9})),
+        )];
+        let plan = super::plan(&parse(lower));
+        assert_eq!(plan["a"].new_peak, None);
+        assert_eq!(plan["a"].viewer_count, Some((json!(2), json!(9))));
     }
 }

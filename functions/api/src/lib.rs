@@ -19,6 +19,7 @@
 pub mod app;
 pub mod auth;
 pub mod broadcast;
+pub mod cache;
 pub mod error;
 pub mod fanout;
 pub mod handlers;

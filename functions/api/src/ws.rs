@@ -3,9 +3,16 @@
 //!
 //! Socket functions answer the caller through the Management API (there is no route
 //! response), so every refusal is an error frame to that connection only: nothing is
-//! stored and nothing is broadcast. Events born here (chat, questions, joins and leaves)
-//! fan out at once; reactions are stored and go out in coalesced batches through the
-//! table's stream (see `fanout`).
+//! stored and nothing is broadcast. Events born here (chat, questions) fan out at once;
+//! reactions, joins, leaves and counts are stored and go out in coalesced batches through
+//! the table's stream (see `fanout`).
+//!
+//! Storage-call budgets (warm instance; `tests/tests/budgets.rs` counts them on the real
+//! binaries; docs/architecture.md section 6): `$connect` <= 2 (the standing of a signed-in
+//! user not seen in the last 2 s, then one transaction), `$disconnect` 2, a chat message
+//! <= 2 before its fan-out (the rate bucket's conditional write and the message's
+//! transaction), a reaction 1 write, a heartbeat 1 write. Reads come from the warm caches
+//! (`cache.rs`, stated staleness) when they can.
 
 use std::sync::Arc;
 
@@ -103,7 +110,7 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
             Err(e) => return Ok(refuse(e)),
         },
     };
-    let Some(stream) = app.streams.get_stream(&stream_id).await? else {
+    let Some(stream) = app.stream_cached(&stream_id).await? else {
         return Ok(refuse(ApiError::NotFound("stream")));
     };
     if stream.status == StreamStatus::Cancelled {
@@ -113,7 +120,7 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         )));
     }
     if let Some(u) = &user
-        && app.realtime.standing(&stream, &u.user_id).await?.is_banned
+        && app.standing_cached(&stream, &u.user_id).await?.is_banned
     {
         return Ok(refuse(ApiError::forbidden(
             "banned",
@@ -128,43 +135,20 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         connected_at: time::now(),
         counted: user.as_ref().is_none_or(|u| u.user_id != stream.owner_id),
     };
-    let count = app
-        .realtime
+    // One write. Joins are announced, coalesced, by `events-fanout` from the table stream
+    // (the new `CONN#` item and the count on META), never one fan-out per join here: a crowd
+    // arriving would cost N² deliveries.
+    app.realtime
         .open_connection(&connection, connection.connected_at + CONNECTION_TTL)
         .await?;
-    // Joins of signed-in users are announced; anonymous viewers only move the coalesced
-    // `stream:viewer-count`, since announcing every join to every viewer costs N² deliveries
-    // when a crowd arrives. The new socket cannot receive until its handshake completes: skip it.
-    if connection.user_id.is_some() {
-        let data = json!({"userId": connection.user_id, "displayName": connection.display_name, "count": count});
-        emit(
-            &app,
-            EventType::ViewerJoined,
-            &stream_id,
-            data,
-            Some(&conn_id),
-        )
-        .await?;
-    }
     Ok(ok())
 }
 
-/// `$disconnect`: counts the viewer out (once) and tells the others about signed-in users.
+/// `$disconnect`: counts the viewer out (once). Leaves are announced by `events-fanout`.
 pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
-    if let Some(c) = app.realtime.close_connection(&conn_id, time::now()).await?
-        && c.user_id.is_some()
-    {
-        let data = json!({"userId": c.user_id, "displayName": c.display_name});
-        emit(
-            &app,
-            EventType::ViewerLeft,
-            &c.stream_id,
-            data,
-            Some(&conn_id),
-        )
-        .await?;
-    }
+    app.realtime.close_connection(&conn_id, time::now()).await?;
+    app.caches.connections.remove(&conn_id);
     Ok(ok())
 }
 
@@ -188,7 +172,7 @@ async fn prepare(
         Ok(f) => f,
         Err(r) => return Ok(Err(r)),
     };
-    match app.realtime.connection(&conn_id).await? {
+    match app.connection_cached(&conn_id).await? {
         Some(c) => Ok(Ok((conn_id, frame, c))),
         None => Ok(Err(Refusal::new(
             "not_connected",
@@ -220,7 +204,7 @@ pub async fn chat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError>
         )
         .await);
     };
-    let Some(stream) = app.streams.get_stream(&connection.stream_id).await? else {
+    let Some(stream) = app.stream_cached(&connection.stream_id).await? else {
         return Ok(reply_error(
             &app,
             &conn_id,
@@ -268,7 +252,7 @@ pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError
         )
         .await);
     };
-    let Some(stream) = app.streams.get_stream(&connection.stream_id).await? else {
+    let Some(stream) = app.stream_cached(&connection.stream_id).await? else {
         return Ok(reply_error(
             &app,
             &conn_id,
@@ -335,7 +319,7 @@ pub async fn question(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiEr
         )
         .await);
     };
-    let Some(stream) = app.streams.get_stream(&connection.stream_id).await? else {
+    let Some(stream) = app.stream_cached(&connection.stream_id).await? else {
         return Ok(reply_error(
             &app,
             &conn_id,
@@ -350,7 +334,7 @@ pub async fn question(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiEr
         );
         return Ok(reply_error(&app, &conn_id, &r).await);
     }
-    let standing = app.realtime.standing(&stream, &user.user_id).await?;
+    let standing = app.standing_cached(&stream, &user.user_id).await?;
     if standing.is_banned {
         return Ok(reply_error(
             &app,

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 
 use rill_core::realtime::{Bucket, Connection, MemberRole, Question, RateLimit, Refusal, Standing};
-use rill_core::store::{Origin, QuestionStore, RealtimeStore, StoreError, StreamStore};
+use rill_core::store::{Origin, QuestionStore, RealtimeStore, StoreError};
 use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
 
@@ -175,7 +175,7 @@ impl RealtimeStore for DynamoStore {
         &self,
         connection: &Connection,
         expires_at: Timestamp,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(), StoreError> {
         let ttl = expires_at.timestamp();
         let by_stream = to_item(&ConnectionItem {
             pk: stream_pk(&connection.stream_id),
@@ -224,36 +224,37 @@ impl RealtimeStore for DynamoStore {
             );
         }
         match self.transact(items, "open connection").await {
-            Ok(()) => {}
-            Err(Some(e)) => return Err(e),
-            Err(None) => return Err(StoreError::NotFound),
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(StoreError::NotFound),
         }
-        let current = self
-            .get_stream(&connection.stream_id)
-            .await?
-            .map(|s| s.stats.current_viewers)
-            .unwrap_or(0);
-        if !connection.counted {
-            return Ok(current);
-        }
+    }
+
+    async fn raise_peak(&self, stream_id: &str, count: u64) -> Result<(), StoreError> {
         // Peak is a max, which DynamoDB cannot compute in place: raise it conditionally.
         let peak = self
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(&connection.stream_id)))
+            .set_key(Some(self.meta_key(stream_id)))
             .update_expression("SET peakViewers = :n")
-            .condition_expression("attribute_not_exists(peakViewers) OR peakViewers < :n")
-            .expression_attribute_values(":n", n(current))
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(peakViewers) OR peakViewers < :n)",
+            )
+            .expression_attribute_values(":n", n(count))
             .send()
             .await;
-        if let Err(e) = peak {
-            let e = e.into_service_error();
-            if !e.is_conditional_check_failed_exception() {
-                return Err(unavailable("raise peak", e));
+        match peak {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable("raise peak", e))
+                }
             }
         }
-        Ok(current)
     }
 
     async fn close_connection(
@@ -507,20 +508,28 @@ impl RealtimeStore for DynamoStore {
         limit: &RateLimit,
         slow_mode_seconds: u32,
         now_ms: i64,
+        known: Option<Bucket>,
     ) -> Result<Result<Bucket, Refusal>, StoreError> {
         let key = self.key(stream_pk(stream_id), format!("RATE#{user_id}"));
-        // A lost race means someone else just spent a token: re-read and decide again.
+        // The first round trusts the bucket this instance wrote last (no read); a lost race
+        // means someone else spent a token since: re-read and decide again.
+        let mut known = known;
         for _ in 0..3 {
-            let out = self
-                .db
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable("get bucket", e.into_service_error()))?;
-            let previous: Option<Bucket> = out.item.map(from_item).transpose()?;
+            let previous: Option<Bucket> = match known.take() {
+                Some(b) => Some(b),
+                None => {
+                    let out = self
+                        .db
+                        .get_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key.clone()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| unavailable("get bucket", e.into_service_error()))?;
+                    out.item.map(from_item).transpose()?
+                }
+            };
             let bucket = previous.unwrap_or_else(|| Bucket::full(limit));
             let next = match bucket.take(limit, slow_mode_seconds, now_ms) {
                 Ok(next) => next,

@@ -163,13 +163,18 @@ impl Origin {
 /// Connections, viewer counters, moderation state and per-user rate limits.
 #[async_trait]
 pub trait RealtimeStore: Send + Sync {
-    /// Registers a connection and counts the viewer in (current, total, peak), atomically
-    /// with the connection items. Returns the current viewer count.
+    /// Registers a connection and counts the viewer in (current and total), atomically
+    /// with the connection items: one write. The peak follows from the table stream
+    /// ([`RealtimeStore::raise_peak`]), not from here, so `$connect` stays at its budget.
     async fn open_connection(
         &self,
         connection: &Connection,
         expires_at: Timestamp,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<(), StoreError>;
+
+    /// Raises the stream's peak viewer count to `count` if it is higher (a conditional
+    /// write; a lower count changes nothing and is not an error).
+    async fn raise_peak(&self, stream_id: &str, count: u64) -> Result<(), StoreError>;
 
     /// Removes a connection and counts the viewer out, adding its watch time. `None` when
     /// it was already gone (a second `$disconnect`, or a prune after a 410): counters then
@@ -216,7 +221,9 @@ pub trait RealtimeStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Spends one message token for the user (rate limit and slow mode). `Ok(Err(_))` is a
-    /// refusal for the user; `Err(_)` a storage failure.
+    /// refusal for the user; `Err(_)` a storage failure. `known` is the bucket as this
+    /// instance last wrote it, if it did: then the spend is one conditional write on it
+    /// (no read), and only when another instance wrote since is the bucket read again.
     async fn take_message_token(
         &self,
         stream_id: &str,
@@ -224,6 +231,7 @@ pub trait RealtimeStore: Send + Sync {
         limit: &RateLimit,
         slow_mode_seconds: u32,
         now_ms: i64,
+        known: Option<Bucket>,
     ) -> Result<Result<Bucket, Refusal>, StoreError>;
 
     /// Records a viewer's playback report (quality, buffering) on its viewer session.

@@ -40,7 +40,7 @@ pub async fn post_chat(
     origin: Origin,
 ) -> Result<ChatMessage, ApiError> {
     let standing = match user {
-        Some(u) => app.realtime.standing(stream, &u.user_id).await?,
+        Some(u) => app.standing_cached(stream, &u.user_id).await?,
         None => Standing::default(),
     };
     chat_permission(stream, user, &standing)?;
@@ -52,15 +52,20 @@ pub async fn post_chat(
     if !standing.moderates() {
         let slow_mode = stream.settings.slow_mode_seconds;
         let now_ms = message.created_at.timestamp_millis();
-        app.realtime
+        let key = (stream.id.clone(), user.user_id.clone());
+        let known = app.caches.buckets.get(&key);
+        let bucket = app
+            .realtime
             .take_message_token(
                 &stream.id,
                 &user.user_id,
                 &app.rate_limit,
                 slow_mode,
                 now_ms,
+                known,
             )
             .await??;
+        app.caches.buckets.put(key, bucket);
     }
     app.chat.post_message(&message, origin).await?;
     Ok(message)

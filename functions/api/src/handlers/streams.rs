@@ -319,6 +319,9 @@ pub async fn viewers(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiE
     let stream = load_stream(&app, &id).await?;
     json(
         200,
-        &json!({"count": stream.stats.current_viewers, "peak": stream.stats.peak_viewers}),
+        // The stored peak is raised by `events-fanout` within its batch window; never
+        // report it below the count it must include.
+        &json!({"count": stream.stats.current_viewers,
+                "peak": stream.stats.peak_viewers.max(stream.stats.current_viewers)}),
     )
 }

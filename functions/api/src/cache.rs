@@ -1,0 +1,112 @@
+//! What a warm instance may remember between requests, so the realtime paths stay within
+//! their storage-call budgets (docs/architecture.md section 6).
+//!
+//! Staleness, stated once here:
+//! - **Connections** (`CONN#…`): never change after `$connect`; kept 10 minutes. A
+//!   connection closed meanwhile is still found here, which costs nothing: what its frames
+//!   would write is guarded by the stream (a closed socket sends no frames anyway).
+//! - **Streams** (`STREAM#…/META`) and **standings** (ban, moderator, membership): kept
+//!   [`SHORT`] (2 s). A status change, a settings change or a ban reaches the socket
+//!   functions of an instance within 2 s; writes still go through the table's conditions
+//!   (a chat message on an ended stream is refused by its transaction).
+//! - **Rate buckets**: the bucket this instance last wrote for a user, so the next spend
+//!   is one conditional write; a write by another instance fails the condition and the
+//!   bucket is read again (never trusted blindly).
+//!
+//! Every cache is bounded: past [`MAX_ENTRIES`] it is emptied (a busy instance then
+//! re-reads, which is correct, only slower).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rill_core::Stream;
+use rill_core::realtime::{Bucket, Connection, Standing};
+
+pub const SHORT: Duration = Duration::from_secs(2);
+pub const CONNECTIONS: Duration = Duration::from_secs(600);
+pub const BUCKETS: Duration = Duration::from_secs(60);
+pub const MAX_ENTRIES: usize = 20_000;
+
+/// A map whose entries expire `ttl` after they were put.
+#[derive(Debug)]
+pub struct TtlCache<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+    pub fn new(ttl: Duration) -> Self {
+        TtlCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, key: K, value: V) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    pub fn remove(&self, key: &K) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// The caches of one warm instance.
+#[derive(Debug)]
+pub struct Caches {
+    pub connections: TtlCache<String, Connection>,
+    pub streams: TtlCache<String, Stream>,
+    /// By (stream id, user id).
+    pub standings: TtlCache<(String, String), Standing>,
+    /// By (stream id, user id).
+    pub buckets: TtlCache<(String, String), Bucket>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            connections: TtlCache::new(CONNECTIONS),
+            streams: TtlCache::new(SHORT),
+            standings: TtlCache::new(SHORT),
+            buckets: TtlCache::new(BUCKETS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_after_their_ttl_and_the_cache_stays_bounded() {
+        let c = TtlCache::new(Duration::from_millis(30));
+        c.put(1, "a");
+        assert_eq!(c.get(&1), Some("a"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.get(&1), None);
+        for i in 0..MAX_ENTRIES + 5 {
+            c.put(i, "x");
+        }
+        assert!(c.entries.lock().expect("lock").len() <= MAX_ENTRIES);
+        c.put(7, "y");
+        c.remove(&7);
+        assert_eq!(c.get(&7), None);
+    }
+}

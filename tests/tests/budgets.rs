@@ -1,0 +1,123 @@
+//! Storage-call budgets of the realtime operations (docs/architecture.md section 6), counted
+//! on the real binaries: the stack reaches moto through a counting proxy that attributes
+//! every DynamoDB request to the function that sent it (`rill_tests::Counter`).
+//!
+//! Budgets are for a warm instance (the common case on a busy stream): caches with stated
+//! staleness stand in for reads a cold instance makes once. Each test warms the function
+//! with one operation, then counts the next one.
+
+use std::time::Duration;
+
+use rill_tests::{Counter, Stack, User};
+use serde_json::json;
+
+const QUIET: Duration = Duration::from_millis(400);
+const WITHIN: Duration = Duration::from_secs(10);
+
+async fn counted(counter: &Counter, function: &str) -> Vec<String> {
+    counter.settle(QUIET, WITHIN).await;
+    counter.dynamodb_calls_of(function)
+}
+
+fn writes(calls: &[String]) -> usize {
+    calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.as_str(),
+                "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
+            )
+        })
+        .count()
+}
+
+async fn live(stack: &Stack) -> String {
+    stack
+        .live_stream(&User::named("owner"), "budgets", "Budgets", json!({}))
+        .await
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_take_at_most_two_calls_each() {
+    let (stack, counter) = Stack::start_counted(&[]);
+    let id = live(&stack).await;
+    for user in [User::anonymous(), User::named("viewer")] {
+        // A busy stream: another viewer connected just before, so the stream is in the
+        // warm instance's 2 s cache.
+        let other = stack.socket(&id, &User::named("warm")).await;
+        counter.clear();
+        let socket = stack.socket(&id, &user).await;
+        let calls = counted(&counter, "ws-connect").await;
+        assert!(calls.len() <= 2, "$connect made {calls:?}");
+        counter.clear();
+        socket.close().await;
+        let calls = counted(&counter, "ws-disconnect").await;
+        assert!(calls.len() <= 2, "$disconnect made {calls:?}");
+        other.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_chat_message_takes_at_most_two_calls_before_fan_out() {
+    let (stack, counter) = Stack::start_counted(&[]);
+    let id = live(&stack).await;
+    let mut socket = stack.socket(&id, &User::named("chatter")).await;
+    socket
+        .send_json(json!({"action": "chat", "content": "warming up"}))
+        .await;
+    socket.expect("stream:chat-message", WITHIN).await;
+    // Right after (within the caches' 2 s; the rate limit's burst allows it).
+    counter.clear();
+    socket
+        .send_json(json!({"action": "chat", "content": "counted"}))
+        .await;
+    socket.expect("stream:chat-message", WITHIN).await;
+    let calls = counted(&counter, "ws-chat").await;
+    // The connection list (`Query`) is the fan-out's.
+    let before: Vec<_> = calls.iter().filter(|c| *c != "Query").collect();
+    assert!(before.len() <= 2, "chat made {calls:?}");
+}
+
+#[tokio::test]
+async fn a_reaction_is_one_write_and_a_heartbeat_at_most_one() {
+    let (stack, counter) = Stack::start_counted(&[]);
+    let id = live(&stack).await;
+    let mut socket = stack.socket(&id, &User::named("fan")).await;
+    for _ in 0..2 {
+        counter.clear();
+        socket
+            .send_json(json!({"action": "react", "emoji": "🔥"}))
+            .await;
+        let calls = counted(&counter, "ws-react").await;
+        assert_eq!(writes(&calls), 1, "reaction made {calls:?}");
+    }
+    for round in 0..2 {
+        counter.clear();
+        socket
+            .send_json(json!({"action": "heartbeat", "quality": "720p", "buffering": 0}))
+            .await;
+        let calls = counted(&counter, "ws-heartbeat").await;
+        assert!(writes(&calls) <= 1, "heartbeat made {calls:?}");
+        // The first one reads the connection once; from then on it is remembered.
+        if round > 0 {
+            assert!(
+                calls.len() <= 1,
+                "a warm heartbeat reads nothing: {calls:?}"
+            );
+        }
+    }
+    socket.close().await;
+}
+
+#[tokio::test]
+async fn a_viewer_count_read_is_one_call() {
+    let (stack, counter) = Stack::start_counted(&[]);
+    let id = live(&stack).await;
+    counter.clear();
+    let r = User::anonymous()
+        .get(&stack, &format!("/api/streams/{id}/viewers"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let calls = counted(&counter, "streams-viewers").await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+}

@@ -12,19 +12,14 @@ use crate::{ApiError, App};
 
 /// Management API calls in flight per fan-out.
 pub const FANOUT_CONCURRENCY: usize = 64;
+/// Longest wait for one `PostToConnection`.
+pub const POST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     pub delivered: usize,
     pub pruned: usize,
     pub failed: usize,
-}
-
-/// Sends `event` to every connection of its stream except `skip` (a connection still in
-/// its `$connect`, which cannot receive yet).
-pub async fn broadcast(app: &App, event: &Event, skip: Option<&str>) -> Result<Delivery, ApiError> {
-    let ids = app.realtime.connections_of(&event.stream_id).await?;
-    broadcast_to(app, event, &ids, skip).await
 }
 
 /// Sends `event` to `ids` (the stream's connections, read once by the caller for a whole
@@ -45,7 +40,14 @@ pub async fn broadcast_to(
         .collect();
     let results: Vec<(String, Result<(), NotifyError>)> = futures_util::stream::iter(targets)
         .map(|id| async move {
-            let r = app.notifier.post(&id, frame).await;
+            // A slow connection holds its own slot for at most POST_TIMEOUT, never the
+            // others' deliveries.
+            let post = tokio::time::timeout(POST_TIMEOUT, app.notifier.post(&id, frame));
+            let r = post.await.unwrap_or_else(|_| {
+                Err(NotifyError::Failed(format!(
+                    "no answer within {POST_TIMEOUT:?}"
+                )))
+            });
             (id, r)
         })
         .buffer_unordered(FANOUT_CONCURRENCY)
@@ -93,15 +95,22 @@ async fn prune(app: &App, connection_id: &str) -> bool {
     }
 }
 
-/// Builds and broadcasts an event in one call.
+/// Broadcasts an event born on the socket `sender` (chat, questions): to the stream's
+/// connections from the warm cache, and always to the sender itself, which may have
+/// connected after the cached list was read.
 pub async fn emit(
     app: &App,
     kind: EventType,
     stream_id: &str,
     data: serde_json::Value,
-    skip: Option<&str>,
+    sender: &str,
 ) -> Result<Delivery, ApiError> {
-    broadcast(app, &Event::new(kind, stream_id, data, time::now()), skip).await
+    let event = Event::new(kind, stream_id, data, time::now());
+    let mut ids = app.connections_cached(stream_id).await?;
+    if !ids.iter().any(|id| id == sender) {
+        ids.push(sender.to_owned());
+    }
+    broadcast_to(app, &event, &ids, None).await
 }
 
 /// Sends one frame to one connection (replies and error frames). A gone connection is

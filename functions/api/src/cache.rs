@@ -9,6 +9,8 @@
 //!   [`SHORT`] (2 s). A status change, a settings change or a ban reaches the socket
 //!   functions of an instance within 2 s; writes still go through the table's conditions
 //!   (a chat message on an ended stream is refused by its transaction).
+//! - **Connection lists** of a stream, for the fan-out of socket-born chat and questions:
+//!   [`CONNECTION_LISTS`] (1 s), so a busy chat reads the list about once a second.
 //! - **Rate buckets**: the bucket this instance last wrote for a user, so the next spend
 //!   is one conditional write; a write by another instance fails the condition and the
 //!   bucket is read again (never trusted blindly).
@@ -25,6 +27,8 @@ use rill_core::Stream;
 use rill_core::realtime::{Bucket, Connection, Standing};
 
 pub const SHORT: Duration = Duration::from_secs(2);
+/// A stream's connection list, for fan-outs from socket functions (`broadcast`).
+pub const CONNECTION_LISTS: Duration = Duration::from_secs(1);
 pub const CONNECTIONS: Duration = Duration::from_secs(600);
 pub const BUCKETS: Duration = Duration::from_secs(60);
 pub const MAX_ENTRIES: usize = 20_000;
@@ -77,6 +81,8 @@ pub struct Caches {
     pub standings: TtlCache<(String, String), Standing>,
     /// By (stream id, user id).
     pub buckets: TtlCache<(String, String), Bucket>,
+    /// Open connection ids by stream id.
+    pub connection_lists: TtlCache<String, Vec<String>>,
 }
 
 impl Default for Caches {
@@ -86,6 +92,7 @@ impl Default for Caches {
             streams: TtlCache::new(SHORT),
             standings: TtlCache::new(SHORT),
             buckets: TtlCache::new(BUCKETS),
+            connection_lists: TtlCache::new(CONNECTION_LISTS),
         }
     }
 }

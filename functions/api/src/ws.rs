@@ -227,7 +227,7 @@ pub async fn chat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError>
                 EventType::ChatMessage,
                 &stream.id,
                 serde_json::to_value(&message).unwrap_or_default(),
-                None,
+                &conn_id,
             )
             .await?;
             Ok(ok())
@@ -360,7 +360,7 @@ pub async fn question(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiEr
         EventType::Question,
         &stream.id,
         json!({"question": q}),
-        None,
+        &conn_id,
     )
     .await?;
     Ok(ok())

@@ -596,6 +596,12 @@ impl Socket {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// Drops the connection without a WebSocket close handshake (a viewer's tab or
+    /// network vanishing): the server sees the TCP connection end, no close frame.
+    pub fn abort(self) {
+        drop(self);
+    }
 }
 
 /// A running `rill-ingest` node on free ports, against a [`Stack`]'s table and bucket.

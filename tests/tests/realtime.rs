@@ -580,3 +580,58 @@ async fn a_viewer_who_reconnects_is_counted_once_and_keeps_receiving() {
         Connect::Open(_) => panic!("a bad token refuses the socket"),
     }
 }
+
+/// Counts are exact within 2 s of a change: 20 viewers join at once, 10 of them vanish
+/// without a close handshake (the TCP connection just drops), and both the pushed
+/// `stream:viewer-count` and `GET /viewers` reach the exact number within 2 s of the drop.
+#[tokio::test]
+async fn counts_are_exact_within_two_seconds_after_joins_and_abrupt_leaves() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut watcher = stack.socket(&id, &owner).await;
+    let joins = (0..20).map(|i| {
+        let stack = &stack;
+        let id = &id;
+        async move { stack.socket(id, &User::named(&format!("v{i}"))).await }
+    });
+    let mut sockets = futures_util::future::join_all(joins).await;
+    let exact = |want: u64| {
+        let stack = &stack;
+        let id = &id;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                let got = viewers(stack, id).await["count"].as_u64();
+                if got == Some(want) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "GET /viewers says {got:?}, not {want}, 2 s after the change"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    exact(20).await;
+    // Frames of the join phase still on their way are not what is measured.
+    watcher.drain(Duration::from_millis(1500)).await;
+    let dropped = sockets.split_off(10);
+    let dropped_at = tokio::time::Instant::now();
+    for s in dropped {
+        s.abort();
+    }
+    // The pushed count reaches 10 within 2 s of the drop...
+    loop {
+        let left = Duration::from_secs(2).saturating_sub(dropped_at.elapsed());
+        let f = watcher.expect("stream:viewer-count", left).await;
+        if f["data"]["count"] == 10 {
+            break;
+        }
+    }
+    // ...and so does the count a page reads.
+    let got = viewers(&stack, &id).await["count"].as_u64();
+    assert_eq!(got, Some(10), "GET /viewers after the pushed count");
+    drop(sockets);
+}

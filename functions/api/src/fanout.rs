@@ -5,7 +5,7 @@
 //! samples, Q&A votes, reactions and viewer counts. Items written by socket functions carry
 //! `origin = "ws"` and were delivered already, so they are skipped here.
 //!
-//! Coalescing: within one batch (the event source's batching window, 1 s), all reactions of
+//! Coalescing: within one batch (one poll of the stream: at most 4 a second), all reactions of
 //! a stream become one `stream:reaction` frame and all viewer-count changes one
 //! `stream:viewer-count` frame carrying the latest count (and the peak, which is raised
 //! here: `$connect` only adds to the count). The stream's connection list is read once per

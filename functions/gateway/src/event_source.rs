@@ -9,8 +9,8 @@
 //!   shards that appear later, and every shard of a stream found only after start, from
 //!   `TRIM_HORIZON`, so nothing written after the mapping exists is skipped. A child shard
 //!   waits until its parent is drained, so a key's records stay in order across splits.
-//! - Each shard is polled every 100 ms while records flow, and at Lambda's 4 polls per
-//!   second once idle for a few seconds (moto keeps every shard iterator it hands out).
+//! - Each shard is polled at Lambda's 4 polls per second (moto keeps every shard iterator
+//!   it hands out).
 //! - Records collect into a batch until `BatchSize` is reached or
 //!   `MaximumBatchingWindowInSeconds` has passed since the batch's first record (or the
 //!   payload nears Lambda's 6 MB limit); then the function is invoked through the pool
@@ -48,11 +48,9 @@ use tracing::{debug, error, info, warn};
 use crate::pool::{Outcome, Pool};
 use crate::template::{FunctionSpec, StartingPosition, StreamRef, StreamSource};
 
-/// Poll interval while records are flowing.
-const ACTIVE_POLL: Duration = Duration::from_millis(100);
-/// Poll interval once a shard has been quiet for [`IDLE_AFTER`]: Lambda's rate.
-const IDLE_POLL: Duration = Duration::from_millis(250);
-const IDLE_AFTER: Duration = Duration::from_secs(5);
+/// Poll interval: Lambda's 4 polls per second, which bounds how many batches (and so
+/// coalesced frames) a stream gets per second, as on AWS.
+const POLL: Duration = Duration::from_millis(250);
 /// How often the shard list and the table's stream are checked.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
 /// Retry interval while the table or its stream is missing or the endpoint is down.
@@ -535,7 +533,6 @@ impl ShardReader {
         };
         let _reading = ReadingGuard::new(&self.poller.mapping);
         let mut batch = Batch::default();
-        let mut last_records_at = Instant::now();
         let mut warned = false;
         loop {
             if *self.poller.stop.borrow() {
@@ -615,9 +612,7 @@ impl ShardReader {
                 }
                 batch.push(record, size, created_ms);
             }
-            if got > 0 {
-                last_records_at = Instant::now();
-            }
+
             let closed = next.is_none();
             let window_passed = batch
                 .first_at
@@ -639,11 +634,7 @@ impl ShardReader {
             // More may be waiting right behind a full page; otherwise wait, but not past
             // the end of the batching window.
             if got < want {
-                let mut wait = if last_records_at.elapsed() < IDLE_AFTER {
-                    ACTIVE_POLL
-                } else {
-                    IDLE_POLL
-                };
+                let mut wait = POLL;
                 if let Some(first) = batch.first_at {
                     let deadline = first + source.max_batching_window;
                     wait = wait.min(deadline.saturating_duration_since(Instant::now()));

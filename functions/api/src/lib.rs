@@ -1,9 +1,11 @@
 //! rill-api: the REST handlers of Rill and one thin Lambda binary per endpoint.
 //!
 //! Every binary under `src/bin/` is named after its function in infra/template.yaml and
-//! does one thing: `runtime::run(handler)`, which sets up tracing, reads the configuration
-//! from the environment, builds the AWS clients once and serves API Gateway HTTP API events
-//! with `lambda_http`.
+//! does one thing: call its entry in [`functions`], which starts the runtime
+//! ([`runtime::run`] for HTTP routes): sets up tracing, reads the configuration from the
+//! environment, builds the AWS clients once and serves API Gateway HTTP API events with
+//! `lambda_http`. Each binary's own crate is that one call, so building 40 of them costs
+//! 40 links, not 40 compilations of the runtime (see [`runtime`]).
 //!
 //! Socket routes are in [`ws`], the table-stream fan-out in [`fanout`]; both deliver through
 //! [`broadcast`]. The scheduled `ingest-prewarm` function is [`prewarm`].
@@ -22,6 +24,7 @@ pub mod broadcast;
 pub mod cache;
 pub mod error;
 pub mod fanout;
+pub mod functions;
 pub mod handlers;
 pub mod prewarm;
 pub mod request;

@@ -1,6 +1,5 @@
 //! Lambda `chat-delete`: `DELETE /api/streams/{id}/chat/{msgId}`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::chat::delete).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::chat_delete()
 }

@@ -1,6 +1,5 @@
 //! Lambda `chat-send`: `POST /api/streams/{id}/chat`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::chat::send).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::chat_send()
 }

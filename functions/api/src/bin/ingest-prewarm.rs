@@ -2,7 +2,6 @@
 //! schedule, and every 5 minutes); sets the ingest fleet's minimum from the scheduled
 //! streams about to start (see `rill_api::prewarm`).
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::prewarm::run().await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::ingest_prewarm()
 }

@@ -1,6 +1,5 @@
 //! Lambda `members-remove`: `DELETE /api/channels/{channelId}/members/{userId}`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::moderation::remove_member).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::members_remove()
 }

@@ -1,6 +1,5 @@
 //! Lambda `members-set`: `PUT /api/channels/{channelId}/members/{userId}`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::moderation::set_member).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::members_set()
 }

@@ -1,6 +1,5 @@
 //! Lambda `moderation-unban`: `DELETE /api/streams/{id}/bans/{userId}`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::moderation::unban_user).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::moderation_unban()
 }

@@ -1,6 +1,5 @@
 //! Lambda `moderators-add`: `PUT /api/streams/{id}/moderators/{userId}`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::moderation::add_moderator).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::moderators_add()
 }

@@ -1,6 +1,5 @@
 //! Lambda `moderators-remove`: `DELETE /api/streams/{id}/moderators/{userId}`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::moderation::remove_moderator).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::moderators_remove()
 }

@@ -1,6 +1,5 @@
 //! Lambda `nodes-list`: `GET /api/nodes` (operators).
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::nodes::list).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::nodes_list()
 }

@@ -1,6 +1,5 @@
 //! Lambda `questions-answer`: `POST /api/streams/{id}/questions/{questionId}/answer`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::questions::answer).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::questions_answer()
 }

@@ -1,6 +1,5 @@
 //! Lambda `questions-list`: `GET /api/streams/{id}/questions`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::questions::list).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::questions_list()
 }

@@ -1,6 +1,5 @@
 //! Lambda `questions-upvote`: `POST /api/streams/{id}/questions/{questionId}/upvote`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::questions::upvote).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::questions_upvote()
 }

@@ -1,6 +1,5 @@
 //! Lambda `reactions-send`: `POST /api/streams/{id}/reactions`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::reactions::send).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::reactions_send()
 }

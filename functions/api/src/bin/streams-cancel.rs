@@ -1,6 +1,5 @@
 //! Lambda `streams-cancel`: `POST /api/streams/{id}/cancel`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::cancel).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_cancel()
 }

@@ -1,6 +1,5 @@
 //! Lambda `streams-create`: `POST /api/streams/create`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::create).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_create()
 }

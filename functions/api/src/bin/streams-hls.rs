@@ -1,6 +1,5 @@
 //! Lambda `streams-hls`: `GET /api/streams/{id}/hls`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::hls).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_hls()
 }

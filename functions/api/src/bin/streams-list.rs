@@ -1,6 +1,5 @@
 //! Lambda `streams-list`: `GET /api/streams/live, /scheduled, /past`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::list).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_list()
 }

@@ -1,6 +1,5 @@
 //! Lambda `streams-rotate-key`: `POST /api/streams/{id}/key`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::rotate_key).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_rotate_key()
 }

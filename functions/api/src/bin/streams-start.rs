@@ -1,6 +1,5 @@
 //! Lambda `streams-start`: `POST /api/streams/{id}/start`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::start).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_start()
 }

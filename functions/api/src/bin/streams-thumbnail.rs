@@ -1,6 +1,5 @@
 //! Lambda `streams-thumbnail`: `POST /api/streams/{id}/thumbnail`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::thumbnail_upload).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_thumbnail()
 }

@@ -1,6 +1,5 @@
 //! Lambda `streams-viewers`: `GET /api/streams/{id}/viewers`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    rill_api::runtime::run(rill_api::handlers::streams::viewers).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::streams_viewers()
 }

@@ -1,6 +1,5 @@
 //! Lambda `ws-chat`: WebSocket route `chat`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::runtime::run_ws(rill_api::ws::chat).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::ws_chat()
 }

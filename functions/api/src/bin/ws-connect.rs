@@ -1,6 +1,5 @@
 //! Lambda `ws-connect`: WebSocket route `$connect`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::runtime::run_ws(rill_api::ws::connect).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::ws_connect()
 }

@@ -1,6 +1,5 @@
 //! Lambda `ws-default`: WebSocket route `$default`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::runtime::run_ws(rill_api::ws::default).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::ws_default()
 }

@@ -1,6 +1,5 @@
 //! Lambda `ws-ping`: WebSocket route `ping`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::runtime::run_ws(rill_api::ws::ping).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::ws_ping()
 }

@@ -25,14 +25,17 @@
 //! to logs, never into values a client could see.
 
 pub mod bootstrap;
+pub mod chat;
 pub mod config;
 pub mod ecs;
 pub mod fleet;
 pub mod ingest;
 pub mod media_bucket;
+pub mod metrics;
 pub mod notify;
 pub mod objects;
 pub mod prewarm;
+pub mod questions;
 pub mod realtime;
 pub mod store;
 

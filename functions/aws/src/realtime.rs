@@ -9,7 +9,8 @@
 //! - `STREAM#{id}` / `RATE#{user}`: the user's token bucket, updated conditionally on its
 //!   previous `updatedMs` so that concurrent messages cannot spend one token twice.
 //! - `STREAM#{id}` / `VIEWER#{connectionId}`: playback reports (quality, buffering).
-//! - `STREAM#{id}` / `Q#{ulid}` and `QVOTE#{ulid}#{user}` for Q&A.
+//!
+//! Q&A lives in `questions.rs`, quality samples in `metrics.rs`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -17,15 +18,15 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use rill_core::realtime::{Bucket, Connection, MemberRole, Question, RateLimit, Refusal, Standing};
-use rill_core::store::{Origin, QuestionStore, RealtimeStore, StoreError};
+use rill_core::realtime::{Bucket, Connection, MemberRole, RateLimit, Refusal, Standing};
+use rill_core::store::{RealtimeStore, StoreError};
 use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
 
 use crate::store::{DynamoStore, Item, from_item, n, s, stream_pk, to_item, unavailable};
 
 /// Rate-limit and viewer-session items outlive the stream by a day, then expire.
-const DAY_SECONDS: i64 = 24 * 3600;
+pub(crate) const DAY_SECONDS: i64 = 24 * 3600;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ConnectionItem {
@@ -37,26 +38,16 @@ struct ConnectionItem {
     connection: Connection,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct QuestionItem {
-    pk: String,
-    sk: String,
-    entity: String,
-    origin: String,
-    #[serde(flatten)]
-    question: Question,
-}
-
-fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+pub(crate) fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 impl DynamoStore {
-    fn key(&self, pk: String, sk: String) -> Item {
+    pub(crate) fn key(&self, pk: String, sk: String) -> Item {
         Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
     }
 
-    async fn exists(&self, pk: String, sk: String) -> Result<bool, StoreError> {
+    pub(crate) async fn exists(&self, pk: String, sk: String) -> Result<bool, StoreError> {
         let out = self
             .db
             .get_item()
@@ -99,29 +90,6 @@ impl DynamoStore {
                 .map_err(|e| unavailable("delete flag", e.into_service_error()))?;
         }
         Ok(())
-    }
-
-    async fn get_question(
-        &self,
-        stream_id: &str,
-        question_id: &str,
-    ) -> Result<Option<Question>, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(
-                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
-            ))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get question", e.into_service_error()))?;
-        Ok(out
-            .item
-            .map(from_item::<QuestionItem>)
-            .transpose()?
-            .map(|q| q.question))
     }
 }
 
@@ -606,196 +574,5 @@ impl RealtimeStore for DynamoStore {
             .await
             .map_err(|e| unavailable("heartbeat", e.into_service_error()))?;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl QuestionStore for DynamoStore {
-    async fn put_question(&self, question: &Question, origin: Origin) -> Result<(), StoreError> {
-        let item = to_item(&QuestionItem {
-            pk: stream_pk(&question.stream_id),
-            sk: format!("Q#{}", question.id),
-            entity: "question".into(),
-            origin: origin.as_str().into(),
-            question: question.clone(),
-        })?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| unavailable("put question", e.into_service_error()))?;
-        Ok(())
-    }
-
-    async fn list_questions(&self, stream_id: &str) -> Result<Vec<Question>, StoreError> {
-        let mut questions = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
-                .expression_attribute_values(":pk", s(stream_pk(stream_id)))
-                .expression_attribute_values(":q", s("Q#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("list questions", e.into_service_error()))?;
-            for item in out.items.unwrap_or_default() {
-                questions.push(from_item::<QuestionItem>(item)?.question);
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        questions.sort_by(|a, b| b.upvotes.cmp(&a.upvotes).then_with(|| a.id.cmp(&b.id)));
-        Ok(questions)
-    }
-
-    async fn upvote(
-        &self,
-        stream_id: &str,
-        question_id: &str,
-        user_id: &str,
-    ) -> Result<Question, StoreError> {
-        if self.get_question(stream_id, question_id).await?.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let vote = build(
-            Put::builder()
-                .table_name(&self.table)
-                .item("pk", s(stream_pk(stream_id)))
-                .item("sk", s(format!("QVOTE#{question_id}#{user_id}")))
-                .item("entity", s("vote"))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        let count = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(
-                    self.key(stream_pk(stream_id), format!("Q#{question_id}")),
-                ))
-                .update_expression("ADD upvotes :one")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":one", n(1))
-                .build(),
-        )?;
-        let items = vec![
-            TransactWriteItem::builder().put(vote).build(),
-            TransactWriteItem::builder().update(count).build(),
-        ];
-        match self.transact(items, "upvote").await {
-            Ok(()) => {}
-            Err(Some(e)) => return Err(e),
-            Err(None) => {
-                return Err(StoreError::Conflict {
-                    current: None,
-                    command: None,
-                });
-            }
-        }
-        self.get_question(stream_id, question_id)
-            .await?
-            .ok_or(StoreError::NotFound)
-    }
-
-    async fn mark_answered(
-        &self,
-        stream_id: &str,
-        question_id: &str,
-    ) -> Result<Question, StoreError> {
-        let out = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(
-                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
-            ))
-            .update_expression("SET answered = :yes")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                let item = out.attributes.ok_or(StoreError::NotFound)?;
-                Ok(from_item::<QuestionItem>(item)?.question)
-            }
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(StoreError::NotFound)
-                } else {
-                    Err(unavailable("answer", e))
-                }
-            }
-        }
-    }
-}
-
-impl DynamoStore {
-    /// True when a key exists; used for presence checks that need no attributes.
-    pub async fn has_item(&self, pk: &str, sk: &str) -> Result<bool, StoreError> {
-        self.exists(pk.to_owned(), sk.to_owned()).await
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SampleItem {
-    pk: String,
-    sk: String,
-    entity: String,
-    ttl: i64,
-    #[serde(flatten)]
-    sample: rill_core::quality::QualitySample,
-}
-
-#[async_trait]
-impl rill_core::store::MetricsStore for DynamoStore {
-    async fn put_sample(
-        &self,
-        sample: &rill_core::quality::QualitySample,
-    ) -> Result<(), StoreError> {
-        let item = to_item(&SampleItem {
-            pk: stream_pk(&sample.stream_id),
-            sk: format!("METRIC#{}", time::format(&sample.at)),
-            entity: "metric".into(),
-            ttl: sample.at.timestamp() + 7 * DAY_SECONDS,
-            sample: sample.clone(),
-        })?;
-        self.put_unconditional(item, "put sample").await
-    }
-
-    async fn samples(
-        &self,
-        stream_id: &str,
-        from: Timestamp,
-        to: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<rill_core::quality::QualitySample>, StoreError> {
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(stream_pk(stream_id)))
-            .expression_attribute_values(":from", s(format!("METRIC#{}", time::format(&from))))
-            .expression_attribute_values(":to", s(format!("METRIC#{}", time::format(&to))))
-            .limit(limit as i32)
-            .send()
-            .await
-            .map_err(|e| unavailable("query samples", e.into_service_error()))?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item::<SampleItem>(i).map(|s| s.sample))
-            .collect()
     }
 }

@@ -1,0 +1,178 @@
+//! DynamoDB implementation of the Q&A store: `STREAM#{id}` / `Q#{ulid}` per question and
+//! `QVOTE#{ulid}#{user}` per vote (one per user, by condition).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use rill_core::realtime::Question;
+use rill_core::store::{Origin, QuestionStore, StoreError};
+
+use crate::realtime::build;
+use crate::store::{DynamoStore, Item, from_item, n, s, stream_pk, to_item, unavailable};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QuestionItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    origin: String,
+    #[serde(flatten)]
+    question: Question,
+}
+
+#[async_trait]
+impl QuestionStore for DynamoStore {
+    async fn put_question(&self, question: &Question, origin: Origin) -> Result<(), StoreError> {
+        let item = to_item(&QuestionItem {
+            pk: stream_pk(&question.stream_id),
+            sk: format!("Q#{}", question.id),
+            entity: "question".into(),
+            origin: origin.as_str().into(),
+            question: question.clone(),
+        })?;
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| unavailable("put question", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn list_questions(&self, stream_id: &str) -> Result<Vec<Question>, StoreError> {
+        let mut questions = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
+                .expression_attribute_values(":pk", s(stream_pk(stream_id)))
+                .expression_attribute_values(":q", s("Q#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("list questions", e.into_service_error()))?;
+            for item in out.items.unwrap_or_default() {
+                questions.push(from_item::<QuestionItem>(item)?.question);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        questions.sort_by(|a, b| b.upvotes.cmp(&a.upvotes).then_with(|| a.id.cmp(&b.id)));
+        Ok(questions)
+    }
+
+    async fn upvote(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        user_id: &str,
+    ) -> Result<Question, StoreError> {
+        if self.get_question(stream_id, question_id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let vote = build(
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(stream_pk(stream_id)))
+                .item("sk", s(format!("QVOTE#{question_id}#{user_id}")))
+                .item("entity", s("vote"))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let count = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(
+                    self.key(stream_pk(stream_id), format!("Q#{question_id}")),
+                ))
+                .update_expression("ADD upvotes :one")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":one", n(1))
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().put(vote).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(items, "upvote").await {
+            Ok(()) => {}
+            Err(Some(e)) => return Err(e),
+            Err(None) => {
+                return Err(StoreError::Conflict {
+                    current: None,
+                    command: None,
+                });
+            }
+        }
+        self.get_question(stream_id, question_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn mark_answered(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+    ) -> Result<Question, StoreError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
+            ))
+            .update_expression("SET answered = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let item = out.attributes.ok_or(StoreError::NotFound)?;
+                Ok(from_item::<QuestionItem>(item)?.question)
+            }
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(StoreError::NotFound)
+                } else {
+                    Err(unavailable("answer", e))
+                }
+            }
+        }
+    }
+}
+
+impl DynamoStore {
+    async fn get_question(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+    ) -> Result<Option<Question>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
+            ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get question", e.into_service_error()))?;
+        Ok(out
+            .item
+            .map(from_item::<QuestionItem>)
+            .transpose()?
+            .map(|q| q.question))
+    }
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # scripts/dev.sh - set up and run Rill's local stack in the foreground; Ctrl-C stops it.
 #
-# Installs what is missing (scripts/setup.sh), builds the workspace, starts moto (S3 +
-# DynamoDB) and rill-gateway (REST API, web app, HLS from the bucket), creates the table and
-# bucket, and prints the URLs and a dev JWT. Every setting below can be given in the
+# Installs what is missing (scripts/setup.sh), builds the workspace, starts moto (S3),
+# Amazon's DynamoDB Local (DynamoDB and DynamoDB Streams; RILL_DYNAMODB=moto puts DynamoDB
+# on moto instead) and rill-gateway (REST API, web app, HLS from the bucket), creates the
+# table and bucket, and prints the URLs and a dev JWT. Every setting below can be given in the
 # environment beforehand; a value set there wins over the default.
 set -euo pipefail
 
@@ -13,9 +14,18 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 VENV="${RILL_VENV:-$ROOT/.venv}"
 
+mkdir -p "$ROOT/.rill"
 MOTO_PORT="${MOTO_PORT:-4566}"
+DYNAMODB_PORT="${DYNAMODB_PORT:-8000}"
 GATEWAY_PORT="${GATEWAY_PORT:-3000}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$MOTO_PORT}"
+if [ "${RILL_DYNAMODB:-}" = moto ]; then
+    export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-$AWS_ENDPOINT_URL}"
+else
+    export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$DYNAMODB_PORT}"
+fi
+# DynamoDB Local serves the table's stream on the same port.
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="${AWS_ENDPOINT_URL_DYNAMODB_STREAMS:-$AWS_ENDPOINT_URL_DYNAMODB}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
@@ -63,6 +73,13 @@ if [ "$AWS_ENDPOINT_URL" = "http://127.0.0.1:$MOTO_PORT" ]; then
     for _ in $(seq 1 100); do port_busy "$MOTO_PORT" && break; sleep 0.1; done
     port_busy "$MOTO_PORT" || { echo "dev: moto did not start; see .rill/moto.log" >&2; exit 1; }
 fi
+if [ "$AWS_ENDPOINT_URL_DYNAMODB" = "http://127.0.0.1:$DYNAMODB_PORT" ]; then
+    port_busy "$DYNAMODB_PORT" && { echo "dev: port $DYNAMODB_PORT is in use (another DynamoDB Local?): stop it or set DYNAMODB_PORT" >&2; exit 1; }
+    "$ROOT/scripts/dynamodb-local.sh" -port "$DYNAMODB_PORT" >"$ROOT/.rill/dynamodb-local.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 300); do port_busy "$DYNAMODB_PORT" && break; sleep 0.1; done
+    port_busy "$DYNAMODB_PORT" || { echo "dev: DynamoDB Local did not start; see .rill/dynamodb-local.log" >&2; exit 1; }
+fi
 
 port_busy "$GATEWAY_PORT" && { echo "dev: port $GATEWAY_PORT is in use: stop that process or set GATEWAY_PORT" >&2; exit 1; }
 "$TARGET_DIR/rill-gateway" --port "$GATEWAY_PORT" --init-resources --template "$ROOT/infra/template.yaml" \
@@ -91,7 +108,8 @@ Rill local stack is up.
                  viewer "demo-viewer" (another origin, so its sign-in is separate): chat, react
   REST API       http://127.0.0.1:$GATEWAY_PORT/api   (OpenAPI: /api/openapi.json)
   HLS (CDN)      $HLS_BASE_URL
-  moto (AWS)     $AWS_ENDPOINT_URL   table=$TABLE_NAME bucket=$BUCKET_NAME
+  moto (S3)      $AWS_ENDPOINT_URL   bucket=$BUCKET_NAME
+  DynamoDB       $AWS_ENDPOINT_URL_DYNAMODB   table=$TABLE_NAME (and its stream)
   Ingest node    rtmp://127.0.0.1:$RTMP_PORT/live/<streamKey>  (OBS "Custom"), http://127.0.0.1:$INGEST_PORT/metrics
 
 Dev JWT for "demo-user" (valid 7 days):

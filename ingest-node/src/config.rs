@@ -49,6 +49,7 @@ Settings (environment variable, default):
   TABLE_NAME                rill             DynamoDB table
   BUCKET_NAME               rill-media       media bucket
   AWS_ENDPOINT_URL          unset            moto or LocalStack locally; unset on AWS
+  AWS_ENDPOINT_URL_DYNAMODB unset            DynamoDB only (DynamoDB Local locally)
   AWS_REGION                us-east-1        (or AWS_DEFAULT_REGION)
 
 A value that does not parse stops the node with a message naming the variable. Once

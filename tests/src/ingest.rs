@@ -23,14 +23,19 @@ impl IngestNode {
             bin.display()
         );
         let mut cmd = Command::new(&bin);
-        cmd.envs(aws_env(&stack.moto, &stack.table, &stack.bucket))
-            .env("RTMP_ADDR", "127.0.0.1:0")
-            .env("INGEST_HTTP_ADDR", "127.0.0.1:0")
-            .env("WEBRTC_UDP_ADDR", "127.0.0.1:0")
-            .env("HLS_BASE_URL", stack.url("/hls"))
-            // The default (from the cores, at a 1080p ladder's cost) is 1 on a 2-core
-            // machine; tests publish several small streams per node.
-            .env("NODE_CAPACITY", "8");
+        cmd.envs(aws_env(
+            &stack.moto,
+            &stack.dynamodb,
+            &stack.table,
+            &stack.bucket,
+        ))
+        .env("RTMP_ADDR", "127.0.0.1:0")
+        .env("INGEST_HTTP_ADDR", "127.0.0.1:0")
+        .env("WEBRTC_UDP_ADDR", "127.0.0.1:0")
+        .env("HLS_BASE_URL", stack.url("/hls"))
+        // The default (from the cores, at a 1080p ladder's cost) is 1 on a 2-core
+        // machine; tests publish several small streams per node.
+        .env("NODE_CAPACITY", "8");
         let (child, line) = spawn_announcing(cmd, extra_env);
         // rill-ingest listening on rtmp://A http://B
         let mut parts = line.split_whitespace().skip(3);

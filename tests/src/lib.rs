@@ -1,11 +1,12 @@
-//! Test harness for Rill's end-to-end scenarios: a real moto server (S3 + DynamoDB) and a
-//! real `rill-gateway` running the real function binaries, each on a free port.
+//! Test harness for Rill's end-to-end scenarios: real backing services (moto for S3,
+//! Amazon's DynamoDB Local for DynamoDB and its Streams: [`services`]) and a real
+//! `rill-gateway` running the real function binaries, each on a free port.
 //!
-//! - One moto process per test binary, shared by its tests; each [`Stack`] gets its own
-//!   table and bucket names, so tests never see each other's data.
-//! - Every process started here dies with the test process: moto through a shell wrapper
-//!   that kills it when our end of its stdin closes, the gateway through [`Drop`] (and the
-//!   gateway takes its function instances down with it).
+//! - One process of each service per test binary, shared by its tests; each [`Stack`] gets
+//!   its own table and bucket names, so tests never see each other's data.
+//! - Every process started here dies with the test process: the services through a shell
+//!   wrapper that kills them when our end of their stdin closes, the gateway through
+//!   [`Drop`] (and the gateway takes its function instances down with it).
 //!
 //! The binaries must be built first (`cargo build --workspace`); the harness looks for them
 //! next to the test executable's parent directory, where cargo puts them. The function
@@ -13,8 +14,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,10 +23,13 @@ pub mod browser;
 pub mod counting;
 pub mod idp;
 pub mod ingest;
+pub mod services;
 pub use browser::BrowserStack;
 pub use counting::Counter;
 pub use idp::TestIdp;
 pub use ingest::{IngestNode, RtmpPublisher, publish_rtmp, test_pattern_args};
+pub(crate) use services::moto_python;
+pub use services::{dynamodb_url, moto_url};
 
 pub const JWT_SECRET: &str = "rill-test-secret-0123456789abcdef";
 
@@ -61,78 +64,11 @@ pub fn functions_dir() -> PathBuf {
         .unwrap_or_else(bin_dir)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// The Python that has moto (the venv made by scripts/setup.sh).
-pub(crate) fn moto_python() -> PathBuf {
-    if let Ok(p) = std::env::var("RILL_MOTO_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = std::env::var("RILL_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".venv"));
-    let candidate = venv.join("bin/python");
-    if candidate.exists() {
-        candidate
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-struct Moto {
-    url: String,
-    // Held for the life of the process: closing it stops moto.
-    _stdin: ChildStdin,
-    _child: Child,
-}
-
-static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
-
-/// The shared moto server's URL, starting it on first use.
-pub fn moto_url() -> String {
-    let moto = MOTO.get_or_init(|| Mutex::new(start_moto()));
-    moto.lock()
-        .map(|m| m.url.clone())
-        .unwrap_or_else(|p| p.into_inner().url.clone())
-}
-
-fn start_moto() -> Moto {
-    let port = free_port();
-    let bin = moto_python();
-    let server = repo_root().join("scripts/moto_server.py");
-    // `read` returns when the test process exits and its end of the pipe closes.
-    let script = format!(
-        "\"{}\" \"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid 2>/dev/null",
-        bin.display(),
-        server.display()
-    );
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start moto_server (run scripts/setup.sh to install it)");
-    let stdin = child.stdin.take().expect("piped stdin");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not start on port {port} ({})",
-            bin.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto {
-        url,
-        _stdin: stdin,
-        _child: child,
-    }
 }
 
 /// Starts one of our servers (`extra_env` last, so it wins; `RILL_TEST_LOG` as `RUST_LOG`)
@@ -159,7 +95,7 @@ fn spawn_announcing(mut cmd: Command, extra_env: &[(&str, &str)]) -> (Child, Str
     (child, line)
 }
 
-/// The SDK configuration for the moto at `url`, with the test credentials.
+/// The SDK configuration for the moto at `url` (every service), with the test credentials.
 pub async fn moto_sdk(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -175,10 +111,13 @@ pub async fn moto_sdk(url: &str) -> aws_config::SdkConfig {
         .await
 }
 
-/// Environment every process of the stack shares.
-pub fn aws_env(moto: &str, table: &str, bucket: &str) -> Vec<(String, String)> {
+/// Environment every process of the stack shares: moto for S3 (and the rest), `dynamodb`
+/// for DynamoDB and DynamoDB Streams.
+pub fn aws_env(moto: &str, dynamodb: &str, table: &str, bucket: &str) -> Vec<(String, String)> {
     [
         ("AWS_ENDPOINT_URL", moto),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", dynamodb),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_REGION", "us-east-1"),
@@ -194,7 +133,10 @@ pub fn aws_env(moto: &str, table: &str, bucket: &str) -> Vec<(String, String)> {
 #[derive(Debug)]
 pub struct Stack {
     pub base: String,
+    /// S3 (and every service but DynamoDB).
     pub moto: String,
+    /// DynamoDB and DynamoDB Streams: DynamoDB Local (or moto, `RILL_DYNAMODB=moto`).
+    pub dynamodb: String,
     pub table: String,
     pub bucket: String,
     gateway: Child,
@@ -202,23 +144,24 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts a gateway on a free port against the shared moto, creating a fresh table and
-    /// bucket. `extra_env` is passed to the gateway and so to every function.
+    /// Starts a gateway on a free port against the shared services, creating a fresh table
+    /// and bucket. `extra_env` is passed to the gateway and so to every function.
     pub fn start_with(extra_env: &[(&str, &str)]) -> Stack {
-        Stack::start_on(moto_url(), extra_env)
+        Stack::start_on(dynamodb_url(), extra_env)
     }
 
-    /// A stack whose gateway and functions reach moto through a [`Counter`], which records
-    /// every storage request with the function that made it.
+    /// A stack whose gateway and functions reach DynamoDB through a [`Counter`], which
+    /// records every DynamoDB request with the function that made it.
     pub fn start_counted(extra_env: &[(&str, &str)]) -> (Stack, Counter) {
-        let counter = Counter::start(&moto_url());
+        let counter = Counter::start(&dynamodb_url());
         let mut stack = Stack::start_on(counter.url.clone(), extra_env);
-        // The harness's own clients go to moto directly: only the stack is counted.
-        stack.moto = moto_url();
+        // The harness's own clients go to DynamoDB directly: only the stack is counted.
+        stack.dynamodb = dynamodb_url();
         (stack, counter)
     }
 
-    fn start_on(moto: String, extra_env: &[(&str, &str)]) -> Stack {
+    fn start_on(dynamodb: String, extra_env: &[(&str, &str)]) -> Stack {
+        let moto = moto_url();
         let suffix = ulid::Ulid::new().to_string().to_lowercase();
         let table = format!("rill-{suffix}");
         let bucket = format!("rill-{suffix}");
@@ -234,7 +177,7 @@ impl Stack {
             .arg(repo_root().join("infra/template.yaml"))
             .arg("--functions-dir")
             .arg(functions_dir())
-            .envs(aws_env(&moto, &table, &bucket))
+            .envs(aws_env(&moto, &dynamodb, &table, &bucket))
             .env("JWT_SECRET", JWT_SECRET);
         let (gateway, line) = spawn_announcing(cmd, extra_env);
         let base = line
@@ -245,6 +188,7 @@ impl Stack {
         Stack {
             base,
             moto,
+            dynamodb,
             table,
             bucket,
             gateway,
@@ -279,7 +223,10 @@ impl Stack {
     /// as the ingest node would.
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let sdk = self.sdk().await;
-        rill_aws::dynamodb_client(&sdk)
+        let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(&self.dynamodb)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
@@ -287,7 +234,8 @@ impl Stack {
         rill_aws::s3_client(&sdk)
     }
 
-    /// The SDK configuration of the stack's moto (for clients the harness does not wrap).
+    /// The SDK configuration of the stack's moto (for clients the harness does not wrap;
+    /// a DynamoDB client needs [`Stack::dynamodb`]'s endpoint).
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         moto_sdk(&self.moto).await
     }

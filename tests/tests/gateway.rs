@@ -202,3 +202,68 @@ async fn concurrent_requests_scale_out_to_more_instances_up_to_the_limit() {
         .len();
     assert!((1..=3).contains(&n), "instances within the limit: {n}");
 }
+
+/// The local stack splits AWS the way the README says: the table (and its stream) in
+/// DynamoDB Local, the bucket in moto. Unless `RILL_DYNAMODB=moto` asks for moto only.
+#[tokio::test]
+async fn the_table_lives_in_dynamodb_local_and_the_bucket_in_moto() {
+    let stack = Stack::start();
+    let owner = User::named("split-owner");
+    let (id, _) = owner
+        .create_stream(&stack, json!({"channelId": "split", "title": "Split"}))
+        .await;
+    let on_moto = rill_aws::dynamodb_client(&rill_tests::moto_sdk(&stack.moto).await);
+    let moto_tables = on_moto
+        .list_tables()
+        .send()
+        .await
+        .expect("moto lists its tables")
+        .table_names
+        .unwrap_or_default();
+    let items = stack.scan_all().await;
+    assert!(
+        items.iter().any(|i| i
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|pk| pk.ends_with(&id))),
+        "the stream is in the stack's DynamoDB"
+    );
+    let described = stack
+        .dynamodb()
+        .await
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .expect("describe");
+    assert!(
+        described
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .is_some(),
+        "the table has its stream"
+    );
+    let buckets = stack
+        .s3()
+        .await
+        .list_buckets()
+        .send()
+        .await
+        .expect("moto lists its buckets");
+    assert!(
+        buckets
+            .buckets()
+            .iter()
+            .any(|b| b.name() == Some(stack.bucket.as_str())),
+        "the bucket is in moto"
+    );
+    if std::env::var("RILL_DYNAMODB").is_ok_and(|v| v == "moto") {
+        assert_eq!(stack.dynamodb, stack.moto);
+    } else {
+        assert_ne!(stack.dynamodb, stack.moto);
+        assert!(
+            !moto_tables.contains(&stack.table),
+            "the table must not be in moto: {moto_tables:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Configuration from the environment, with working local defaults.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 
 /// Where Rill's data lives.
 #[derive(Debug, Clone)]
@@ -9,6 +10,9 @@ pub struct AwsSettings {
     pub bucket_name: String,
     /// `AWS_ENDPOINT_URL`: moto or LocalStack locally, unset on AWS.
     pub endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`: DynamoDB Local in the local stack (which also serves
+    /// DynamoDB Streams: `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, same URL), unset on AWS.
+    pub dynamodb_endpoint_url: Option<String>,
     pub region: String,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda, and by the local gateway): sent as the SDK's
     /// app name (`app/<name>` in every request's user agent), so storage calls can be
@@ -31,6 +35,7 @@ impl AwsSettings {
             table_name: or("TABLE_NAME", "rill"),
             bucket_name: or("BUCKET_NAME", "rill-media"),
             endpoint_url: var("AWS_ENDPOINT_URL"),
+            dynamodb_endpoint_url: var("AWS_ENDPOINT_URL_DYNAMODB"),
             region: var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".to_owned()),
@@ -39,14 +44,17 @@ impl AwsSettings {
     }
 }
 
-/// Loads the SDK configuration: the standard credential chain, with the endpoint override
-/// when one is set.
+/// Loads the SDK configuration: the standard credential chain, with the endpoints of the
+/// settings.
+///
+/// The global endpoint (`AWS_ENDPOINT_URL`) is set as a shared default and the DynamoDB
+/// one as a service-specific value, never both as code configuration: an endpoint set on
+/// the loader counts as client configuration and would win over every per-service value,
+/// while the local stack needs two (moto for S3 and the rest, DynamoDB Local for DynamoDB
+/// and DynamoDB Streams).
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(settings.region.clone()));
-    if let Some(url) = &settings.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
     // A name the SDK refuses (characters outside its set) is left out, never fatal.
     if let Some(app) = settings
         .app_name
@@ -55,7 +63,34 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     {
         loader = loader.app_name(app);
     }
-    loader.load().await
+    let mut sdk = loader.load().await.into_builder();
+    // What the settings say, not what the loader found: the settings were read (and
+    // validated) once by the composition root.
+    sdk.set_endpoint_url(settings.endpoint_url.clone());
+    sdk.set_service_config(Some(ServiceEndpoints {
+        dynamodb: settings.dynamodb_endpoint_url.clone(),
+    }));
+    sdk.build()
+}
+
+/// The per-service endpoints of [`AwsSettings`], answered where the SDK looks for
+/// `AWS_ENDPOINT_URL_<SERVICE>` (DynamoDB Streams has its own service id, and DynamoDB
+/// Local serves it on the same port).
+#[derive(Debug)]
+struct ServiceEndpoints {
+    dynamodb: Option<String>,
+}
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != "AWS_ENDPOINT_URL" {
+            return None;
+        }
+        match key.service_id() {
+            "DynamoDB" | "DynamoDB Streams" => self.dynamodb.clone(),
+            _ => None,
+        }
+    }
 }
 
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -82,7 +117,51 @@ mod tests {
         assert_eq!(s.table_name, "rill");
         assert_eq!(s.bucket_name, "rill-media");
         assert_eq!(s.endpoint_url, None);
+        assert_eq!(s.dynamodb_endpoint_url, None);
         assert_eq!(s.region, "us-east-1");
+    }
+
+    fn settings(env: &[(&str, &str)]) -> AwsSettings {
+        AwsSettings::from_lookup(|name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    fn endpoint_of(sdk: &SdkConfig, service: &str) -> Option<String> {
+        let key = ServiceConfigKey::builder()
+            .service_id(service)
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .expect("key");
+        sdk.service_config()?.load_config(key)
+    }
+
+    /// What each client ends up with follows from these three facts (the generated
+    /// `Config::from(&SdkConfig)`: a per-service value wins unless the shared endpoint was
+    /// set as code configuration; then the shared endpoint).
+    #[tokio::test]
+    async fn dynamodb_and_its_streams_get_their_own_endpoint_and_the_rest_the_shared_one() {
+        let sdk = sdk_config(&settings(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+        ]))
+        .await;
+        assert!(!sdk.get_origin("endpoint_url").is_client_config());
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:4566"));
+        let ddb = Some("http://127.0.0.1:8000".to_owned());
+        assert_eq!(endpoint_of(&sdk, "DynamoDB"), ddb);
+        assert_eq!(endpoint_of(&sdk, "DynamoDB Streams"), ddb);
+        assert_eq!(endpoint_of(&sdk, "S3"), None);
+    }
+
+    #[tokio::test]
+    async fn without_a_dynamodb_endpoint_dynamodb_uses_the_shared_one() {
+        let sdk = sdk_config(&settings(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")])).await;
+        assert_eq!(endpoint_of(&sdk, "DynamoDB"), None);
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:4566"));
     }
 
     #[test]

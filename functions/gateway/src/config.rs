@@ -34,7 +34,8 @@ Serves on 127.0.0.1 only:
                             HLS_BASE_URL=http://127.0.0.1:<port>/hls)
   /hls/...                  the media bucket (CDN stand-in); anything else: the web app
 
-The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL (moto).
+The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL_DYNAMODB_STREAMS
+(DynamoDB Local), else AWS_ENDPOINT_URL.
 Once listening it prints one line to stdout: rill-gateway listening on http://127.0.0.1:<port>
 Debug endpoints (local only, unauthenticated): GET /_gateway/stats, POST /_gateway/reset.
 ";

@@ -4,290 +4,52 @@ CloudFormation, then the AWS APIs (moto's) show what the stack created.
 
     .venv/bin/python tests/deploy/test_template_deploy.py [template]   (scripts/test.sh runs it)
 
-Two parts:
+Three parts, in three files (the checks run for each of three parameter sets):
 
 * On moto (in process, `mock_aws`): the SAM-expanded template (scripts/sam_transform.py) is
   created with `create_stack` in three parameter sets, and the ECS cluster, service and task
   definition, the NLB listeners and target groups, the IAM roles, the VPC, subnets, security
   group and endpoints, the ECR repository, the table, the bucket and the functions' URLs are
-  read back through the service APIs.
-* Sign-in, in three parameter sets (defaults: the Cognito user pool; an external issuer;
-  no identity provider, as on LocalStack): the JWT authorizer on every write route and on
-  GET /api/nodes, `NONE` on public reads and WHIP, no route that would catch CORS preflight,
-  the same issuer/audience/JWKS in the authorizer and in every function's environment, the
-  user pool, app client, hosted-UI domain and operators' group, and the outputs. moto's
-  CloudFormation has neither Cognito nor API Gateway v2 nor custom resources (they become
-  stand-ins, 1. below), so these are checked on the expanded template; the custom
-  resource's inline Python runs against moto's Cognito API instead.
+  read back through the service APIs (`m_` checks, here).
 * On the template itself, what moto cannot show because it drops or ignores it (moto's
   ECS keeps neither the service's network configuration nor its load balancers, nor the
   task's CPU, network mode or roles; its ELBv2 makes every load balancer an ALB and keeps
   no target group attributes; it skips Application Auto Scaling): stop timeout, public IPs,
   the security group's rules, the task role's least privilege, the service attached to the
-  1935 target group, the NLB type, the scaling policy. Conditions are evaluated here for
-  each parameter set, as CloudFormation would.
+  1935 target group, the NLB type, the scaling policy. Conditions are evaluated for each
+  parameter set, as CloudFormation would (`t_` checks, here).
+* Sign-in (defaults: the Cognito user pool; an external issuer; no identity provider, as on
+  LocalStack): the JWT authorizer, CORS preflight, issuer/audience/JWKS, the user pool and
+  its helper, the outputs for the web app: tests/deploy/template_deploy_signin.py, whose
+  checks run after this file's.
 
-What is changed in the expanded template before moto sees it, and only there
-(`for_moto`), each for a documented weakness of moto 5.2's CloudFormation:
-  1. resource types moto does not implement (CloudFront, API Gateway v2, S3 bucket
-     policies, Application Auto Scaling, Cognito, custom resources) are left out and references to them replaced by
-     stand-in strings (`*.moto-stub.invalid`): otherwise the stack fails on their GetAtt;
-  2. Fn::Cidr, which moto does not evaluate, is computed here (ipaddress);
-  3. NLB listeners: moto creates an ALB whatever `Type` says and refuses TCP/TLS listeners,
-     so they become HTTP/HTTPS (the template test checks the real protocols);
-  4. ECR: moto generates repository names with the logical id's capitals, which its own
-     ECR then refuses; the test names the repository (CloudFormation generates a
-     lowercase name);
-  5. a role's `Policies` entry that is an Fn::If choosing AWS::NoValue (the pre-warm
-     schedule permissions of the stream functions without the ingest tier): moto keeps
-     it as a null and fails; the test evaluates those Fn::If with the parameter set.
+The harness (the expanded template with its conditions evaluated, what is changed in it
+before moto sees it and why, create_stack, the parameter sets, the runner) is
+tests/deploy/template_deploy_harness.py. TEMPLATE_CHECKS and MOTO_CHECKS below are this
+file's checks (collected by name prefix, `checks()`) followed by sign-in's.
+
 Exits non-zero if any check fails. Needs the venv from scripts/setup.sh.
 """
 
 import ast
-import copy
-import io
-import ipaddress
 import json
 import os
 import re
 import sys
 import time
-import traceback
 import warnings
-import zipfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-# Dummy credentials and no endpoint override: everything below talks to moto in process.
-for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
-            "AWS_SHARED_CREDENTIALS_FILE"):
-    os.environ.pop(var, None)
-os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                  AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
-
-import boto3  # noqa: E402
-import sam_transform  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from moto.cloudformation.parsing import get_model_map  # noqa: E402
-
-TEMPLATE = os.path.join(ROOT, "infra", "template.yaml")
-REGION = "us-east-1"
+import template_deploy_harness as harness  # first: dummy credentials, scripts/ on sys.path
+import template_deploy_signin as signin
+import boto3
+import sam_transform
+from template_deploy_harness import (
+    IMAGE, PARAMETER_SETS, REGION, ROOT, Runner, Template, as_list, checks, function, granted_by,
+    moto_scenario, statements, target)
 
 # The task role may grant these actions on Resource "*", and only these: AWS has no
 # resource-level permission for them (see the comment on IngestTaskRole).
 STAR_RESOURCE_ALLOWED = {"ec2:DescribeNetworkInterfaces", "cloudwatch:PutMetricData"}
-
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rill-ingest:test"
-
-# --------------------------------------------------------------------- template helpers
-
-
-class Template:
-    """The expanded template with its conditions evaluated for one parameter set."""
-
-    def __init__(self, tpl, params):
-        self.raw = tpl
-        self.params = {k: str(p.get("Default", "")) for k, p in tpl.get("Parameters", {}).items()}
-        self.params.update(params)
-        self.conditions = {}
-        for name in tpl.get("Conditions", {}):
-            self.condition(name)
-        self.resources = {
-            name: self.resolve(r) for name, r in tpl["Resources"].items()
-            if "Condition" not in r or self.condition(r["Condition"])
-        }
-
-    def condition(self, name):
-        if name not in self.conditions:
-            self.conditions[name] = self.truth(self.raw["Conditions"][name])
-        return self.conditions[name]
-
-    def truth(self, c):
-        (fn, arg), = c.items()
-        if fn == "Fn::Equals":
-            a, b = (self.resolve(x) for x in arg)
-            return str(a) == str(b)
-        if fn == "Fn::Not":
-            return not self.truth(arg[0])
-        if fn == "Fn::And":
-            return all(self.truth(x) for x in arg)
-        if fn == "Fn::Or":
-            return any(self.truth(x) for x in arg)
-        if fn == "Condition":
-            return self.condition(arg)
-        raise AssertionError(f"condition function {fn} not handled")
-
-    def resolve(self, v):
-        """Fn::If and parameter Refs resolved; other intrinsics left as they are."""
-        if isinstance(v, dict):
-            if set(v) == {"Fn::If"}:
-                cond, a, b = v["Fn::If"]
-                return self.resolve(a if self.condition(cond) else b)
-            if set(v) == {"Ref"} and v["Ref"] in self.params:
-                return self.params[v["Ref"]]
-            out = {}
-            for k, x in v.items():
-                x = self.resolve(x)
-                if x != {"Ref": "AWS::NoValue"}:
-                    out[k] = x
-            return out
-        if isinstance(v, list):
-            return [x for x in (self.resolve(x) for x in v) if x != {"Ref": "AWS::NoValue"}]
-        return v
-
-    def of_type(self, type_):
-        return {n: r for n, r in self.resources.items() if r["Type"] == type_}
-
-    def rill_functions(self):
-        """The Rill functions (from AWS::Serverless::Function, named {stack}-{binary}); not
-        the user pool client's deploy-time helper, which has no name."""
-        return {n: r for n, r in self.of_type("AWS::Lambda::Function").items()
-                if "FunctionName" in r["Properties"]}
-
-    def one(self, type_):
-        found = self.of_type(type_)
-        assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
-        return next(iter(found.items()))
-
-
-def target(v):
-    """Logical id a Ref / GetAtt / Sub points at."""
-    if isinstance(v, dict):
-        if "Ref" in v:
-            return v["Ref"]
-        if "Fn::GetAtt" in v:
-            ga = v["Fn::GetAtt"]
-            return (ga.split(".")[0] if isinstance(ga, str) else ga[0])
-    return None
-
-
-def as_list(v):
-    return v if isinstance(v, list) else [v]
-
-
-# ------------------------------------------------------------------------ moto patches
-
-
-def for_moto(tpl, params, stack):
-    """A copy of the expanded template that moto's CloudFormation can create (module doc)."""
-    tpl = copy.deepcopy(tpl)
-    supported = get_model_map()
-    gone = {n for n, r in tpl["Resources"].items() if r["Type"] not in supported}
-    sub_ref = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.([A-Za-z0-9.]+))?\}")
-
-    def stand_in(name, attr=None):
-        return f"{name.lower()}-{attr.lower()}.moto-stub.invalid" if attr else f"moto-stub-{name}"
-
-    def vpc_cidr(v):
-        if isinstance(v, dict) and "Fn::GetAtt" in v:
-            v = tpl["Resources"][target(v)]["Properties"]["CidrBlock"]
-        if isinstance(v, dict) and "Ref" in v:
-            v = params.get(v["Ref"], tpl["Parameters"][v["Ref"]].get("Default"))
-        return v
-
-    def fix(v):
-        if isinstance(v, dict):
-            if set(v) == {"Ref"} and v["Ref"] in gone:
-                return stand_in(v["Ref"])
-            if set(v) == {"Fn::GetAtt"} and target(v) in gone:
-                ga = v["Fn::GetAtt"]
-                ga = ga.split(".", 1) if isinstance(ga, str) else ga
-                return stand_in(ga[0], ga[1])
-            if set(v) == {"Fn::Sub"}:
-                def one(m):
-                    return stand_in(m.group(1), m.group(2)) if m.group(1) in gone else m.group(0)
-                s = v["Fn::Sub"]
-                if isinstance(s, str):
-                    return {"Fn::Sub": sub_ref.sub(one, s)}
-                return {"Fn::Sub": [sub_ref.sub(one, s[0]), fix(s[1])]}
-            if set(v) == {"Fn::Cidr"}:
-                block, count, bits = v["Fn::Cidr"]
-                net = ipaddress.ip_network(vpc_cidr(block))
-                subnets = net.subnets(new_prefix=net.max_prefixlen - int(bits))
-                return [str(s) for s, _ in zip(subnets, range(int(count)))]
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return v
-
-    conditions = Template(tpl, params)
-    for r in tpl["Resources"].values():
-        if r["Type"] == "AWS::IAM::Role" and "Policies" in r.get("Properties", {}):
-            r["Properties"]["Policies"] = conditions.resolve(r["Properties"]["Policies"])
-    for name in gone:
-        del tpl["Resources"][name]
-    for r in tpl["Resources"].values():
-        if "DependsOn" in r:
-            deps = [d for d in as_list(r["DependsOn"]) if d not in gone]
-            if deps:
-                r["DependsOn"] = deps
-            else:
-                del r["DependsOn"]
-        if r["Type"] == "AWS::ElasticLoadBalancingV2::Listener":
-            p = r["Properties"]
-            p["Protocol"] = {"TLS": "HTTPS"}.get(p["Protocol"], "HTTP")
-        if r["Type"] == "AWS::ECR::Repository":
-            r["Properties"].setdefault("RepositoryName", f"{stack}-ingest".lower())
-    tpl["Resources"] = fix(tpl["Resources"])
-    tpl["Outputs"] = fix(tpl.get("Outputs", {}))
-    return tpl, gone
-
-
-def deploy(expanded, params, stack):
-    """create_stack on moto; returns the stack's outputs."""
-    s3 = boto3.client("s3", region_name=REGION)
-    # The transform points every function at s3://sam-artifacts-placeholder/<id>.zip.
-    s3.create_bucket(Bucket=sam_transform.PLACEHOLDER_BUCKET)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
-    for r in expanded["Resources"].values():
-        if r["Type"] == "AWS::Lambda::Function" and "S3Key" in r["Properties"]["Code"]:
-            code = r["Properties"]["Code"]
-            s3.put_object(Bucket=code["S3Bucket"], Key=code["S3Key"], Body=buf.getvalue())
-    body, _ = for_moto(expanded, params, stack)
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    cfn.create_stack(
-        StackName=stack,
-        TemplateBody=json.dumps(body),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
-    )
-    st = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    failed = [
-        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
-        for e in cfn.describe_stack_events(StackName=stack)["StackEvents"]
-        if "FAILED" in e["ResourceStatus"]
-    ]
-    assert st["StackStatus"] == "CREATE_COMPLETE" and not failed, (st["StackStatus"], failed)
-    return {o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])}
-
-
-# ------------------------------------------------------------------- parameter sets
-
-# Every parameter at its default, as `sam deploy --guided` answered with Enter gives it: no
-# image yet (first deploy), WHIP through the router on the HTTP API, no certificate, the
-# Cognito user pool, no JwtSecret.
-FIRST_DEPLOY = {}
-# Image pushed, RTMPS certificate, WHIP base URL overridden (a custom domain), and an
-# external identity provider instead of the user pool.
-WITH_IMAGE = {
-    "IngestImageUri": IMAGE,
-    "IngestPublicUrl": "https://whip.rill.test",
-    "IngestMinTasks": "2",
-    # IngestCertificateArn: requested from moto's ACM in the moto scenario; any ARN here.
-    "IngestCertificateArn":
-        "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
-    "JwtIssuer": "https://login.rill.test",
-    "JwtAudience": "rill-api",
-}
-# No identity provider at all, as the LocalStack hook deploys it: HS256 development tokens.
-NO_USER_POOL = {"CreateUserPool": "false", "JwtSecret": "x" * 40}
-
-PARAMETER_SETS = (("first-deploy", FIRST_DEPLOY), ("with-image", WITH_IMAGE),
-                  ("no-user-pool", NO_USER_POOL))
 
 # ------------------------------------------------------------- checks on the template
 
@@ -485,12 +247,6 @@ def t_security_group_opens_rtmp_and_udp_media_and_node_http_to_the_router_only(t
     }, rules
 
 
-def statements(role):
-    for pol in role["Properties"].get("Policies", []):
-        yield from as_list(pol["PolicyDocument"]["Statement"])
-    assert not role["Properties"].get("ManagedPolicyArns"), "managed policies are not least privilege"
-
-
 def t_task_role_is_least_privilege(t, p):
     role = t.resources["IngestTaskRole"]
     trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
@@ -560,25 +316,6 @@ def t_vpc_has_public_routes_and_gateway_endpoints(t, p):
     assert route["Properties"]["DestinationCidrBlock"] == "0.0.0.0/0"
     assert target(route["Properties"]["GatewayId"]) == "IngestInternetGateway"
     assert len(t.of_type("AWS::EC2::SubnetRouteTableAssociation")) == 2
-
-
-def function(t, name):
-    """The expanded function whose FunctionName is ${AWS::StackName}-{name}."""
-    (fn,) = [f for f in t.rill_functions().values()
-             if f["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + name}]
-    return fn["Properties"]
-
-
-def granted_by(role):
-    """{action: [(resource, condition), ...]} over a role's inline policies."""
-    granted = {}
-    for s in statements(role) if "Type" in role else ():
-        assert s["Effect"] == "Allow"
-        for a in as_list(s["Action"]):
-            assert "*" not in a, f"wildcard action {a}"
-            for r in as_list(s["Resource"]):
-                granted.setdefault(a, []).append((json.dumps(r, sort_keys=True), s.get("Condition")))
-    return granted
 
 
 def function_grants(t, name):
@@ -698,159 +435,8 @@ def t_no_placeholder_urls(t, p):
         assert env["INGEST_PUBLIC_URL"] == want_whip, (name, env["INGEST_PUBLIC_URL"])
 
 
-# ------------------------------------------------------------------------------ sign-in
-
-# GET routes that need the caller, so behind the authorizer like the writes. Every other GET
-# is public (a function that reads an optional caller verifies the token itself).
-CALLER_GETS = {("/api/nodes", "get")}
-WRITE_METHODS = {"post", "put", "patch", "delete"}
-COGNITO_ISSUER = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
-POOL_RESOURCES = {"UserPool", "UserPoolClient", "UserPoolDomain", "OperatorUserGroup",
-                  "UserPoolClientOAuth", "UserPoolClientOAuthFunction", "UserPoolClientOAuthRole"}
-
-
-def identity(t, p):
-    """(issuer, audience, jwks) the stack should trust for this parameter set."""
-    if p.get("JwtIssuer"):
-        jwks = p.get("JwksUrl") or {"Fn::Sub": "${JwtIssuer}/.well-known/jwks.json"}
-        return p["JwtIssuer"], p["JwtAudience"], jwks
-    if t.params["CreateUserPool"] == "true":
-        return (COGNITO_ISSUER, {"Ref": "UserPoolClient"},
-                {"Fn::Sub": COGNITO_ISSUER["Fn::Sub"] + "/.well-known/jwks.json"})
-    return None
-
-
-def http_routes(t):
-    body = t.resources["HttpApi"]["Properties"]["Body"]
-    return {(path, method): op for path, ops in body["paths"].items()
-            for method, op in ops.items()}
-
-
-def t_write_routes_need_the_jwt_authorizer_reads_and_whip_do_not(t, p):
-    routes = http_routes(t)
-    assert len(routes) >= 30, len(routes)
-    for (path, method), op in sorted(routes.items()):
-        public = path.startswith("/whip/") or (method == "get" and (path, method) not in CALLER_GETS)
-        assert method in WRITE_METHODS | {"get"}, (path, method)
-        want = [{"NONE": []}] if public else [{"Jwt": []}]
-        assert op.get("security") == want, (method.upper(), path, op.get("security"), want)
-    # SAM accepts `Authorizer: NONE` only next to a DefaultAuthorizer: a new route is
-    # protected unless its event says otherwise.
-    raw = sam_transform.decode(TEMPLATE)[0]["Resources"]["HttpApi"]["Properties"]["Auth"]
-    assert raw["DefaultAuthorizer"] == "Jwt", raw
-
-
-def t_cors_preflight_is_answered_before_any_authorizer(t, p):
-    # API Gateway answers OPTIONS itself when CORS is configured and no route matches
-    # OPTIONS: no ANY, no OPTIONS, no $default route.
-    routes = http_routes(t)
-    assert not [r for r in routes if r[1] in ("options", "x-amazon-apigateway-any-method")], routes
-    assert not [r for r in routes if r[0] in ("$default", "/{proxy+}")], routes
-    cors = t.resources["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
-    assert "authorization" in {h.lower() for h in cors["allowHeaders"]}, cors
-
-
-def t_authorizer_trusts_the_same_issuer_and_audience_as_the_functions(t, p):
-    body = t.resources["HttpApi"]["Properties"]["Body"]
-    auth = body["components"]["securitySchemes"]["Jwt"]["x-amazon-apigateway-authorizer"]
-    assert (auth["type"], auth["identitySource"]) == ("jwt", "$request.header.Authorization"), auth
-    cfg = auth["jwtConfiguration"]
-    want = identity(t, p)
-    if want:
-        assert (cfg["issuer"], cfg["audience"]) == (want[0], [want[1]]), cfg
-    else:
-        # No provider: a placeholder nobody signs for (the functions use JWT_SECRET).
-        assert cfg["issuer"].endswith(".invalid"), cfg
-
-
-def t_every_function_gets_the_identity_settings(t, p):
-    want = identity(t, p)
-    expected = {
-        "JWT_ISSUER": want[0] if want else "",
-        "JWT_AUDIENCE": want[1] if want else "",
-        "JWKS_URL": want[2] if want else "",
-        "JWT_SECRET": p.get("JwtSecret", ""),
-    }
-    fns = t.rill_functions()
-    assert len(fns) >= 37, len(fns)
-    for name, fn in fns.items():
-        env = fn["Properties"]["Environment"]["Variables"]
-        got = {k: env.get(k) for k in expected}
-        assert got == expected, (name, got, expected)
-    ops = function(t, "nodes-list")["Environment"]["Variables"]
-    assert ops["OPERATOR_GROUP"] == t.params["OperatorGroup"], ops
-
-
-def t_jwt_secret_can_be_left_empty_by_a_guided_deploy(t, p):
-    # `sam deploy --guided` asks a NoEcho parameter again without a default and cannot
-    # leave it empty; every parameter must be answerable with Enter.
-    for name, param in t.raw["Parameters"].items():
-        assert not param.get("NoEcho"), f"{name} is NoEcho"
-        assert "Default" in param, f"{name} has no default"
-    assert t.raw["Parameters"]["JwtSecret"]["Default"] == ""
-
-
-def t_user_pool_only_without_an_external_issuer(t, p):
-    present = POOL_RESOURCES & set(t.resources)
-    if p.get("JwtIssuer") or t.params["CreateUserPool"] != "true":
-        assert not present, sorted(present)
-        return
-    assert present == POOL_RESOURCES, sorted(POOL_RESOURCES - present)
-    pool = t.resources["UserPool"]["Properties"]
-    assert pool["UsernameAttributes"] == ["email"] and pool["AutoVerifiedAttributes"] == ["email"]
-    # Chat shows the `name` claim: the sign-up form must ask for it.
-    assert {"Name": "name", "AttributeDataType": "String", "Mutable": True, "Required": True} \
-        in pool["Schema"], pool["Schema"]
-    client = t.resources["UserPoolClient"]["Properties"]
-    assert client["GenerateSecret"] is False, "a browser keeps no client secret"
-    assert target(client["UserPoolId"]) == "UserPool"
-    domain = t.resources["UserPoolDomain"]["Properties"]["Domain"]
-    if p.get("AuthDomainPrefix"):
-        assert domain == p["AuthDomainPrefix"]
-    else:
-        assert domain == {"Fn::Join": ["-", ["rill", {"Fn::Select": [
-            2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]]}, domain
-    group = t.resources["OperatorUserGroup"]["Properties"]
-    assert group["GroupName"] == t.params["OperatorGroup"] and target(group["UserPoolId"]) == "UserPool"
-    oauth = t.resources["UserPoolClientOAuth"]["Properties"]
-    assert target(oauth["ClientId"]) == "UserPoolClient"
-    assert oauth["Scopes"] == ["openid", "profile", "email"]
-    web = [{"Fn::Sub": "https://${WebDistribution.DomainName}"},
-           {"Fn::Sub": "https://${WebDistribution.DomainName}/"}]
-    assert oauth["CallbackUrls"] == web and oauth["LogoutUrls"] == web, oauth
-    fn = t.resources["UserPoolClientOAuthFunction"]["Properties"]
-    assert target(fn["Role"]) == "UserPoolClientOAuthRole"
-    role = t.resources["UserPoolClientOAuthRole"]
-    granted = granted_by({"Type": "AWS::IAM::Role", "Properties": {
-        "Policies": role["Properties"]["Policies"]}})
-    pool_arn = json.dumps({"Fn::GetAtt": ["UserPool", "Arn"]})
-    assert granted == {"cognito-idp:DescribeUserPoolClient": [(pool_arn, None)],
-                       "cognito-idp:UpdateUserPoolClient": [(pool_arn, None)]}, granted
-
-
-def t_outputs_for_the_web_app(t, p):
-    outputs = {n for n, o in t.raw["Outputs"].items()
-               if "Condition" not in o or t.condition(o["Condition"])}
-    pool = {"UserPoolId", "UserPoolClientId", "AuthDomainUrl", "WebConfig"}
-    if identity(t, p) is None:
-        assert not (pool | {"Issuer"}) & outputs, outputs
-    elif p.get("JwtIssuer"):
-        assert "Issuer" in outputs and not pool & outputs, outputs
-        assert t.resolve(t.raw["Outputs"]["Issuer"]["Value"]) == p["JwtIssuer"]
-    else:
-        assert pool | {"Issuer"} <= outputs, outputs
-        assert t.raw["Outputs"]["AuthDomainUrl"]["Value"] == {
-            "Fn::Sub": "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"}
-
-
-def t_an_external_issuer_needs_an_audience(t, p):
-    (rule,) = t.raw["Rules"].values()
-    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtIssuer"}, ""]}]}
-    (a,) = rule["Assertions"]
-    assert a["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]}
-
-
-TEMPLATE_CHECKS = [v for k, v in list(globals().items()) if k.startswith("t_")]
+# Every check on the template: this module's, then sign-in's (template_deploy_signin.py).
+TEMPLATE_CHECKS = checks(globals(), "t_") + signin.TEMPLATE_CHECKS
 
 # ------------------------------------------------------------------ checks on moto
 
@@ -971,148 +557,24 @@ def m_vpc_subnets_security_group_endpoints(ctx):
     assert len(igws["InternetGateways"]) == 1
 
 
-def m_functions_get_the_identity_settings(ctx):
-    lam = boto3.client("lambda")
-    p = ctx["params"]
-    for name in ("streams-create", "ws-connect", "nodes-list"):
-        env = lam.get_function_configuration(FunctionName=f"{ctx['stack']}-{name}")["Environment"]["Variables"]
-        got = (env["JWT_ISSUER"], env["JWKS_URL"], env["JWT_AUDIENCE"], env["JWT_SECRET"])
-        if p.get("JwtIssuer"):
-            want = (p["JwtIssuer"], f"{p['JwtIssuer']}/.well-known/jwks.json", p["JwtAudience"], "")
-        elif p.get("CreateUserPool", "true") == "true":
-            # moto has no Cognito in CloudFormation: the pool's id is a stand-in (module doc).
-            iss = f"https://cognito-idp.{REGION}.amazonaws.com/moto-stub-UserPool"
-            want = (iss, f"{iss}/.well-known/jwks.json", "moto-stub-UserPoolClient", "")
-        else:
-            want = ("", "", "", p["JwtSecret"])
-        assert got == want, (name, got, want)
+# Every check on moto: this module's, then sign-in's.
+MOTO_CHECKS = checks(globals(), "m_") + signin.MOTO_CHECKS
+assert len({c.__name__ for c in TEMPLATE_CHECKS + MOTO_CHECKS}) == len(TEMPLATE_CHECKS + MOTO_CHECKS)
 
-
-def m_user_pool_client_oauth_helper_on_cognito(ctx):
-    """The inline Python of UserPoolClientOAuthFunction, run against moto's Cognito with
-    the client as the template creates it (moto's CloudFormation has no Cognito, and runs
-    no custom resource)."""
-    tpl = ctx["template"]
-    if "UserPoolClientOAuth" not in tpl.resources:
-        return
-    idp = boto3.client("cognito-idp", region_name=REGION)
-    pool = idp.create_user_pool(PoolName="rill-users")["UserPool"]["Id"]
-    props = {k: v for k, v in tpl.resources["UserPoolClient"]["Properties"].items() if k != "UserPoolId"}
-    client = idp.create_user_pool_client(UserPoolId=pool, **props)["UserPoolClient"]
-    before = {k: client[k] for k in ("ExplicitAuthFlows", "PreventUserExistenceErrors",
-                                     "EnableTokenRevocation", "AccessTokenValidity",
-                                     "RefreshTokenValidity", "TokenValidityUnits") if k in client}
-    assert "AllowedOAuthFlows" not in client, client
-
-    sent = []
-    cfnresponse = type(sys)("cfnresponse")
-    cfnresponse.SUCCESS, cfnresponse.FAILED = "SUCCESS", "FAILED"
-    cfnresponse.send = lambda event, context, status, data, physical_id, reason=None: \
-        sent.append((status, physical_id, reason))
-    sys.modules["cfnresponse"] = cfnresponse
-    code = {}
-    exec(tpl.resources["UserPoolClientOAuthFunction"]["Properties"]["Code"]["ZipFile"], code)
-    web = "https://d111111abcdef8.cloudfront.net"
-    event = {"RequestType": "Create", "ResourceProperties": {
-        "UserPoolId": pool, "ClientId": client["ClientId"],
-        "Scopes": ["openid", "profile", "email"], "CallbackUrls": [web, web + "/"],
-        "LogoutUrls": [web, web + "/"]}}
-    code["handler"](event, None)
-    assert sent == [("SUCCESS", client["ClientId"], None)], sent
-    after = idp.describe_user_pool_client(UserPoolId=pool, ClientId=client["ClientId"])["UserPoolClient"]
-    assert after["AllowedOAuthFlows"] == ["code"] and after["AllowedOAuthFlowsUserPoolClient"] is True
-    assert after["AllowedOAuthScopes"] == ["openid", "profile", "email"]
-    assert after["CallbackURLs"] == [web, web + "/"] and after["LogoutURLs"] == [web, web + "/"]
-    assert {k: after.get(k) for k in before} == before, "settings the helper must keep were reset"
-    # A failure is reported to CloudFormation (which rolls back), never left hanging.
-    sent.clear()
-    code["handler"](dict(event, ResourceProperties=dict(event["ResourceProperties"], ClientId="nope")), None)
-    assert [s[0] for s in sent] == ["FAILED"] and sent[0][2], sent
-    # Delete changes nothing (CloudFormation deletes the client itself).
-    sent.clear()
-    code["handler"](dict(event, RequestType="Delete"), None)
-    assert [s[0] for s in sent] == ["SUCCESS"], sent
-
-
-def m_outputs_name_the_issuer(ctx):
-    out, p = ctx["outputs"], ctx["params"]
-    if p.get("JwtIssuer"):
-        assert out["Issuer"] == p["JwtIssuer"], out
-    elif p.get("CreateUserPool", "true") == "true":
-        assert out["Issuer"].startswith(f"https://cognito-idp.{REGION}.amazonaws.com/"), out
-        assert out["AuthDomainUrl"].endswith(f".auth.{REGION}.amazoncognito.com"), out
-        assert {"UserPoolId", "UserPoolClientId"} <= set(out), out
-        # The web app's config.json: what its Sign in needs, as web/src/client/oidc.ts reads it.
-        web = json.loads(out["WebConfig"])
-        assert web == {"auth": {"domain": out["AuthDomainUrl"], "clientId": out["UserPoolClientId"]}}, web
-    else:
-        assert not {"Issuer", "UserPoolId", "AuthDomainUrl", "WebConfig"} & set(out), out
-
-
-MOTO_CHECKS = [v for k, v in list(globals().items()) if k.startswith("m_")]
-
-# ---------------------------------------------------------------------------- runner
-
-
-class Runner:
-    def __init__(self):
-        self.passed = 0
-        self.failed = []
-
-    def run(self, label, fn, *args):
-        try:
-            fn(*args)
-        except Exception as exc:  # noqa: BLE001 - report every failure, go on
-            self.failed.append(label)
-            detail = traceback.format_exc(limit=3) if not isinstance(exc, AssertionError) else ""
-            print(f"FAIL {label}: {type(exc).__name__}: {exc}\n{detail}".rstrip())
-        else:
-            self.passed += 1
-            print(f"ok   {label}")
-
-
-def moto_scenario(runner, label, expanded, params):
-    stack = f"rill-{label}"
-    with mock_aws():
-        params = dict(params)
-        if params.get("IngestCertificateArn"):
-            # moto's ELBv2 checks that the listener's certificate exists in ACM.
-            acm = boto3.client("acm", region_name=REGION)
-            params["IngestCertificateArn"] = acm.request_certificate(DomainName="ingest.rill.test")["CertificateArn"]
-        ctx = {"stack": stack, "params": params, "template": Template(expanded, params)}
-        started = time.monotonic()
-        try:
-            ctx["outputs"] = deploy(expanded, params, stack)
-        except Exception as exc:  # noqa: BLE001
-            runner.failed.append(f"{label}: create_stack")
-            print(f"FAIL {label}: create_stack: {exc}")
-            return
-        runner.passed += 1
-        print(f"ok   {label}: create_stack CREATE_COMPLETE ({time.monotonic() - started:.1f} s)")
-        res = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
-               boto3.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"]}
-        ctx["table"], ctx["bucket"] = res["StreamsTable"], res["MediaBucket"]
-        ctx["res"] = res
-        ctx["subnets"] = [res["IngestPublicSubnetA"], res["IngestPublicSubnetB"]]
-        ctx["api_id"] = "moto-stub-HttpApi"
-        ctx["vpc"] = boto3.client("ec2").describe_vpcs(VpcIds=[res["IngestVpc"]])["Vpcs"][0]
-        (ctx["lb"],) = boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]
-        for check in MOTO_CHECKS:
-            runner.run(f"{label}: moto: {check.__name__[2:]}", check, ctx)
+# ---------------------------------------------------------------------------- main
 
 
 def main():
     started = time.monotonic()
     warnings.simplefilter("ignore")
-    global TEMPLATE
-    TEMPLATE = sys.argv[1] if len(sys.argv) > 1 else TEMPLATE
-    expanded = sam_transform.expand(TEMPLATE)
+    harness.TEMPLATE = sys.argv[1] if len(sys.argv) > 1 else harness.TEMPLATE
+    expanded = sam_transform.expand(harness.TEMPLATE)
     runner = Runner()
     for label, params in PARAMETER_SETS:
         t = Template(expanded, params)
         for check in TEMPLATE_CHECKS:
             runner.run(f"{label}: template: {check.__name__[2:]}", check, t, params)
-        moto_scenario(runner, label, expanded, params)
+        moto_scenario(runner, label, expanded, params, MOTO_CHECKS)
     print(f"\ndeploy test ({time.monotonic() - started:.1f} s): "
           f"{runner.passed} passed, {len(runner.failed)} failed")
     return 1 if runner.failed else 0

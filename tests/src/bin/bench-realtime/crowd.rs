@@ -316,15 +316,22 @@ impl Sender {
     }
 }
 
-/// Opens `urls` as senders, all at once; panics if one fails (senders are not what is
-/// measured).
+/// Opens a sender, trying up to three times (senders are not what is measured); panics
+/// after that.
+pub async fn open_sender(url: &str) -> Sender {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match Sender::open(url).await {
+            Ok(s) => return s,
+            Err(e) => last = e,
+        }
+    }
+    panic!("a sender socket did not open in three tries: {last}")
+}
+
+/// [`open_sender`] for each of `urls`, all at once.
 pub async fn open_senders(urls: Vec<String>) -> Vec<Sender> {
-    let opens = urls.iter().map(|u| Sender::open(u));
-    futures_util::future::join_all(opens)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|e| panic!("a sender socket did not open: {e}")))
-        .collect()
+    futures_util::future::join_all(urls.iter().map(|u| open_sender(u))).await
 }
 
 #[cfg(test)]

@@ -140,7 +140,8 @@ pub async fn counts_exact(
     };
     while since.elapsed() < limit && (e.rest.is_none() || e.pushed.is_none()) {
         if e.rest.is_none() {
-            let got = match http.get(viewers_url).send().await {
+            let request = http.get(viewers_url).timeout(Duration::from_secs(5));
+            let got = match request.send().await {
                 Ok(r) => r
                     .json::<serde_json::Value>()
                     .await

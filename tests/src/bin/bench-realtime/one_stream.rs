@@ -9,7 +9,7 @@ use rill_tests::{Stack, User};
 use serde_json::json;
 
 use crate::Args;
-use crate::crowd::{self, Crowd, Sender};
+use crate::crowd::{self, Crowd};
 use crate::measure::{self, Chat, Exact};
 use crate::stats::{Histogram, Summary, peak_in_window};
 
@@ -86,9 +86,7 @@ pub async fn run(stack: &Stack, owner: &User, args: &Args) -> OneStream {
     eprintln!("[1 stream] count {}", exact_after_join.text());
 
     eprintln!("[1 stream] chat: {} messages", args.messages);
-    let mut sender = Sender::open(&url("chat-sender"))
-        .await
-        .unwrap_or_else(|e| panic!("chat sender: {e}"));
+    let mut sender = crowd::open_sender(&url("chat-sender")).await;
     tokio::time::sleep_until((crowd.last_open + LIST_CACHE).into()).await;
     let sends = measure::chat_rounds(&crowd, args.messages, async |m| {
         let frame = json!({"action": "chat", "content": crowd::chat_marker(m)});

@@ -37,6 +37,9 @@
 //!   the socket is aborted: the TCP connection ends with no close frame); count exactness
 //!   is measured again from that moment.
 //!
+//! Each scenario runs on a fresh stack (a new gateway and table), so the second does not
+//! inherit the first one's backlog.
+//!
 //! **Scenario 2, many streams** (`--streams` S x `--per-stream` P, default 50 x 20): S
 //! live streams, S x P signed-in viewers all starting their handshakes at once: join time
 //! and errors; then one chat message per stream, all S sent at the same moment from one
@@ -133,19 +136,34 @@ fn args() -> Args {
     a
 }
 
-#[tokio::main]
-async fn main() {
-    let args = args();
+/// A new gateway with its own table (same storage server), chat rate limit raised so the
+/// sender is never refused.
+fn stack(args: &Args) -> Stack {
     let instances = args.instances.to_string();
     let stack = Stack::start_with(&[
         ("CHAT_RATE_PER_SECOND", "1000"),
         ("CHAT_RATE_BURST", "1000"),
         ("GATEWAY_MAX_INSTANCES", instances.as_str()),
     ]);
-    eprintln!("bench-realtime: {args:?}; gateway {}", stack.base);
+    eprintln!("gateway {}", stack.base);
+    stack
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    eprintln!("bench-realtime: {args:?}");
     let owner = User::named("bench-owner");
-    let one = one_stream::run(&stack, &owner, &args).await;
-    let many = many_streams::run(&stack, &owner, &args).await;
+    // Each scenario on a fresh stack: the second one must not inherit the first one's
+    // backlog (disconnects, the storm's table-stream records).
+    let one = {
+        let stack = stack(&args);
+        one_stream::run(&stack, &owner, &args).await
+    };
+    let many = {
+        let stack = stack(&args);
+        many_streams::run(&stack, &owner, &args).await
+    };
     eprintln!("[anchor] 1 x {} sockets", args.viewers);
     let anchor_one = anchor::run(1, args.viewers, args.messages, one.sample_chat.as_deref()).await;
     eprintln!("[anchor] {} x {} sockets", args.streams, args.per_stream);

@@ -148,21 +148,6 @@ pub async fn run(stack: &Stack, owner: &User, args: &Args) -> OneStream {
     eprintln!("[1 stream] count {}", exact_after_leave.text());
     let closed_by_server = crowd.closed_by_server();
 
-    // Everyone leaves, and the stack settles before the next scenario joins.
-    for v in crowd.viewers.iter_mut() {
-        v.abort();
-    }
-    let empty = measure::counts_exact(
-        &stack.http,
-        &viewers_url,
-        &crowd,
-        0,
-        Instant::now(),
-        COUNT_LIMIT,
-    )
-    .await;
-    eprintln!("[1 stream] all gone: count {}", empty.text());
-
     OneStream {
         viewers: args.viewers,
         join: crowd.join,

@@ -3,7 +3,7 @@
 # profile (the functions' release codegen, unwinding for the ingest node) and runs the
 # benchmark `bench-<name>` with the arguments given. Names:
 #   api           per-function cold init + RSS; GET /api/streams/:id vs a direct GetItem
-#   realtime      chat/reaction delivery to many viewers vs a bare WebSocket broadcast
+#   realtime      1,000 viewers joining at once, chat, reactions, counts; vs a bare WebSocket broadcast
 #   availability  segment availability lag (full ladder, passthrough) vs the S3 upload floor
 #   latency       glass-to-glass in Chromium (WHIP -> ingest -> S3 -> hls.js)
 #   overload      the ingest node under CPU pressure, governor on vs off (the anchor)

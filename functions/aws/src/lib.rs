@@ -2,8 +2,11 @@
 //!
 //! - [`config`]: settings from the environment (`TABLE_NAME`, `BUCKET_NAME`,
 //!   `AWS_ENDPOINT_URL` for moto or LocalStack) and SDK clients built from them once.
+//! - [`keys`]: every pk/sk and GSI key shape of the single table, and their parsing: the
+//!   only place item prefixes are written down.
 //! - [`store`]: [`store::DynamoStore`], the single-table DynamoDB implementation of
-//!   `rill-core`'s storage traits.
+//!   `rill-core`'s storage traits (with [`chat`], [`questions`], [`metrics`],
+//!   [`realtime`] and [`fleet`]).
 //! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
 //!   (on AWS the SAM template creates them).
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
@@ -30,6 +33,7 @@ pub mod config;
 pub mod ecs;
 pub mod fleet;
 pub mod ingest;
+pub mod keys;
 pub mod media_bucket;
 pub mod metrics;
 pub mod notify;

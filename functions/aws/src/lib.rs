@@ -7,6 +7,8 @@
 //! - [`store`]: [`store::DynamoStore`], the single-table DynamoDB implementation of
 //!   `rill-core`'s storage traits (with [`chat`], [`questions`], [`metrics`],
 //!   [`realtime`] and [`fleet`]).
+//! - [`changes`]: table-stream records (Lambda's DynamoDB event) decoded into domain
+//!   [`changes::Change`]s for `events-fanout`.
 //! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
 //!   (on AWS the SAM template creates them).
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
@@ -28,6 +30,7 @@
 //! to logs, never into values a client could see.
 
 pub mod bootstrap;
+pub mod changes;
 pub mod chat;
 pub mod config;
 pub mod ecs;

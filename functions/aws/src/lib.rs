@@ -9,6 +9,8 @@
 //!   [`realtime`] and [`fleet`]).
 //! - [`changes`]: table-stream records (Lambda's DynamoDB event) decoded into domain
 //!   [`changes::Change`]s for `events-fanout`.
+//! - [`table_stream`]: reading the table's stream shard by shard as Lambda's event source
+//!   mapping does, for the local gateway.
 //! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
 //!   (on AWS the SAM template creates them).
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
@@ -45,6 +47,7 @@ pub mod prewarm;
 pub mod questions;
 pub mod realtime;
 pub mod store;
+pub mod table_stream;
 
 pub use aws_config::SdkConfig;
 pub use config::{AwsSettings, dynamodb_client, s3_client, sdk_config};

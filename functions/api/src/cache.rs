@@ -2,10 +2,10 @@
 //! their storage-call budgets (docs/architecture.md section 6).
 //!
 //! Staleness, stated once here:
-//! - **Connections** (`CONN#…`): never change after `$connect`; kept 10 minutes. A
+//! - **Connections**: never change after `$connect`; kept 10 minutes. A
 //!   connection closed meanwhile is still found here, which costs nothing: what its frames
 //!   would write is guarded by the stream (a closed socket sends no frames anyway).
-//! - **Streams** (`STREAM#…/META`) and **standings** (ban, moderator, membership): kept
+//! - **Streams** and **standings** (ban, moderator, membership): kept
 //!   [`SHORT`] (2 s). A status change, a settings change or a ban reaches the socket
 //!   functions of an instance within 2 s; writes still go through the table's conditions
 //!   (a chat message on an ended stream is refused by its transaction).

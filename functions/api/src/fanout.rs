@@ -2,8 +2,12 @@
 //!
 //! This is the one path for events born outside a WebSocket request: REST chat sends,
 //! deletes and pins, stream start and end (from the API or the ingest node), quality
-//! samples, Q&A votes, reactions and viewer counts. Items written by socket functions carry
-//! `origin = "ws"` and were delivered already, so they are skipped here.
+//! samples, Q&A votes, reactions and viewer counts. Records are decoded by
+//! `rill_aws::changes` into domain values; this module never sees an item layout. Messages
+//! and questions written by socket functions ([`Origin::Socket`]) were delivered already,
+//! so they are skipped here. Payloads are the `rill-core` values serialised as the REST
+//! API shows them (`stream:start`/`stream:end` carry the public stream, never its key
+//! hash), so no list of storage attributes to hide is kept here.
 //!
 //! Coalescing: within one batch (one poll of the stream: at most 4 a second), all reactions of
 //! a stream become one `stream:reaction` frame and all viewer-count changes one
@@ -11,19 +15,25 @@
 //! here: `$connect` only adds to the count). The stream's connection list is read once per
 //! batch, whatever the number of events.
 //!
-//! Presence: joins and leaves of signed-in users (`CONN#` items appearing and disappearing)
-//! are announced by name only to small audiences: at most [`NAMED_PRESENCE_MAX`] open
+//! Presence: joins and leaves of signed-in users (sockets opening and closing) are
+//! announced by name only to small audiences: at most [`NAMED_PRESENCE_MAX`] open
 //! connections, at most [`NAMED_PER_BATCH`] names each way per batch. Beyond that everyone
-//! gets the count only: naming each of N arriving viewers to all N costs N² deliveries. The reaction frame is
+//! gets the count only: naming each of N arriving viewers to all N costs N² deliveries.
+//! The reaction frame is
 //! `{"total": n, "counts": {"🔥": 3, ...}, "samples": [{"emoji","positionX","positionY"}...]}`
 //! with at most [`REACTION_SAMPLES`] samples for the overlay.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use rill_aws::changes::{self, Change};
+use rill_core::chat::Reaction;
 use rill_core::event::{Event, EventType};
+use rill_core::realtime::Connection;
+use rill_core::store::Origin;
 use rill_core::time;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::broadcast::broadcast_to;
@@ -36,156 +46,92 @@ pub const NAMED_PRESENCE_MAX: usize = 50;
 /// Names per direction (joined, left) per batch.
 pub const NAMED_PER_BATCH: usize = 20;
 
-fn image(item: &serde_dynamo::Item) -> Option<Value> {
-    if item.is_empty() {
-        return None;
-    }
-    serde_dynamo::from_item::<_, Value>(item.clone()).ok()
-}
-
-fn str_of<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
-    v.get(field).and_then(Value::as_str)
-}
-
-/// Drops the storage keys so clients get the domain object only.
-fn public(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        for k in [
-            "pk", "sk", "entity", "origin", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "keyHash",
-            "ttl",
-        ] {
-            o.remove(k);
-        }
-    }
-    v
-}
-
 #[derive(Default)]
 struct StreamBatch {
     events: Vec<(EventType, Value)>,
-    reactions: Vec<Value>,
-    viewer_count: Option<(Value, Value)>,
+    reactions: Vec<Reaction>,
+    /// The latest `(count, peak)`.
+    viewer_count: Option<(u64, u64)>,
     /// A count above the stored peak: the peak to raise.
     new_peak: Option<u64>,
     joined: Vec<Value>,
     left: Vec<Value>,
 }
 
-/// Turns records into per-stream events, in record order, with the coalesced ones last.
-fn plan(records: &[EventRecord]) -> BTreeMap<String, StreamBatch> {
+/// A domain value as an event payload. Domain types serialise infallibly (plain structs of
+/// strings, numbers and timestamps); `null` would only hide a bug, never a secret.
+fn payload<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Turns changes into per-stream events, in change order, with the coalesced ones last.
+fn plan(changes: Vec<Change>) -> BTreeMap<String, StreamBatch> {
     let mut out: BTreeMap<String, StreamBatch> = BTreeMap::new();
-    for r in records {
-        let new = image(&r.change.new_image);
-        let old = image(&r.change.old_image);
-        let Some(keys) = image(&r.change.keys) else {
-            continue;
-        };
-        let (Some(pk), Some(sk)) = (str_of(&keys, "pk"), str_of(&keys, "sk")) else {
-            continue;
-        };
-        let Some(stream_id) = pk.strip_prefix("STREAM#") else {
-            continue;
-        };
-        let batch = out.entry(stream_id.to_owned()).or_default();
-        let from_socket = new.as_ref().and_then(|n| str_of(n, "origin")) == Some("ws");
-        match (r.event_name.as_str(), sk, &new, &old) {
-            ("MODIFY", "META", Some(n), Some(o)) => {
-                let (ns, os) = (str_of(n, "status"), str_of(o, "status"));
-                if ns != os {
-                    match ns {
-                        Some("live") => batch
-                            .events
-                            .push((EventType::Start, json!({"stream": public(n.clone())}))),
-                        Some("ended" | "cancelled") => batch
-                            .events
-                            .push((EventType::End, json!({"stream": public(n.clone())}))),
-                        _ => {}
-                    }
+    for change in changes {
+        let batch = out.entry(change.stream_id().to_owned()).or_default();
+        match change {
+            // The public stream, as `GET /api/streams/{id}` shows it (never the key hash).
+            Change::StreamStarted(stream) => batch
+                .events
+                .push((EventType::Start, json!({"stream": payload(&stream)}))),
+            Change::StreamEnded(stream) => batch
+                .events
+                .push((EventType::End, json!({"stream": payload(&stream)}))),
+            Change::ViewerCount {
+                count, stored_peak, ..
+            } => {
+                // The peak is raised here, after the count: never report it below the
+                // count it belongs to.
+                if count > stored_peak {
+                    batch.new_peak = Some(batch.new_peak.unwrap_or(0).max(count));
                 }
-                if n.get("viewerCount") != o.get("viewerCount") {
-                    let count = n.get("viewerCount").and_then(Value::as_u64).unwrap_or(0);
-                    // The peak is raised here, after the count: never report it below the
-                    // count it belongs to.
-                    let stored = n.get("peakViewers").and_then(Value::as_u64).unwrap_or(0);
-                    if count > stored {
-                        batch.new_peak = Some(batch.new_peak.unwrap_or(0).max(count));
-                    }
-                    let peak = stored.max(count).max(batch.new_peak.unwrap_or(0));
-                    batch.viewer_count = Some((json!(count), json!(peak)));
-                }
-                let pinned = n.get("pinnedMessageId");
-                if pinned.is_some() && pinned != o.get("pinnedMessageId") {
-                    batch
-                        .events
-                        .push((EventType::ChatPinned, json!({"messageId": pinned})));
-                }
+                let peak = stored_peak.max(count).max(batch.new_peak.unwrap_or(0));
+                batch.viewer_count = Some((count, peak));
             }
-            ("INSERT", sk, Some(n), _) if sk.starts_with("CHAT#") && !from_socket => {
-                batch
-                    .events
-                    .push((EventType::ChatMessage, public(n.clone())));
-            }
-            ("MODIFY", sk, Some(n), Some(o))
-                if sk.starts_with("CHAT#")
-                    && n.get("deleted") == Some(&json!(true))
-                    && o.get("deleted") != Some(&json!(true)) =>
-            {
-                batch
-                    .events
-                    .push((EventType::ChatDeleted, json!({"messageId": n.get("id")})));
-            }
-            ("INSERT", sk, Some(n), _) if sk.starts_with("REACT#") => {
-                batch.reactions.push(n.clone())
-            }
-            ("INSERT", sk, Some(n), _) if sk.starts_with("Q#") && !from_socket => {
-                batch
-                    .events
-                    .push((EventType::Question, json!({"question": public(n.clone())})));
-            }
-            ("MODIFY", sk, Some(n), _) if sk.starts_with("Q#") => {
-                batch
-                    .events
-                    .push((EventType::Question, json!({"question": public(n.clone())})));
-            }
-            ("INSERT", sk, Some(n), _) if sk.starts_with("CONN#") => {
-                if let Some(who) = presence(n) {
-                    batch.joined.push(who);
-                }
-            }
-            ("REMOVE", sk, _, Some(o)) if sk.starts_with("CONN#") => {
-                if let Some(who) = presence(o) {
-                    batch.left.push(who);
-                }
-            }
-            ("INSERT", sk, Some(n), _) if sk.starts_with("METRIC#") => {
-                batch
-                    .events
-                    .push((EventType::QualityUpdate, public(n.clone())));
-            }
-            _ => {}
+            Change::MessagePinned { message_id, .. } => batch
+                .events
+                .push((EventType::ChatPinned, json!({"messageId": message_id}))),
+            // Socket-born items went out from the socket function already.
+            Change::ChatPosted { message, origin } if origin != Origin::Socket => batch
+                .events
+                .push((EventType::ChatMessage, payload(&message))),
+            Change::ChatDeleted { message_id, .. } => batch
+                .events
+                .push((EventType::ChatDeleted, json!({"messageId": message_id}))),
+            Change::ReactionAdded(reaction) => batch.reactions.push(reaction),
+            Change::QuestionAsked { question, origin } if origin != Origin::Socket => batch
+                .events
+                .push((EventType::Question, json!({"question": payload(&question)}))),
+            Change::QuestionChanged(question) => batch
+                .events
+                .push((EventType::Question, json!({"question": payload(&question)}))),
+            Change::ViewerJoined(connection) => batch.joined.extend(presence(&connection)),
+            Change::ViewerLeft(connection) => batch.left.extend(presence(&connection)),
+            Change::QualitySample(sample) => batch
+                .events
+                .push((EventType::QualityUpdate, payload(&sample))),
+            Change::ChatPosted { .. } | Change::QuestionAsked { .. } => {}
         }
     }
     out
 }
 
-/// `{userId, displayName}` of a signed-in connection item; anonymous ones are not named.
-fn presence(conn: &Value) -> Option<Value> {
-    let user = str_of(conn, "userId")?;
-    Some(json!({"userId": user, "displayName": conn.get("displayName")}))
+/// `{userId, displayName}` of a signed-in connection; anonymous ones are not named.
+fn presence(connection: &Connection) -> Option<Value> {
+    let user = connection.user_id.as_ref()?;
+    Some(json!({"userId": user, "displayName": connection.display_name}))
 }
 
-fn reaction_frame(reactions: &[Value]) -> Value {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+fn reaction_frame(reactions: &[Reaction]) -> Value {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for r in reactions {
-        if let Some(e) = str_of(r, "emoji") {
-            *counts.entry(e.to_owned()).or_default() += 1;
-        }
+        *counts.entry(r.emoji.as_str()).or_default() += 1;
     }
     let samples: Vec<Value> = reactions
         .iter()
         .rev()
         .take(REACTION_SAMPLES)
-        .map(|r| json!({"emoji": r.get("emoji"), "positionX": r.get("positionX"), "positionY": r.get("positionY")}))
+        .map(|r| json!({"emoji": r.emoji, "positionX": r.position_x, "positionY": r.position_y}))
         .collect();
     json!({"total": reactions.len(), "counts": counts, "samples": samples})
 }
@@ -193,7 +139,7 @@ fn reaction_frame(reactions: &[Value]) -> Value {
 /// The Lambda handler: one batch of stream records.
 pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
     let now = time::now();
-    for (stream_id, batch) in plan(&event.records) {
+    for (stream_id, batch) in plan(changes::decode(&event.records)) {
         if let Some(peak) = batch.new_peak {
             app.realtime.raise_peak(&stream_id, peak).await?;
         }
@@ -242,158 +188,4 @@ pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(name: &str, keys: Value, new: Option<Value>, old: Option<Value>) -> Value {
-        let to_ddb = |v: Value| {
-            serde_json::to_value(serde_dynamo::to_item::<_, serde_dynamo::Item>(v).unwrap())
-                .unwrap()
-        };
-        let mut d = json!({"Keys": to_ddb(keys), "SequenceNumber": "1", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"});
-        if let Some(n) = new {
-            d["NewImage"] = to_ddb(n);
-        }
-        if let Some(o) = old {
-            d["OldImage"] = to_ddb(o);
-        }
-        json!({"eventID": "1", "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-               "awsRegion": "us-east-1", "eventSourceARN": "arn", "dynamodb": d})
-    }
-
-    fn parse(records: Vec<Value>) -> Vec<EventRecord> {
-        let e: StreamEvent = serde_json::from_value(json!({ "Records": records })).expect("event");
-        e.records
-    }
-
-    #[test]
-    fn reactions_and_viewer_counts_are_coalesced_per_stream() {
-        let mut records = Vec::new();
-        for i in 0..50 {
-            let emoji = if i % 2 == 0 { "🔥" } else { "👏" };
-            records.push(record(
-                "INSERT",
-                json!({"pk":"STREAM#a","sk":format!("REACT#{i}")}),
-                Some(json!({"pk":"STREAM#a","sk":format!("REACT#{i}"),"emoji":emoji,"positionX":1.0})),
-                None,
-            ));
-        }
-        for c in 1..5 {
-            records.push(record(
-                "MODIFY",
-                json!({"pk":"STREAM#a","sk":"META"}),
-                Some(json!({"status":"live","viewerCount":c,"peakViewers":4})),
-                Some(json!({"status":"live","viewerCount":c - 1,"peakViewers":4})),
-            ));
-        }
-        let plan = plan(&parse(records));
-        let a = &plan["a"];
-        assert_eq!(a.reactions.len(), 50);
-        assert_eq!(
-            a.viewer_count,
-            Some((json!(4), json!(4))),
-            "only the latest count"
-        );
-        let frame = reaction_frame(&a.reactions);
-        assert_eq!(frame["total"], 50);
-        assert_eq!(frame["counts"]["🔥"], 25);
-        assert_eq!(frame["samples"].as_array().unwrap().len(), REACTION_SAMPLES);
-    }
-
-    #[test]
-    fn socket_born_items_are_not_sent_twice_and_status_changes_become_events() {
-        let records = vec![
-            record(
-                "INSERT",
-                json!({"pk":"STREAM#a","sk":"CHAT#1"}),
-                Some(json!({"id":"1","content":"ws","origin":"ws"})),
-                None,
-            ),
-            record(
-                "INSERT",
-                json!({"pk":"STREAM#a","sk":"CHAT#2"}),
-                Some(json!({"id":"2","content":"rest","origin":"rest","pk":"x"})),
-                None,
-            ),
-            record(
-                "MODIFY",
-                json!({"pk":"STREAM#a","sk":"CHAT#2"}),
-                Some(json!({"id":"2","deleted":true})),
-                Some(json!({"id":"2","deleted":false})),
-            ),
-            record(
-                "MODIFY",
-                json!({"pk":"STREAM#a","sk":"META"}),
-                Some(json!({"status":"ended","keyHash":"secret"})),
-                Some(json!({"status":"live","keyHash":"secret"})),
-            ),
-        ];
-        let plan = plan(&parse(records));
-        let kinds: Vec<EventType> = plan["a"].events.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            kinds,
-            [
-                EventType::ChatMessage,
-                EventType::ChatDeleted,
-                EventType::End
-            ]
-        );
-        assert_eq!(plan["a"].events[0].1["content"], "rest");
-        assert!(plan["a"].events[0].1.get("pk").is_none());
-        assert!(
-            !plan["a"].events[2].1.to_string().contains("secret"),
-            "the key hash never leaves"
-        );
-    }
-
-    #[test]
-    fn signed_in_joins_and_leaves_are_named_and_a_higher_count_raises_the_peak() {
-        let conn = |sk: &str, user: Option<&str>| {
-            let mut c = json!({"pk": "STREAM#a", "sk": sk, "connectionId": sk, "streamId": "a"});
-            if let Some(u) = user {
-                c["userId"] = json!(u);
-                c["displayName"] = json!(format!("{u}!"));
-            }
-            c
-        };
-        let key = |sk: &str| json!({"pk": "STREAM#a", "sk": sk});
-        let records = vec![
-            record(
-                "INSERT",
-                key("CONN#1"),
-                Some(conn("CONN#1", Some("ann"))),
-                None,
-            ),
-            record("INSERT", key("CONN#2"), Some(conn("CONN#2", None)), None),
-            record(
-                "REMOVE",
-                key("CONN#3"),
-                None,
-                Some(conn("CONN#3", Some("ben"))),
-            ),
-            record(
-                "MODIFY",
-                key("META"),
-                Some(json!({"status": "live", "viewerCount": 5, "peakViewers": 3})),
-                Some(json!({"status": "live", "viewerCount": 4, "peakViewers": 3})),
-            ),
-        ];
-        let plan = plan(&parse(records));
-        let a = &plan["a"];
-        assert_eq!(a.joined, [json!({"userId": "ann", "displayName": "ann!"})]);
-        assert_eq!(a.left, [json!({"userId": "ben", "displayName": "ben!"})]);
-        assert_eq!(a.new_peak, Some(5));
-        assert_eq!(a.viewer_count, Some((json!(5), json!(5))));
-
-        // A count below the stored peak raises nothing.
-        let lower = vec![record(
-            "MODIFY",
-            key("META"),
-            Some(json!({"status": "live", "viewerCount": 2, "peakViewers": 9})),
-            Some(json!({"status": "live", "viewerCount": 3, "peakViewers": 9})),
-        )];
-        let plan = super::plan(&parse(lower));
-        assert_eq!(plan["a"].new_peak, None);
-        assert_eq!(plan["a"].viewer_count, Some((json!(2), json!(9))));
-    }
-}
+mod tests;

@@ -136,7 +136,7 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         counted: user.as_ref().is_none_or(|u| u.user_id != stream.owner_id),
     };
     // One write. Joins are announced, coalesced, by `events-fanout` from the table stream
-    // (the new `CONN#` item and the count on META), never one fan-out per join here: a crowd
+    // (the new connection and the stream's count), never one fan-out per join here: a crowd
     // arriving would cost N² deliveries.
     app.realtime
         .open_connection(&connection, connection.connected_at + CONNECTION_TTL)

@@ -1,6 +1,7 @@
-//! DynamoDB implementation of the chat store: `STREAM#{id}` / `CHAT#{ulid}` per message
-//! (soft-deleted, pinned through META) and `REACT#{ulid}` per reaction (expiring after a
-//! day: only the counters on META and the coalesced frames outlive it).
+//! DynamoDB implementation of the chat store: one item per message in the stream's
+//! partition (soft-deleted; pinned through the stream item) and one per reaction (expiring
+//! after a day: only the counters on the stream item and the coalesced frames outlive it).
+//! Key shapes in [`crate::keys`].
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use rill_core::chat::{ChatMessage, Reaction};
 use rill_core::store::{ChatStore, Origin, Page, StoreError};
 
+use crate::keys::{self, ItemKey, Listed};
 use crate::store::*;
 
 /// Reactions are kept a day: long enough for analytics of the stream, bounded storage.
@@ -16,40 +18,60 @@ const REACTION_TTL_SECONDS: i64 = 24 * 3600;
 
 /// A chat message as stored.
 #[derive(Debug, Serialize, Deserialize)]
-struct ChatItem {
+pub(crate) struct ChatItem {
     pk: String,
     sk: String,
     entity: String,
     #[serde(default = "rest_origin")]
-    origin: String,
+    pub(crate) origin: String,
     #[serde(flatten)]
-    message: ChatMessage,
+    pub(crate) message: ChatMessage,
 }
 
 fn rest_origin() -> String {
     Origin::Rest.as_str().to_owned()
 }
 
+impl ChatItem {
+    pub(crate) fn new(message: &ChatMessage, origin: Origin) -> ChatItem {
+        let key = keys::chat(&message.stream_id, &message.id);
+        ChatItem {
+            pk: key.pk,
+            sk: key.sk,
+            entity: "chat".into(),
+            origin: origin.as_str().to_owned(),
+            message: message.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
-struct ReactionItem {
+pub(crate) struct ReactionItem {
     pk: String,
     sk: String,
     entity: String,
     ttl: i64,
     #[serde(flatten)]
-    reaction: Reaction,
+    pub(crate) reaction: Reaction,
+}
+
+impl ReactionItem {
+    pub(crate) fn new(reaction: &Reaction) -> ReactionItem {
+        let key = keys::reaction(&reaction.stream_id, &reaction.id);
+        ReactionItem {
+            pk: key.pk,
+            sk: key.sk,
+            entity: "reaction".into(),
+            ttl: reaction.created_at.timestamp() + REACTION_TTL_SECONDS,
+            reaction: reaction.clone(),
+        }
+    }
 }
 
 #[async_trait]
 impl ChatStore for DynamoStore {
     async fn post_message(&self, message: &ChatMessage, origin: Origin) -> Result<(), StoreError> {
-        let item = to_item(&ChatItem {
-            pk: stream_pk(&message.stream_id),
-            sk: format!("CHAT#{}", message.id),
-            entity: "chat".into(),
-            origin: origin.as_str().to_owned(),
-            message: message.clone(),
-        })?;
+        let item = to_item(&ChatItem::new(message, origin))?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -73,14 +95,10 @@ impl ChatStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<ChatMessage>, StoreError> {
-        let pk = stream_pk(stream_id);
+        let pk = keys::stream_pk(stream_id);
         let start = cursor.map(|c| decode_cursor(c, "pk", &pk)).transpose()?;
         if let Some(start) = &start {
-            let valid = start.len() == 2
-                && start
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|sk| sk.starts_with("CHAT#"));
+            let valid = start.len() == 2 && matches!(keys::parse_item(start), ItemKey::Chat { .. });
             if !valid {
                 return Err(StoreError::InvalidCursor);
             }
@@ -92,7 +110,7 @@ impl ChatStore for DynamoStore {
             .key_condition_expression("pk = :pk AND begins_with(sk, :chat)")
             .filter_expression("deleted = :no")
             .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":chat", s("CHAT#"))
+            .expression_attribute_values(":chat", s(Listed::Chat.prefix()))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .scan_index_forward(false)
             .limit(limit as i32)
@@ -119,7 +137,7 @@ impl ChatStore for DynamoStore {
             .db
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(self.chat_key(stream_id, message_id)))
+            .set_key(Some(keys::chat(stream_id, message_id).item()))
             .consistent_read(true)
             .send()
             .await
@@ -142,7 +160,7 @@ impl ChatStore for DynamoStore {
         };
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(self.chat_key(stream_id, message_id)))
+            .set_key(Some(keys::chat(stream_id, message_id).item()))
             .update_expression("SET deleted = :yes, content = :empty, isPinned = :no")
             .condition_expression("attribute_exists(pk) AND deleted = :no")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -154,7 +172,7 @@ impl ChatStore for DynamoStore {
         if message.is_pinned {
             let unpin = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(self.meta_key(stream_id)))
+                .set_key(Some(keys::stream(stream_id).item()))
                 .update_expression("REMOVE pinnedMessageId")
                 .condition_expression("pinnedMessageId = :m")
                 .expression_attribute_values(":m", s(message_id))
@@ -200,7 +218,7 @@ impl ChatStore for DynamoStore {
         }
         let pin = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(self.chat_key(stream_id, message_id)))
+            .set_key(Some(keys::chat(stream_id, message_id).item()))
             .update_expression("SET isPinned = :yes")
             .condition_expression("attribute_exists(pk) AND deleted = :no")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -209,7 +227,7 @@ impl ChatStore for DynamoStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let mut meta = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(stream_id)))
+            .set_key(Some(keys::stream(stream_id).item()))
             .update_expression("SET pinnedMessageId = :m")
             .expression_attribute_values(":m", s(message_id));
         meta = match &previous {
@@ -232,7 +250,7 @@ impl ChatStore for DynamoStore {
         if let Some(prev) = previous.filter(|p| p != message_id) {
             let unpin = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(self.chat_key(stream_id, &prev)))
+                .set_key(Some(keys::chat(stream_id, &prev).item()))
                 .update_expression("SET isPinned = :no")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":no", AttributeValue::Bool(false))
@@ -254,13 +272,7 @@ impl ChatStore for DynamoStore {
     }
 
     async fn add_reaction(&self, reaction: &Reaction) -> Result<(), StoreError> {
-        let item = to_item(&ReactionItem {
-            pk: stream_pk(&reaction.stream_id),
-            sk: format!("REACT#{}", reaction.id),
-            entity: "reaction".into(),
-            ttl: reaction.created_at.timestamp() + REACTION_TTL_SECONDS,
-            reaction: reaction.clone(),
-        })?;
+        let item = to_item(&ReactionItem::new(reaction))?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))

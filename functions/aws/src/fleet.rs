@@ -1,13 +1,14 @@
 //! [`FleetStore`] on the single table: the ingest node registry and stream leases.
 //!
-//! Items (pk / sk):
-//! - `NODE#{id}` / `META`: a [`NodeRecord`] with `gsi2pk = NODES`, `gsi2sk = {id}`, so the
-//!   whole registry is one query on the `byStatus` index (eventually consistent: a node
-//!   that registered a moment ago may be missing for a fraction of a second), and `ttl` an
-//!   hour past the heartbeat so dead nodes' entries are swept eventually.
-//! - `STREAM#{id}` / `LEASE`: a [`Lease`] (`nodeId`, `expiresAt` as RFC 3339 and as epoch
-//!   milliseconds `expiresAtMs` for the conditions, `version`), with `ttl` a day past the
-//!   expiry.
+//! Items (key shapes in [`crate::keys`]):
+//! - a node's registry entry: a [`NodeRecord`] in the node registry's partition of the
+//!   `byStatus` index (`gsi2sk` = node id), so the whole registry is one query
+//!   (eventually consistent: a node that registered a moment ago may be missing for a
+//!   fraction of a second), and `ttl` an hour past the heartbeat so dead nodes' entries
+//!   are swept eventually.
+//! - a stream's lease, in the stream's partition: a [`Lease`] (`nodeId`, `expiresAt` as
+//!   RFC 3339 and as epoch milliseconds `expiresAtMs` for the conditions, `version`), with
+//!   `ttl` a day past the expiry.
 //!
 //! Every lease write is conditional (see `rill_core::fleet`): take when absent, expired or
 //! already ours; renew and release only the exact lease (holder and version) we hold.
@@ -25,19 +26,12 @@ use rill_core::store::StoreError;
 use rill_core::time::{Timestamp, rfc3339_millis};
 
 use crate::bootstrap::GSI_STATUS;
-use crate::store::{DynamoStore, Item, from_item, n, s, stream_pk, to_item, unavailable};
-
-/// The registry's partition on the `byStatus` index.
-const NODES_PARTITION: &str = "NODES";
-const LEASE_SK: &str = "LEASE";
+use crate::keys;
+use crate::store::{DynamoStore, Item, from_item, n, s, to_item, unavailable};
 /// A dead node's entry is swept an hour after its last heartbeat.
 const NODE_TTL_SECONDS: i64 = 3600;
 /// A lease item outlives its expiry by a day (its history helps after an incident).
 const LEASE_TTL_SECONDS: i64 = 24 * 3600;
-
-fn node_pk(id: &str) -> String {
-    format!("NODE#{id}")
-}
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,9 +63,10 @@ struct LeaseItem {
 
 impl LeaseItem {
     fn new(stream_id: &str, node_id: &str, expires_at: Timestamp, version: u64) -> Self {
+        let key = keys::lease(stream_id);
         LeaseItem {
-            pk: stream_pk(stream_id),
-            sk: LEASE_SK.into(),
+            pk: key.pk,
+            sk: key.sk,
             entity: "lease".into(),
             stream_id: stream_id.into(),
             node_id: node_id.into(),
@@ -122,11 +117,12 @@ fn condition_failed(
 #[async_trait]
 impl FleetStore for DynamoStore {
     async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        let key = keys::node(&node.id);
         let item = to_item(&NodeItem {
-            pk: node_pk(&node.id),
-            sk: "META".into(),
+            pk: key.pk,
+            sk: key.sk,
             entity: "node".into(),
-            gsi2pk: NODES_PARTITION.into(),
+            gsi2pk: keys::nodes_partition().into(),
             gsi2sk: node.id.clone(),
             ttl: node.heartbeat_at.timestamp() + NODE_TTL_SECONDS,
             node: node.clone(),
@@ -138,8 +134,7 @@ impl FleetStore for DynamoStore {
         self.db
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(node_pk(node_id)))
-            .key("sk", s("META"))
+            .set_key(Some(keys::node(node_id).item()))
             .send()
             .await
             .map_err(|e| unavailable("remove node", e.into_service_error()))?;
@@ -156,7 +151,7 @@ impl FleetStore for DynamoStore {
                 .table_name(&self.table)
                 .index_name(GSI_STATUS)
                 .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(":p", s(NODES_PARTITION))
+                .expression_attribute_values(":p", s(keys::nodes_partition()))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -254,8 +249,7 @@ impl FleetStore for DynamoStore {
             .db
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(stream_pk(&lease.stream_id)))
-            .key("sk", s(LEASE_SK))
+            .set_key(Some(keys::lease(&lease.stream_id).item()))
             .condition_expression("nodeId = :me AND version = :v")
             .expression_attribute_values(":me", s(&lease.node_id))
             .expression_attribute_values(":v", n(lease.version))
@@ -274,8 +268,7 @@ impl FleetStore for DynamoStore {
             .db
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(stream_pk(stream_id)))
-            .key("sk", s(LEASE_SK))
+            .set_key(Some(keys::lease(stream_id).item()))
             .consistent_read(true)
             .send()
             .await
@@ -295,8 +288,10 @@ mod tests {
     fn lease_items_carry_the_expiry_as_text_and_as_milliseconds() {
         let at = chrono::DateTime::from_timestamp_millis(1_800_000_000_123).expect("valid");
         let item = to_item(&LeaseItem::new("s1", "n1", at, 4)).expect("serialises");
-        assert_eq!(item["pk"], AttributeValue::S("STREAM#s1".into()));
-        assert_eq!(item["sk"], AttributeValue::S("LEASE".into()));
+        assert_eq!(
+            keys::parse_item(&item),
+            keys::ItemKey::Lease { stream_id: "s1" }
+        );
         assert_eq!(
             item["expiresAtMs"],
             AttributeValue::N("1800000000123".into())

@@ -2,8 +2,15 @@
 //!
 //! - [`config`]: settings from the environment (`TABLE_NAME`, `BUCKET_NAME`,
 //!   `AWS_ENDPOINT_URL` for moto or LocalStack) and SDK clients built from them once.
+//! - [`keys`]: every pk/sk and GSI key shape of the single table, and their parsing: the
+//!   only place item prefixes are written down.
 //! - [`store`]: [`store::DynamoStore`], the single-table DynamoDB implementation of
-//!   `rill-core`'s storage traits.
+//!   `rill-core`'s storage traits (with [`chat`], [`questions`], [`metrics`],
+//!   [`realtime`] and [`fleet`]).
+//! - [`changes`]: table-stream records (Lambda's DynamoDB event) decoded into domain
+//!   [`changes::Change`]s for `events-fanout`.
+//! - [`table_stream`]: reading the table's stream shard by shard as Lambda's event source
+//!   mapping does, for the local gateway.
 //! - [`bootstrap`]: idempotent creation of the table and bucket for local stacks and tests
 //!   (on AWS the SAM template creates them).
 //! - [`objects`]: reading media objects from S3 (the local CDN stand-in).
@@ -25,11 +32,13 @@
 //! to logs, never into values a client could see.
 
 pub mod bootstrap;
+pub mod changes;
 pub mod chat;
 pub mod config;
 pub mod ecs;
 pub mod fleet;
 pub mod ingest;
+pub mod keys;
 pub mod media_bucket;
 pub mod metrics;
 pub mod notify;
@@ -38,6 +47,7 @@ pub mod prewarm;
 pub mod questions;
 pub mod realtime;
 pub mod store;
+pub mod table_stream;
 
 pub use aws_config::SdkConfig;
 pub use config::{AwsSettings, dynamodb_client, s3_client, sdk_config};

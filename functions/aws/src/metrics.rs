@@ -1,30 +1,38 @@
-//! DynamoDB implementation of the metrics store: `STREAM#{id}` / `METRIC#{ts}`, one
-//! quality sample every 5 s per live stream, kept 7 days (`ttl`).
+//! DynamoDB implementation of the metrics store: one quality sample every 5 s per live
+//! stream, in the stream's partition sorted by time (key shape in [`crate::keys`]), kept
+//! 7 days (`ttl`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use rill_core::store::StoreError;
-use rill_core::time::{self, Timestamp};
+use rill_core::time::Timestamp;
 
+use crate::keys;
 use crate::realtime::DAY_SECONDS;
-use crate::store::{DynamoStore, from_item, s, stream_pk, to_item, unavailable};
-
-impl DynamoStore {
-    /// True when a key exists; used for presence checks that need no attributes.
-    pub async fn has_item(&self, pk: &str, sk: &str) -> Result<bool, StoreError> {
-        self.exists(pk.to_owned(), sk.to_owned()).await
-    }
-}
+use crate::store::{DynamoStore, from_item, s, to_item, unavailable};
 
 #[derive(Debug, Serialize, Deserialize)]
-struct SampleItem {
+pub(crate) struct SampleItem {
     pk: String,
     sk: String,
     entity: String,
     ttl: i64,
     #[serde(flatten)]
-    sample: rill_core::quality::QualitySample,
+    pub(crate) sample: rill_core::quality::QualitySample,
+}
+
+impl SampleItem {
+    pub(crate) fn new(sample: &rill_core::quality::QualitySample) -> SampleItem {
+        let key = keys::metric(&sample.stream_id, &sample.at);
+        SampleItem {
+            pk: key.pk,
+            sk: key.sk,
+            entity: "metric".into(),
+            ttl: sample.at.timestamp() + 7 * DAY_SECONDS,
+            sample: sample.clone(),
+        }
+    }
 }
 
 #[async_trait]
@@ -33,13 +41,7 @@ impl rill_core::store::MetricsStore for DynamoStore {
         &self,
         sample: &rill_core::quality::QualitySample,
     ) -> Result<(), StoreError> {
-        let item = to_item(&SampleItem {
-            pk: stream_pk(&sample.stream_id),
-            sk: format!("METRIC#{}", time::format(&sample.at)),
-            entity: "metric".into(),
-            ttl: sample.at.timestamp() + 7 * DAY_SECONDS,
-            sample: sample.clone(),
-        })?;
+        let item = to_item(&SampleItem::new(sample))?;
         self.put_unconditional(item, "put sample").await
     }
 
@@ -55,9 +57,9 @@ impl rill_core::store::MetricsStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(stream_pk(stream_id)))
-            .expression_attribute_values(":from", s(format!("METRIC#{}", time::format(&from))))
-            .expression_attribute_values(":to", s(format!("METRIC#{}", time::format(&to))))
+            .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
+            .expression_attribute_values(":from", s(keys::metric(stream_id, &from).sk))
+            .expression_attribute_values(":to", s(keys::metric(stream_id, &to).sk))
             .limit(limit as i32)
             .send()
             .await

@@ -11,8 +11,33 @@ pub struct Object {
     pub etag: Option<String>,
 }
 
+/// Reading the media bucket (the local CDN stand-in).
+#[derive(Debug, Clone)]
+pub struct MediaObjects {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl MediaObjects {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> MediaObjects {
+        MediaObjects {
+            s3,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// `Ok(None)` when the key does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Object>, AwsError> {
+        get_object(&self.s3, &self.bucket, key).await
+    }
+}
+
 /// `Ok(None)` when the key does not exist.
-pub async fn get_object(
+async fn get_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,

@@ -1,5 +1,6 @@
-//! DynamoDB implementation of the Q&A store: `STREAM#{id}` / `Q#{ulid}` per question and
-//! `QVOTE#{ulid}#{user}` per vote (one per user, by condition).
+//! DynamoDB implementation of the Q&A store: one item per question in the stream's
+//! partition and one per vote (one per user and question, by condition). Key shapes in
+//! [`crate::keys`].
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
@@ -8,29 +9,37 @@ use serde::{Deserialize, Serialize};
 use rill_core::realtime::Question;
 use rill_core::store::{Origin, QuestionStore, StoreError};
 
+use crate::keys::{self, Listed};
 use crate::realtime::build;
-use crate::store::{DynamoStore, Item, from_item, n, s, stream_pk, to_item, unavailable};
+use crate::store::{DynamoStore, Item, from_item, n, s, to_item, unavailable};
 
 #[derive(Debug, Serialize, Deserialize)]
-struct QuestionItem {
+pub(crate) struct QuestionItem {
     pk: String,
     sk: String,
     entity: String,
-    origin: String,
+    pub(crate) origin: String,
     #[serde(flatten)]
-    question: Question,
+    pub(crate) question: Question,
+}
+
+impl QuestionItem {
+    pub(crate) fn new(question: &Question, origin: Origin) -> QuestionItem {
+        let key = keys::question(&question.stream_id, &question.id);
+        QuestionItem {
+            pk: key.pk,
+            sk: key.sk,
+            entity: "question".into(),
+            origin: origin.as_str().into(),
+            question: question.clone(),
+        }
+    }
 }
 
 #[async_trait]
 impl QuestionStore for DynamoStore {
     async fn put_question(&self, question: &Question, origin: Origin) -> Result<(), StoreError> {
-        let item = to_item(&QuestionItem {
-            pk: stream_pk(&question.stream_id),
-            sk: format!("Q#{}", question.id),
-            entity: "question".into(),
-            origin: origin.as_str().into(),
-            question: question.clone(),
-        })?;
+        let item = to_item(&QuestionItem::new(question, origin))?;
         self.db
             .put_item()
             .table_name(&self.table)
@@ -51,8 +60,8 @@ impl QuestionStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
-                .expression_attribute_values(":pk", s(stream_pk(stream_id)))
-                .expression_attribute_values(":q", s("Q#"))
+                .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
+                .expression_attribute_values(":q", s(Listed::Questions.prefix()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -78,11 +87,12 @@ impl QuestionStore for DynamoStore {
         if self.get_question(stream_id, question_id).await?.is_none() {
             return Err(StoreError::NotFound);
         }
+        let vote = keys::vote(stream_id, question_id, user_id);
         let vote = build(
             Put::builder()
                 .table_name(&self.table)
-                .item("pk", s(stream_pk(stream_id)))
-                .item("sk", s(format!("QVOTE#{question_id}#{user_id}")))
+                .item("pk", s(vote.pk))
+                .item("sk", s(vote.sk))
                 .item("entity", s("vote"))
                 .condition_expression("attribute_not_exists(pk)")
                 .build(),
@@ -90,9 +100,7 @@ impl QuestionStore for DynamoStore {
         let count = build(
             Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(
-                    self.key(stream_pk(stream_id), format!("Q#{question_id}")),
-                ))
+                .set_key(Some(keys::question(stream_id, question_id).item()))
                 .update_expression("ADD upvotes :one")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":one", n(1))
@@ -126,9 +134,7 @@ impl QuestionStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(
-                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
-            ))
+            .set_key(Some(keys::question(stream_id, question_id).item()))
             .update_expression("SET answered = :yes")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -162,9 +168,7 @@ impl DynamoStore {
             .db
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(
-                self.key(stream_pk(stream_id), format!("Q#{question_id}")),
-            ))
+            .set_key(Some(keys::question(stream_id, question_id).item()))
             .consistent_read(true)
             .send()
             .await

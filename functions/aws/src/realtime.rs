@@ -1,14 +1,14 @@
 //! DynamoDB implementation of the realtime stores.
 //!
-//! Items:
-//! - `STREAM#{id}` / `CONN#{connectionId}`: one per open socket (fan-out lists these) and
-//!   `CONN#{connectionId}` / `META`: the reverse lookup route handlers need, since socket
-//!   events carry only the connection id. Both expire through `ttl` (maximum connection
-//!   age plus slack) in case a `$disconnect` never arrives.
-//! - `STREAM#{id}` / `BAN#{user}`, `MOD#{user}`; `CHANNEL#{id}` / `MEMBER#{user}`.
-//! - `STREAM#{id}` / `RATE#{user}`: the user's token bucket, updated conditionally on its
-//!   previous `updatedMs` so that concurrent messages cannot spend one token twice.
-//! - `STREAM#{id}` / `VIEWER#{connectionId}`: playback reports (quality, buffering).
+//! Items (key shapes in [`crate::keys`]):
+//! - two per open socket: one in the stream's partition (fan-out lists these) and the
+//!   reverse lookup by connection id that route handlers need, since socket events carry
+//!   only the connection id. Both expire through `ttl` (maximum connection age plus slack)
+//!   in case a `$disconnect` never arrives.
+//! - ban and moderator flags per stream, membership per channel.
+//! - the user's chat token bucket, updated conditionally on its previous `updatedMs` so
+//!   that concurrent messages cannot spend one token twice.
+//! - the viewer session per connection: playback reports (quality, buffering).
 //!
 //! Q&A lives in `questions.rs`, quality samples in `metrics.rs`.
 
@@ -23,19 +23,37 @@ use rill_core::store::{RealtimeStore, StoreError};
 use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
 
-use crate::store::{DynamoStore, Item, from_item, n, s, stream_pk, to_item, unavailable};
+use crate::keys::{self, ItemKey, Key, Listed};
+use crate::store::{DynamoStore, Item, from_item, n, s, to_item, unavailable};
 
 /// Rate-limit and viewer-session items outlive the stream by a day, then expire.
 pub(crate) const DAY_SECONDS: i64 = 24 * 3600;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ConnectionItem {
+pub(crate) struct ConnectionItem {
     pk: String,
     sk: String,
     entity: String,
     ttl: i64,
     #[serde(flatten)]
-    connection: Connection,
+    pub(crate) connection: Connection,
+}
+
+impl ConnectionItem {
+    /// The pair of items of one socket: listed under its stream, and its reverse lookup.
+    pub(crate) fn pair(connection: &Connection, ttl: i64) -> [ConnectionItem; 2] {
+        [
+            keys::connection(&connection.stream_id, &connection.connection_id),
+            keys::connection_lookup(&connection.connection_id),
+        ]
+        .map(|key| ConnectionItem {
+            pk: key.pk,
+            sk: key.sk,
+            entity: "connection".into(),
+            ttl,
+            connection: connection.clone(),
+        })
+    }
 }
 
 pub(crate) fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
@@ -43,27 +61,9 @@ pub(crate) fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, Store
 }
 
 impl DynamoStore {
-    pub(crate) fn key(&self, pk: String, sk: String) -> Item {
-        Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-    }
-
-    pub(crate) async fn exists(&self, pk: String, sk: String) -> Result<bool, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(pk, sk)))
-            .projection_expression("pk")
-            .send()
-            .await
-            .map_err(|e| unavailable("get item", e.into_service_error()))?;
-        Ok(out.item.is_some())
-    }
-
     async fn set_flag(
         &self,
-        pk: String,
-        sk: String,
+        key: Key,
         on: bool,
         extra: &[(&str, AttributeValue)],
     ) -> Result<(), StoreError> {
@@ -72,8 +72,8 @@ impl DynamoStore {
                 .db
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(pk))
-                .item("sk", s(sk));
+                .item("pk", s(key.pk))
+                .item("sk", s(key.sk));
             for (k, v) in extra {
                 req = req.item(*k, v.clone());
             }
@@ -84,7 +84,7 @@ impl DynamoStore {
             self.db
                 .delete_item()
                 .table_name(&self.table)
-                .set_key(Some(self.key(pk, sk)))
+                .set_key(Some(key.item()))
                 .send()
                 .await
                 .map_err(|e| unavailable("delete flag", e.into_service_error()))?;
@@ -107,7 +107,7 @@ impl DynamoStore {
                 .update(build(
                     Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(self.meta_key(&connection.stream_id)))
+                        .set_key(Some(keys::stream(&connection.stream_id).item()))
                         .update_expression("ADD viewerCount :minus, totalWatchMs :watch")
                         .condition_expression("attribute_exists(pk)")
                         .expression_attribute_values(":minus", n(-1))
@@ -120,7 +120,7 @@ impl DynamoStore {
                 .update(build(
                     Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(self.key(stream_pk(&connection.stream_id), format!("VIEWER#{connection_id}"))))
+                        .set_key(Some(keys::viewer(&connection.stream_id, connection_id).item()))
                         .update_expression(
                             "SET entity = :e, watchMs = :watch, connectedAt = :at, endedAt = :now, #ttl = :ttl",
                         )
@@ -145,20 +145,8 @@ impl RealtimeStore for DynamoStore {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let ttl = expires_at.timestamp();
-        let by_stream = to_item(&ConnectionItem {
-            pk: stream_pk(&connection.stream_id),
-            sk: format!("CONN#{}", connection.connection_id),
-            entity: "connection".into(),
-            ttl,
-            connection: connection.clone(),
-        })?;
-        let by_id = to_item(&ConnectionItem {
-            pk: format!("CONN#{}", connection.connection_id),
-            sk: "META".into(),
-            entity: "connection".into(),
-            ttl,
-            connection: connection.clone(),
-        })?;
+        let [by_stream, by_id] = ConnectionItem::pair(connection, ttl);
+        let (by_stream, by_id) = (to_item(&by_stream)?, to_item(&by_id)?);
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(build(
@@ -181,7 +169,7 @@ impl RealtimeStore for DynamoStore {
         if connection.counted {
             let count = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(self.meta_key(&connection.stream_id)))
+                .set_key(Some(keys::stream(&connection.stream_id).item()))
                 .update_expression("ADD viewerCount :one, totalViews :one")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":one", n(1));
@@ -204,7 +192,7 @@ impl RealtimeStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(stream_id)))
+            .set_key(Some(keys::stream(stream_id).item()))
             .update_expression("SET peakViewers = :n")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(peakViewers) OR peakViewers < :n)",
@@ -239,9 +227,7 @@ impl RealtimeStore for DynamoStore {
                 .delete(build(
                     Delete::builder()
                         .table_name(&self.table)
-                        .set_key(Some(
-                            self.key(format!("CONN#{connection_id}"), "META".into()),
-                        ))
+                        .set_key(Some(keys::connection_lookup(connection_id).item()))
                         .condition_expression("attribute_exists(pk)")
                         .build(),
                 )?)
@@ -250,10 +236,9 @@ impl RealtimeStore for DynamoStore {
                 .delete(build(
                     Delete::builder()
                         .table_name(&self.table)
-                        .set_key(Some(self.key(
-                            stream_pk(&connection.stream_id),
-                            format!("CONN#{connection_id}"),
-                        )))
+                        .set_key(Some(
+                            keys::connection(&connection.stream_id, connection_id).item(),
+                        ))
                         .build(),
                 )?)
                 .build(),
@@ -274,9 +259,7 @@ impl RealtimeStore for DynamoStore {
             .db
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(
-                self.key(format!("CONN#{connection_id}"), "META".into()),
-            ))
+            .set_key(Some(keys::connection_lookup(connection_id).item()))
             .consistent_read(true)
             .send()
             .await
@@ -297,9 +280,9 @@ impl RealtimeStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
-                .expression_attribute_values(":pk", s(stream_pk(stream_id)))
-                .expression_attribute_values(":conn", s("CONN#"))
-                .projection_expression("sk")
+                .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
+                .expression_attribute_values(":conn", s(Listed::Connections.prefix()))
+                .projection_expression("pk, sk")
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -307,9 +290,10 @@ impl RealtimeStore for DynamoStore {
             ids.extend(
                 out.items()
                     .iter()
-                    .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
-                    .filter_map(|sk| sk.strip_prefix("CONN#"))
-                    .map(str::to_owned),
+                    .filter_map(|i| match keys::parse_item(i) {
+                        ItemKey::Connection { connection_id, .. } => Some(connection_id.to_owned()),
+                        _ => None,
+                    }),
             );
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),
@@ -320,12 +304,9 @@ impl RealtimeStore for DynamoStore {
 
     async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError> {
         let keys = vec![
-            self.key(stream_pk(&stream.id), format!("BAN#{user_id}")),
-            self.key(stream_pk(&stream.id), format!("MOD#{user_id}")),
-            self.key(
-                format!("CHANNEL#{}", stream.channel_id),
-                format!("MEMBER#{user_id}"),
-            ),
+            keys::ban(&stream.id, user_id).item(),
+            keys::moderator(&stream.id, user_id).item(),
+            keys::member(&stream.channel_id, user_id).item(),
         ];
         let out = self
             .db
@@ -352,17 +333,10 @@ impl RealtimeStore for DynamoStore {
             .into_iter()
             .flatten()
         {
-            let sk = item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-                .unwrap_or("");
-            if sk.starts_with("BAN#") {
-                standing.is_banned = true;
-            } else if sk.starts_with("MOD#") {
-                standing.is_moderator = true;
-            } else if sk.starts_with("MEMBER#") {
-                match item
+            match keys::parse_item(item) {
+                ItemKey::Ban { .. } => standing.is_banned = true,
+                ItemKey::Moderator { .. } => standing.is_moderator = true,
+                ItemKey::Member { .. } => match item
                     .get("role")
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str)
@@ -373,7 +347,8 @@ impl RealtimeStore for DynamoStore {
                     }
                     Some("follower") => standing.is_follower = true,
                     _ => {}
-                }
+                },
+                _ => {}
             }
         }
         Ok(standing)
@@ -386,13 +361,8 @@ impl RealtimeStore for DynamoStore {
         banned: bool,
     ) -> Result<(), StoreError> {
         let extra = [("entity", s("ban")), ("at", s(time::format(&time::now())))];
-        self.set_flag(
-            stream_pk(stream_id),
-            format!("BAN#{user_id}"),
-            banned,
-            &extra,
-        )
-        .await
+        self.set_flag(keys::ban(stream_id, user_id), banned, &extra)
+            .await
     }
 
     async fn set_moderator(
@@ -402,13 +372,8 @@ impl RealtimeStore for DynamoStore {
         moderator: bool,
     ) -> Result<(), StoreError> {
         let extra = [("entity", s("moderator")), ("userId", s(user_id))];
-        self.set_flag(
-            stream_pk(stream_id),
-            format!("MOD#{user_id}"),
-            moderator,
-            &extra,
-        )
-        .await
+        self.set_flag(keys::moderator(stream_id, user_id), moderator, &extra)
+            .await
     }
 
     async fn moderators(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
@@ -417,17 +382,18 @@ impl RealtimeStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :m)")
-            .expression_attribute_values(":pk", s(stream_pk(stream_id)))
-            .expression_attribute_values(":m", s("MOD#"))
+            .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
+            .expression_attribute_values(":m", s(Listed::Moderators.prefix()))
             .send()
             .await
             .map_err(|e| unavailable("list moderators", e.into_service_error()))?;
         Ok(out
             .items()
             .iter()
-            .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
-            .filter_map(|sk| sk.strip_prefix("MOD#"))
-            .map(str::to_owned)
+            .filter_map(|i| match keys::parse_item(i) {
+                ItemKey::Moderator { user_id, .. } => Some(user_id.to_owned()),
+                _ => None,
+            })
             .collect())
     }
 
@@ -436,9 +402,7 @@ impl RealtimeStore for DynamoStore {
             .db
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(
-                self.key(format!("CHANNEL#{channel_id}"), "META".into()),
-            ))
+            .set_key(Some(keys::channel(channel_id).item()))
             .consistent_read(true)
             .send()
             .await
@@ -460,13 +424,8 @@ impl RealtimeStore for DynamoStore {
             None => "",
         };
         let extra = [("entity", s("member")), ("role", s(role_name))];
-        self.set_flag(
-            format!("CHANNEL#{channel_id}"),
-            format!("MEMBER#{user_id}"),
-            role.is_some(),
-            &extra,
-        )
-        .await
+        self.set_flag(keys::member(channel_id, user_id), role.is_some(), &extra)
+            .await
     }
 
     async fn take_message_token(
@@ -478,7 +437,7 @@ impl RealtimeStore for DynamoStore {
         now_ms: i64,
         known: Option<Bucket>,
     ) -> Result<Result<Bucket, Refusal>, StoreError> {
-        let key = self.key(stream_pk(stream_id), format!("RATE#{user_id}"));
+        let key = keys::rate(stream_id, user_id).item();
         // The first round trusts the bucket this instance wrote last (no read); a lost race
         // means someone else spent a token since: re-read and decide again.
         let mut known = known;
@@ -551,9 +510,7 @@ impl RealtimeStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(
-                self.key(stream_pk(stream_id), format!("VIEWER#{connection_id}")),
-            ))
+            .set_key(Some(keys::viewer(stream_id, connection_id).item()))
             .update_expression(
                 "SET entity = :e, lastSeen = :now, #ttl = :ttl ADD heartbeats :one, bufferingMs :b",
             )

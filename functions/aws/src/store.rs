@@ -1,14 +1,10 @@
-//! [`DynamoStore`]: the single-table implementation of `rill-core`'s storage traits.
+//! [`DynamoStore`]: the single-table implementation of `rill-core`'s storage traits, and
+//! the stream's own item (the `META` item of its partition; key shapes in [`crate::keys`]).
 //!
-//! Items (pk / sk):
-//! - `STREAM#{id}` / `META`: the stream, its counters, its key hash and the GSI keys
-//!   `gsi1pk = CH#{channel}#{status}`, `gsi2pk = STATUS#{status}`, both sorted by
-//!   `{time}#{id}` where time is the status's own (scheduledAt, startedAt, endedAt).
-//! - `STREAM#{id}` / `CHAT#{ulid}`: chat messages, sortable by time through the ULID.
-//! - `STREAM#{id}` / `REACT#{ulid}`: reactions, expiring through `ttl`.
-//!
-//! The key hash sits on the META item (GSI `byKeyHash`) rather than in an item of its own,
-//! so rotating a key is a single conditional write and cannot leave a stale key behind.
+//! The stream item carries its counters, its key hash and the two status indexes' keys,
+//! sorted by the status's own time (scheduledAt, startedAt, endedAt). The key hash sits on
+//! the item (GSI `byKeyHash`) rather than in an item of its own, so rotating a key is a
+//! single conditional write and cannot leave a stale key behind.
 
 use std::collections::HashMap;
 
@@ -26,6 +22,7 @@ use rill_core::stream::{Command, Settings, Stream, StreamStats, StreamStatus, Tr
 use rill_core::time::{self, Timestamp, rfc3339_millis};
 
 use crate::bootstrap::{GSI_CHANNEL_STATUS, GSI_KEY_HASH, GSI_STATUS};
+use crate::keys::{self, ItemKey};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -53,10 +50,6 @@ impl DynamoStore {
             .map_err(|e| unavailable(what, e.into_service_error()))?;
         Ok(())
     }
-}
-
-pub(crate) fn stream_pk(id: &str) -> String {
-    format!("STREAM#{id}")
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -141,18 +134,19 @@ fn index_keys(stream: &Stream) -> (String, String, String) {
     }
     .unwrap_or(stream.created_at);
     (
-        format!("CH#{}#{}", stream.channel_id, stream.status),
-        format!("STATUS#{}", stream.status),
-        format!("{}#{}", time::format(&at), stream.id),
+        keys::by_channel_status(&stream.channel_id, stream.status),
+        keys::by_status(stream.status),
+        keys::status_sort(&at, &stream.id),
     )
 }
 
 impl StreamItem {
-    fn new(stream: &Stream, key: &KeyHash) -> StreamItem {
+    pub(crate) fn new(stream: &Stream, key: &KeyHash) -> StreamItem {
         let (gsi1pk, gsi2pk, sort) = index_keys(stream);
+        let item_key = keys::stream(&stream.id);
         StreamItem {
-            pk: stream_pk(&stream.id),
-            sk: "META".into(),
+            pk: item_key.pk,
+            sk: item_key.sk,
             entity: "stream".into(),
             id: stream.id.clone(),
             channel_id: stream.channel_id.clone(),
@@ -182,7 +176,7 @@ impl StreamItem {
         }
     }
 
-    fn into_stream(self) -> Stream {
+    pub(crate) fn into_stream(self) -> Stream {
         Stream {
             id: self.id,
             channel_id: self.channel_id,
@@ -257,8 +251,7 @@ impl DynamoStore {
             .db
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(stream_pk(id)))
-            .key("sk", s("META"))
+            .set_key(Some(keys::stream(id).item()))
             .consistent_read(true)
             .send()
             .await
@@ -276,20 +269,6 @@ impl DynamoStore {
             Ok(None) => StoreError::NotFound,
             Err(e) => e,
         }
-    }
-
-    pub(crate) fn meta_key(&self, id: &str) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), s(stream_pk(id))),
-            ("sk".to_owned(), s("META")),
-        ])
-    }
-
-    pub(crate) fn chat_key(&self, stream_id: &str, message_id: &str) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), s(stream_pk(stream_id))),
-            ("sk".to_owned(), s(format!("CHAT#{message_id}"))),
-        ])
     }
 
     /// Runs a transaction; a cancellation for a failed condition becomes `Err(None)` so the
@@ -330,7 +309,7 @@ impl DynamoStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(stream_id)))
+            .set_key(Some(keys::stream(stream_id).item()))
             .update_expression("ADD #c :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#c", attribute)
@@ -355,8 +334,7 @@ impl StreamStore for DynamoStore {
         // (or manage its members) there afterwards.
         let claim = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(format!("CHANNEL#{}", stream.channel_id)))
-            .key("sk", s("META"))
+            .set_key(Some(keys::channel(&stream.channel_id).item()))
             .update_expression("SET ownerId = if_not_exists(ownerId, :owner), entity = :entity ADD streamCount :one")
             .condition_expression("attribute_not_exists(ownerId) OR ownerId = :owner")
             .expression_attribute_values(":owner", s(&stream.owner_id))
@@ -429,7 +407,7 @@ impl StreamStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(id)))
+            .set_key(Some(keys::stream(id).item()))
             .update_expression(format!("SET {}", set.join(", ")))
             .condition_expression(format!(
                 "attribute_exists(pk) AND #status IN ({})",
@@ -471,7 +449,7 @@ impl StreamStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(&updated.id)))
+            .set_key(Some(keys::stream(&updated.id).item()))
             .expression_attribute_values(":title", s(&updated.title))
             .expression_attribute_values(":description", s(&updated.description))
             .expression_attribute_values(":settings", settings)
@@ -530,7 +508,7 @@ impl StreamStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(self.meta_key(id)))
+            .set_key(Some(keys::stream(id).item()))
             .update_expression("SET keyHash = :h, updatedAt = :now")
             .condition_expression("attribute_exists(pk) AND NOT #status IN (:ended, :cancelled)")
             .expression_attribute_names("#status", "status")
@@ -565,15 +543,8 @@ impl StreamStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("find key", e.into_service_error()))?;
-        let Some(pk) = out
-            .items()
-            .first()
-            .and_then(|i| i.get("pk"))
-            .and_then(|v| v.as_s().ok())
+        let Some(ItemKey::Stream { stream_id: id }) = out.items().first().map(keys::parse_item)
         else {
-            return Ok(None);
-        };
-        let Some(id) = pk.strip_prefix("STREAM#") else {
             return Ok(None);
         };
         // The index is eventually consistent: confirm against the item itself so that a key
@@ -591,9 +562,9 @@ impl StreamStore for DynamoStore {
                 GSI_CHANNEL_STATUS,
                 "gsi1pk",
                 "gsi1sk",
-                format!("CH#{channel}#{status}"),
+                keys::by_channel_status(channel, status),
             ),
-            None => (GSI_STATUS, "gsi2pk", "gsi2sk", format!("STATUS#{status}")),
+            None => (GSI_STATUS, "gsi2pk", "gsi2sk", keys::by_status(status)),
         };
         let start = query
             .cursor
@@ -637,22 +608,20 @@ mod tests {
 
     #[test]
     fn cursors_roundtrip_only_for_their_own_partition() {
-        let key: Item = HashMap::from([
-            ("pk".to_owned(), s("STREAM#a")),
-            ("sk".to_owned(), s("CHAT#b")),
-        ]);
+        let key = keys::chat("a", "b").item();
+        let (own, other) = (keys::stream_pk("a"), keys::stream_pk("other"));
         let c = encode_cursor(Some(&key)).expect("cursor");
-        assert_eq!(decode_cursor(&c, "pk", "STREAM#a").expect("valid"), key);
+        assert_eq!(decode_cursor(&c, "pk", &own).expect("valid"), key);
         assert!(matches!(
-            decode_cursor(&c, "pk", "STREAM#other"),
+            decode_cursor(&c, "pk", &other),
             Err(StoreError::InvalidCursor)
         ));
         assert!(matches!(
-            decode_cursor("not base64!", "pk", "STREAM#a"),
+            decode_cursor("not base64!", "pk", &own),
             Err(StoreError::InvalidCursor)
         ));
         assert!(matches!(
-            decode_cursor(&URL_SAFE_NO_PAD.encode("[1]"), "pk", "STREAM#a"),
+            decode_cursor(&URL_SAFE_NO_PAD.encode("[1]"), "pk", &own),
             Err(StoreError::InvalidCursor)
         ));
     }
@@ -669,8 +638,8 @@ mod tests {
         stream.status = StreamStatus::Live;
         stream.started_at = Some(now);
         let (g1, g2, sort) = index_keys(&stream);
-        assert_eq!(g1, "CH#ch#live");
-        assert_eq!(g2, "STATUS#live");
-        assert_eq!(sort, format!("{}#{}", time::format(&now), stream.id));
+        assert_eq!(g1, keys::by_channel_status("ch", StreamStatus::Live));
+        assert_eq!(g2, keys::by_status(StreamStatus::Live));
+        assert_eq!(sort, keys::status_sort(&now, &stream.id));
     }
 }

@@ -44,7 +44,7 @@ pub enum NodeState {
     Draining,
 }
 
-/// One ingest node as the registry knows it (`NODE#{id}`).
+/// One ingest node as the registry knows it (one registry entry per node).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeRecord {
@@ -88,7 +88,7 @@ impl NodeRecord {
     }
 }
 
-/// Which node owns a stream (`STREAM#{id}` / `LEASE`).
+/// Which node owns a stream (one lease per stream).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lease {

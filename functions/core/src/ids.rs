@@ -34,7 +34,7 @@ mod tests {
             "live",
             "../etc",
             "01ARZ3NDEKTSV4RRFFQ69G5FA",
-            "STREAM#01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "ID#01ARZ3NDEKTSV4RRFFQ69G5FAV",
         ] {
             assert!(!is_valid_id(raw), "{raw}");
         }

@@ -43,19 +43,13 @@ use crate::websocket::Hub;
 /// API Gateway HTTP API's payload limit.
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
 
-/// S3 access for `/hls/*`.
-#[derive(Debug, Clone)]
-pub struct Media {
-    pub s3: aws_sdk_s3::Client,
-    pub bucket: String,
-}
-
 #[derive(Debug)]
 pub struct AppState {
     pub routes: RouteTable,
     pub pool: Arc<Pool>,
     pub static_dir: PathBuf,
-    pub media: Media,
+    /// S3 access for `/hls/*`.
+    pub media: rill_aws::objects::MediaObjects,
     /// The port clients reach, for `x-forwarded-port`.
     pub local_port: u16,
     /// The WebSocket API, when the template has one.
@@ -416,7 +410,7 @@ async fn hls(
         return error_response(StatusCode::BAD_REQUEST, "bad_request", "invalid object key");
     }
     let media = &app.media;
-    match rill_aws::objects::get_object(&media.s3, &media.bucket, &key).await {
+    match media.get(&key).await {
         Ok(Some(object)) => {
             let etag = object
                 .etag
@@ -448,7 +442,7 @@ async fn hls(
         }
         Ok(None) => error_response(StatusCode::NOT_FOUND, "not_found", "no such object"),
         Err(e) => {
-            error!(bucket = %media.bucket, %key, error = %e, "cannot read object");
+            error!(bucket = %media.bucket(), %key, error = %e, "cannot read object");
             error_response(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",

@@ -217,10 +217,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         routes: route_table,
         pool: pool.clone(),
         static_dir: config.static_dir.clone(),
-        media: http_api::Media {
-            s3,
-            bucket: settings.bucket_name.clone(),
-        },
+        media: rill_aws::objects::MediaObjects::new(s3, settings.bucket_name.clone()),
         local_port: port,
         websocket: hub.clone(),
         event_sources: event_sources.clone(),

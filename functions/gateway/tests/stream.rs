@@ -131,7 +131,7 @@ impl Stack {
             .db
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S("STREAM#s1".into()))
+            .item("pk", AttributeValue::S("PART#1".into()))
             .item("sk", AttributeValue::S(sk.into()));
         if let Some((name, value)) = extra {
             put = put.item(name, value);
@@ -238,7 +238,7 @@ async fn table_stream_records_reach_the_function_in_ordered_batches() {
         .db
         .delete_item()
         .table_name(&stack.table)
-        .key("pk", AttributeValue::S("STREAM#s1".into()))
+        .key("pk", AttributeValue::S("PART#1".into()))
         .key("sk", AttributeValue::S("ITEM#01".into()))
         .send()
         .await

@@ -324,17 +324,13 @@ async fn main() {
     // 3. anchor: GetItem straight to moto
     let db = stack.dynamodb().await;
     let table = stack.table.clone();
-    let key = format!("STREAM#{id}");
+    let key = rill_aws::keys::stream(&id).item();
     let (anchor, anchor_wall) = load(args.concurrency, args.requests, move || {
         let (db, table, key) = (db.clone(), table.clone(), key.clone());
         async move {
             db.get_item()
                 .table_name(table)
-                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key))
-                .key(
-                    "sk",
-                    aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
-                )
+                .set_key(Some(key))
                 .consistent_read(true)
                 .send()
                 .await

@@ -1,6 +1,10 @@
 //! DynamoDB stream → function, the way Lambda's event source mapping does it, for every
 //! `Type: DynamoDB` event of the template (Rill: `events-fanout` on the table's stream).
 //!
+//! This is the mapping's policy; the DynamoDB Streams calls themselves and the conversion
+//! of SDK records into Lambda's event JSON are `rill_aws::table_stream`, so this crate
+//! names no `aws-sdk-*` type.
+//!
 //! - The stream is the table's `LatestStreamArn` (`DescribeTable` on `TABLE_NAME`), or the
 //!   event's literal ARN. No table yet (moto not up, table not created) → retried every
 //!   few seconds; a table without a stream → the mapping idles and rechecks, as does a
@@ -23,23 +27,21 @@
 //!   whole batches are retried.
 //! - `FilterCriteria` is not evaluated: every record is delivered, as if the mapping had
 //!   no filter. Functions must therefore tolerate the records a filter would drop on AWS
-//!   (Rill's `events-fanout` skips `NODE#` and `STREAM#…/LEASE` items itself); a filter
+//!   (Rill's `events-fanout` skips node registry and lease items itself); a filter
 //!   is a cost saving on AWS, never a correctness rule.
 //! - On shutdown polling stops at once; an invocation in flight may finish within the
 //!   gateway's grace period; records not yet delivered are dropped (the next start reads
 //!   from `LATEST`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use rill_aws::table_stream::{Position, ReadError, TableStream};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -191,13 +193,12 @@ impl EventSources {
     pub fn start(
         functions: &[FunctionSpec],
         pool: Arc<Pool>,
-        sdk: &aws_config::SdkConfig,
+        sdk: &rill_aws::SdkConfig,
         settings: StreamSettings,
     ) -> Self {
         let mappings = mappings_of(functions);
         let stop = watch::Sender::new(false);
-        let db = aws_sdk_dynamodb::Client::new(sdk);
-        let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+        let stream = TableStream::new(sdk, settings.region.clone());
         let mut tasks = Vec::new();
         for mapping in &mappings {
             if !mapping.source.enabled {
@@ -209,8 +210,7 @@ impl EventSources {
             let poller = Poller {
                 mapping: mapping.clone(),
                 pool: pool.clone(),
-                db: db.clone(),
-                streams: streams.clone(),
+                stream: stream.clone(),
                 settings: settings.clone(),
                 stop: stop.subscribe(),
             };
@@ -281,8 +281,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
 struct Poller {
     mapping: Arc<Mapping>,
     pool: Arc<Pool>,
-    db: aws_sdk_dynamodb::Client,
-    streams: aws_sdk_dynamodbstreams::Client,
+    stream: TableStream,
     settings: StreamSettings,
     stop: watch::Receiver<bool>,
 }
@@ -342,29 +341,11 @@ impl Poller {
     async fn resolve_stream(&self) -> Result<Option<String>, String> {
         match &self.mapping.source.stream {
             StreamRef::Arn(arn) => Ok(Some(arn.clone())),
-            StreamRef::Table(_) => {
-                let table = self
-                    .db
-                    .describe_table()
-                    .table_name(&self.settings.table_name)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "DescribeTable {}: {}",
-                            self.settings.table_name,
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                        )
-                    })?;
-                let table = table.table();
-                let enabled = table
-                    .and_then(|t| t.stream_specification())
-                    .is_some_and(|s| s.stream_enabled());
-                Ok(table
-                    .and_then(|t| t.latest_stream_arn())
-                    .filter(|_| enabled)
-                    .map(str::to_owned))
-            }
+            StreamRef::Table(_) => self
+                .stream
+                .latest_stream_arn(&self.settings.table_name)
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -379,9 +360,10 @@ impl Poller {
         let mut shards: HashMap<String, ShardTask> = HashMap::new();
         let mut first_listing = true;
         loop {
-            match self.list_shards(arn).await {
+            match self.stream.shards(arn).await {
                 Ok(listed) => {
-                    for (shard_id, parent) in listed {
+                    for shard in listed {
+                        let (shard_id, parent) = (shard.id, shard.parent);
                         if shards.contains_key(&shard_id) {
                             continue;
                         }
@@ -405,8 +387,8 @@ impl Poller {
                     }
                     first_listing = false;
                 }
-                Err(message) => {
-                    debug!(mapping = %self.label(), %message, "cannot list shards");
+                Err(e) => {
+                    debug!(mapping = %self.label(), message = %e, "cannot list shards");
                 }
             }
             if !pause(&mut self.stop, DISCOVERY_INTERVAL).await {
@@ -431,35 +413,6 @@ impl Poller {
         for (_, task) in shards {
             let _ = task.handle.await;
         }
-    }
-
-    /// `(shard id, parent shard id)` of every shard, parents first.
-    async fn list_shards(&self, arn: &str) -> Result<Vec<(String, Option<String>)>, String> {
-        let mut out = Vec::new();
-        let mut start: Option<String> = None;
-        loop {
-            let resp = self
-                .streams
-                .describe_stream()
-                .stream_arn(arn)
-                .set_exclusive_start_shard_id(start.clone())
-                .send()
-                .await
-                .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string())?;
-            let Some(description) = resp.stream_description() else {
-                break;
-            };
-            for shard in description.shards() {
-                if let Some(id) = shard.shard_id() {
-                    out.push((id.to_owned(), shard.parent_shard_id().map(str::to_owned)));
-                }
-            }
-            match description.last_evaluated_shard_id() {
-                Some(last) if start.as_deref() != Some(last) => start = Some(last.to_owned()),
-                _ => break,
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -524,11 +477,11 @@ impl ShardReader {
         }
         let source = self.poller.mapping.source.clone();
         let initial = match position {
-            StartingPosition::Latest => ShardIteratorType::Latest,
-            StartingPosition::TrimHorizon => ShardIteratorType::TrimHorizon,
+            StartingPosition::Latest => Position::Latest,
+            StartingPosition::TrimHorizon => Position::TrimHorizon,
         };
         let mut last_sequence: Option<String> = None;
-        let Some(mut iterator) = self.iterator(&initial, None).await else {
+        let Some(mut iterator) = self.iterator(&initial).await else {
             return;
         };
         let _reading = ReadingGuard::new(&self.poller.mapping);
@@ -544,46 +497,36 @@ impl ShardReader {
                 .clamp(1, GET_RECORDS_LIMIT);
             let response = self
                 .poller
-                .streams
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(i32::try_from(want).unwrap_or(1000))
-                .send()
+                .stream
+                .records(&self.stream_arn, &iterator, want)
                 .await;
             let (records, next) = match response {
-                Ok(r) => {
+                Ok(page) => {
                     warned = false;
-                    (
-                        r.records().to_vec(),
-                        r.next_shard_iterator().map(str::to_owned),
-                    )
+                    (page.records, page.next_iterator)
                 }
                 Err(e) => {
-                    let e = e.into_service_error();
-                    let renewed = if e.is_expired_iterator_exception() {
-                        match &last_sequence {
-                            Some(seq) => {
-                                self.iterator(&ShardIteratorType::AfterSequenceNumber, Some(seq))
-                                    .await
-                            }
-                            None => self.iterator(&initial, None).await,
-                        }
-                    } else if e.is_trimmed_data_access_exception() {
-                        self.iterator(&ShardIteratorType::TrimHorizon, None).await
-                    } else if e.is_resource_not_found_exception() {
-                        info!(mapping = %self.poller.label(), shard = %self.shard_id, "shard is gone");
-                        return;
-                    } else {
-                        if !warned {
-                            warn!(mapping = %self.poller.label(), shard = %self.shard_id,
-                                  error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e),
-                                  "GetRecords failed; retrying");
-                            warned = true;
-                        }
-                        if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
+                    let renewed = match e {
+                        ReadError::ExpiredIterator => match last_sequence.clone() {
+                            Some(seq) => self.iterator(&Position::After(seq)).await,
+                            None => self.iterator(&initial).await,
+                        },
+                        ReadError::Trimmed => self.iterator(&Position::TrimHorizon).await,
+                        ReadError::ShardGone => {
+                            info!(mapping = %self.poller.label(), shard = %self.shard_id, "shard is gone");
                             return;
                         }
-                        continue;
+                        ReadError::Other(error) => {
+                            if !warned {
+                                warn!(mapping = %self.poller.label(), shard = %self.shard_id,
+                                      %error, "GetRecords failed; retrying");
+                                warned = true;
+                            }
+                            if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
+                                return;
+                            }
+                            continue;
+                        }
                     };
                     match renewed {
                         Some(it) => iterator = it,
@@ -593,15 +536,12 @@ impl ShardReader {
                 }
             };
             let got = records.len();
-            for record in &records {
-                if let Some(seq) = record.dynamodb().and_then(|d| d.sequence_number()) {
-                    last_sequence = Some(seq.to_owned());
+            for record in records {
+                if let Some(seq) = record.sequence_number {
+                    last_sequence = Some(seq);
                 }
-                let created_ms = record
-                    .dynamodb()
-                    .and_then(|d| d.approximate_creation_date_time())
-                    .and_then(|t| t.to_millis().ok());
-                let record = lambda_record(record, &self.stream_arn, &self.poller.settings.region);
+                let created_ms = record.created_ms;
+                let record = record.lambda;
                 let size = record.to_string().len();
                 // Never build an event over Lambda's payload limit.
                 if !batch.records.is_empty() && batch.bytes + size > MAX_BATCH_BYTES {
@@ -646,28 +586,20 @@ impl ShardReader {
         }
     }
 
-    async fn iterator(&mut self, kind: &ShardIteratorType, after: Option<&str>) -> Option<String> {
+    /// An iterator at `position`, retrying until it works; `None` when the shard is gone or
+    /// the gateway stops.
+    async fn iterator(&mut self, position: &Position) -> Option<String> {
         loop {
             let result = self
                 .poller
-                .streams
-                .get_shard_iterator()
-                .stream_arn(&self.stream_arn)
-                .shard_id(&self.shard_id)
-                .shard_iterator_type(kind.clone())
-                .set_sequence_number(after.map(str::to_owned))
-                .send()
+                .stream
+                .iterator(&self.stream_arn, &self.shard_id, position)
                 .await;
             match result {
-                Ok(r) => return r.shard_iterator().map(str::to_owned),
-                Err(e) => {
-                    let e = e.into_service_error();
-                    if e.is_resource_not_found_exception() {
-                        return None;
-                    }
+                Ok(iterator) => return iterator,
+                Err(error) => {
                     warn!(mapping = %self.poller.label(), shard = %self.shard_id,
-                          error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e),
-                          "GetShardIterator failed; retrying");
+                          %error, "GetShardIterator failed; retrying");
                     if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
                         return None;
                     }
@@ -743,87 +675,3 @@ impl ShardReader {
         }
     }
 }
-
-/// One record in Lambda's DynamoDB event format.
-pub fn lambda_record(record: &Record, stream_arn: &str, region: &str) -> Value {
-    let mut out = Map::new();
-    out.insert("eventID".into(), json!(record.event_id()));
-    out.insert(
-        "eventName".into(),
-        json!(record.event_name().map(|n| n.as_str())),
-    );
-    // Lambda reports 1.1 whatever the stream says (moto says 1.0).
-    out.insert("eventVersion".into(), json!("1.1"));
-    out.insert("eventSource".into(), json!("aws:dynamodb"));
-    out.insert(
-        "awsRegion".into(),
-        json!(record.aws_region().unwrap_or(region)),
-    );
-    if let Some(d) = record.dynamodb() {
-        let mut change = Map::new();
-        if let Some(t) = d.approximate_creation_date_time() {
-            // Lambda sends whole seconds.
-            change.insert("ApproximateCreationDateTime".into(), json!(t.secs()));
-        }
-        if let Some(keys) = d.keys() {
-            change.insert("Keys".into(), item_json(keys));
-        }
-        if let Some(image) = d.new_image() {
-            change.insert("NewImage".into(), item_json(image));
-        }
-        if let Some(image) = d.old_image() {
-            change.insert("OldImage".into(), item_json(image));
-        }
-        if let Some(seq) = d.sequence_number() {
-            change.insert("SequenceNumber".into(), json!(seq));
-        }
-        change.insert("SizeBytes".into(), json!(d.size_bytes().unwrap_or(0)));
-        if let Some(view) = d.stream_view_type() {
-            change.insert("StreamViewType".into(), json!(view.as_str()));
-        }
-        out.insert("dynamodb".into(), Value::Object(change));
-    }
-    out.insert("eventSourceARN".into(), json!(stream_arn));
-    if let Some(identity) = record.user_identity() {
-        out.insert(
-            "userIdentity".into(),
-            json!({"type": identity.r#type(), "principalId": identity.principal_id()}),
-        );
-    }
-    Value::Object(out)
-}
-
-/// An item as DynamoDB JSON (`{"attr": {"S": "..."}}`), binary values in base64.
-fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
-    let sorted: BTreeMap<&String, &AttributeValue> = item.iter().collect();
-    Value::Object(
-        sorted
-            .into_iter()
-            .filter_map(|(k, v)| attribute_json(v).map(|v| (k.clone(), v)))
-            .collect(),
-    )
-}
-
-fn attribute_json(value: &AttributeValue) -> Option<Value> {
-    Some(match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": BASE64.encode(b.as_ref()) }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(b) => json!({ "NULL": b }),
-        AttributeValue::Ss(v) => json!({ "SS": v }),
-        AttributeValue::Ns(v) => json!({ "NS": v }),
-        AttributeValue::Bs(v) => {
-            json!({ "BS": v.iter().map(|b| BASE64.encode(b.as_ref())).collect::<Vec<_>>() })
-        }
-        AttributeValue::L(items) => {
-            json!({ "L": items.iter().filter_map(attribute_json).collect::<Vec<_>>() })
-        }
-        AttributeValue::M(map) => json!({ "M": item_json(map) }),
-        // A type newer than this SDK: leave the attribute out rather than guess.
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,4 +1,4 @@
-//! The poller's batching, ordering and retry rules.
+//! SDK stream records in Lambda's DynamoDB event layout.
 
 use aws_sdk_dynamodbstreams::primitives::{Blob, DateTime};
 use aws_sdk_dynamodbstreams::types::{Identity, OperationType, StreamRecord, StreamViewType};

@@ -1,0 +1,207 @@
+//! The fan-out's plan, fed decoded changes (decoding itself is tested in `rill_aws::changes`).
+
+use rill_core::chat::ChatMessage;
+use rill_core::quality::QualitySample;
+use rill_core::realtime::Question;
+use rill_core::stream::{NewStream, Stream, StreamStatus};
+
+use super::*;
+
+fn stream(status: StreamStatus) -> Stream {
+    let input: NewStream =
+        serde_json::from_value(json!({"channelId": "ch", "title": "t"})).expect("input");
+    let mut s = Stream::create("a".into(), "owner".into(), input, time::now()).expect("valid");
+    s.status = status;
+    s
+}
+
+fn message(id: &str) -> ChatMessage {
+    ChatMessage {
+        id: id.into(),
+        stream_id: "a".into(),
+        author_id: "u".into(),
+        author_name: "U".into(),
+        content: id.into(),
+        created_at: time::now(),
+        is_pinned: false,
+        deleted: false,
+    }
+}
+
+fn question(id: &str) -> Question {
+    Question {
+        id: id.into(),
+        stream_id: "a".into(),
+        author_id: "u".into(),
+        author_name: "U".into(),
+        content: "?".into(),
+        created_at: time::now(),
+        upvotes: 0,
+        answered: false,
+    }
+}
+
+fn connection(id: &str, user: Option<&str>) -> Connection {
+    Connection {
+        connection_id: id.into(),
+        stream_id: "a".into(),
+        user_id: user.map(str::to_owned),
+        display_name: user.map(|u| format!("{u}!")),
+        connected_at: time::now(),
+        counted: true,
+    }
+}
+
+fn count(count: u64, stored_peak: u64) -> Change {
+    Change::ViewerCount {
+        stream_id: "a".into(),
+        count,
+        stored_peak,
+    }
+}
+
+fn kinds(batch: &StreamBatch) -> Vec<EventType> {
+    batch.events.iter().map(|(k, _)| *k).collect()
+}
+
+#[test]
+fn reactions_and_viewer_counts_are_coalesced_per_stream() {
+    let mut changes = Vec::new();
+    for i in 0..50 {
+        changes.push(Change::ReactionAdded(Reaction {
+            id: i.to_string(),
+            stream_id: "a".into(),
+            user_id: "u".into(),
+            emoji: if i % 2 == 0 { "🔥" } else { "👏" }.into(),
+            position_x: Some(1.0),
+            position_y: None,
+            created_at: time::now(),
+        }));
+    }
+    changes.extend((1..5).map(|c| count(c, 4)));
+    let plan = plan(changes);
+    let a = &plan["a"];
+    assert_eq!(a.reactions.len(), 50);
+    assert_eq!(a.viewer_count, Some((4, 4)), "only the latest count");
+    let frame = reaction_frame(&a.reactions);
+    assert_eq!(frame["total"], 50);
+    assert_eq!(frame["counts"]["🔥"], 25);
+    assert_eq!(frame["samples"].as_array().unwrap().len(), REACTION_SAMPLES);
+    assert_eq!(frame["samples"][0]["positionX"], 1.0);
+}
+
+#[test]
+fn socket_born_messages_and_questions_are_not_sent_twice() {
+    let rest = message("from-rest");
+    let plan = plan(vec![
+        Change::ChatPosted {
+            message: message("from-socket"),
+            origin: Origin::Socket,
+        },
+        Change::ChatPosted {
+            message: rest.clone(),
+            origin: Origin::Rest,
+        },
+        Change::QuestionAsked {
+            question: question("q-socket"),
+            origin: Origin::Socket,
+        },
+        // A vote on a socket-born question is news nobody has had yet.
+        Change::QuestionChanged(question("q-socket")),
+        Change::ChatDeleted {
+            stream_id: "a".into(),
+            message_id: "from-rest".into(),
+        },
+    ]);
+    let a = &plan["a"];
+    assert_eq!(
+        kinds(a),
+        [
+            EventType::ChatMessage,
+            EventType::Question,
+            EventType::ChatDeleted
+        ]
+    );
+    assert_eq!(a.events[0].1, serde_json::to_value(&rest).unwrap());
+    assert_eq!(a.events[1].1["question"]["id"], "q-socket");
+    assert_eq!(a.events[2].1, json!({"messageId": "from-rest"}));
+}
+
+#[test]
+fn stream_start_payload_has_no_secrets_and_is_the_public_stream() {
+    let live = stream(StreamStatus::Live);
+    let ended = stream(StreamStatus::Ended);
+    let plan = plan(vec![
+        Change::StreamStarted(live.clone()),
+        Change::StreamEnded(ended.clone()),
+    ]);
+    let a = &plan["a"];
+    assert_eq!(kinds(a), [EventType::Start, EventType::End]);
+    // Exactly what `GET /api/streams/{id}` returns: the client swaps it in as is.
+    assert_eq!(
+        a.events[0].1,
+        json!({"stream": serde_json::to_value(&live).unwrap()})
+    );
+    assert_eq!(a.events[1].1["stream"]["status"], "ended");
+    for (_, data) in &a.events {
+        let text = data.to_string();
+        for secret in ["keyHash", "streamKey", "gsi1pk", "\"pk\"", "ttl", "origin"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(data["stream"]["stats"].is_object());
+    }
+}
+
+#[test]
+fn pins_and_quality_samples_become_their_events() {
+    let sample = QualitySample {
+        stream_id: "a".into(),
+        at: time::now(),
+        input_kbps: 2500.0,
+        fps: 30.0,
+        width: 1280,
+        height: 720,
+        frames: 300,
+        dropped_frames: 0,
+        late_frames: 0,
+        encoder_speed: 1.5,
+        rtt_ms: None,
+        packet_loss: None,
+        health: 100,
+        viewers: 3,
+        protocol: "rtmp".into(),
+        governor_level: 0,
+        shed_frames: 0,
+    };
+    let plan = plan(vec![
+        Change::MessagePinned {
+            stream_id: "a".into(),
+            message_id: "m".into(),
+        },
+        Change::QualitySample(sample.clone()),
+    ]);
+    let a = &plan["a"];
+    assert_eq!(kinds(a), [EventType::ChatPinned, EventType::QualityUpdate]);
+    assert_eq!(a.events[0].1, json!({"messageId": "m"}));
+    assert_eq!(a.events[1].1, serde_json::to_value(&sample).unwrap());
+}
+
+#[test]
+fn signed_in_joins_and_leaves_are_named_and_a_higher_count_raises_the_peak() {
+    let plan = plan(vec![
+        Change::ViewerJoined(connection("1", Some("ann"))),
+        Change::ViewerJoined(connection("2", None)),
+        Change::ViewerLeft(connection("3", Some("ben"))),
+        count(5, 3),
+    ]);
+    let a = &plan["a"];
+    assert_eq!(a.joined, [json!({"userId": "ann", "displayName": "ann!"})]);
+    assert_eq!(a.left, [json!({"userId": "ben", "displayName": "ben!"})]);
+    assert_eq!(a.new_peak, Some(5));
+    assert_eq!(a.viewer_count, Some((5, 5)));
+
+    // A count below the stored peak raises nothing.
+    let plan = super::plan(vec![count(3, 9), count(2, 9)]);
+    assert_eq!(plan["a"].new_peak, None);
+    assert_eq!(plan["a"].viewer_count, Some((2, 9)));
+}

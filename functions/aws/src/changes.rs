@@ -1,0 +1,244 @@
+//! Table changes: DynamoDB Streams records (in the shape Lambda delivers them) decoded into
+//! domain terms, so that consumers such as `events-fanout` never read item layouts.
+//!
+//! [`decode`] turns one batch of records into [`Change`]s, in record order. A record may
+//! mean several things (one write to a stream item can change its status, its viewer count
+//! and its pinned message at once) or nothing a consumer cares about (leases, node
+//! heartbeats, rate buckets, viewer sessions, votes): those decode to no change at all.
+//!
+//! Invariants:
+//! - every value handed out is a `rill-core` type read through the same item structs the
+//!   store writes; storage attributes (keys, GSI keys, `entity`, `ttl`, `origin`) and
+//!   secrets (`keyHash`) are not part of any of them, so nothing built from a [`Change`]
+//!   can leak them;
+//! - a record whose image does not decode is skipped with a warning, never turned into a
+//!   half-filled value;
+//! - where an item was written (`origin`) is kept as [`Origin`], so consumers can skip what
+//!   socket functions delivered already.
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use serde::de::DeserializeOwned;
+use serde_dynamo::{AttributeValue, Item};
+
+use rill_core::chat::{ChatMessage, Reaction};
+use rill_core::quality::QualitySample;
+use rill_core::realtime::{Connection, Question};
+use rill_core::store::Origin;
+use rill_core::stream::{Stream, StreamStatus};
+
+use crate::chat::{ChatItem, ReactionItem};
+use crate::keys::{self, ItemKey};
+use crate::metrics::SampleItem;
+use crate::questions::QuestionItem;
+use crate::realtime::ConnectionItem;
+use crate::store::StreamItem;
+
+/// Something that happened in the table, in domain terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The stream went live.
+    StreamStarted(Stream),
+    /// The stream ended or was cancelled.
+    StreamEnded(Stream),
+    /// The stream's viewer count moved; `stored_peak` is the peak on the item as written
+    /// (`$connect` only adds to the count: raising the peak is the consumer's job).
+    ViewerCount {
+        stream_id: String,
+        count: u64,
+        stored_peak: u64,
+    },
+    /// A message was pinned (a new pin, or another message than before).
+    MessagePinned {
+        stream_id: String,
+        message_id: String,
+    },
+    ChatPosted {
+        message: ChatMessage,
+        origin: Origin,
+    },
+    ChatDeleted {
+        stream_id: String,
+        message_id: String,
+    },
+    ReactionAdded(Reaction),
+    QuestionAsked {
+        question: Question,
+        origin: Origin,
+    },
+    /// Votes or the answered flag changed.
+    QuestionChanged(Question),
+    /// A socket opened on the stream (signed in or anonymous).
+    ViewerJoined(Connection),
+    /// A socket closed (`$disconnect`, a prune, or the TTL sweeping it).
+    ViewerLeft(Connection),
+    QualitySample(QualitySample),
+}
+
+impl Change {
+    /// The stream the change belongs to.
+    pub fn stream_id(&self) -> &str {
+        match self {
+            Change::StreamStarted(s) | Change::StreamEnded(s) => &s.id,
+            Change::ViewerCount { stream_id, .. }
+            | Change::MessagePinned { stream_id, .. }
+            | Change::ChatDeleted { stream_id, .. } => stream_id,
+            Change::ChatPosted { message, .. } => &message.stream_id,
+            Change::ReactionAdded(r) => &r.stream_id,
+            Change::QuestionAsked { question, .. } | Change::QuestionChanged(question) => {
+                &question.stream_id
+            }
+            Change::ViewerJoined(c) | Change::ViewerLeft(c) => &c.stream_id,
+            Change::QualitySample(s) => &s.stream_id,
+        }
+    }
+}
+
+/// Every change a batch of records carries, in record order.
+pub fn decode(records: &[EventRecord]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for record in records {
+        decode_record(record, &mut out);
+    }
+    out
+}
+
+/// The image as `T`; `None` when absent (an INSERT has no old image) or malformed.
+fn image<T: DeserializeOwned>(item: &Item, record: &EventRecord) -> Option<T> {
+    if item.is_empty() {
+        return None;
+    }
+    match serde_dynamo::from_item(item.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(event_id = %record.event_id, error = %e, "undecodable stream record image; skipped");
+            None
+        }
+    }
+}
+
+fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Items written before `origin` existed came from REST (the store's own default).
+fn origin(raw: &str) -> Origin {
+    if raw == Origin::Socket.as_str() {
+        Origin::Socket
+    } else {
+        Origin::Rest
+    }
+}
+
+fn decode_record(record: &EventRecord, out: &mut Vec<Change>) {
+    let change = &record.change;
+    let (Some(pk), Some(sk)) = (string(&change.keys, "pk"), string(&change.keys, "sk")) else {
+        return;
+    };
+    let new = &change.new_image;
+    let old = &change.old_image;
+    match (record.event_name.as_str(), keys::parse(pk, sk)) {
+        ("MODIFY", ItemKey::Stream { .. }) => {
+            let (Some(n), Some(o)) = (
+                image::<StreamItem>(new, record),
+                image::<StreamItem>(old, record),
+            ) else {
+                return;
+            };
+            stream_modified(n.into_stream(), o.into_stream(), out);
+        }
+        ("INSERT", ItemKey::Chat { .. }) => {
+            if let Some(item) = image::<ChatItem>(new, record) {
+                out.push(Change::ChatPosted {
+                    origin: origin(&item.origin),
+                    message: item.message,
+                });
+            }
+        }
+        ("MODIFY", ItemKey::Chat { .. }) => {
+            let (Some(n), Some(o)) = (
+                image::<ChatItem>(new, record),
+                image::<ChatItem>(old, record),
+            ) else {
+                return;
+            };
+            if n.message.deleted && !o.message.deleted {
+                out.push(Change::ChatDeleted {
+                    stream_id: n.message.stream_id,
+                    message_id: n.message.id,
+                });
+            }
+        }
+        ("INSERT", ItemKey::Reaction { .. }) => {
+            if let Some(item) = image::<ReactionItem>(new, record) {
+                out.push(Change::ReactionAdded(item.reaction));
+            }
+        }
+        ("INSERT", ItemKey::Question { .. }) => {
+            if let Some(item) = image::<QuestionItem>(new, record) {
+                out.push(Change::QuestionAsked {
+                    origin: origin(&item.origin),
+                    question: item.question,
+                });
+            }
+        }
+        ("MODIFY", ItemKey::Question { .. }) => {
+            if let Some(item) = image::<QuestionItem>(new, record) {
+                out.push(Change::QuestionChanged(item.question));
+            }
+        }
+        ("INSERT", ItemKey::Connection { .. }) => {
+            if let Some(item) = image::<ConnectionItem>(new, record) {
+                out.push(Change::ViewerJoined(item.connection));
+            }
+        }
+        ("REMOVE", ItemKey::Connection { .. }) => {
+            if let Some(item) = image::<ConnectionItem>(old, record) {
+                out.push(Change::ViewerLeft(item.connection));
+            }
+        }
+        ("INSERT", ItemKey::Metric { .. }) => {
+            if let Some(item) = image::<SampleItem>(new, record) {
+                out.push(Change::QualitySample(item.sample));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What one write to a stream item means: status first, then the count, then the pin.
+fn stream_modified(new: Stream, old: Stream, out: &mut Vec<Change>) {
+    let count = new.stats.current_viewers;
+    let count_moved = count != old.stats.current_viewers;
+    let pinned = new
+        .pinned_message_id
+        .clone()
+        .filter(|p| old.pinned_message_id.as_ref() != Some(p));
+    let stream_id = new.id.clone();
+    let stored_peak = new.stats.peak_viewers;
+    if new.status != old.status {
+        match new.status {
+            StreamStatus::Live => out.push(Change::StreamStarted(new)),
+            StreamStatus::Ended | StreamStatus::Cancelled => out.push(Change::StreamEnded(new)),
+            StreamStatus::Scheduled | StreamStatus::Preparing => {}
+        }
+    }
+    if count_moved {
+        out.push(Change::ViewerCount {
+            stream_id: stream_id.clone(),
+            count,
+            stored_peak,
+        });
+    }
+    if let Some(message_id) = pinned {
+        out.push(Change::MessagePinned {
+            stream_id,
+            message_id,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

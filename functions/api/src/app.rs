@@ -8,8 +8,10 @@ use rill_aws::AwsSettings;
 use rill_aws::notify::ManagementApi;
 use rill_aws::objects::S3Uploads;
 use rill_aws::prewarm::EventBridgeSchedules;
+use rill_aws::shards::LambdaShards;
 use rill_aws::store::DynamoStore;
 use rill_core::Stream;
+use rill_core::fanout::ShardDispatcher;
 use rill_core::fleet::FleetStore;
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
@@ -122,8 +124,31 @@ pub struct App {
     /// One-time pre-warm schedules of scheduled streams (EventBridge Scheduler with
     /// `PREWARM_FUNCTION_ARN`, `PREWARM_ROLE_ARN`, `PREWARM_SCHEDULE_GROUP`; otherwise off).
     pub prewarm: Arc<dyn PrewarmSchedule>,
+    /// Where shards of a large fan-out go (`FANOUT_SHARD_FUNCTION`: asynchronous invokes of
+    /// `events-fanout-shard`); `None`: every fan-out stays in-process.
+    pub shards: Option<Arc<dyn ShardDispatcher>>,
+    /// Connections per fan-out shard (`FANOUT_SHARD_SIZE`, default
+    /// [`crate::shard::SHARD_SIZE`]).
+    pub shard_size: usize,
     /// What this warm instance remembers between requests (`cache.rs`: stated staleness).
     pub caches: Caches,
+}
+
+/// The shard dispatcher, and a log line saying which. Sharding only spreads work, so a
+/// broken configuration switches it off with an error in the log (everything is then
+/// delivered in-process) rather than failing the function.
+fn shards_from_env(sdk: &rill_aws::SdkConfig) -> Option<Arc<dyn ShardDispatcher>> {
+    match LambdaShards::from_lookup(sdk, |name| std::env::var(name).ok()) {
+        Ok(None) => None,
+        Ok(Some(shards)) => {
+            tracing::debug!(function = %shards.function(), "fan-out shards: on");
+            Some(Arc::new(shards))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "fan-out shards: off (configuration)");
+            None
+        }
+    }
 }
 
 /// The pre-warm schedules this instance writes, and a log line saying which. Pre-warming is
@@ -205,6 +230,8 @@ impl App {
             urls: PublicUrls::from_env(),
             rate_limit: rate_limit_from_env(),
             prewarm: prewarm_from_env(&sdk),
+            shards: shards_from_env(&sdk),
+            shard_size: crate::shard::shard_size_from_lookup(|name| std::env::var(name).ok()),
             caches: Caches::default(),
         }
     }

@@ -1,7 +1,14 @@
-//! Fan-out of one event to every connection of a stream through the [`Notifier`]
-//! (PostToConnection). Deliveries run concurrently with a bound, so a stream with 1,000
-//! viewers costs 1,000 calls in flight [`FANOUT_CONCURRENCY`] at a time; a 410 Gone prunes
-//! the connection (and counts the viewer out) instead of failing the fan-out.
+//! Fan-out of events to every connection of a stream through the [`Notifier`]
+//! (PostToConnection). Connections are served concurrently with a bound, so a stream with
+//! 1,000 viewers costs 1,000 calls in flight [`FANOUT_CONCURRENCY`] at a time; a 410 Gone
+//! prunes the connection (and counts the viewer out) instead of failing the fan-out.
+//! Audiences larger than a shard are split first ([`crate::shard`]); every shard, in this
+//! process or in the `events-fanout-shard` worker, is delivered by [`deliver_frames`].
+//!
+//! Invariants: each connection gets a batch's frames in order, one post after the other;
+//! connections never wait for each other (a slow one holds only its own slot, at most
+//! [`POST_TIMEOUT`] per frame, and a connection that fails once gets no more frames of the
+//! batch).
 
 use futures_util::StreamExt;
 use rill_core::event::{Event, EventType};
@@ -10,20 +17,34 @@ use rill_core::time;
 
 use crate::{ApiError, App};
 
-/// Management API calls in flight per fan-out.
+/// Connections served at once per fan-out (one Management API call in flight each).
+/// PostToConnection answers in ~10-30 ms on AWS, so 64 in flight is ~2,000-6,000 posts a
+/// second from one process, I/O bound (see `docs/architecture.md` §5, fan-out shards).
 pub const FANOUT_CONCURRENCY: usize = 64;
 /// Longest wait for one `PostToConnection`.
 pub const POST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// What a fan-out did, counted in frames (a batch of 3 frames to 10 connections is 30).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     pub delivered: usize,
     pub pruned: usize,
     pub failed: usize,
+    /// Connections handed to shard workers (delivered there, not counted above).
+    pub sharded: usize,
+}
+
+impl std::ops::AddAssign for Delivery {
+    fn add_assign(&mut self, o: Delivery) {
+        self.delivered += o.delivered;
+        self.pruned += o.pruned;
+        self.failed += o.failed;
+        self.sharded += o.sharded;
+    }
 }
 
 /// Sends `event` to `ids` (the stream's connections, read once by the caller for a whole
-/// batch of events) except `skip`.
+/// batch of events) except `skip`, in this process.
 pub async fn broadcast_to(
     app: &App,
     event: &Event,
@@ -31,44 +52,57 @@ pub async fn broadcast_to(
     skip: Option<&str>,
 ) -> Result<Delivery, ApiError> {
     let frame = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let frame = &frame;
-    // Owned ids: the delivery futures must not borrow the caller's list (Send bounds).
-    let targets: Vec<String> = ids
+    let ids: Vec<String> = ids
         .iter()
         .filter(|id| Some(id.as_str()) != skip)
         .cloned()
         .collect();
-    let results: Vec<(String, Result<(), NotifyError>)> = futures_util::stream::iter(targets)
-        .map(|id| async move {
-            // A slow connection holds its own slot for at most POST_TIMEOUT, never the
-            // others' deliveries.
-            let post = tokio::time::timeout(POST_TIMEOUT, app.notifier.post(&id, frame));
-            let r = post.await.unwrap_or_else(|_| {
-                Err(NotifyError::Failed(format!(
-                    "no answer within {POST_TIMEOUT:?}"
-                )))
-            });
-            (id, r)
-        })
+    Ok(deliver_frames(app, &[frame], ids).await)
+}
+
+/// Sends every frame, in order, to every id: the in-process delivery of one shard.
+pub async fn deliver_frames(app: &App, frames: &[Vec<u8>], ids: Vec<String>) -> Delivery {
+    let results: Vec<Delivery> = futures_util::stream::iter(ids)
+        .map(|id| deliver_one(app, frames, id))
         .buffer_unordered(FANOUT_CONCURRENCY)
         .collect()
         .await;
+    let mut total = Delivery::default();
+    for d in results {
+        total += d;
+    }
+    total
+}
+
+/// One connection's frames, one after the other.
+async fn deliver_one(app: &App, frames: &[Vec<u8>], id: String) -> Delivery {
     let mut d = Delivery::default();
-    for (id, r) in results {
-        match r {
+    for (i, frame) in frames.iter().enumerate() {
+        // A slow connection holds its own slot for at most POST_TIMEOUT, never the
+        // others' deliveries.
+        let post = tokio::time::timeout(POST_TIMEOUT, app.notifier.post(&id, frame));
+        match post.await.unwrap_or_else(|_| {
+            Err(NotifyError::Failed(format!(
+                "no answer within {POST_TIMEOUT:?}"
+            )))
+        }) {
             Ok(()) => d.delivered += 1,
             Err(NotifyError::Gone) => {
                 if prune(app, &id).await {
                     d.pruned += 1;
                 }
+                return d;
             }
             Err(NotifyError::Failed(e)) => {
-                d.failed += 1;
+                // The rest of the batch would likely wait as long again: skip it rather
+                // than hold the slot, and count it as failed.
+                d.failed += frames.len() - i;
                 tracing::warn!(error = %e, "delivery failed");
+                return d;
             }
         }
     }
-    Ok(d)
+    d
 }
 
 /// A connection still inside its `$connect` is registered but answers 410 until the
@@ -110,7 +144,7 @@ pub async fn emit(
     if !ids.iter().any(|id| id == sender) {
         ids.push(sender.to_owned());
     }
-    broadcast_to(app, &event, &ids, None).await
+    crate::shard::fan_out(app, stream_id, std::slice::from_ref(&event), &ids).await
 }
 
 /// Sends one frame to one connection (replies and error frames). A gone connection is

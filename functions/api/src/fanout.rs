@@ -36,7 +36,6 @@ use rill_core::time;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::broadcast::broadcast_to;
 use crate::{ApiError, App};
 
 /// Positions sent along with a reaction batch, for the floating overlay.
@@ -179,10 +178,7 @@ pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
                 now,
             ));
         }
-        for e in &events {
-            let d = broadcast_to(&app, e, &ids, None).await?;
-            tracing::debug!(stream_id = %stream_id, kind = ?e.kind, delivered = d.delivered, pruned = d.pruned, "fanned out");
-        }
+        crate::shard::fan_out(&app, &stream_id, &events, &ids).await?;
     }
     Ok(())
 }

@@ -82,6 +82,21 @@ functions! {
     stream events_fanout => crate::fanout::handle;
 }
 
+/// `main` of `events-fanout-shard`: one shard of a large fan-out (see [`crate::shard`]),
+/// invoked asynchronously by `events-fanout` and the socket functions.
+pub fn events_fanout_shard() -> Result<(), lambda_runtime::Error> {
+    runtime::block_on(Box::pin(runtime::run_json(Box::new(
+        |app, payload| -> BoxFuture<_> {
+            Box::pin(async move {
+                let shard = serde_json::from_value(payload)
+                    .map_err(|e| crate::ApiError::Internal(format!("not a shard: {e}")))?;
+                let report = crate::shard::handle(app, shard).await?;
+                serde_json::to_value(report).map_err(|e| crate::ApiError::Internal(e.to_string()))
+            })
+        },
+    ))))
+}
+
 /// `main` of `whip-router`: WHIP offers proxied to an ingest node with capacity.
 pub fn whip_router() -> Result<(), lambda_runtime::Error> {
     let router = Arc::new(crate::handlers::whip::WhipRouter::new()?);

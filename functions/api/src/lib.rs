@@ -29,6 +29,7 @@ pub mod handlers;
 pub mod prewarm;
 pub mod request;
 pub mod runtime;
+pub mod shard;
 pub mod ws;
 
 pub use app::App;

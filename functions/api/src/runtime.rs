@@ -58,6 +58,13 @@ pub fn init_tracing() {
         .init();
 }
 
+/// A function invoked directly (the Lambda Invoke API) with a JSON payload.
+pub type JsonHandler = Box<
+    dyn Fn(Arc<App>, serde_json::Value) -> BoxFuture<Result<serde_json::Value, ApiError>>
+        + Send
+        + Sync,
+>;
+
 /// Builds the [`App`] once, then serves invocations with `handler` until the runtime stops.
 /// Errors become responses here, so the Lambda invocation itself only fails on a bug in the
 /// runtime plumbing.
@@ -108,6 +115,25 @@ pub async fn run_stream(handler: StreamHandler) -> Result<(), lambda_runtime::Er
     let handler = Arc::new(handler);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
+            let (app, handler) = (app.clone(), handler.clone());
+            async move {
+                handler(app, event.payload)
+                    .await
+                    .map_err(|e| lambda_runtime::Error::from(e.to_string()))
+            }
+        },
+    ))
+    .await
+}
+
+/// Like [`run`], for a function invoked directly with a JSON payload
+/// (`events-fanout-shard`). A handler error fails the invocation.
+pub async fn run_json(handler: JsonHandler) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let app = Arc::new(App::from_env().await);
+    let handler = Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let (app, handler) = (app.clone(), handler.clone());
             async move {
                 handler(app, event.payload)

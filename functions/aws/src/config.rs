@@ -13,6 +13,9 @@ pub struct AwsSettings {
     /// `AWS_ENDPOINT_URL_DYNAMODB`: DynamoDB Local in the local stack (which also serves
     /// DynamoDB Streams: `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, same URL), unset on AWS.
     pub dynamodb_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_LAMBDA`: the local gateway's Lambda Invoke API (sharded fan-out
+    /// invokes `events-fanout-shard` through it), unset on AWS.
+    pub lambda_endpoint_url: Option<String>,
     pub region: String,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda, and by the local gateway): sent as the SDK's
     /// app name (`app/<name>` in every request's user agent), so storage calls can be
@@ -36,6 +39,7 @@ impl AwsSettings {
             bucket_name: or("BUCKET_NAME", "rill-media"),
             endpoint_url: var("AWS_ENDPOINT_URL"),
             dynamodb_endpoint_url: var("AWS_ENDPOINT_URL_DYNAMODB"),
+            lambda_endpoint_url: var("AWS_ENDPOINT_URL_LAMBDA"),
             region: var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".to_owned()),
@@ -69,16 +73,18 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     sdk.set_endpoint_url(settings.endpoint_url.clone());
     sdk.set_service_config(Some(ServiceEndpoints {
         dynamodb: settings.dynamodb_endpoint_url.clone(),
+        lambda: settings.lambda_endpoint_url.clone(),
     }));
     sdk.build()
 }
 
 /// The per-service endpoints of [`AwsSettings`], answered where the SDK looks for
 /// `AWS_ENDPOINT_URL_<SERVICE>` (DynamoDB Streams has its own service id, and DynamoDB
-/// Local serves it on the same port).
+/// Local serves it on the same port; Lambda's is the local gateway's Invoke API).
 #[derive(Debug)]
 struct ServiceEndpoints {
     dynamodb: Option<String>,
+    lambda: Option<String>,
 }
 
 impl LoadServiceConfig for ServiceEndpoints {
@@ -88,6 +94,7 @@ impl LoadServiceConfig for ServiceEndpoints {
         }
         match key.service_id() {
             "DynamoDB" | "DynamoDB Streams" => self.dynamodb.clone(),
+            "Lambda" => self.lambda.clone(),
             _ => None,
         }
     }
@@ -155,6 +162,21 @@ mod tests {
         assert_eq!(endpoint_of(&sdk, "DynamoDB"), ddb);
         assert_eq!(endpoint_of(&sdk, "DynamoDB Streams"), ddb);
         assert_eq!(endpoint_of(&sdk, "S3"), None);
+        assert_eq!(endpoint_of(&sdk, "Lambda"), None);
+    }
+
+    #[tokio::test]
+    async fn lambda_gets_its_own_endpoint() {
+        let sdk = sdk_config(&settings(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:3000"),
+        ]))
+        .await;
+        assert_eq!(
+            endpoint_of(&sdk, "Lambda").as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(endpoint_of(&sdk, "DynamoDB"), None);
     }
 
     #[tokio::test]

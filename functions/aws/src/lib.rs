@@ -26,6 +26,8 @@
 //!   Scaling), over the same signed plain HTTP as [`ecs`].
 //! - [`realtime`]: connections, moderation, rate limits and Q&A on the same table.
 //! - [`notify`]: frames to WebSocket connections through the Management API.
+//! - [`shards`]: large fan-outs split into shards run by asynchronous Lambda invocations of
+//!   `events-fanout-shard` (the same signed plain HTTP as [`ecs`]).
 //!
 //! Invariants: every status change is a conditional write; multi-item changes are
 //! transactions; no stream key, only its SHA-256, is ever written; backend error details go
@@ -46,6 +48,7 @@ pub mod objects;
 pub mod prewarm;
 pub mod questions;
 pub mod realtime;
+pub mod shards;
 pub mod store;
 pub mod table_stream;
 

@@ -12,6 +12,8 @@
 //! - [`key`]: stream keys. A key is 256 random bits shown once; only its SHA-256 is kept.
 //! - [`event`]: the realtime event envelope and names shared by every producer.
 //! - [`store`]: the storage traits the handlers depend on.
+//! - [`fanout`]: sharded fan-out: the shard payload and the port that runs a shard
+//!   elsewhere, and the split that keeps a shard under a payload limit.
 //! - [`fleet`]: the ingest node registry, stream leases and the routing rule.
 //! - [`prewarm`]: raising the ingest fleet's minimum before scheduled streams (the one-time
 //!   schedule and fleet-minimum ports, the floor rule).
@@ -25,6 +27,7 @@
 pub mod auth;
 pub mod chat;
 pub mod event;
+pub mod fanout;
 pub mod fleet;
 pub mod ids;
 pub mod key;

@@ -1,7 +1,7 @@
 //! [`SignedClient`]: SigV4-signed requests to AWS APIs that Rill calls too rarely to justify
 //! an SDK crate each (ECS `DescribeTasks`, EC2 `DescribeNetworkInterfaces`, CloudWatch
 //! `PutMetricData`, EventBridge Scheduler's schedules, Application Auto Scaling's
-//! `RegisterScalableTarget`), and plain requests to the task-local ECS endpoints (task
+//! `RegisterScalableTarget`, Lambda's asynchronous `Invoke`), and plain requests to the task-local ECS endpoints (task
 //! metadata, the agent's scale-in protection). Three wire protocols: JSON 1.1
 //! ([`SignedClient::call_json`]), Query ([`SignedClient::call_query`]) and REST-JSON
 //! ([`SignedClient::call_rest_json`]).
@@ -12,8 +12,9 @@
 //!   an error, and the signature headers are marked sensitive;
 //! - every request has a deadline ([`AWS_TIMEOUT`] for AWS, [`LOCAL_TIMEOUT`] for the
 //!   task-local endpoints), so a hung endpoint cannot stall a heartbeat;
-//! - the endpoint override (`AWS_ENDPOINT_URL`, carried by the [`SdkConfig`]) replaces every
-//!   service's endpoint, as it does for the SDK clients.
+//! - the endpoint overrides carried by the [`SdkConfig`] apply as they do for the SDK
+//!   clients: a service's own (`AWS_ENDPOINT_URL_LAMBDA`, answered by the configuration's
+//!   service config for the service id) wins, else the shared `AWS_ENDPOINT_URL`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
+use aws_types::service_config::ServiceConfigKey;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
@@ -54,7 +56,19 @@ pub enum Service {
     Scheduler,
     /// Application Auto Scaling (JSON 1.1 protocol, target prefix `AnyScaleFrontendService`).
     ApplicationAutoScaling,
+    /// AWS Lambda (REST-JSON protocol; `Invoke` takes the function's raw payload).
+    Lambda,
 }
+
+/// Every service, for resolving their endpoints once.
+const SERVICES: [Service; 6] = [
+    Service::Ecs,
+    Service::Ec2,
+    Service::CloudWatch,
+    Service::Scheduler,
+    Service::ApplicationAutoScaling,
+    Service::Lambda,
+];
 
 impl Service {
     /// The SigV4 signing name, which is also the endpoint's host prefix.
@@ -65,8 +79,36 @@ impl Service {
             Service::CloudWatch => "monitoring",
             Service::Scheduler => "scheduler",
             Service::ApplicationAutoScaling => "application-autoscaling",
+            Service::Lambda => "lambda",
         }
     }
+
+    /// The SDK's service id, under which `AWS_ENDPOINT_URL_<ID>` is looked up.
+    pub fn service_id(self) -> &'static str {
+        match self {
+            Service::Ecs => "ECS",
+            Service::Ec2 => "EC2",
+            Service::CloudWatch => "CloudWatch",
+            Service::Scheduler => "Scheduler",
+            Service::ApplicationAutoScaling => "Application Auto Scaling",
+            Service::Lambda => "Lambda",
+        }
+    }
+}
+
+/// The service's own endpoint from the configuration's service config, as the SDK client
+/// of that service would find it.
+fn service_endpoint(sdk: &SdkConfig, service: Service) -> Option<String> {
+    let key = ServiceConfigKey::builder()
+        .service_id(service.service_id())
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()?
+        .load_config(key)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_owned())
 }
 
 /// Signs requests with the node's credentials and sends them (cheap to clone).
@@ -81,6 +123,8 @@ struct Inner {
     cached: Mutex<Option<Credentials>>,
     region: String,
     endpoint_url: Option<String>,
+    /// Per-service overrides, which win over `endpoint_url`.
+    service_endpoints: Vec<(Service, String)>,
 }
 
 impl fmt::Debug for SignedClient {
@@ -158,6 +202,10 @@ impl SignedClient {
                 endpoint_url: sdk
                     .endpoint_url()
                     .map(|u| u.trim_end_matches('/').to_owned()),
+                service_endpoints: SERVICES
+                    .into_iter()
+                    .filter_map(|s| service_endpoint(sdk, s).map(|u| (s, u)))
+                    .collect(),
             }),
         })
     }
@@ -166,8 +214,17 @@ impl SignedClient {
         &self.inner.region
     }
 
-    /// The service's base URL: the override when set, else the regional endpoint.
+    /// The service's base URL: its own override, else the shared override, else the
+    /// regional endpoint.
     pub fn endpoint(&self, service: Service) -> String {
+        if let Some((_, url)) = self
+            .inner
+            .service_endpoints
+            .iter()
+            .find(|(s, _)| *s == service)
+        {
+            return url.clone();
+        }
         if let Some(url) = &self.inner.endpoint_url {
             return url.clone();
         }
@@ -241,6 +298,27 @@ impl SignedClient {
             operation: operation.to_owned(),
             reason: format!("not JSON: {e}"),
         })
+    }
+
+    /// Sends a REST request with a raw body and extra headers (Lambda's `Invoke` takes the
+    /// function's payload as the body and its options as `X-Amz-*` headers). Returns the
+    /// status and body of a 2xx answer; anything else is the operation's error.
+    pub async fn call_rest_raw(
+        &self,
+        service: Service,
+        operation: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), EcsError> {
+        let reply = self
+            .send_signed(service, method, path_and_query, headers, body)
+            .await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(json_error(operation, &reply));
+        }
+        Ok((reply.status, reply.body))
     }
 
     /// Calls a Query-protocol operation; `params` carry `Action` and `Version` with the

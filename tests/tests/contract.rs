@@ -67,10 +67,11 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
         let triggered = routes.iter().any(|(name, _, _)| name == f)
             || ws_routes().values().any(|name| name == f)
             || stream_consumers().contains(f)
-            || scheduled_functions().contains(f);
+            || scheduled_functions().contains(f)
+            || invoked_functions().contains(f);
         assert!(
             triggered,
-            "{f} has a route, a socket route, a table-stream event or a schedule"
+            "{f} has a route, a socket route, a table-stream event, a schedule or a caller"
         );
     }
 }
@@ -124,6 +125,73 @@ fn stream_consumers() -> BTreeSet<String> {
 /// Functions invoked by EventBridge Scheduler (`ingest-prewarm`).
 fn scheduled_functions() -> BTreeSet<String> {
     functions_with_event("ScheduleV2")
+}
+
+/// Functions another function invokes: named in its environment (`!Ref XFunction`) and
+/// granted to it by `lambda:InvokeFunction` on exactly that function's ARN
+/// (`events-fanout-shard`).
+fn invoked_functions() -> BTreeSet<String> {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let mut out = BTreeSet::new();
+    for (_, r) in resources {
+        let env = r["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        for value in env.values() {
+            let Some(target) = ref_of(value) else {
+                continue;
+            };
+            let callee = &t["Resources"][target.as_str()];
+            if callee["Type"].as_str() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let granted = r["Properties"]["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+                .any(|st| {
+                    st["Action"].as_str() == Some("lambda:InvokeFunction")
+                        && get_att_of(&st["Resource"]) == Some((target.clone(), "Arn".into()))
+                });
+            assert!(
+                granted,
+                "{target} is named in an environment but not granted"
+            );
+            out.insert(
+                callee["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .expect("Binary")
+                    .to_owned(),
+            );
+        }
+    }
+    out
+}
+
+/// `!Ref X` → `X`.
+fn ref_of(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(str::to_owned),
+        _ => v["Ref"].as_str().map(str::to_owned),
+    }
+}
+
+/// `!GetAtt X.Attr` → `(X, Attr)`.
+fn get_att_of(v: &Yaml) -> Option<(String, String)> {
+    let arg = match v {
+        Yaml::Tagged(t) if t.tag == "GetAtt" => t.value.clone(),
+        _ => v["Fn::GetAtt"].clone(),
+    };
+    match &arg {
+        Yaml::String(s) => s.split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())),
+        Yaml::Sequence(p) if p.len() == 2 => {
+            Some((p[0].as_str()?.to_owned(), p[1].as_str()?.to_owned()))
+        }
+        _ => None,
+    }
 }
 
 /// Functions with at least one event of this `Type`.

@@ -4,7 +4,8 @@
 //! Precedence, first match wins: CORS preflight (answered here, as API Gateway's CORS
 //! configuration does, for any path) → `/_gateway/*` → `/hls/*` → `/ws` (when the
 //! template has a WebSocket API) → `/@connections/{id}` (also under a stage prefix,
-//! `/live/@connections/{id}`) → template routes → static files. Unmatched `/api/*` paths
+//! `/live/@connections/{id}`) → `POST /2015-03-31/functions/{name}/invocations` (Lambda's
+//! Invoke API, [`crate::invoke_api`]) → template routes → static files. Unmatched `/api/*` paths
 //! and non-GET requests get a JSON 404 rather than the web app, so API clients never
 //! parse HTML.
 
@@ -35,10 +36,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::event::{self, EventInput, FunctionResponse};
 use crate::event_source::EventSources;
-use crate::management;
 use crate::pool::{InvokeError, Outcome, Pool};
 use crate::routes::{Lookup, Router as RouteTable};
 use crate::websocket::Hub;
+use crate::{invoke_api, management};
 
 /// API Gateway HTTP API's payload limit.
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
@@ -67,7 +68,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/_gateway/reset", post(reset))
         .route("/hls/{*key}", get(hls))
         .route("/@connections/{id}", connection.clone())
-        .route("/{stage}/@connections/{id}", connection);
+        .route("/{stage}/@connections/{id}", connection)
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke_api::invoke),
+        );
     if state.websocket.is_some() {
         router = router.route("/ws", get(websocket));
     }

@@ -18,6 +18,9 @@
 //!   and `$disconnect` whatever ends the socket.
 //! - [`management`]: `POST/GET/DELETE /@connections/{id}` for
 //!   `aws-sdk-apigatewaymanagement`, with 410 `GoneException` for closed connections.
+//! - [`invoke_api`]: Lambda's Invoke API for the template's functions (`Event` runs in
+//!   the background, `RequestResponse` answers the result): sharded fan-out invokes
+//!   `events-fanout-shard` through it.
 //! - [`event_source`]: polls the table's DynamoDB stream (moto) and invokes the `Type:
 //!   DynamoDB` functions with Lambda's batches, retries and ordering.
 //!
@@ -42,6 +45,7 @@ pub mod config;
 pub mod event;
 pub mod event_source;
 pub mod http_api;
+pub mod invoke_api;
 pub mod management;
 pub mod pool;
 pub mod routes;
@@ -127,13 +131,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .iter()
             .flat_map(|f| f.routes.iter().map(move |r| (f.name.as_str(), r))),
     )?;
+    // Functions another function names in its environment (`!Ref XFunction`), which the
+    // template resolved to their local names.
+    let invoked_directly: std::collections::BTreeSet<&str> = functions
+        .iter()
+        .flat_map(|f| f.environment.values())
+        .filter_map(|v| functions.iter().find(|g| &g.name == v))
+        .map(|g| g.name.as_str())
+        .collect();
     for f in &functions {
         let on_websocket = template
             .websocket
             .as_ref()
             .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
         if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
-            if f.other_events.is_empty() {
+            if invoked_directly.contains(f.name.as_str()) {
+                info!(function = %f.name, "function is invoked by other functions (Lambda Invoke API)");
+            } else if f.other_events.is_empty() {
                 warn!(function = %f.name, "function has no HTTP route, WebSocket route or stream trigger");
             } else {
                 // e.g. ingest-prewarm on its EventBridge Scheduler schedule.
@@ -171,8 +185,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?
         .port();
 
-    // This gateway is also the functions' Management API and CDN stand-in.
+    // This gateway is also the functions' Management API, Lambda Invoke API and CDN
+    // stand-in.
     let default_env = BTreeMap::from([
+        (
+            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+        ),
         (
             "WS_MANAGEMENT_ENDPOINT".to_owned(),
             format!("http://127.0.0.1:{port}"),

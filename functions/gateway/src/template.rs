@@ -250,6 +250,7 @@ fn collect_functions(doc: &Value, resources: &Mapping) -> Result<Vec<FunctionSpe
         }
         functions.push(function);
     }
+    resolve_function_refs(globals, resources, &mut functions);
     functions.sort_by(|a, b| a.name.cmp(&b.name));
     for pair in functions.windows(2) {
         if pair[0].name == pair[1].name {
@@ -261,6 +262,42 @@ fn collect_functions(doc: &Value, resources: &Mapping) -> Result<Vec<FunctionSpe
         }
     }
     Ok(functions)
+}
+
+/// `!Ref XFunction` in a function's `Environment.Variables` is the other function's name
+/// (on AWS, `!Ref` of a function is its name): locally, its binary name, which is what the
+/// gateway's Invoke API serves. Other intrinsics stay unresolved (left out).
+fn resolve_function_refs(
+    globals: Option<&Value>,
+    resources: &Mapping,
+    functions: &mut [FunctionSpec],
+) {
+    let names: BTreeMap<String, String> = functions
+        .iter()
+        .map(|f| (f.logical_id.clone(), f.name.clone()))
+        .collect();
+    let vars_of = |source: Option<&Value>| {
+        source
+            .and_then(|s| field(s, "Environment"))
+            .and_then(|e| field(e, "Variables"))
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for f in functions.iter_mut() {
+        let props = resources
+            .get(f.logical_id.as_str())
+            .and_then(|r| field(r, "Properties"));
+        for source in [globals, props] {
+            for (k, v) in &vars_of(source) {
+                if let (Some(k), Some(name)) =
+                    (k.as_str(), reference(v).and_then(|id| names.get(id)))
+                {
+                    f.environment.insert(k.to_owned(), name.clone());
+                }
+            }
+        }
+    }
 }
 
 fn parse_function(
@@ -809,6 +846,33 @@ Resources:
             functions[1].environment.get("RUST_LOG").map(String::as_str),
             Some("info")
         );
+    }
+
+    #[test]
+    fn a_ref_to_another_function_in_the_environment_is_its_local_name() {
+        let text = "Resources:
+  CallerFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: caller } }
+    Properties:
+      Environment:
+        Variables:
+          WORKER: !Ref WorkerFunction
+          TABLE: !Ref Table
+  WorkerFunction:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: worker } }
+";
+        let functions = parse_functions(text).expect("template parses");
+        let caller = functions
+            .iter()
+            .find(|f| f.name == "caller")
+            .expect("caller");
+        assert_eq!(
+            caller.environment.get("WORKER").map(String::as_str),
+            Some("worker")
+        );
+        assert!(!caller.environment.contains_key("TABLE"));
     }
 
     #[test]

@@ -352,3 +352,59 @@ fn missing_function_binaries_stop_startup_with_their_names() {
         "{stderr}"
     );
 }
+
+/// Lambda's Invoke API on the gateway's port (`AWS_ENDPOINT_URL_LAMBDA` of the functions).
+#[test]
+fn the_invoke_api_runs_template_functions_by_name() {
+    let gw = Gateway::echo(&[]);
+    let path = "/2015-03-31/functions/echo/invocations";
+    let event = [("x-amz-invocation-type", "Event")];
+
+    // Event: accepted at once, run in the background.
+    let accepted = gw.request("POST", path, &event, br#"{"anything":1}"#);
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert!(accepted.body.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.stats()["functions"]["echo"]["invocations"] != 1 {
+        assert!(Instant::now() < deadline, "the event was never invoked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // RequestResponse (the default): the function's answer, or its error as Lambda
+    // reports it (a bare JSON document is no HTTP event for lambda_http).
+    let sync = gw.request("POST", path, &[], b"{}");
+    assert_eq!(sync.status, 200, "{sync:?}");
+    assert_eq!(sync.header("x-amz-function-error"), Some("Unhandled"));
+    assert!(sync.json()["errorType"].is_string());
+
+    // By ARN too.
+    let arn =
+        "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:echo/invocations";
+    assert_eq!(gw.request("POST", arn, &event, b"{}").status, 202);
+
+    let unknown = gw.request(
+        "POST",
+        "/2015-03-31/functions/nope/invocations",
+        &event,
+        b"{}",
+    );
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        unknown.header("x-amzn-errortype"),
+        Some("ResourceNotFoundException")
+    );
+    assert!(
+        unknown.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nope")
+    );
+
+    let too_large = vec![b' '; 256 * 1024 + 1];
+    assert_eq!(gw.request("POST", path, &event, &too_large).status, 413);
+    assert_eq!(
+        gw.request("POST", path, &[("x-amz-invocation-type", "DryRun")], b"{}")
+            .status,
+        204
+    );
+}

@@ -78,6 +78,7 @@ impl Gateway {
             .env_remove("GATEWAY_WS_MAX_AGE")
             // Functions must reach this gateway, whatever port it picked.
             .env_remove("WS_MANAGEMENT_ENDPOINT")
+            .env_remove("AWS_ENDPOINT_URL_LAMBDA")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra {

@@ -32,6 +32,10 @@ Serves on 127.0.0.1 only:
                             functions get WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port> unless
                             the gateway's environment sets it (likewise
                             HLS_BASE_URL=http://127.0.0.1:<port>/hls)
+  POST /2015-03-31/functions/{name}/invocations
+                            Lambda's Invoke API for the template's functions (Event: 202, run
+                            in the background; RequestResponse: the result); functions get
+                            AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:<port> unless set
   /hls/...                  the media bucket (CDN stand-in); anything else: the web app
 
 The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL_DYNAMODB_STREAMS

@@ -35,8 +35,11 @@ fn repository_template_routes_compile_and_resolve() {
                 || !f.stream_sources.is_empty()
                 || websocket.routes.iter().any(|r| r.function == f.name)
                 // Triggered on AWS only (ingest-prewarm's ScheduleV2).
-                || f.other_events.iter().any(|e| e == "ScheduleV2"),
-            "{} is not reachable: no HTTP route, WebSocket route, stream trigger or schedule",
+                || f.other_events.iter().any(|e| e == "ScheduleV2")
+                // Invoked by another function through the Lambda Invoke API
+                // (events-fanout-shard: `!Ref` resolved to its local name).
+                || functions.iter().any(|g| g.environment.values().any(|v| *v == f.name)),
+            "{} is not reachable: no HTTP route, WebSocket route, stream trigger, schedule or caller",
             f.name
         );
     }

@@ -181,8 +181,8 @@ impl NodeHost for NoHost {
 }
 
 /// CPU seconds per media second of one stream's full ladder from a 1080p30 source at the
-/// governor's level 0 (measured: `cargo bench -p rill-ingest --bench bench-ladder`, ~1.4 on this project's
-/// 2-core machines; see the README's ingest benchmarks).
+/// governor's level 0 (measured: `cargo bench -p rill-ingest --bench bench-ladder`, ~1.4
+/// on this project's 2-core machines; see the README's ingest benchmarks).
 pub const LADDER_CPU_PER_STREAM: f64 = 1.4;
 /// Share of the cores planned for streams: the rest is headroom for packaging, uploads,
 /// spikes and the governor's room to step back up.

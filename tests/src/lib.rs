@@ -309,6 +309,18 @@ impl Stack {
             .collect()
     }
 
+    /// The gateway's `/_gateway/stats`: per function, instances, invocations, cold starts.
+    pub async fn gateway_stats(&self) -> Value {
+        self.http
+            .get(self.url("/_gateway/stats"))
+            .send()
+            .await
+            .expect("gateway stats")
+            .json()
+            .await
+            .expect("gateway stats JSON")
+    }
+
     pub fn gateway_pid(&self) -> u32 {
         self.gateway.id()
     }

@@ -67,15 +67,7 @@ async fn a_large_audience_gets_each_message_exactly_once_through_shards() {
         assert_eq!(seen, ["via REST", "via socket"], "viewer {i}");
     }
 
-    let stats: serde_json::Value = stack
-        .http
-        .get(stack.url("/_gateway/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats JSON");
+    let stats = stack.gateway_stats().await;
     let shards = stats["functions"]["events-fanout-shard"]["invocations"]
         .as_u64()
         .unwrap_or(0);

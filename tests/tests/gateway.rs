@@ -116,15 +116,7 @@ async fn a_killed_function_instance_is_replaced_and_reported() {
         200
     );
 
-    let stats: serde_json::Value = stack
-        .http
-        .get(stack.url("/_gateway/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = stack.gateway_stats().await;
     let f = &stats["functions"]["streams-get"];
     let instance = &f["instances"][0];
     assert!(
@@ -148,15 +140,7 @@ async fn a_killed_function_instance_is_replaced_and_reported() {
         "a new instance serves the next request: {}",
         r.text
     );
-    let stats: serde_json::Value = stack
-        .http
-        .get(stack.url("/_gateway/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = stack.gateway_stats().await;
     assert!(
         stats["functions"]["streams-get"]["cold_starts"]
             .as_u64()
@@ -187,15 +171,7 @@ async fn concurrent_requests_scale_out_to_more_instances_up_to_the_limit() {
     for t in tasks {
         assert_eq!(t.await.expect("task"), 200);
     }
-    let stats: serde_json::Value = stack
-        .http
-        .get(stack.url("/_gateway/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = stack.gateway_stats().await;
     let n = stats["functions"]["streams-get"]["instances"]
         .as_array()
         .expect("instances")

@@ -1,7 +1,7 @@
 //! The runners behind every function's `main` (see [`crate::functions`]).
 //!
-//! Nothing here is generic: a handler comes in as a boxed closure returning a boxed future.
-//! `sam build` compiles and links each of the 40 binaries on its own, and a release build
+//! Nothing public here is generic: a handler comes in as a boxed closure returning a boxed
+//! future. `sam build` compiles and links each of the 40 binaries on its own, and a release build
 //! shares no generic instantiation between crates, so anything generic a binary touches
 //! (the Lambda runtime, hyper, event (de)serialisation, a future's drop glue) would be
 //! compiled again for every function: ~14 s of each function's build on 2 cores. Built
@@ -110,30 +110,29 @@ pub async fn run_ws(handler: WsHandler) -> Result<(), lambda_runtime::Error> {
 /// Like [`run`], for the table's stream (`events-fanout`). A failure fails the batch so the
 /// event source retries it.
 pub async fn run_stream(handler: StreamHandler) -> Result<(), lambda_runtime::Error> {
-    init_tracing();
-    let app = Arc::new(App::from_env().await);
-    let handler = Arc::new(handler);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
-            let (app, handler) = (app.clone(), handler.clone());
-            async move {
-                handler(app, event.payload)
-                    .await
-                    .map_err(|e| lambda_runtime::Error::from(e.to_string()))
-            }
-        },
-    ))
-    .await
+    run_events(handler).await
 }
 
 /// Like [`run`], for a function invoked directly with a JSON payload
 /// (`events-fanout-shard`). A handler error fails the invocation.
 pub async fn run_json(handler: JsonHandler) -> Result<(), lambda_runtime::Error> {
+    run_events(handler).await
+}
+
+/// The runner of [`run_stream`] and [`run_json`]: events of type `E` in, `T` out, a handler
+/// error fails the invocation. Generic, but instantiated only by those two, here, once.
+async fn run_events<E, T>(
+    handler: Box<dyn Fn(Arc<App>, E) -> BoxFuture<Result<T, ApiError>> + Send + Sync>,
+) -> Result<(), lambda_runtime::Error>
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    T: serde::Serialize + Send + 'static,
+{
     init_tracing();
     let app = Arc::new(App::from_env().await);
     let handler = Arc::new(handler);
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+        move |event: lambda_runtime::LambdaEvent<E>| {
             let (app, handler) = (app.clone(), handler.clone());
             async move {
                 handler(app, event.payload)

@@ -155,21 +155,10 @@ fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<V
     }
 }
 
-/// Socket and table-stream functions have no HTTP route; bench-realtime exercises them.
+/// Socket, table-stream and fan-out shard functions have no HTTP route; bench-realtime
+/// exercises them.
 fn has_http_route(function: &str) -> bool {
-    !function.starts_with("ws-") && function != "events-fanout"
-}
-
-async fn stats(stack: &Stack) -> Value {
-    stack
-        .http
-        .get(stack.url("/_gateway/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats json")
+    !function.starts_with("ws-") && !function.starts_with("events-fanout")
 }
 
 async fn load<F, Fut>(concurrency: usize, requests: usize, op: F) -> (Vec<Duration>, Duration)
@@ -233,7 +222,7 @@ async fn main() {
     let msg_id = msg.body["id"].as_str().expect("msg id").to_owned();
 
     // 1. cold init and RSS
-    let functions: Vec<String> = stats(&stack).await["functions"]
+    let functions: Vec<String> = stack.gateway_stats().await["functions"]
         .as_object()
         .expect("functions")
         .keys()
@@ -256,7 +245,7 @@ async fn main() {
             let (method, path, body) = probe(f, &id, &msg_id);
             owner.send(&stack, method, &path, body).await;
         }
-        let s = stats(&stack).await;
+        let s = stack.gateway_stats().await;
         for f in &functions {
             let inst = &s["functions"][f]["instances"][0];
             if let Some(us) = inst["init_us"].as_f64() {

@@ -3,7 +3,7 @@
 //! the real Management API client, so the tests see what API Gateway would deliver.
 //!
 //! `$connect`: `?refuse=<status>` refuses with that status and the body `refused by
-//! probe`; `?fail=1` makes the invocation fail. Messages, by `action`: `sleep`
+//! probe`; `?fail=1` makes the invocation fail; `?sleep=<ms>` accepts after that long. Messages, by `action`: `sleep`
 //! (`{"ms":n}`, then a reply), `fail` (function error), `status` (answers 500), `close`
 //! (deletes its own connection), anything else: a reply. A reply is a frame with what the
 //! function saw: route key, body, base64 flag, ids and its pid.
@@ -48,6 +48,9 @@ async fn handle(
             }
             if let Some(status) = query["refuse"].as_str().and_then(|s| s.parse::<u16>().ok()) {
                 return Ok(json!({"statusCode": status, "body": "refused by probe"}));
+            }
+            if let Some(ms) = query["sleep"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             Ok(ok)
         }

@@ -5,6 +5,8 @@
 //! 1. `GET /ws?...` with an upgrade: `$connect` runs **before** the handshake completes.
 //!    A 2xx answer completes it; any other status refuses it with that status and body, and
 //!    a failed invocation refuses it with the gateway's 502/503/504 (no upgrade either way).
+//!    A client that leaves while an accepted `$connect` runs still gets its `$disconnect`
+//!    (the function may have registered it already).
 //! 2. The connection is registered as soon as `$connect` accepts it, before the 101 goes
 //!    out, so a `PostToConnection` right after `$connect` is queued, not lost. During
 //!    `$connect` itself the id is unknown (410), as on AWS.
@@ -447,10 +449,34 @@ impl Hub {
                 &request_id,
                 now,
             );
-            let outcome = self.invoke(function, &event).await;
-            let parsed = match outcome {
-                Ok(outcome) => http_api::parse_outcome(function, outcome),
-                Err(e) => Err(Box::new(http_api::invoke_error_response(function, &e))),
+            // `$connect` runs in a task of its own and reports back: if the client leaves
+            // while it runs (this handler is dropped), an accepted `$connect` has already
+            // registered the viewer, so the connection is opened and closed at once and its
+            // `$disconnect` runs, as API Gateway ends a connection whose client vanished.
+            // Without this the viewer would stay counted until a fan-out pruned it.
+            let (report, reported) = tokio::sync::oneshot::channel();
+            let hub = self.clone();
+            let (function_name, connect_ctx) = (function.to_owned(), ctx.clone());
+            tokio::spawn(async move {
+                let parsed = match hub.invoke(&function_name, &event).await {
+                    Ok(outcome) => http_api::parse_outcome(&function_name, outcome),
+                    Err(e) => Err(Box::new(http_api::invoke_error_response(
+                        &function_name,
+                        &e,
+                    ))),
+                };
+                if let Err(parsed) = report.send(parsed)
+                    && matches!(&parsed, Ok(r) if r.status.is_success())
+                {
+                    hub.abandoned(connect_ctx).await;
+                }
+            });
+            let Ok(parsed) = reported.await else {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the $connect task ended without an answer",
+                );
             };
             match parsed {
                 Ok(response) if response.status.is_success() => {
@@ -498,6 +524,19 @@ impl Hub {
             .on_upgrade(move |socket| async move {
                 hub.run_connection(conn, socket, outbound_rx).await;
             })
+    }
+
+    /// A connection whose client left during an accepted `$connect`: opened and closed at
+    /// once, abruptly, so its `$disconnect` runs like any other.
+    async fn abandoned(self: &Arc<Self>, ctx: ConnectionContext) {
+        info!(connection_id = %ctx.connection_id, "client left during $connect; disconnecting");
+        let (conn, _outbound) = self.register(ctx);
+        conn.request_close(CloseCause::new(
+            CloseKind::Abrupt,
+            1006,
+            "Connection closed abnormally",
+        ));
+        self.finish(&conn).await;
     }
 
     fn register(&self, ctx: ConnectionContext) -> (Arc<Connection>, mpsc::Receiver<Message>) {

@@ -362,6 +362,43 @@ async fn connect_refusal_answers_the_function_status_without_upgrading() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_during_an_accepted_connect_gets_its_disconnect() {
+    let probe = Probe::start(&[]);
+    // The client gives up while `$connect` is still running (it accepts after 600 ms).
+    let attempt = tokio::time::timeout(
+        Duration::from_millis(150),
+        tokio_tungstenite::connect_async(probe.url("sleep=600")),
+    )
+    .await;
+    assert!(
+        attempt.is_err(),
+        "the handshake cannot finish within 150 ms"
+    );
+    let events = probe
+        .wait_for_event("$disconnect of the abandoned connection", |e| {
+            event_type(e) == "DISCONNECT"
+        })
+        .await;
+    let connect = events
+        .iter()
+        .find(|e| event_type(e) == "CONNECT")
+        .expect("$connect ran");
+    let disconnect = events
+        .iter()
+        .find(|e| event_type(e) == "DISCONNECT")
+        .expect("$disconnect ran");
+    assert_eq!(connection_of(connect), connection_of(disconnect));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| event_type(e) == "DISCONNECT")
+            .count(),
+        1,
+        "exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn frames_of_one_connection_run_in_order_and_connections_run_concurrently() {
     let probe = Probe::start(&[]);
     let mut a = probe.connect("streamId=s").await;

@@ -29,11 +29,10 @@ pub type WsHandler = Box<
         + Sync,
 >;
 /// The table stream's handler.
-pub type StreamHandler = Box<
-    dyn Fn(Arc<App>, aws_lambda_events::event::dynamodb::Event) -> BoxFuture<Result<(), ApiError>>
-        + Send
-        + Sync,
->;
+pub type StreamHandler = EventHandler<aws_lambda_events::event::dynamodb::Event, ()>;
+/// A handler of events of type `E` answering `T` (the table stream, direct invocations).
+pub type EventHandler<E, T> =
+    Box<dyn Fn(Arc<App>, E) -> BoxFuture<Result<T, ApiError>> + Send + Sync>;
 
 /// A function process's `main`: the multi-threaded Tokio runtime `#[tokio::main]` would
 /// build, running `main` to its end.
@@ -59,11 +58,7 @@ pub fn init_tracing() {
 }
 
 /// A function invoked directly (the Lambda Invoke API) with a JSON payload.
-pub type JsonHandler = Box<
-    dyn Fn(Arc<App>, serde_json::Value) -> BoxFuture<Result<serde_json::Value, ApiError>>
-        + Send
-        + Sync,
->;
+pub type JsonHandler = EventHandler<serde_json::Value, serde_json::Value>;
 
 /// Builds the [`App`] once, then serves invocations with `handler` until the runtime stops.
 /// Errors become responses here, so the Lambda invocation itself only fails on a bug in the
@@ -121,9 +116,7 @@ pub async fn run_json(handler: JsonHandler) -> Result<(), lambda_runtime::Error>
 
 /// The runner of [`run_stream`] and [`run_json`]: events of type `E` in, `T` out, a handler
 /// error fails the invocation. Generic, but instantiated only by those two, here, once.
-async fn run_events<E, T>(
-    handler: Box<dyn Fn(Arc<App>, E) -> BoxFuture<Result<T, ApiError>> + Send + Sync>,
-) -> Result<(), lambda_runtime::Error>
+async fn run_events<E, T>(handler: EventHandler<E, T>) -> Result<(), lambda_runtime::Error>
 where
     E: serde::de::DeserializeOwned + Send + 'static,
     T: serde::Serialize + Send + 'static,

@@ -36,10 +36,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::{HOST, SEC_WEBSOCKET_PROTOCOL, USER_AGENT};
 use http::{HeaderMap, StatusCode, Uri};
@@ -47,6 +47,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
+
+mod connection;
+
+use connection::CloseKind;
+pub use connection::{CloseCause, Connection, PostError};
 
 use crate::http_api::{self, error_response};
 use crate::pool::{InvokeError, Outcome, Pool};
@@ -81,158 +86,6 @@ impl Default for WebSocketSettings {
         Self {
             idle_timeout: Duration::from_secs(600),
             max_age: Duration::from_secs(7200),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CloseKind {
-    /// The client sent a close frame: answer it and end.
-    ByClient,
-    /// We close: send what was queued before, then a close frame, then wait for the reply.
-    Graceful,
-    /// Drop the TCP connection now (overflow, broken connection).
-    Abrupt,
-}
-
-/// Why a connection ends; becomes `disconnectStatusCode` / `disconnectReason`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseCause {
-    pub code: u16,
-    pub reason: String,
-    kind: CloseKind,
-}
-
-impl CloseCause {
-    fn new(kind: CloseKind, code: u16, reason: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-            kind,
-        }
-    }
-
-    fn by_client(frame: Option<CloseFrame>) -> Self {
-        match frame {
-            Some(f) => Self::new(CloseKind::ByClient, f.code, f.reason.as_str()),
-            None => Self::new(
-                CloseKind::ByClient,
-                1005,
-                "Client-side close frame status not set",
-            ),
-        }
-    }
-
-    /// `DELETE /@connections/{id}`.
-    pub fn deleted() -> Self {
-        Self::new(CloseKind::Graceful, 1000, "Connection deleted")
-    }
-
-    fn shutdown() -> Self {
-        Self::new(
-            CloseKind::Graceful,
-            1001,
-            "Going away: gateway shutting down",
-        )
-    }
-}
-
-/// Why a `PostToConnection` could not be queued. Both answer 410 Gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostError {
-    /// Unknown, closing or closed connection.
-    Gone,
-    /// The client's queue was full: it is being dropped.
-    Overflow,
-}
-
-/// One open (or opening) connection.
-#[derive(Debug)]
-pub struct Connection {
-    ctx: ConnectionContext,
-    last_active_ms: AtomicI64,
-    outbound: mpsc::Sender<Message>,
-    close: watch::Sender<Option<CloseCause>>,
-}
-
-impl Connection {
-    pub fn id(&self) -> &str {
-        &self.ctx.connection_id
-    }
-
-    pub fn connected_at(&self) -> DateTime<Utc> {
-        self.ctx.connected_at
-    }
-
-    /// The last data frame from the client (`connectedAt` before the first one).
-    pub fn last_active_at(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.last_active_ms.load(Ordering::Relaxed))
-            .unwrap_or(self.ctx.connected_at)
-    }
-
-    pub fn source_ip(&self) -> &str {
-        &self.ctx.source_ip
-    }
-
-    pub fn user_agent(&self) -> Option<&str> {
-        self.ctx.user_agent.as_deref()
-    }
-
-    /// Queues `data` for the client: a text frame if it is UTF-8, else a binary frame.
-    /// Never waits: a client whose queue is full is dropped, so the caller (the fan-out
-    /// hot path) is never held up by one slow reader.
-    pub fn post(&self, data: Bytes) -> Result<(), PostError> {
-        if self.close.borrow().is_some() {
-            return Err(PostError::Gone);
-        }
-        let message = match Utf8Bytes::try_from(data.clone()) {
-            Ok(text) => Message::Text(text),
-            Err(_) => Message::Binary(data),
-        };
-        match self.outbound.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                warn!(
-                    connection_id = %self.id(),
-                    queued = OUTBOUND_QUEUE,
-                    "client is not reading its frames; closing the connection"
-                );
-                self.request_close(CloseCause::new(
-                    CloseKind::Abrupt,
-                    1008,
-                    "Outbound queue overflow: client too slow",
-                ));
-                Err(PostError::Overflow)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(PostError::Gone),
-        }
-    }
-
-    /// Asks the connection to end; the first cause wins. Returns whether this one did.
-    pub fn request_close(&self, cause: CloseCause) -> bool {
-        self.close.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(cause);
-                true
-            } else {
-                false
-            }
-        })
-    }
-
-    fn cause(&self) -> Option<CloseCause> {
-        self.close.borrow().clone()
-    }
-
-    fn touch(&self, now: DateTime<Utc>) {
-        self.last_active_ms
-            .store(now.timestamp_millis(), Ordering::Relaxed);
-    }
-
-    /// Gateway-made frames (error frames): best effort, never closes the connection.
-    fn send_frame(&self, text: String) {
-        if self.outbound.try_send(Message::Text(text.into())).is_err() {
-            debug!(connection_id = %self.id(), "outbound queue full or closed; frame dropped");
         }
     }
 }
@@ -531,11 +384,7 @@ impl Hub {
     async fn abandoned(self: &Arc<Self>, ctx: ConnectionContext) {
         info!(connection_id = %ctx.connection_id, "client left during $connect; disconnecting");
         let (conn, _outbound) = self.register(ctx);
-        conn.request_close(CloseCause::new(
-            CloseKind::Abrupt,
-            1006,
-            "Connection closed abnormally",
-        ));
+        conn.request_close(CloseCause::abnormal());
         self.finish(&conn).await;
     }
 
@@ -601,7 +450,7 @@ impl Hub {
                     break Some(CloseCause::new(CloseKind::Graceful, 1001, "Going away: idle timeout"));
                 }
                 message = stream.next() => match message {
-                    None => break Some(CloseCause::new(CloseKind::Abrupt, 1006, "Connection closed abnormally")),
+                    None => break Some(CloseCause::abnormal()),
                     Some(Err(e)) => break Some(read_error_cause(&e)),
                     Some(Ok(Message::Close(frame))) => break Some(CloseCause::by_client(frame)),
                     // Control frames are not activity (as on AWS).
@@ -636,9 +485,7 @@ impl Hub {
         if let Some(cause) = cause {
             conn.request_close(cause);
         }
-        let cause = conn.cause().unwrap_or_else(|| {
-            CloseCause::new(CloseKind::Abrupt, 1006, "Connection closed abnormally")
-        });
+        let cause = conn.cause().unwrap_or_else(|| CloseCause::abnormal());
 
         // Posts from now on answer 410; frames already received are still invoked.
         self.unregister(conn.id());
@@ -665,9 +512,7 @@ impl Hub {
     /// Unregisters the connection and runs `$disconnect` for it, once.
     async fn finish(&self, conn: &Connection) {
         self.unregister(conn.id());
-        let cause = conn.cause().unwrap_or_else(|| {
-            CloseCause::new(CloseKind::Abrupt, 1006, "Connection closed abnormally")
-        });
+        let cause = conn.cause().unwrap_or_else(|| CloseCause::abnormal());
         if let Some(function) = self.api.function_for("$disconnect") {
             let request_id = wse::new_id();
             let event = wse::disconnect_event(

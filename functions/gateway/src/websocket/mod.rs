@@ -485,7 +485,7 @@ impl Hub {
         if let Some(cause) = cause {
             conn.request_close(cause);
         }
-        let cause = conn.cause().unwrap_or_else(|| CloseCause::abnormal());
+        let cause = conn.cause().unwrap_or_else(CloseCause::abnormal);
 
         // Posts from now on answer 410; frames already received are still invoked.
         self.unregister(conn.id());
@@ -512,7 +512,7 @@ impl Hub {
     /// Unregisters the connection and runs `$disconnect` for it, once.
     async fn finish(&self, conn: &Connection) {
         self.unregister(conn.id());
-        let cause = conn.cause().unwrap_or_else(|| CloseCause::abnormal());
+        let cause = conn.cause().unwrap_or_else(CloseCause::abnormal);
         if let Some(function) = self.api.function_for("$disconnect") {
             let request_id = wse::new_id();
             let event = wse::disconnect_event(

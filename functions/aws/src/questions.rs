@@ -11,7 +11,7 @@ use rill_core::store::{Origin, QuestionStore, StoreError};
 
 use crate::keys::{self, Listed};
 use crate::realtime::build;
-use crate::store::{DynamoStore, Item, from_item, n, s, to_item, unavailable};
+use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct QuestionItem {
@@ -52,28 +52,12 @@ impl QuestionStore for DynamoStore {
     }
 
     async fn list_questions(&self, stream_id: &str) -> Result<Vec<Question>, StoreError> {
-        let mut questions = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
-                .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
-                .expression_attribute_values(":q", s(Listed::Questions.prefix()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("list questions", e.into_service_error()))?;
-            for item in out.items.unwrap_or_default() {
-                questions.push(from_item::<QuestionItem>(item)?.question);
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+        let mut questions = self
+            .query_listed(stream_id, Listed::Questions, None, "list questions")
+            .await?
+            .into_iter()
+            .map(|item| from_item::<QuestionItem>(item).map(|q| q.question))
+            .collect::<Result<Vec<_>, _>>()?;
         questions.sort_by(|a, b| b.upvotes.cmp(&a.upvotes).then_with(|| a.id.cmp(&b.id)));
         Ok(questions)
     }

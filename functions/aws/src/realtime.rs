@@ -24,7 +24,7 @@ use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
 
 use crate::keys::{self, ItemKey, Key, Listed};
-use crate::store::{DynamoStore, Item, from_item, n, s, to_item, unavailable};
+use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable};
 
 /// Rate-limit and viewer-session items outlive the stream by a day, then expire.
 pub(crate) const DAY_SECONDS: i64 = 24 * 3600;
@@ -272,34 +272,21 @@ impl RealtimeStore for DynamoStore {
     }
 
     async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
-                .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
-                .expression_attribute_values(":conn", s(Listed::Connections.prefix()))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("list connections", e.into_service_error()))?;
-            ids.extend(
-                out.items()
-                    .iter()
-                    .filter_map(|i| match keys::parse_item(i) {
-                        ItemKey::Connection { connection_id, .. } => Some(connection_id.to_owned()),
-                        _ => None,
-                    }),
-            );
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(ids),
-            }
-        }
+        let items = self
+            .query_listed(
+                stream_id,
+                Listed::Connections,
+                Some("pk, sk"),
+                "list connections",
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| match keys::parse_item(i) {
+                ItemKey::Connection { connection_id, .. } => Some(connection_id.to_owned()),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError> {
@@ -377,18 +364,10 @@ impl RealtimeStore for DynamoStore {
     }
 
     async fn moderators(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :m)")
-            .expression_attribute_values(":pk", s(keys::stream_pk(stream_id)))
-            .expression_attribute_values(":m", s(Listed::Moderators.prefix()))
-            .send()
-            .await
-            .map_err(|e| unavailable("list moderators", e.into_service_error()))?;
-        Ok(out
-            .items()
+        let items = self
+            .query_listed(stream_id, Listed::Moderators, None, "list moderators")
+            .await?;
+        Ok(items
             .iter()
             .filter_map(|i| match keys::parse_item(i) {
                 ItemKey::Moderator { user_id, .. } => Some(user_id.to_owned()),

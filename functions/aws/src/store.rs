@@ -50,6 +50,38 @@ impl DynamoStore {
             .map_err(|e| unavailable(what, e.into_service_error()))?;
         Ok(())
     }
+
+    /// Every item of one kind under a stream (`listed`), all pages; `projection` limits the
+    /// attributes read, `what` names it in the error.
+    pub(crate) async fn query_listed(
+        &self,
+        stream_id: &str,
+        listed: crate::keys::Listed,
+        projection: Option<&str>,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :kind)")
+                .expression_attribute_values(":pk", s(crate::keys::stream_pk(stream_id)))
+                .expression_attribute_values(":kind", s(listed.prefix()))
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable(what, e.into_service_error()))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
+            }
+        }
+    }
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {

@@ -162,7 +162,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         .request(parts.method.clone(), format!("{}{path}", proxy.upstream))
         .body(body);
     for (name, value) in &parts.headers {
-        if name != http_host() {
+        if *name != axum::http::header::HOST {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
@@ -183,10 +183,6 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     response
         .body(Body::from(bytes))
         .unwrap_or_else(|_| bad_gateway("response"))
-}
-
-fn http_host() -> &'static str {
-    "host"
 }
 
 fn bad_gateway(what: &str) -> Response {

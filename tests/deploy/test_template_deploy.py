@@ -172,12 +172,43 @@ def t_whip_routes_are_on_the_http_api_without_an_authorizer(t, p):
     assert "if-match" in {h.lower() for h in cors["allowHeaders"]}
 
 
-def t_fanout_is_not_invoked_for_heartbeats_and_lease_renewals(t, p):
-    (esm,) = t.of_type("AWS::Lambda::EventSourceMapping").values()
-    (f,) = esm["Properties"]["FilterCriteria"]["Filters"]
-    keys = json.loads(f["Pattern"])["dynamodb"]["Keys"]
-    assert keys["pk"] == {"S": [{"prefix": "STREAM#"}]}, keys
-    assert keys["sk"] == {"S": [{"anything-but": ["LEASE"]}]}, keys
+def _key_matches(rule, value):
+    """One Lambda filter rule (a list of alternatives) against a key, for the subset of the
+    filter language the template uses: exact strings, prefix, anything-but."""
+    for alt in rule:
+        if isinstance(alt, str) and alt == value:
+            return True
+        if isinstance(alt, dict) and "prefix" in alt and value.startswith(alt["prefix"]):
+            return True
+        if isinstance(alt, dict) and "anything-but" in alt and value not in alt["anything-but"]:
+            return True
+    return False
+
+
+def t_each_table_stream_function_gets_only_its_items(t, p):
+    patterns = {}
+    for esm in t.of_type("AWS::Lambda::EventSourceMapping").values():
+        (f,) = esm["Properties"]["FilterCriteria"]["Filters"]
+        patterns[esm["Properties"]["FunctionName"]["Ref"]] = json.loads(f["Pattern"])["dynamodb"]["Keys"]
+    assert set(patterns) == {"EventsFanoutFunction", "EventsPresenceFunction"}, patterns
+
+    def gets(function, pk, sk):
+        keys = patterns[function]
+        return _key_matches(keys["pk"]["S"], pk) and _key_matches(keys["sk"]["S"], sk)
+
+    fanout = ["META", "CHAT#01H", "REACT#01H", "Q#01H", "METRIC#2026-01-01T00:00:00.000Z"]
+    nobody = ["LEASE", "QVOTE#q#u", "RATE#u", "VIEWER#c", "BAN#u", "MOD#u"]
+    for sk in fanout:
+        assert gets("EventsFanoutFunction", "STREAM#s", sk), sk
+        assert not gets("EventsPresenceFunction", "STREAM#s", sk), sk
+    assert gets("EventsPresenceFunction", "STREAM#s", "CONN#c")
+    assert not gets("EventsFanoutFunction", "STREAM#s", "CONN#c"), "a crowd's joins skip events-fanout"
+    for sk in nobody:
+        assert not gets("EventsFanoutFunction", "STREAM#s", sk), sk
+        assert not gets("EventsPresenceFunction", "STREAM#s", sk), sk
+    # Node heartbeats and the sockets' reverse lookups invoke nothing.
+    for pk, sk in [("NODE#n", "META"), ("CONN#c", "META"), ("CHANNEL#c", "META")]:
+        assert not gets("EventsFanoutFunction", pk, sk) and not gets("EventsPresenceFunction", pk, sk)
 
 
 def t_service_is_attached_to_the_1935_target_group(t, p):

@@ -88,8 +88,14 @@ async fn a_reaction_is_one_write_and_a_heartbeat_at_most_one() {
         socket
             .send_json(json!({"action": "react", "emoji": "🔥"}))
             .await;
+        socket.expect("stream:reaction", WITHIN).await;
         let calls = counted(&counter, "ws-react").await;
         assert_eq!(writes(&calls), 1, "reaction made {calls:?}");
+        // Its batch: the connection list once and one write that counts the batch's
+        // reactions on the stream.
+        let mut calls = counted(&counter, "events-fanout").await;
+        calls.sort();
+        assert_eq!(calls, ["Query", "UpdateItem"], "the reaction's fan-out");
     }
     for round in 0..2 {
         counter.clear();
@@ -120,4 +126,30 @@ async fn a_viewer_count_read_is_one_call() {
     assert_eq!(r.status, 200, "{}", r.text);
     let calls = counted(&counter, "streams-viewers").await;
     assert_eq!(calls.len(), 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_presence_send_reads_the_list_once_and_writes_at_most_twice() {
+    let (stack, counter) = Stack::start_counted(&[]);
+    let id = live(&stack).await;
+    // The owner's page gets the counts but is no viewer.
+    let mut watcher = stack.socket(&id, &User::named("owner")).await;
+    watcher.expect("stream:viewer-count", WITHIN).await;
+    counter.clear();
+    let viewer = stack.socket(&id, &User::named("viewer")).await;
+    let count = watcher.expect("stream:viewer-count", WITHIN).await;
+    assert_eq!(count["data"], json!({"count": 1, "peak": 1}));
+    let calls = counted(&counter, "events-presence").await;
+    // The list, the count (with the view), and the peak (a new high).
+    assert_eq!(
+        calls,
+        ["Query", "UpdateItem", "UpdateItem"],
+        "presence made {calls:?}"
+    );
+    counter.clear();
+    viewer.close().await;
+    let count = watcher.expect("stream:viewer-count", WITHIN).await;
+    assert_eq!(count["data"], json!({"count": 0, "peak": 1}));
+    let calls = counted(&counter, "events-presence").await;
+    assert_eq!(calls, ["Query", "UpdateItem"], "no new peak: {calls:?}");
 }

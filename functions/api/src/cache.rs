@@ -11,6 +11,8 @@
 //!   (a chat message on an ended stream is refused by its transaction).
 //! - **Connection lists** of a stream, for the fan-out of socket-born chat and questions:
 //!   [`CONNECTION_LISTS`] (1 s), so a busy chat reads the list about once a second.
+//! - **Presence pacing**: when this instance last sent each stream's count, so counts go
+//!   out at most once a second per stream (`rill_core::presence`).
 //! - **Rate buckets**: the bucket this instance last wrote for a user, so the next spend
 //!   is one conditional write; a write by another instance fails the condition and the
 //!   bucket is read again (never trusted blindly).
@@ -83,6 +85,8 @@ pub struct Caches {
     pub buckets: TtlCache<(String, String), Bucket>,
     /// Open connection ids by stream id.
     pub connection_lists: TtlCache<String, Vec<String>>,
+    /// When this instance last sent each stream's viewer count (`events-presence`).
+    pub presence: Mutex<rill_core::presence::Pacer>,
 }
 
 impl Default for Caches {
@@ -93,6 +97,7 @@ impl Default for Caches {
             standings: TtlCache::new(SHORT),
             buckets: TtlCache::new(BUCKETS),
             connection_lists: TtlCache::new(CONNECTION_LISTS),
+            presence: Mutex::default(),
         }
     }
 }

@@ -80,6 +80,7 @@ functions! {
     ws ws_question => crate::ws::question;
     ws ws_react => crate::ws::react;
     stream events_fanout => crate::fanout::handle;
+    stream events_presence => crate::presence::handle;
 }
 
 /// `main` of `events-fanout-shard`: one shard of a large fan-out (see [`crate::shard`]),

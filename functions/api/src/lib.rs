@@ -27,6 +27,7 @@ pub mod fanout;
 pub mod functions;
 pub mod handlers;
 pub mod prewarm;
+pub mod presence;
 pub mod request;
 pub mod runtime;
 pub mod shard;

@@ -40,13 +40,6 @@ pub enum Change {
     StreamStarted(Stream),
     /// The stream ended or was cancelled.
     StreamEnded(Stream),
-    /// The stream's viewer count moved; `stored_peak` is the peak on the item as written
-    /// (`$connect` only adds to the count: raising the peak is the consumer's job).
-    ViewerCount {
-        stream_id: String,
-        count: u64,
-        stored_peak: u64,
-    },
     /// A message was pinned (a new pin, or another message than before).
     MessagePinned {
         stream_id: String,
@@ -60,17 +53,28 @@ pub enum Change {
         stream_id: String,
         message_id: String,
     },
-    ReactionAdded(Reaction),
+    /// A reaction was stored; `position` as for joins.
+    ReactionAdded {
+        reaction: Reaction,
+        position: String,
+    },
     QuestionAsked {
         question: Question,
         origin: Origin,
     },
     /// Votes or the answered flag changed.
     QuestionChanged(Question),
-    /// A socket opened on the stream (signed in or anonymous).
-    ViewerJoined(Connection),
+    /// A socket opened on the stream (signed in or anonymous). `position` orders it in
+    /// the change stream ([`position`]).
+    ViewerJoined {
+        connection: Connection,
+        position: String,
+    },
     /// A socket closed (`$disconnect`, a prune, or the TTL sweeping it).
-    ViewerLeft(Connection),
+    ViewerLeft {
+        connection: Connection,
+        position: String,
+    },
     QualitySample(QualitySample),
 }
 
@@ -79,15 +83,16 @@ impl Change {
     pub fn stream_id(&self) -> &str {
         match self {
             Change::StreamStarted(s) | Change::StreamEnded(s) => &s.id,
-            Change::ViewerCount { stream_id, .. }
-            | Change::MessagePinned { stream_id, .. }
+            Change::MessagePinned { stream_id, .. }
             | Change::ChatDeleted { stream_id, .. } => stream_id,
             Change::ChatPosted { message, .. } => &message.stream_id,
-            Change::ReactionAdded(r) => &r.stream_id,
+            Change::ReactionAdded { reaction, .. } => &reaction.stream_id,
             Change::QuestionAsked { question, .. } | Change::QuestionChanged(question) => {
                 &question.stream_id
             }
-            Change::ViewerJoined(c) | Change::ViewerLeft(c) => &c.stream_id,
+            Change::ViewerJoined { connection, .. } | Change::ViewerLeft { connection, .. } => {
+                &connection.stream_id
+            }
             Change::QualitySample(s) => &s.stream_id,
         }
     }
@@ -121,6 +126,17 @@ fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         Some(AttributeValue::S(s)) => Some(s),
         _ => None,
     }
+}
+
+/// Width positions are padded to: DynamoDB Streams sequence numbers have 21 to 40 digits.
+const POSITION_WIDTH: usize = 40;
+
+/// The record's place in its shard as a string that compares like the sequence number
+/// (zero-padded to one width), so a store can keep "the last position applied" and refuse
+/// older ones with a plain string condition.
+pub fn position(record: &EventRecord) -> String {
+    let seq = record.change.sequence_number.as_deref().unwrap_or("");
+    format!("{seq:0>POSITION_WIDTH$}")
 }
 
 /// Items written before `origin` existed came from REST (the store's own default).
@@ -173,7 +189,10 @@ fn decode_record(record: &EventRecord, out: &mut Vec<Change>) {
         }
         ("INSERT", ItemKey::Reaction { .. }) => {
             if let Some(item) = image::<ReactionItem>(new, record) {
-                out.push(Change::ReactionAdded(item.reaction));
+                out.push(Change::ReactionAdded {
+                    reaction: item.reaction,
+                    position: position(record),
+                });
             }
         }
         ("INSERT", ItemKey::Question { .. }) => {
@@ -191,12 +210,18 @@ fn decode_record(record: &EventRecord, out: &mut Vec<Change>) {
         }
         ("INSERT", ItemKey::Connection { .. }) => {
             if let Some(item) = image::<ConnectionItem>(new, record) {
-                out.push(Change::ViewerJoined(item.connection));
+                out.push(Change::ViewerJoined {
+                    connection: item.connection,
+                    position: position(record),
+                });
             }
         }
         ("REMOVE", ItemKey::Connection { .. }) => {
             if let Some(item) = image::<ConnectionItem>(old, record) {
-                out.push(Change::ViewerLeft(item.connection));
+                out.push(Change::ViewerLeft {
+                    connection: item.connection,
+                    position: position(record),
+                });
             }
         }
         ("INSERT", ItemKey::Metric { .. }) => {
@@ -208,29 +233,20 @@ fn decode_record(record: &EventRecord, out: &mut Vec<Change>) {
     }
 }
 
-/// What one write to a stream item means: status first, then the count, then the pin.
+/// What one write to a stream item means: status first, then the pin. Its viewer count is
+/// written by the presence function, which sends it itself: no change here.
 fn stream_modified(new: Stream, old: Stream, out: &mut Vec<Change>) {
-    let count = new.stats.current_viewers;
-    let count_moved = count != old.stats.current_viewers;
     let pinned = new
         .pinned_message_id
         .clone()
         .filter(|p| old.pinned_message_id.as_ref() != Some(p));
     let stream_id = new.id.clone();
-    let stored_peak = new.stats.peak_viewers;
     if new.status != old.status {
         match new.status {
             StreamStatus::Live => out.push(Change::StreamStarted(new)),
             StreamStatus::Ended | StreamStatus::Cancelled => out.push(Change::StreamEnded(new)),
             StreamStatus::Scheduled | StreamStatus::Preparing => {}
         }
-    }
-    if count_moved {
-        out.push(Change::ViewerCount {
-            stream_id: stream_id.clone(),
-            count,
-            stored_peak,
-        });
     }
     if let Some(message_id) = pinned {
         out.push(Change::MessagePinned {

@@ -272,20 +272,50 @@ impl ChatStore for DynamoStore {
     }
 
     async fn add_reaction(&self, reaction: &Reaction) -> Result<(), StoreError> {
+        // One put under the stream's partition and nothing on the stream item: at 1,000
+        // reactions a second the stream item would be a hot key (and each write a
+        // transaction). `events-fanout` counts them per batch (`count_reactions`).
         let item = to_item(&ReactionItem::new(reaction))?;
-        let put = Put::builder()
+        self.db
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            self.counter_update(&reaction.stream_id, "reactionCount")?,
-        ];
-        match self.transact(items, "add reaction").await {
-            Ok(()) => Ok(()),
-            Err(Some(e)) => Err(e),
-            Err(None) => Err(self.conflict(&reaction.stream_id, None).await),
+            .send()
+            .await
+            .map_err(|e| unavailable("add reaction", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn count_reactions(
+        &self,
+        stream_id: &str,
+        count: u64,
+        position: &str,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::stream(stream_id).item()))
+            .update_expression("ADD reactionCount :n SET reactionsAt = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(reactionsAt) OR reactionsAt < :at)",
+            )
+            .expression_attribute_values(":n", n(count))
+            .expression_attribute_values(":at", s(position))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                // Counted already (a redelivered batch), or the stream is gone.
+                if e.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(unavailable("count reactions", e))
+                }
+            }
         }
     }
 }

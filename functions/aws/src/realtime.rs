@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 
 use rill_core::realtime::{Bucket, Connection, MemberRole, RateLimit, Refusal, Standing};
-use rill_core::store::{RealtimeStore, StoreError};
+use rill_core::store::{Audience, PresenceUpdate, RealtimeStore, StoreError};
 use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
 
@@ -94,100 +94,37 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// The counter and viewer-session writes that count a viewer out.
-    fn count_out(
+    /// The viewer session's closing write: its watch time, kept (with its heartbeats) for
+    /// analytics.
+    fn session_out(
         &self,
         connection: &Connection,
         now: Timestamp,
         watch_ms: i64,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let connection_id = &connection.connection_id;
-        Ok(vec![
-            TransactWriteItem::builder()
-                .update(build(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(keys::stream(&connection.stream_id).item()))
-                        .update_expression("ADD viewerCount :minus, totalWatchMs :watch")
-                        .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_values(":minus", n(-1))
-                        .expression_attribute_values(":watch", n(watch_ms))
-                        .build(),
-                )?)
-                .build(),
-            // The viewer session keeps its own watch time (with its heartbeats) for analytics.
-            TransactWriteItem::builder()
-                .update(build(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(keys::viewer(&connection.stream_id, connection_id).item()))
-                        .update_expression(
-                            "SET entity = :e, watchMs = :watch, connectedAt = :at, endedAt = :now, #ttl = :ttl",
-                        )
-                        .expression_attribute_names("#ttl", "ttl")
-                        .expression_attribute_values(":e", s("viewer"))
-                        .expression_attribute_values(":watch", n(watch_ms))
-                        .expression_attribute_values(":at", s(time::format(&connection.connected_at)))
-                        .expression_attribute_values(":now", s(time::format(&now)))
-                        .expression_attribute_values(":ttl", n(now.timestamp() + 30 * DAY_SECONDS))
-                        .build(),
-                )?)
-                .build(),
-        ])
-    }
-}
-
-#[async_trait]
-impl RealtimeStore for DynamoStore {
-    async fn open_connection(
-        &self,
-        connection: &Connection,
-        expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let ttl = expires_at.timestamp();
-        let [by_stream, by_id] = ConnectionItem::pair(connection, ttl);
-        let (by_stream, by_id) = (to_item(&by_stream)?, to_item(&by_id)?);
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(build(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(by_stream))
-                        .build(),
-                )?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(build(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(by_id))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build(),
-                )?)
-                .build(),
-        ];
-        if connection.counted {
-            let count = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::stream(&connection.stream_id).item()))
-                .update_expression("ADD viewerCount :one, totalViews :one")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":one", n(1));
-            items.push(
-                TransactWriteItem::builder()
-                    .update(build(count.build())?)
+    ) -> Result<TransactWriteItem, StoreError> {
+        let key = keys::viewer(&connection.stream_id, &connection.connection_id);
+        Ok(TransactWriteItem::builder()
+            .update(build(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key.item()))
+                    .update_expression(
+                        "SET entity = :e, watchMs = :watch, connectedAt = :at, endedAt = :now, #ttl = :ttl",
+                    )
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":e", s("viewer"))
+                    .expression_attribute_values(":watch", n(watch_ms))
+                    .expression_attribute_values(":at", s(time::format(&connection.connected_at)))
+                    .expression_attribute_values(":now", s(time::format(&now)))
+                    .expression_attribute_values(":ttl", n(now.timestamp() + 30 * DAY_SECONDS))
                     .build(),
-            );
-        }
-        match self.transact(items, "open connection").await {
-            Ok(()) => Ok(()),
-            Err(Some(e)) => Err(e),
-            Err(None) => Err(StoreError::NotFound),
-        }
+            )?)
+            .build())
     }
 
+    /// Peak is a max, which DynamoDB cannot compute in place: raised conditionally, a lower
+    /// count changes nothing.
     async fn raise_peak(&self, stream_id: &str, count: u64) -> Result<(), StoreError> {
-        // Peak is a max, which DynamoDB cannot compute in place: raise it conditionally.
         let peak = self
             .db
             .update_item()
@@ -210,6 +147,52 @@ impl RealtimeStore for DynamoStore {
                     Err(unavailable("raise peak", e))
                 }
             }
+        }
+    }
+}
+
+/// `(viewerCount, peakViewers)` of a stream item (attributes absent: 0).
+fn counts_of(item: &std::collections::HashMap<String, AttributeValue>) -> (u64, u64) {
+    let get = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
+        _ => 0,
+    };
+    (get("viewerCount"), get("peakViewers"))
+}
+
+#[async_trait]
+impl RealtimeStore for DynamoStore {
+    async fn open_connection(
+        &self,
+        connection: &Connection,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ttl = expires_at.timestamp();
+        let [by_stream, by_id] = ConnectionItem::pair(connection, ttl);
+        let (by_stream, by_id) = (to_item(&by_stream)?, to_item(&by_id)?);
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(by_stream))
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(by_id))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+        ];
+        match self.transact(items, "open connection").await {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(StoreError::NotFound),
         }
     }
 
@@ -244,7 +227,7 @@ impl RealtimeStore for DynamoStore {
                 .build(),
         ];
         if connection.counted {
-            items.extend(self.count_out(&connection, now, watch_ms)?);
+            items.push(self.session_out(&connection, now, watch_ms)?);
         }
         match self.transact(items, "close connection").await {
             Ok(()) => Ok(Some(connection)),
@@ -271,22 +254,72 @@ impl RealtimeStore for DynamoStore {
             .map(|c| c.connection))
     }
 
-    async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
+    async fn audience_of(&self, stream_id: &str) -> Result<Audience, StoreError> {
         let items = self
             .query_listed(
                 stream_id,
                 Listed::Connections,
-                Some("pk, sk"),
+                Some("pk, sk, counted"),
                 "list connections",
             )
             .await?;
-        Ok(items
-            .iter()
-            .filter_map(|i| match keys::parse_item(i) {
-                ItemKey::Connection { connection_id, .. } => Some(connection_id.to_owned()),
-                _ => None,
-            })
-            .collect())
+        let mut audience = Audience::default();
+        for item in &items {
+            if let ItemKey::Connection { connection_id, .. } = keys::parse_item(item) {
+                audience.connection_ids.push(connection_id.to_owned());
+                // Items written before `counted` existed were viewers (Connection's default).
+                if !matches!(item.get("counted"), Some(AttributeValue::Bool(false))) {
+                    audience.viewers += 1;
+                }
+            }
+        }
+        Ok(audience)
+    }
+
+    async fn record_presence(
+        &self,
+        stream_id: &str,
+        presence: &PresenceUpdate,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::stream(stream_id).item()))
+            .update_expression("SET viewerCount = :c, presenceAt = :at ADD totalViews :v")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(presenceAt) OR presenceAt < :at)",
+            )
+            .expression_attribute_values(":c", n(presence.viewers))
+            .expression_attribute_values(":v", n(presence.new_views))
+            .expression_attribute_values(":at", s(&presence.position))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        let item = match out {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) => {
+                let e = e.into_service_error();
+                match e {
+                    // Applied already (a redelivered batch), or the stream is gone (no item).
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(f) => {
+                        match f.item {
+                            Some(item) => item,
+                            None => return Ok(None),
+                        }
+                    }
+                    e => return Err(unavailable("record presence", e)),
+                }
+            }
+        };
+        let (count, peak) = counts_of(&item);
+        if count > peak {
+            self.raise_peak(stream_id, count).await?;
+        }
+        Ok(Some((count, peak.max(count))))
     }
 
     async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError> {

@@ -71,6 +71,9 @@ impl DynamoStore {
                 .expression_attribute_values(":pk", s(crate::keys::stream_pk(stream_id)))
                 .expression_attribute_values(":kind", s(listed.prefix()))
                 .set_projection_expression(projection.map(str::to_owned))
+                // The connection list decides the viewer count: a socket registered before
+                // the read must be in it.
+                .consistent_read(matches!(listed, crate::keys::Listed::Connections))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

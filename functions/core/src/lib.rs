@@ -33,6 +33,7 @@ pub mod ids;
 pub mod key;
 pub mod media;
 pub mod prewarm;
+pub mod presence;
 pub mod quality;
 pub mod realtime;
 pub mod store;

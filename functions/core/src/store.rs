@@ -139,8 +139,17 @@ pub trait ChatStore: Send + Sync {
         message_id: &str,
     ) -> Result<ChatMessage, StoreError>;
 
-    /// Stores the reaction (with a TTL) and counts it on the stream, atomically.
+    /// Stores the reaction (with a TTL): one write, the stream item untouched.
     async fn add_reaction(&self, reaction: &Reaction) -> Result<(), StoreError>;
+
+    /// Adds `count` reactions to the stream's counter, once per `position` (see
+    /// [`RealtimeStore::record_presence`]): a redelivered batch is not counted twice.
+    async fn count_reactions(
+        &self,
+        stream_id: &str,
+        count: u64,
+        position: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Where a write came from. Socket functions fan their own events out at once; everything
@@ -160,25 +169,40 @@ impl Origin {
     }
 }
 
+/// A stream's open connections, as the fan-out and the presence count read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    pub connection_ids: Vec<String>,
+    /// Connections that count as viewers (not the broadcaster's own page).
+    pub viewers: u64,
+}
+
+/// What one presence batch writes on a stream ([`RealtimeStore::record_presence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceUpdate {
+    /// The exact count, from the connection list.
+    pub viewers: u64,
+    /// Counted joins in the batch (each is one view).
+    pub new_views: u64,
+    /// Position of the batch's last change of this stream; compares as a string.
+    pub position: String,
+}
+
 /// Connections, viewer counters, moderation state and per-user rate limits.
 #[async_trait]
 pub trait RealtimeStore: Send + Sync {
-    /// Registers a connection and counts the viewer in (current and total), atomically
-    /// with the connection items: one write. The peak follows from the table stream
-    /// ([`RealtimeStore::raise_peak`]), not from here, so `$connect` stays at its budget.
+    /// Registers a connection: its two items, one write, nothing else. The stream's viewer
+    /// count is not touched here: it is set from the connection list by the presence
+    /// function ([`RealtimeStore::record_presence`]), which keeps `$connect` off the
+    /// stream's hot item.
     async fn open_connection(
         &self,
         connection: &Connection,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Raises the stream's peak viewer count to `count` if it is higher (a conditional
-    /// write; a lower count changes nothing and is not an error).
-    async fn raise_peak(&self, stream_id: &str, count: u64) -> Result<(), StoreError>;
-
-    /// Removes a connection and counts the viewer out, adding its watch time. `None` when
-    /// it was already gone (a second `$disconnect`, or a prune after a 410): counters then
-    /// stay as they are.
+    /// Removes a connection and records the viewer session's watch time. `None` when it was
+    /// already gone (a second `$disconnect`, or a prune after a 410).
     async fn close_connection(
         &self,
         connection_id: &str,
@@ -188,7 +212,25 @@ pub trait RealtimeStore: Send + Sync {
     async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
 
     /// Ids of every open connection of a stream.
-    async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError>;
+    async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.audience_of(stream_id).await?.connection_ids)
+    }
+
+    /// Every open connection of a stream and how many of them are counted viewers, read
+    /// consistently (a connection registered before the call is in it).
+    async fn audience_of(&self, stream_id: &str) -> Result<Audience, StoreError>;
+
+    /// Sets the stream's viewer count to what the connection list says, adds `new_views`
+    /// to its total views and raises its peak. Idempotent per `position` (the position in
+    /// the table's change stream of the last change this count reflects): a position at
+    /// or before the one stored already changes nothing, so a redelivered batch never
+    /// counts a view twice. Returns the stored `(count, peak)` afterwards, or `None` when
+    /// the stream is gone.
+    async fn record_presence(
+        &self,
+        stream_id: &str,
+        presence: &PresenceUpdate,
+    ) -> Result<Option<(u64, u64)>, StoreError>;
 
     /// Ban, moderator and membership state of a user, in one read.
     async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError>;

@@ -158,7 +158,7 @@ fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<V
 /// Socket, table-stream and fan-out shard functions have no HTTP route; bench-realtime
 /// exercises them.
 fn has_http_route(function: &str) -> bool {
-    !function.starts_with("ws-") && !function.starts_with("events-fanout")
+    !function.starts_with("ws-") && !function.starts_with("events-")
 }
 
 async fn load<F, Fut>(concurrency: usize, requests: usize, op: F) -> (Vec<Duration>, Duration)

@@ -41,34 +41,17 @@ fn question(id: &str) -> Question {
     }
 }
 
-fn connection(id: &str, user: Option<&str>) -> Connection {
-    Connection {
-        connection_id: id.into(),
-        stream_id: "a".into(),
-        user_id: user.map(str::to_owned),
-        display_name: user.map(|u| format!("{u}!")),
-        connected_at: time::now(),
-        counted: true,
-    }
-}
-
-fn count(count: u64, stored_peak: u64) -> Change {
-    Change::ViewerCount {
-        stream_id: "a".into(),
-        count,
-        stored_peak,
-    }
-}
-
 fn kinds(batch: &StreamBatch) -> Vec<EventType> {
     batch.events.iter().map(|(k, _)| *k).collect()
 }
 
 #[test]
-fn reactions_and_viewer_counts_are_coalesced_per_stream() {
+fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
     let mut changes = Vec::new();
     for i in 0..50 {
-        changes.push(Change::ReactionAdded(Reaction {
+        changes.push(Change::ReactionAdded {
+            position: format!("{i:0>40}"),
+            reaction: Reaction {
             id: i.to_string(),
             stream_id: "a".into(),
             user_id: "u".into(),
@@ -76,13 +59,25 @@ fn reactions_and_viewer_counts_are_coalesced_per_stream() {
             position_x: Some(1.0),
             position_y: None,
             created_at: time::now(),
-        }));
+        }});
     }
-    changes.extend((1..5).map(|c| count(c, 4)));
+    // Presence is not this function's.
+    changes.push(Change::ViewerJoined {
+        connection: rill_core::realtime::Connection {
+            connection_id: "c".into(),
+            stream_id: "a".into(),
+            user_id: None,
+            display_name: None,
+            connected_at: time::now(),
+            counted: true,
+        },
+        position: "0".into(),
+    });
     let plan = plan(changes);
     let a = &plan["a"];
     assert_eq!(a.reactions.len(), 50);
-    assert_eq!(a.viewer_count, Some((4, 4)), "only the latest count");
+    assert_eq!(a.reactions_at.as_deref(), Some(format!("{:0>40}", 49).as_str()), "the last position");
+    assert!(a.events.is_empty(), "a join is no event here");
     let frame = reaction_frame(&a.reactions);
     assert_eq!(frame["total"], 50);
     assert_eq!(frame["counts"]["🔥"], 25);
@@ -184,24 +179,4 @@ fn pins_and_quality_samples_become_their_events() {
     assert_eq!(kinds(a), [EventType::ChatPinned, EventType::QualityUpdate]);
     assert_eq!(a.events[0].1, json!({"messageId": "m"}));
     assert_eq!(a.events[1].1, serde_json::to_value(&sample).unwrap());
-}
-
-#[test]
-fn signed_in_joins_and_leaves_are_named_and_a_higher_count_raises_the_peak() {
-    let plan = plan(vec![
-        Change::ViewerJoined(connection("1", Some("ann"))),
-        Change::ViewerJoined(connection("2", None)),
-        Change::ViewerLeft(connection("3", Some("ben"))),
-        count(5, 3),
-    ]);
-    let a = &plan["a"];
-    assert_eq!(a.joined, [json!({"userId": "ann", "displayName": "ann!"})]);
-    assert_eq!(a.left, [json!({"userId": "ben", "displayName": "ben!"})]);
-    assert_eq!(a.new_peak, Some(5));
-    assert_eq!(a.viewer_count, Some((5, 5)));
-
-    // A count below the stored peak raises nothing.
-    let plan = super::plan(vec![count(3, 9), count(2, 9)]);
-    assert_eq!(plan["a"].new_peak, None);
-    assert_eq!(plan["a"].viewer_count, Some((2, 9)));
 }

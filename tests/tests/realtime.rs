@@ -282,6 +282,56 @@ async fn reactions_arrive_in_batches_not_one_frame_each() {
     assert_eq!(s.body["stats"]["reactions"], 30);
 }
 
+/// A reaction that waited too long for its function (API Gateway's `requestTimeEpoch` is
+/// when the frame arrived) is refused with `reaction_late` and not stored; a fresh one is
+/// stored and delivered. The event goes to the real `ws-react` through the gateway's
+/// Lambda Invoke API, as API Gateway would send it.
+#[tokio::test]
+async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut viewer = stack.socket(&id, &User::anonymous()).await;
+    let conns = stack.items_with_sk_prefix("CONN#").await;
+    let conn_id = conns[0]
+        .get("connectionId")
+        .and_then(|v| v.as_s().ok())
+        .expect("connection id")
+        .clone();
+    let react = |waited_ms: i64| {
+        let now = time::now().timestamp_millis();
+        json!({
+            "requestContext": {
+                "routeKey": "react", "eventType": "MESSAGE", "messageDirection": "IN",
+                "extendedRequestId": "x", "requestId": "x", "messageId": "m",
+                "requestTime": "01/Jan/2026:00:00:00 +0000", "stage": "ws",
+                "connectedAt": now - 10_000, "requestTimeEpoch": now - waited_ms,
+                "identity": {"sourceIp": "127.0.0.1"}, "domainName": "127.0.0.1",
+                "connectionId": conn_id, "apiId": "local"
+            },
+            "body": "{\"action\":\"react\",\"emoji\":\"🔥\"}",
+            "isBase64Encoded": false
+        })
+    };
+    let invoke = |event: Value| {
+        let url = stack.url("/2015-03-31/functions/ws-react/invocations");
+        let http = reqwest::Client::new();
+        async move {
+            let r = http.post(url).json(&event).send().await.expect("invoke");
+            assert_eq!(r.status(), 200);
+        }
+    };
+    invoke(react(5_000)).await;
+    let refused = viewer.expect("error", SOON).await;
+    assert_eq!(refused["data"]["code"], "reaction_late", "{refused}");
+    assert!(stack.items_with_sk_prefix("REACT#").await.is_empty());
+
+    invoke(react(0)).await;
+    let r = viewer.expect("stream:reaction", BATCHED).await;
+    assert_eq!(r["data"]["total"], 1);
+    assert_eq!(stack.items_with_sk_prefix("REACT#").await.len(), 1);
+}
+
 #[tokio::test]
 async fn moderation_rules_hold_on_sockets() {
     let stack = Stack::start();

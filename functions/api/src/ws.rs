@@ -236,6 +236,11 @@ pub async fn chat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError>
     }
 }
 
+/// How long a reaction may wait for its function before it is too late to be worth
+/// storing: with about 0.5 s from the store to viewers (a table-stream poll and a
+/// fan-out), a reaction accepted within this reaches viewers within 1.5 s.
+pub const REACTION_MAX_WAIT_MS: i64 = 1_000;
+
 /// `react {emoji, positionX?, positionY?}`: stored; the fan-out sends reactions in batches.
 pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let (conn_id, frame, connection) = prepared!(app, req);
@@ -271,6 +276,17 @@ pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError
         let r = Refusal::new(
             "reactions_disabled",
             "reactions are turned off for this stream",
+        );
+        return Ok(reply_error(&app, &conn_id, &r).await);
+    }
+    // A reaction is a live moment. One that waited longer than this for a function (a
+    // storm beyond what the store takes) would reach viewers after the moment has passed:
+    // it is refused, not stored, so a backlog drains instead of growing.
+    let waited_ms = time::now().timestamp_millis() - req.request_context.request_time_epoch;
+    if req.request_context.request_time_epoch > 0 && waited_ms > REACTION_MAX_WAIT_MS {
+        let r = Refusal::new(
+            "reaction_late",
+            format!("the reaction waited {waited_ms} ms; reactions are dropped when the stream is too busy to deliver them on time"),
         );
         return Ok(reply_error(&app, &conn_id, &r).await);
     }

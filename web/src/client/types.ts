@@ -172,7 +172,7 @@ export type ErrorCode =
   | 'not_allowed' | 'reactions_disabled' | 'not_found' | 'invalid_transition' | 'stream_over'
   | 'conflict' | 'already_voted' | 'not_live' | 'not_playable' | 'payload_too_large'
   | 'unsupported_media_type' | 'validation_failed' | 'slow_mode' | 'rate_limited' | 'internal'
-  | 'network_error' | 'bad_response';
+  | 'reaction_late' | 'network_error' | 'bad_response';
 
 export interface BanState { userId: string; banned: boolean }
 export interface ModeratorState { userId: string; moderator: boolean }

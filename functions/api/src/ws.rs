@@ -286,7 +286,9 @@ pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError
     if req.request_context.request_time_epoch > 0 && waited_ms > REACTION_MAX_WAIT_MS {
         let r = Refusal::new(
             "reaction_late",
-            format!("the reaction waited {waited_ms} ms; reactions are dropped when the stream is too busy to deliver them on time"),
+            format!(
+                "the reaction waited {waited_ms} ms; reactions are dropped when the stream is too busy to deliver them on time"
+            ),
         );
         return Ok(reply_error(&app, &conn_id, &r).await);
     }

@@ -83,8 +83,9 @@ impl Change {
     pub fn stream_id(&self) -> &str {
         match self {
             Change::StreamStarted(s) | Change::StreamEnded(s) => &s.id,
-            Change::MessagePinned { stream_id, .. }
-            | Change::ChatDeleted { stream_id, .. } => stream_id,
+            Change::MessagePinned { stream_id, .. } | Change::ChatDeleted { stream_id, .. } => {
+                stream_id
+            }
             Change::ChatPosted { message, .. } => &message.stream_id,
             Change::ReactionAdded { reaction, .. } => &reaction.stream_id,
             Change::QuestionAsked { question, .. } | Change::QuestionChanged(question) => {

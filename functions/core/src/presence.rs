@@ -61,7 +61,10 @@ mod tests {
         let mut p = Pacer::default();
         let t0 = Instant::now();
         p.sent("a", t0);
-        assert_eq!(p.wait("a", t0 + Duration::from_millis(300)), Duration::from_millis(700));
+        assert_eq!(
+            p.wait("a", t0 + Duration::from_millis(300)),
+            Duration::from_millis(700)
+        );
         assert_eq!(p.wait("a", t0 + INTERVAL), Duration::ZERO);
         assert_eq!(p.wait("a", t0 + Duration::from_secs(5)), Duration::ZERO);
     }

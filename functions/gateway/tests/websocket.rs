@@ -420,6 +420,23 @@ async fn frames_of_one_connection_run_in_order_and_connections_run_concurrently(
         other["pid"], first["pid"],
         "concurrent connections use separate instances"
     );
+    // `requestTimeEpoch` is when the frame arrived (as on API Gateway), not when its turn
+    // came: the echo waited ~400 ms behind the sleep, but was received with it.
+    let events = probe
+        .wait_for_event("echo", |e| e["requestContext"]["routeKey"] == "echo")
+        .await;
+    let received = |route: &str| {
+        events
+            .iter()
+            .find(|e| e["requestContext"]["routeKey"] == route)
+            .and_then(|e| e["requestContext"]["requestTimeEpoch"].as_i64())
+            .expect("requestTimeEpoch")
+    };
+    let gap = received("echo") - received("sleep");
+    assert!(
+        (0..400).contains(&gap),
+        "echo stamped {gap} ms after the sleep"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -52,14 +52,15 @@ fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
         changes.push(Change::ReactionAdded {
             position: format!("{i:0>40}"),
             reaction: Reaction {
-            id: i.to_string(),
-            stream_id: "a".into(),
-            user_id: "u".into(),
-            emoji: if i % 2 == 0 { "🔥" } else { "👏" }.into(),
-            position_x: Some(1.0),
-            position_y: None,
-            created_at: time::now(),
-        }});
+                id: i.to_string(),
+                stream_id: "a".into(),
+                user_id: "u".into(),
+                emoji: if i % 2 == 0 { "🔥" } else { "👏" }.into(),
+                position_x: Some(1.0),
+                position_y: None,
+                created_at: time::now(),
+            },
+        });
     }
     // Presence is not this function's.
     changes.push(Change::ViewerJoined {
@@ -76,7 +77,11 @@ fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
     let plan = plan(changes);
     let a = &plan["a"];
     assert_eq!(a.reactions.len(), 50);
-    assert_eq!(a.reactions_at.as_deref(), Some(format!("{:0>40}", 49).as_str()), "the last position");
+    assert_eq!(
+        a.reactions_at.as_deref(),
+        Some(format!("{:0>40}", 49).as_str()),
+        "the last position"
+    );
     assert!(a.events.is_empty(), "a join is no event here");
     let frame = reaction_frame(&a.reactions);
     assert_eq!(frame["total"], 50);

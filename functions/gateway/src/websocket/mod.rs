@@ -39,7 +39,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::{HOST, SEC_WEBSOCKET_PROTOCOL, USER_AGENT};
 use http::{HeaderMap, StatusCode, Uri};
@@ -430,7 +430,9 @@ impl Hub {
             conn.close.subscribe(),
             self.clone(),
         ));
-        let (inbound_tx, inbound_rx) = mpsc::channel::<Frame>(INBOUND_QUEUE);
+        // With the moment each frame arrived: API Gateway's `requestTimeEpoch` is when the
+        // message was received, not when its function got to run.
+        let (inbound_tx, inbound_rx) = mpsc::channel::<(Frame, DateTime<Utc>)>(INBOUND_QUEUE);
         let invoker = tokio::spawn(self.clone().invoke_loop(conn.clone(), inbound_rx));
 
         let mut close_rx = conn.close.subscribe();
@@ -479,7 +481,7 @@ impl Hub {
             tokio::select! {
                 biased;
                 _ = close_rx.wait_for(Option::is_some) => break None,
-                sent = inbound_tx.send(frame) => if sent.is_err() { break None },
+                sent = inbound_tx.send((frame, now)) => if sent.is_err() { break None },
             }
         };
         if let Some(cause) = cause {
@@ -533,9 +535,9 @@ impl Hub {
     async fn invoke_loop(
         self: Arc<Self>,
         conn: Arc<Connection>,
-        mut inbound: mpsc::Receiver<Frame>,
+        mut inbound: mpsc::Receiver<(Frame, DateTime<Utc>)>,
     ) {
-        while let Some(frame) = inbound.recv().await {
+        while let Some((frame, received_at)) = inbound.recv().await {
             let selected = wse::selection_key(&frame, &self.api.selection_path)
                 // `$connect` and friends are not actions a client can pick.
                 .filter(|key| !key.starts_with('$'))
@@ -557,7 +559,7 @@ impl Hub {
                 &frame,
                 &request_id,
                 &wse::new_id(),
-                Utc::now(),
+                received_at,
             );
             let outcome = self.invoke(function, &event).await;
             if !self.check_outcome(function, conn.id(), &route_key, outcome) {

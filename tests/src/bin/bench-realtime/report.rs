@@ -143,15 +143,26 @@ pub fn print(args: &Args, one: &OneStream, many: &ManyStreams, a1: &AnchorRun, a
         Some(s.frames_peak <= 4),
     );
     t.row(
-        format!("{w1}: reactions delivered (frame totals / sent)"),
+        format!("{w1}: reactions delivered (frame totals / accepted)"),
         format!(
-            "{:.1}% mean, {:.1}% lowest viewer, of {} sent",
+            "{:.1}% mean, {:.1}% lowest viewer, of {} accepted",
             s.delivered_mean * 100.0,
             s.delivered_min * 100.0,
-            s.sent
+            s.sent.saturating_sub(s.late)
         ),
         "100%",
-        Some(s.sent > 0 && (s.delivered_min - 1.0).abs() < 1e-9),
+        Some(s.sent > s.late && (s.delivered_min - 1.0).abs() < 1e-9),
+    );
+    t.row(
+        format!("{w1}: reactions refused late (waited > 1 s for a function)"),
+        format!(
+            "{} of {} sent ({:.1}%)",
+            s.late,
+            s.sent,
+            s.late as f64 * 100.0 / s.sent.max(1) as f64
+        ),
+        "- (the store's rate)",
+        None,
     );
     t.exact(
         format!(

@@ -63,6 +63,20 @@ pub fn dynamodb_url() -> String {
     url_of(&DYNAMODB_LOCAL, start_dynamodb_local)
 }
 
+/// Replaces the shared DynamoDB Local with a fresh, empty one (stacks started before keep
+/// pointing at the old URL, which stops answering). For benchmarks whose scenarios must
+/// not inherit each other's storage: DynamoDB Local slows down as its in-memory database
+/// fills (tens of thousands of items and stream records from one scenario halved the joins
+/// of the next here). A no-op on moto.
+pub fn restart_dynamodb_local() {
+    if std::env::var("RILL_DYNAMODB").is_ok_and(|v| v == "moto") {
+        return;
+    }
+    let service = DYNAMODB_LOCAL.get_or_init(|| Mutex::new(start_dynamodb_local()));
+    let mut guard = service.lock().unwrap_or_else(|p| p.into_inner());
+    *guard = start_dynamodb_local();
+}
+
 fn start_moto() -> Service {
     let port = free_port();
     let python = moto_python();

@@ -44,7 +44,7 @@ pub struct OneStream {
 pub struct Storm {
     pub sent: u64,
     pub send_errors: u64,
-    /// Refused with `reaction_late`: waited over 1 s for a function (the stream was busier
+    /// Refused with `reaction_late`: waited over 0.5 s for a function (the stream was busier
     /// than the store takes), dropped rather than stored.
     pub late: u64,
     /// Other refusals' codes.

@@ -154,7 +154,7 @@ pub fn print(args: &Args, one: &OneStream, many: &ManyStreams, a1: &AnchorRun, a
         Some(s.sent > s.late && (s.delivered_min - 1.0).abs() < 1e-9),
     );
     t.row(
-        format!("{w1}: reactions refused late (waited > 1 s for a function)"),
+        format!("{w1}: reactions refused late (waited > 0.5 s for a function)"),
         format!(
             "{} of {} sent ({:.1}%)",
             s.late,

@@ -1,5 +1,7 @@
 //! Chat and reactions end to end.
 
+use std::time::Duration;
+
 use rill_tests::{Stack, User};
 use serde_json::{Value, json};
 
@@ -422,10 +424,23 @@ async fn reactions_need_a_live_stream_an_allowed_emoji_and_a_position_in_range()
         .await;
     let r = viewer.post(&stack, &path, json!({"emoji":"🔥"})).await;
     assert_eq!((r.status, r.code()), (403, "reactions_disabled"));
-    let s = User::anonymous()
-        .get(&stack, &format!("/api/streams/{id}"))
-        .await;
-    assert_eq!(s.body["stats"]["reactions"], 1);
+    // The stream's counter is raised by events-fanout per batch of the table stream, so it
+    // follows the reaction within about half a second (the deadline only bounds a hang).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = User::anonymous()
+            .get(&stack, &format!("/api/streams/{id}"))
+            .await;
+        if s.body["stats"]["reactions"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reactions counted: {}",
+            s.body["stats"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let reactions: Vec<_> = stack.items_with_sk_prefix("REACT#").await;
     assert_eq!(reactions.len(), 1);
     assert!(reactions[0].contains_key("ttl"), "reactions expire");

@@ -97,9 +97,16 @@ async fn joins_and_leaves_are_counted_exactly_and_announced() {
         .get(&stack, &format!("/api/streams/{id}"))
         .await;
     assert_eq!(s.body["stats"]["totalViews"], 2);
-    let sessions: Vec<_> = stack.items_with_sk_prefix("VIEWER#").await;
-    assert_eq!(sessions.len(), 1, "alice's session is recorded");
+    let sessions: Vec<_> = stack.items_with_sk_prefix("SESSION#").await;
+    assert_eq!(sessions.len(), 1, "alice's ended view is recorded");
     assert!(sessions[0].contains_key("watchMs"));
+    assert_eq!(
+        sessions[0]
+            .get("userId")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("alice")
+    );
 }
 
 #[tokio::test]
@@ -588,13 +595,31 @@ async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
         display_name: None,
         connected_at: time::now() - chrono::Duration::minutes(1),
     };
+    // And one left half-registered (its lookup gone, as after a registration or a close
+    // that failed half way): only the stream's listing of it remains.
+    let half = rill_core::realtime::Connection {
+        connection_id: "aGFsZi1yZWdpc3RlcmVk=".into(),
+        ..ghost.clone()
+    };
     use rill_core::store::RealtimeStore;
+    let store = stack.store().await;
+    for c in [&ghost, &half] {
+        store
+            .open_connection(c, time::now() + chrono::Duration::hours(2))
+            .await
+            .expect("ghost");
+    }
     stack
-        .store()
+        .dynamodb()
         .await
-        .open_connection(&ghost, time::now() + chrono::Duration::hours(2))
+        .delete_item()
+        .table_name(&stack.table)
+        .set_key(Some(
+            rill_aws::keys::connection_lookup(&half.connection_id).item(),
+        ))
+        .send()
         .await
-        .expect("ghost");
+        .expect("lookup removed");
     // The ghost's own arrival is a table change, so the fan-out that announces the new
     // count may already be the one that finds it gone: whichever fan-out comes next prunes
     // it. A chat message makes sure there is one.
@@ -605,14 +630,15 @@ async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
     let deadline = tokio::time::Instant::now() + BATCHED;
     loop {
         let ghost_left = stack.items_with_sk_prefix("CONN#").await.iter().all(|i| {
-            i.get("connectionId").and_then(|v| v.as_s().ok()) != Some(&ghost.connection_id)
+            let id = i.get("connectionId").and_then(|v| v.as_s().ok());
+            id != Some(&ghost.connection_id) && id != Some(&half.connection_id)
         });
         if ghost_left && viewers(&stack, &id).await["count"] == 1 {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the 410 prunes the ghost and counts it out: {}",
+            "the 410 prunes both ghosts and counts them out: {}",
             viewers(&stack, &id).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

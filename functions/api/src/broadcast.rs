@@ -43,27 +43,15 @@ impl std::ops::AddAssign for Delivery {
     }
 }
 
-/// Sends `event` to `ids` (the stream's connections, read once by the caller for a whole
-/// batch of events) except `skip`, in this process.
-pub async fn broadcast_to(
-    app: &App,
-    event: &Event,
-    ids: &[String],
-    skip: Option<&str>,
-) -> Result<Delivery, ApiError> {
-    let frame = serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let ids: Vec<String> = ids
-        .iter()
-        .filter(|id| Some(id.as_str()) != skip)
-        .cloned()
-        .collect();
-    Ok(deliver_frames(app, &[frame], ids).await)
-}
-
 /// Sends every frame, in order, to every id: the in-process delivery of one shard.
-pub async fn deliver_frames(app: &App, frames: &[Vec<u8>], ids: Vec<String>) -> Delivery {
+pub async fn deliver_frames(
+    app: &App,
+    stream_id: &str,
+    frames: &[Vec<u8>],
+    ids: Vec<String>,
+) -> Delivery {
     let results: Vec<Delivery> = futures_util::stream::iter(ids)
-        .map(|id| deliver_one(app, frames, id))
+        .map(|id| deliver_one(app, stream_id, frames, id))
         .buffer_unordered(FANOUT_CONCURRENCY)
         .collect()
         .await;
@@ -75,7 +63,7 @@ pub async fn deliver_frames(app: &App, frames: &[Vec<u8>], ids: Vec<String>) -> 
 }
 
 /// One connection's frames, one after the other.
-async fn deliver_one(app: &App, frames: &[Vec<u8>], id: String) -> Delivery {
+async fn deliver_one(app: &App, stream_id: &str, frames: &[Vec<u8>], id: String) -> Delivery {
     let mut d = Delivery::default();
     for (i, frame) in frames.iter().enumerate() {
         // A slow connection holds its own slot for at most POST_TIMEOUT, never the
@@ -88,7 +76,7 @@ async fn deliver_one(app: &App, frames: &[Vec<u8>], id: String) -> Delivery {
         }) {
             Ok(()) => d.delivered += 1,
             Err(NotifyError::Gone) => {
-                if prune(app, &id).await {
+                if prune(app, Some(stream_id), &id).await {
                     d.pruned += 1;
                 }
                 return d;
@@ -109,8 +97,10 @@ async fn deliver_one(app: &App, frames: &[Vec<u8>], id: String) -> Delivery {
 /// handshake completes: only connections older than this are pruned on a 410.
 const PRUNE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 
-/// Removes a connection that answered 410, unless it is too young to judge.
-async fn prune(app: &App, connection_id: &str) -> bool {
+/// Removes a connection that answered 410, unless it is too young to judge. One listed
+/// under `stream_id` whose lookup is gone (left by a registration or close that failed half
+/// way) is removed from the listing, unless it was registered within the grace period.
+async fn prune(app: &App, stream_id: Option<&str>, connection_id: &str) -> bool {
     let now = time::now();
     match app.realtime.connection(connection_id).await {
         Ok(Some(c)) if now - c.connected_at < PRUNE_GRACE => false,
@@ -121,7 +111,17 @@ async fn prune(app: &App, connection_id: &str) -> bool {
                 false
             }
         },
-        Ok(None) => false,
+        Ok(None) => match stream_id {
+            Some(stream_id) => app
+                .realtime
+                .forget_connection(stream_id, connection_id, now - PRUNE_GRACE)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "forgetting a half-registered connection failed");
+                    false
+                }),
+            None => false,
+        },
         Err(e) => {
             tracing::warn!(error = %e, "pruning a gone connection failed");
             false
@@ -153,7 +153,7 @@ pub async fn send_to(app: &App, connection_id: &str, frame: &str) {
     match app.notifier.post(connection_id, frame.as_bytes()).await {
         Ok(()) => {}
         Err(NotifyError::Gone) => {
-            prune(app, connection_id).await;
+            prune(app, None, connection_id).await;
         }
         Err(NotifyError::Failed(e)) => tracing::warn!(error = %e, "reply failed"),
     }

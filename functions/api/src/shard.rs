@@ -122,7 +122,7 @@ pub async fn fan_out(
         stream_id,
         &values,
         ids,
-        |shard| async move { deliver_frames(app, frames, shard).await },
+        |shard| async move { deliver_frames(app, stream_id, frames, shard).await },
     )
     .await;
     tracing::debug!(
@@ -150,7 +150,7 @@ pub async fn handle(app: Arc<App>, shard: FanoutShard) -> Result<ShardReport, Ap
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let connections = shard.connection_ids.len();
     let started = std::time::Instant::now();
-    let d = deliver_frames(&app, &frames, shard.connection_ids).await;
+    let d = deliver_frames(&app, &shard.stream_id, &frames, shard.connection_ids).await;
     // The figure FANOUT_SHARD_SIZE is tuned from: how long one shard takes here.
     tracing::info!(stream_id = %shard.stream_id, frames = frames.len(), connections,
         delivered = d.delivered, pruned = d.pruned, failed = d.failed,

@@ -135,16 +135,17 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         connected_at: time::now(),
         counted: user.as_ref().is_none_or(|u| u.user_id != stream.owner_id),
     };
-    // One write. Joins are announced, coalesced, by `events-fanout` from the table stream
-    // (the new connection and the stream's count), never one fan-out per join here: a crowd
-    // arriving would cost N² deliveries.
+    // One write. Joins are counted and announced, paced, by `events-presence` from the
+    // table stream, never one fan-out per join here: a crowd arriving would cost N²
+    // deliveries.
     app.realtime
         .open_connection(&connection, connection.connected_at + CONNECTION_TTL)
         .await?;
     Ok(ok())
 }
 
-/// `$disconnect`: counts the viewer out (once). Leaves are announced by `events-fanout`.
+/// `$disconnect`: removes the connection and records the ended view. The count and the
+/// leave go out from `events-presence`.
 pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
     app.realtime.close_connection(&conn_id, time::now()).await?;

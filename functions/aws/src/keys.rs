@@ -15,7 +15,8 @@
 //! | `STREAM#{id}` | `QVOTE#{question}#{user}` | one user's vote on a question |
 //! | `STREAM#{id}` | `CONN#{connection}` | open socket (fan-out lists these; TTL) |
 //! | `CONN#{connection}` | `META` | reverse lookup of a socket (TTL) |
-//! | `STREAM#{id}` | `VIEWER#{connection}` | playback reports, watch time (TTL) |
+//! | `STREAM#{id}` | `VIEWER#{connection}` | playback reports (heartbeats; TTL) |
+//! | `STREAM#{id}` | `SESSION#{connection}` | one ended view: connected, ended, watch time (TTL) |
 //! | `STREAM#{id}` | `BAN#{user}`, `MOD#{user}` | moderation flags |
 //! | `STREAM#{id}` | `RATE#{user}` | chat token bucket (TTL) |
 //! | `STREAM#{id}` | `METRIC#{RFC 3339 ms}` | quality sample (TTL) |
@@ -51,6 +52,7 @@ const REACT: &str = "REACT#";
 const QUESTION: &str = "Q#";
 const VOTE: &str = "QVOTE#";
 const VIEWER: &str = "VIEWER#";
+const SESSION: &str = "SESSION#";
 const BAN: &str = "BAN#";
 const MODERATOR: &str = "MOD#";
 const RATE: &str = "RATE#";
@@ -125,6 +127,11 @@ pub fn connection_lookup(connection_id: &str) -> Key {
 
 pub fn viewer(stream_id: &str, connection_id: &str) -> Key {
     Key::new(stream_pk(stream_id), format!("{VIEWER}{connection_id}"))
+}
+
+/// `STREAM#{id}` / `SESSION#{connection}`: a view that ended, written once by its close.
+pub fn session(stream_id: &str, connection_id: &str) -> Key {
+    Key::new(stream_pk(stream_id), format!("{SESSION}{connection_id}"))
 }
 
 pub fn ban(stream_id: &str, user_id: &str) -> Key {
@@ -239,6 +246,9 @@ pub enum ItemKey<'a> {
     Viewer {
         stream_id: &'a str,
     },
+    Session {
+        stream_id: &'a str,
+    },
     Ban {
         stream_id: &'a str,
         user_id: &'a str,
@@ -308,6 +318,9 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
         }
         if sk.starts_with(VIEWER) {
             return ItemKey::Viewer { stream_id };
+        }
+        if sk.starts_with(SESSION) {
+            return ItemKey::Session { stream_id };
         }
         if let Some(user_id) = sk.strip_prefix(BAN) {
             return ItemKey::Ban { stream_id, user_id };
@@ -401,6 +414,7 @@ mod tests {
                 ItemKey::ConnectionLookup { connection_id: "c" },
             ),
             (viewer("s", "c"), ItemKey::Viewer { stream_id: "s" }),
+            (session("s", "c"), ItemKey::Session { stream_id: "s" }),
             (
                 ban("s", "u"),
                 ItemKey::Ban {

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -94,30 +94,36 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// The viewer session's closing write: its watch time, kept (with its heartbeats) for
-    /// analytics.
-    fn session_out(
+    /// The ended view, written once by its close: a put of its own item (so the close can
+    /// be one batch write; heartbeats keep writing `VIEWER#`).
+    fn session_put(
         &self,
         connection: &Connection,
         now: Timestamp,
         watch_ms: i64,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let key = keys::viewer(&connection.stream_id, &connection.connection_id);
-        Ok(TransactWriteItem::builder()
-            .update(build(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key.item()))
-                    .update_expression(
-                        "SET entity = :e, watchMs = :watch, connectedAt = :at, endedAt = :now, #ttl = :ttl",
-                    )
-                    .expression_attribute_names("#ttl", "ttl")
-                    .expression_attribute_values(":e", s("viewer"))
-                    .expression_attribute_values(":watch", n(watch_ms))
-                    .expression_attribute_values(":at", s(time::format(&connection.connected_at)))
-                    .expression_attribute_values(":now", s(time::format(&now)))
-                    .expression_attribute_values(":ttl", n(now.timestamp() + 30 * DAY_SECONDS))
-                    .build(),
+    ) -> Result<WriteRequest, StoreError> {
+        let key = keys::session(&connection.stream_id, &connection.connection_id);
+        let mut item = key.item();
+        item.insert("entity".into(), s("session"));
+        item.insert("watchMs".into(), n(watch_ms));
+        item.insert(
+            "connectedAt".into(),
+            s(time::format(&connection.connected_at)),
+        );
+        item.insert("endedAt".into(), s(time::format(&now)));
+        item.insert("ttl".into(), n(now.timestamp() + 30 * DAY_SECONDS));
+        if let Some(user) = &connection.user_id {
+            item.insert("userId".into(), s(user));
+        }
+        Ok(WriteRequest::builder()
+            .put_request(build(PutRequest::builder().set_item(Some(item)).build())?)
+            .build())
+    }
+
+    fn delete(&self, key: Key) -> Result<WriteRequest, StoreError> {
+        Ok(WriteRequest::builder()
+            .delete_request(build(
+                DeleteRequest::builder().set_key(Some(key.item())).build(),
             )?)
             .build())
     }
@@ -169,31 +175,33 @@ impl RealtimeStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let ttl = expires_at.timestamp();
         let [by_stream, by_id] = ConnectionItem::pair(connection, ttl);
-        let (by_stream, by_id) = (to_item(&by_stream)?, to_item(&by_id)?);
-        let items = vec![
-            TransactWriteItem::builder()
-                .put(build(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(by_stream))
-                        .build(),
+        let put = |item: &ConnectionItem| -> Result<WriteRequest, StoreError> {
+            Ok(WriteRequest::builder()
+                .put_request(build(
+                    PutRequest::builder().set_item(Some(to_item(item)?)).build(),
                 )?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(build(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(by_id))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build(),
-                )?)
-                .build(),
-        ];
-        match self.transact(items, "open connection").await {
-            Ok(()) => Ok(()),
-            Err(Some(e)) => Err(e),
-            Err(None) => Err(StoreError::NotFound),
+                .build())
+        };
+        // One batch, not a transaction: connection ids are unique (API Gateway's), so no
+        // condition is needed, and a batch costs half the write units. If it fails part
+        // way, both items are removed again (best effort; a listed item left behind without
+        // its lookup is pruned by the next fan-out that finds it gone, see
+        // `forget_connection`), and the `$connect` fails.
+        let requests = vec![put(&by_stream)?, put(&by_id)?];
+        if let Err(e) = self.batch_write(requests, "open connection").await {
+            let undo = vec![
+                self.delete(keys::connection(
+                    &connection.stream_id,
+                    &connection.connection_id,
+                ))?,
+                self.delete(keys::connection_lookup(&connection.connection_id))?,
+            ];
+            if let Err(undo_error) = self.batch_write(undo, "undo open connection").await {
+                tracing::warn!(error = %undo_error, "a half-registered connection is left to the fan-out's pruning");
+            }
+            return Err(e);
         }
+        Ok(())
     }
 
     async fn close_connection(
@@ -205,35 +213,45 @@ impl RealtimeStore for DynamoStore {
             return Ok(None);
         };
         let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .delete(build(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(keys::connection_lookup(connection_id).item()))
-                        .condition_expression("attribute_exists(pk)")
-                        .build(),
-                )?)
-                .build(),
-            TransactWriteItem::builder()
-                .delete(build(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(
-                            keys::connection(&connection.stream_id, connection_id).item(),
-                        ))
-                        .build(),
-                )?)
-                .build(),
+        // One batch: both connection items go, the ended view is written. Deletes and the
+        // session put are idempotent, so a close racing another (a prune and a
+        // `$disconnect`) writes the same outcome twice.
+        let mut requests = vec![
+            self.delete(keys::connection_lookup(connection_id))?,
+            self.delete(keys::connection(&connection.stream_id, connection_id))?,
         ];
         if connection.counted {
-            items.push(self.session_out(&connection, now, watch_ms)?);
+            requests.push(self.session_put(&connection, now, watch_ms)?);
         }
-        match self.transact(items, "close connection").await {
-            Ok(()) => Ok(Some(connection)),
-            Err(Some(e)) => Err(e),
-            // Closed concurrently (a prune racing a $disconnect): counted out once already.
-            Err(None) => Ok(None),
+        self.batch_write(requests, "close connection").await?;
+        Ok(Some(connection))
+    }
+
+    async fn forget_connection(
+        &self,
+        stream_id: &str,
+        connection_id: &str,
+        registered_before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::connection(stream_id, connection_id).item()))
+            .condition_expression("attribute_exists(pk) AND connectedAt < :before")
+            .expression_attribute_values(":before", s(time::format(&registered_before)))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(unavailable("forget connection", e))
+                }
+            }
         }
     }
 

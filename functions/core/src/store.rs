@@ -191,7 +191,7 @@ pub struct PresenceUpdate {
 /// Connections, viewer counters, moderation state and per-user rate limits.
 #[async_trait]
 pub trait RealtimeStore: Send + Sync {
-    /// Registers a connection: its two items, one write, nothing else. The stream's viewer
+    /// Registers a connection: its two items, one batch write, nothing else. The stream's viewer
     /// count is not touched here: it is set from the connection list by the presence
     /// function ([`RealtimeStore::record_presence`]), which keeps `$connect` off the
     /// stream's hot item.
@@ -201,13 +201,24 @@ pub trait RealtimeStore: Send + Sync {
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Removes a connection and records the viewer session's watch time. `None` when it was
-    /// already gone (a second `$disconnect`, or a prune after a 410).
+    /// Removes a connection and records the ended view (its watch time). `None` when it
+    /// was already gone (a second `$disconnect`, or a prune after a 410). Idempotent: two
+    /// closes racing each other leave the same outcome.
     async fn close_connection(
         &self,
         connection_id: &str,
         now: Timestamp,
     ) -> Result<Option<Connection>, StoreError>;
+
+    /// Removes a stream's listing of a connection whose lookup is gone (a registration or
+    /// a close that failed half way), if it was registered before `registered_before`: a
+    /// connection still inside its `$connect` is never removed. `true` when it was.
+    async fn forget_connection(
+        &self,
+        stream_id: &str,
+        connection_id: &str,
+        registered_before: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
 

@@ -339,6 +339,36 @@ async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
     assert_eq!(stack.items_with_sk_prefix("REACT#").await.len(), 1);
 }
 
+/// The socket functions' connection list is cached for 1 s; past that, a message goes at
+/// once to the connections the stale list names while the list is re-read, and a viewer
+/// who joined since gets it right after. Nobody gets it twice.
+#[tokio::test]
+async fn a_viewer_who_joined_since_the_list_was_cached_still_gets_chat() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut alice = stack.socket(&id, &User::named("alice")).await;
+    alice
+        .send_json(json!({"action":"chat","content":"first"}))
+        .await;
+    alice.expect("stream:chat-message", SOON).await;
+    let mut bob = stack.socket(&id, &User::named("bob")).await;
+    // The list alice's instance holds is now past its second, and bob is not in it.
+    tokio::time::sleep(rill_api::cache::CONNECTION_LISTS + Duration::from_millis(200)).await;
+    alice
+        .send_json(json!({"action":"chat","content":"second"}))
+        .await;
+    for s in [&mut alice, &mut bob] {
+        let m = s.expect("stream:chat-message", SOON).await;
+        assert_eq!(m["data"]["content"], "second");
+    }
+    let later = bob.drain(Duration::from_millis(800)).await;
+    assert!(
+        later.iter().all(|f| f["type"] != "stream:chat-message"),
+        "no second copy: {later:?}"
+    );
+}
+
 #[tokio::test]
 async fn moderation_rules_hold_on_sockets() {
     let stack = Stack::start();

@@ -265,18 +265,6 @@ impl App {
         Ok(standing)
     }
 
-    /// The ids of a stream's open connections, at most [`crate::cache::CONNECTION_LISTS`] old.
-    pub async fn connections_cached(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
-        if let Some(ids) = self.caches.connection_lists.get(&stream_id.to_owned()) {
-            return Ok(ids);
-        }
-        let ids = self.realtime.connections_of(stream_id).await?;
-        self.caches
-            .connection_lists
-            .put(stream_id.to_owned(), ids.clone());
-        Ok(ids)
-    }
-
     /// A connection as `$connect` registered it (it never changes afterwards).
     pub async fn connection_cached(&self, id: &str) -> Result<Option<Connection>, StoreError> {
         if let Some(c) = self.caches.connections.get(&id.to_owned()) {

@@ -131,7 +131,9 @@ async fn prune(app: &App, stream_id: Option<&str>, connection_id: &str) -> bool 
 
 /// Broadcasts an event born on the socket `sender` (chat, questions): to the stream's
 /// connections from the warm cache, and always to the sender itself, which may have
-/// connected after the cached list was read.
+/// connected after the cached list was read. A list past its 1 s is still used (up to
+/// [`crate::cache::CONNECTION_LISTS_STALE_MAX`]) while it is re-read in parallel; the
+/// connections only the fresh list names get the event right after.
 pub async fn emit(
     app: &App,
     kind: EventType,
@@ -140,11 +142,41 @@ pub async fn emit(
     sender: &str,
 ) -> Result<Delivery, ApiError> {
     let event = Event::new(kind, stream_id, data, time::now());
-    let mut ids = app.connections_cached(stream_id).await?;
-    if !ids.iter().any(|id| id == sender) {
-        ids.push(sender.to_owned());
+    let events = std::slice::from_ref(&event);
+    let key = stream_id.to_owned();
+    let with_sender = |mut ids: Vec<String>| {
+        if !ids.iter().any(|id| id == sender) {
+            ids.push(sender.to_owned());
+        }
+        ids
+    };
+    let cached = app.caches.connection_lists.get_aged(&key);
+    match cached {
+        Some((ids, age)) if age < crate::cache::CONNECTION_LISTS => {
+            crate::shard::fan_out(app, stream_id, events, &with_sender(ids)).await
+        }
+        Some((stale, age)) if age < crate::cache::CONNECTION_LISTS_STALE_MAX => {
+            let known = with_sender(stale);
+            let (delivered, fresh) = tokio::join!(
+                crate::shard::fan_out(app, stream_id, events, &known),
+                app.realtime.connections_of(stream_id)
+            );
+            let mut delivered = delivered?;
+            let fresh = fresh?;
+            app.caches.connection_lists.put(key, fresh.clone());
+            let newcomers: Vec<String> =
+                fresh.into_iter().filter(|id| !known.contains(id)).collect();
+            if !newcomers.is_empty() {
+                delivered += crate::shard::fan_out(app, stream_id, events, &newcomers).await?;
+            }
+            Ok(delivered)
+        }
+        _ => {
+            let ids = app.realtime.connections_of(stream_id).await?;
+            app.caches.connection_lists.put(key, ids.clone());
+            crate::shard::fan_out(app, stream_id, events, &with_sender(ids)).await
+        }
     }
-    crate::shard::fan_out(app, stream_id, std::slice::from_ref(&event), &ids).await
 }
 
 /// Sends one frame to one connection (replies and error frames). A gone connection is

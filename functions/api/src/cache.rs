@@ -10,7 +10,10 @@
 //!   functions of an instance within 2 s; writes still go through the table's conditions
 //!   (a chat message on an ended stream is refused by its transaction).
 //! - **Connection lists** of a stream, for the fan-out of socket-born chat and questions:
-//!   [`CONNECTION_LISTS`] (1 s), so a busy chat reads the list about once a second.
+//!   [`CONNECTION_LISTS`] (1 s), so a busy chat reads the list about once a second. A list
+//!   older than that but younger than [`CONNECTION_LISTS_STALE_MAX`] (10 s) is fanned out
+//!   to at once while it is re-read, and the newcomers the fresh list names get the event
+//!   right after: a message never waits for the read of a 1,000-connection list.
 //! - **Presence pacing**: when this instance last sent each stream's count, so counts go
 //!   out at most once a second per stream (`rill_core::presence`).
 //! - **Rate buckets**: the bucket this instance last wrote for a user, so the next spend
@@ -31,6 +34,9 @@ use rill_core::realtime::{Bucket, Connection, Standing};
 pub const SHORT: Duration = Duration::from_secs(2);
 /// A stream's connection list, for fan-outs from socket functions (`broadcast`).
 pub const CONNECTION_LISTS: Duration = Duration::from_secs(1);
+/// Up to this age a list past [`CONNECTION_LISTS`] is still used, while it is re-read in
+/// parallel: those it names get the event at once, newcomers when the read returns.
+pub const CONNECTION_LISTS_STALE_MAX: Duration = Duration::from_secs(10);
 pub const CONNECTIONS: Duration = Duration::from_secs(600);
 pub const BUCKETS: Duration = Duration::from_secs(60);
 pub const MAX_ENTRIES: usize = 20_000;
@@ -64,6 +70,13 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             entries.clear();
         }
         entries.insert(key, (Instant::now(), value));
+    }
+
+    /// The entry however old, with its age: for callers that may act on a stale value
+    /// while they refresh it.
+    pub fn get_aged(&self, key: &K) -> Option<(V, Duration)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(key).map(|(at, v)| (v.clone(), at.elapsed()))
     }
 
     pub fn remove(&self, key: &K) {
@@ -118,6 +131,9 @@ mod tests {
         }
         assert!(c.entries.lock().expect("lock").len() <= MAX_ENTRIES);
         c.put(7, "y");
+        let (v, age) = c.get_aged(&7).expect("aged");
+        assert_eq!(v, "y");
+        assert!(age < Duration::from_secs(1));
         c.remove(&7);
         assert_eq!(c.get(&7), None);
     }

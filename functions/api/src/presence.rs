@@ -128,7 +128,8 @@ async fn announce(app: &App, stream_id: String, presence: StreamPresence) -> Res
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
-    let audience = app.realtime.audience_of(&stream_id).await?;
+    // Consistent: the count must reflect every change up to now.
+    let audience = app.realtime.audience_of(&stream_id, true).await?;
     let update = PresenceUpdate {
         viewers: audience.viewers,
         new_views: presence.new_views,

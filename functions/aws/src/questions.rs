@@ -53,7 +53,7 @@ impl QuestionStore for DynamoStore {
 
     async fn list_questions(&self, stream_id: &str) -> Result<Vec<Question>, StoreError> {
         let mut questions = self
-            .query_listed(stream_id, Listed::Questions, None, "list questions")
+            .query_listed(stream_id, Listed::Questions, None, false, "list questions")
             .await?
             .into_iter()
             .map(|item| from_item::<QuestionItem>(item).map(|q| q.question))

@@ -272,12 +272,13 @@ impl RealtimeStore for DynamoStore {
             .map(|c| c.connection))
     }
 
-    async fn audience_of(&self, stream_id: &str) -> Result<Audience, StoreError> {
+    async fn audience_of(&self, stream_id: &str, consistent: bool) -> Result<Audience, StoreError> {
         let items = self
             .query_listed(
                 stream_id,
                 Listed::Connections,
                 Some("pk, sk, counted"),
+                consistent,
                 "list connections",
             )
             .await?;
@@ -416,7 +417,13 @@ impl RealtimeStore for DynamoStore {
 
     async fn moderators(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
         let items = self
-            .query_listed(stream_id, Listed::Moderators, None, "list moderators")
+            .query_listed(
+                stream_id,
+                Listed::Moderators,
+                None,
+                false,
+                "list moderators",
+            )
             .await?;
         Ok(items
             .iter()

@@ -58,6 +58,7 @@ impl DynamoStore {
         stream_id: &str,
         listed: crate::keys::Listed,
         projection: Option<&str>,
+        consistent: bool,
         what: &str,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
@@ -71,9 +72,7 @@ impl DynamoStore {
                 .expression_attribute_values(":pk", s(crate::keys::stream_pk(stream_id)))
                 .expression_attribute_values(":kind", s(listed.prefix()))
                 .set_projection_expression(projection.map(str::to_owned))
-                // The connection list decides the viewer count: a socket registered before
-                // the read must be in it.
-                .consistent_read(matches!(listed, crate::keys::Listed::Connections))
+                .consistent_read(consistent)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

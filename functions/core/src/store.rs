@@ -222,14 +222,16 @@ pub trait RealtimeStore: Send + Sync {
 
     async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
 
-    /// Ids of every open connection of a stream.
+    /// Ids of every open connection of a stream, read eventually consistently: a socket
+    /// registered a moment ago may be missing, as it may from the fan-outs' 1 s cache.
     async fn connections_of(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self.audience_of(stream_id).await?.connection_ids)
+        Ok(self.audience_of(stream_id, false).await?.connection_ids)
     }
 
-    /// Every open connection of a stream and how many of them are counted viewers, read
-    /// consistently (a connection registered before the call is in it).
-    async fn audience_of(&self, stream_id: &str) -> Result<Audience, StoreError>;
+    /// Every open connection of a stream and how many of them are counted viewers. With
+    /// `consistent`, a connection registered or removed before the call is reflected (what
+    /// an exact count needs; twice the read units on AWS).
+    async fn audience_of(&self, stream_id: &str, consistent: bool) -> Result<Audience, StoreError>;
 
     /// Sets the stream's viewer count to what the connection list says, adds `new_views`
     /// to its total views and raises its peak. Idempotent per `position` (the position in

@@ -130,6 +130,9 @@ pub struct App {
     /// Connections per fan-out shard (`FANOUT_SHARD_SIZE`, default
     /// [`crate::shard::SHARD_SIZE`]).
     pub shard_size: usize,
+    /// Posts in flight per fan-out process (`FANOUT_CONCURRENCY`, default
+    /// [`crate::broadcast::FANOUT_CONCURRENCY`]).
+    pub fanout_concurrency: usize,
     /// What this warm instance remembers between requests (`cache.rs`: stated staleness).
     pub caches: Caches,
 }
@@ -232,6 +235,9 @@ impl App {
             prewarm: prewarm_from_env(&sdk),
             shards: shards_from_env(&sdk),
             shard_size: crate::shard::shard_size_from_lookup(|name| std::env::var(name).ok()),
+            fanout_concurrency: crate::broadcast::concurrency_from_lookup(|name| {
+                std::env::var(name).ok()
+            }),
             caches: Caches::default(),
         }
     }

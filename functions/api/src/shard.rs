@@ -10,12 +10,15 @@
 //! - with no dispatcher (`FANOUT_SHARD_FUNCTION` unset) or an audience of at most one
 //!   shard, everything is delivered in-process, as before sharding existed.
 //!
-//! Why [`SHARD_SIZE`] = 1,000: one process posts [`FANOUT_CONCURRENCY`] (64) frames at a
+//! Why [`SHARD_SIZE`] = 1,000: one process posts [`FANOUT_CONCURRENCY`] (128) frames at a
 //! time and a `PostToConnection` takes ~10-30 ms on AWS, so a shard of N connections takes
-//! about N / 64 x 20 ms; N = 1,000 is ~300 ms per frame, which keeps the last viewer of a
-//! shard within ~0.3 s of the first while an asynchronous invocation (~20-50 ms queueing,
-//! more on a cold start) stays a small part of it. 10,000 viewers are 10 shards: 9 invokes
-//! and one in-process. `FANOUT_SHARD_SIZE` overrides it (tests use 4).
+//! about N / 128 x 20 ms; N = 1,000 is ~160 ms per frame, which keeps the last viewer of a
+//! shard within the 200 ms chat target while an asynchronous invocation (~20-50 ms
+//! queueing, more on a cold start) stays a small part of it. 10,000 viewers are 10 shards:
+//! 9 invokes and one in-process. Measured locally (bench-realtime `--shard-size`, 1,000
+//! viewers on 2 cores, where posts are CPU-bound and more processes add no CPU): 1,000:
+//! chat p50 / p99 91 / 297 ms, 250: 103 / 375 ms. `FANOUT_SHARD_SIZE` overrides it (tests
+//! use 4).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,7 +36,7 @@ pub const SHARD_SIZE: usize = 1_000;
 pub const DISPATCH_CONCURRENCY: usize = 16;
 
 // The calculation above assumes this bound.
-const _: () = assert!(FANOUT_CONCURRENCY == 64);
+const _: () = assert!(FANOUT_CONCURRENCY == 128);
 
 /// `FANOUT_SHARD_SIZE` when it is a positive number, else [`SHARD_SIZE`].
 pub fn shard_size_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> usize {

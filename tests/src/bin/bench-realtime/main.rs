@@ -80,11 +80,13 @@ pub struct Args {
     pub instances: usize,
     /// `FANOUT_SHARD_SIZE`: connections per fan-out shard.
     pub shard_size: usize,
+    /// `FANOUT_CONCURRENCY`: posts in flight per fan-out process.
+    pub concurrency: usize,
 }
 
 const USAGE: &str = "usage: bench-realtime [--quick] [--viewers 1000] [--messages 20] \
 [--reactions-per-second 1000] [--storm-seconds 10] [--reaction-senders 20] [--leave 500] \
-[--streams 50] [--per-stream 20] [--instances 8] [--shard-size 1000]";
+[--streams 50] [--per-stream 20] [--instances 8] [--shard-size 1000] [--concurrency 128]";
 
 fn args() -> Args {
     let mut a = Args {
@@ -98,6 +100,7 @@ fn args() -> Args {
         per_stream: 20,
         instances: 8,
         shard_size: 1000,
+        concurrency: 128,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.iter().any(|f| f == "--quick") {
@@ -132,6 +135,7 @@ fn args() -> Args {
             "--per-stream" => a.per_stream = n,
             "--instances" => a.instances = n,
             "--shard-size" => a.shard_size = n.max(1),
+            "--concurrency" => a.concurrency = n.max(1),
             _ => {
                 eprintln!("{USAGE}");
                 std::process::exit(2)
@@ -146,11 +150,13 @@ fn args() -> Args {
 fn stack(args: &Args) -> Stack {
     let instances = args.instances.to_string();
     let shard_size = args.shard_size.to_string();
+    let concurrency = args.concurrency.to_string();
     let stack = Stack::start_with(&[
         ("CHAT_RATE_PER_SECOND", "1000"),
         ("CHAT_RATE_BURST", "1000"),
         ("GATEWAY_MAX_INSTANCES", instances.as_str()),
         ("FANOUT_SHARD_SIZE", shard_size.as_str()),
+        ("FANOUT_CONCURRENCY", concurrency.as_str()),
     ]);
     eprintln!("gateway {}", stack.base);
     stack

@@ -292,30 +292,15 @@ impl ChatStore for DynamoStore {
         count: u64,
         position: &str,
     ) -> Result<(), StoreError> {
-        let out = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::stream(stream_id).item()))
-            .update_expression("ADD reactionCount :n SET reactionsAt = :at")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(reactionsAt) OR reactionsAt < :at)",
-            )
-            .expression_attribute_values(":n", n(count))
-            .expression_attribute_values(":at", s(position))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                // Counted already (a redelivered batch), or the stream is gone.
-                if e.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable("count reactions", e))
-                }
-            }
-        }
+        // Counted already (a redelivered batch), or the stream is gone: nothing to do.
+        self.update_stream_if(
+            stream_id,
+            "ADD reactionCount :n SET reactionsAt = :at",
+            "attribute_exists(pk) AND (attribute_not_exists(reactionsAt) OR reactionsAt < :at)",
+            &[(":n", n(count)), (":at", s(position))],
+            "count reactions",
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -131,29 +131,15 @@ impl DynamoStore {
     /// Peak is a max, which DynamoDB cannot compute in place: raised conditionally, a lower
     /// count changes nothing.
     async fn raise_peak(&self, stream_id: &str, count: u64) -> Result<(), StoreError> {
-        let peak = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::stream(stream_id).item()))
-            .update_expression("SET peakViewers = :n")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(peakViewers) OR peakViewers < :n)",
-            )
-            .expression_attribute_values(":n", n(count))
-            .send()
-            .await;
-        match peak {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(unavailable("raise peak", e))
-                }
-            }
-        }
+        self.update_stream_if(
+            stream_id,
+            "SET peakViewers = :n",
+            "attribute_exists(pk) AND (attribute_not_exists(peakViewers) OR peakViewers < :n)",
+            &[(":n", n(count))],
+            "raise peak",
+        )
+        .await?;
+        Ok(())
     }
 }
 

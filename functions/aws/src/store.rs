@@ -373,6 +373,39 @@ impl DynamoStore {
         )))
     }
 
+    /// A conditional `UpdateItem` of a stream's item for which a failed condition is an
+    /// answer, not an error: `Ok(false)` (already applied, not higher, or no such stream).
+    pub(crate) async fn update_stream_if(
+        &self,
+        stream_id: &str,
+        update: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        context: &str,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::stream(stream_id).item()))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            req = req.expression_attribute_values(*name, value.clone());
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(unavailable(context, e))
+                }
+            }
+        }
+    }
+
     pub(crate) fn counter_update(
         &self,
         stream_id: &str,

@@ -759,3 +759,58 @@ async fn counts_become_exact_after_joins_and_abrupt_leaves() {
     assert_eq!(got, Some(10), "GET /viewers after the pushed count");
     drop(sockets);
 }
+
+/// The presence write is idempotent per change position (the table stream delivers at least
+/// once): a redelivered or older batch changes nothing and still answers the stored count;
+/// a newer one sets the count and adds its views; a stream that is gone answers `None`.
+/// Straight against the store on DynamoDB Local.
+#[tokio::test]
+async fn a_redelivered_presence_batch_counts_no_view_twice() {
+    use rill_core::store::{PresenceUpdate, RealtimeStore};
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let store = stack.store().await;
+    let at = |n: u64| format!("{n:0>40}");
+    let update = |viewers, new_views, position| PresenceUpdate {
+        viewers,
+        new_views,
+        position,
+    };
+    let total_views = || async {
+        User::anonymous()
+            .get(&stack, &format!("/api/streams/{id}"))
+            .await
+            .body["stats"]["totalViews"]
+            .as_u64()
+    };
+
+    let first = update(3, 3, at(10));
+    assert_eq!(
+        store.record_presence(&id, &first).await.unwrap(),
+        Some((3, 3))
+    );
+    assert_eq!(
+        store.record_presence(&id, &first).await.unwrap(),
+        Some((3, 3)),
+        "replayed"
+    );
+    let older = update(1, 1, at(5));
+    assert_eq!(
+        store.record_presence(&id, &older).await.unwrap(),
+        Some((3, 3)),
+        "older"
+    );
+    assert_eq!(total_views().await, Some(3));
+
+    let newer = update(2, 1, at(20));
+    assert_eq!(
+        store.record_presence(&id, &newer).await.unwrap(),
+        Some((2, 3))
+    );
+    assert_eq!(total_views().await, Some(4));
+    assert_eq!(viewers(&stack, &id).await, json!({"count": 2, "peak": 3}));
+
+    let gone = rill_core::ids::new_id();
+    assert_eq!(store.record_presence(&gone, &newer).await.unwrap(), None);
+}

@@ -154,14 +154,13 @@ pub async fn emit(
 ) -> Result<Delivery, ApiError> {
     let event = Event::new(kind, stream_id, data, time::now());
     let events = std::slice::from_ref(&event);
-    let key = stream_id.to_owned();
     let with_sender = |mut ids: Vec<String>| {
         if !ids.iter().any(|id| id == sender) {
             ids.push(sender.to_owned());
         }
         ids
     };
-    let cached = app.caches.connection_lists.get_aged(&key);
+    let cached = app.caches.connection_lists.get_aged(&stream_id.to_owned());
     match cached {
         Some((ids, age)) if age < crate::cache::CONNECTION_LISTS => {
             crate::shard::fan_out(app, stream_id, events, &with_sender(ids)).await
@@ -170,11 +169,10 @@ pub async fn emit(
             let known = with_sender(stale);
             let (delivered, fresh) = tokio::join!(
                 crate::shard::fan_out(app, stream_id, events, &known),
-                app.realtime.connections_of(stream_id)
+                read_list(app, stream_id)
             );
             let mut delivered = delivered?;
             let fresh = fresh?;
-            app.caches.connection_lists.put(key, fresh.clone());
             let newcomers: Vec<String> =
                 fresh.into_iter().filter(|id| !known.contains(id)).collect();
             if !newcomers.is_empty() {
@@ -183,11 +181,19 @@ pub async fn emit(
             Ok(delivered)
         }
         _ => {
-            let ids = app.realtime.connections_of(stream_id).await?;
-            app.caches.connection_lists.put(key, ids.clone());
+            let ids = read_list(app, stream_id).await?;
             crate::shard::fan_out(app, stream_id, events, &with_sender(ids)).await
         }
     }
+}
+
+/// Reads a stream's connection list and keeps it in the warm cache.
+async fn read_list(app: &App, stream_id: &str) -> Result<Vec<String>, ApiError> {
+    let ids = app.realtime.connections_of(stream_id).await?;
+    app.caches
+        .connection_lists
+        .put(stream_id.to_owned(), ids.clone());
+    Ok(ids)
 }
 
 /// Sends one frame to one connection (replies and error frames). A gone connection is

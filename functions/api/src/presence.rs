@@ -83,7 +83,9 @@ fn plan(changes: Vec<Change>) -> BTreeMap<String, StreamPresence> {
         } else {
             stream.left.extend(named(&connection));
         }
-        stream.position = stream.position.clone().max(position);
+        if position > stream.position {
+            stream.position = position;
+        }
     }
     out
 }

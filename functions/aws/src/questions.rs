@@ -11,7 +11,7 @@ use rill_core::store::{Origin, QuestionStore, StoreError};
 
 use crate::keys::{self, Listed};
 use crate::realtime::build;
-use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable};
+use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable, unless_condition_failed};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct QuestionItem {
@@ -125,20 +125,9 @@ impl QuestionStore for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                let item = out.attributes.ok_or(StoreError::NotFound)?;
-                Ok(from_item::<QuestionItem>(item)?.question)
-            }
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(StoreError::NotFound)
-                } else {
-                    Err(unavailable("answer", e))
-                }
-            }
-        }
+        let out = unless_condition_failed(out, "answer")?.ok_or(StoreError::NotFound)?;
+        let item = out.attributes.ok_or(StoreError::NotFound)?;
+        Ok(from_item::<QuestionItem>(item)?.question)
     }
 }
 

@@ -24,7 +24,7 @@ use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
 
 use crate::keys::{self, ItemKey, Key, Listed};
-use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable};
+use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable, unless_condition_failed};
 
 /// Rate-limit and viewer-session items outlive the stream by a day, then expire.
 pub(crate) const DAY_SECONDS: i64 = 24 * 3600;
@@ -228,17 +228,7 @@ impl RealtimeStore for DynamoStore {
             .expression_attribute_values(":before", s(time::format(&registered_before)))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(unavailable("forget connection", e))
-                }
-            }
-        }
+        Ok(unless_condition_failed(out, "forget connection")?.is_some())
     }
 
     async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -92,6 +93,28 @@ pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
 
 pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// A conditional write's output, or `None` when its condition failed (an answer the caller
+/// gives meaning: a conflict, not found, already applied); any other failure is
+/// [`unavailable`].
+pub(crate) fn unless_condition_failed<O, E>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, HttpResponse>>,
+    context: &str,
+) -> Result<Option<O>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(unavailable(context, e)),
+    }
 }
 
 pub(crate) fn unavailable<E: std::error::Error + 'static>(context: &str, e: E) -> StoreError {
@@ -393,17 +416,7 @@ impl DynamoStore {
         for (name, value) in values {
             req = req.expression_attribute_values(*name, value.clone());
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(unavailable(context, e))
-                }
-            }
-        }
+        Ok(unless_condition_failed(req.send().await, context)?.is_some())
     }
 
     pub(crate) fn counter_update(
@@ -527,22 +540,13 @@ impl StreamStore for DynamoStore {
         for (p, status) in placeholders.iter().zip(&sources) {
             req = req.expression_attribute_values(p, s(status.as_str()));
         }
-        match req.send().await {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| StoreError::Unavailable("update returned no item".into()))?;
-                Ok(from_item::<StreamItem>(item)?.into_stream())
-            }
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(self.conflict(id, Some(command)).await)
-                } else {
-                    Err(unavailable("apply command", e))
-                }
-            }
-        }
+        let Some(out) = unless_condition_failed(req.send().await, "apply command")? else {
+            return Err(self.conflict(id, Some(command)).await);
+        };
+        let item = out
+            .attributes
+            .ok_or_else(|| StoreError::Unavailable("update returned no item".into()))?;
+        Ok(from_item::<StreamItem>(item)?.into_stream())
     }
 
     async fn update_stream(&self, updated: &Stream) -> Result<Stream, StoreError> {
@@ -584,27 +588,18 @@ impl StreamStore for DynamoStore {
             }
             None => expr.push_str(" REMOVE thumbnailUrl"),
         }
-        match req
+        let out = req
             .condition_expression(condition)
             .update_expression(expr)
             .send()
-            .await
-        {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| StoreError::Unavailable("update returned no item".into()))?;
-                Ok(from_item::<StreamItem>(item)?.into_stream())
-            }
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(self.conflict(&updated.id, None).await)
-                } else {
-                    Err(unavailable("update stream", e))
-                }
-            }
-        }
+            .await;
+        let Some(out) = unless_condition_failed(out, "update stream")? else {
+            return Err(self.conflict(&updated.id, None).await);
+        };
+        let item = out
+            .attributes
+            .ok_or_else(|| StoreError::Unavailable("update returned no item".into()))?;
+        Ok(from_item::<StreamItem>(item)?.into_stream())
     }
 
     async fn rotate_key(&self, id: &str, key: &KeyHash, now: Timestamp) -> Result<(), StoreError> {
@@ -622,16 +617,9 @@ impl StreamStore for DynamoStore {
             .expression_attribute_values(":cancelled", s(StreamStatus::Cancelled.as_str()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(self.conflict(id, None).await)
-                } else {
-                    Err(unavailable("rotate key", e))
-                }
-            }
+        match unless_condition_failed(out, "rotate key")? {
+            Some(_) => Ok(()),
+            None => Err(self.conflict(id, None).await),
         }
     }
 

@@ -4,6 +4,7 @@
 # benchmark `bench-<name>` with the arguments given. Names:
 #   api           per-function cold init + RSS; GET /api/streams/:id vs a direct GetItem
 #   realtime      1,000 viewers joining at once, chat, reactions, counts; vs a bare WebSocket broadcast
+#   post          CPU per PostToConnection: Rill's signed notifier vs the AWS SDK client
 #   availability  segment availability lag (full ladder, passthrough) vs the S3 upload floor
 #   latency       glass-to-glass in Chromium (WHIP -> ingest -> S3 -> hls.js)
 #   overload      the ingest node under CPU pressure, governor on vs off (the anchor)
@@ -18,9 +19,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 name="${1:-}"
 case "$name" in
-    api | realtime | availability | latency | overload) shift ;;
+    api | realtime | post | availability | latency | overload) shift ;;
     *)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

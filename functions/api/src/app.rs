@@ -204,8 +204,10 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Reads the environment and builds the AWS clients once (building them makes no
-    /// network call, so a function that does not use one pays nothing at init).
-    pub async fn from_env() -> App {
+    /// network call, so a function that does not use one pays nothing at init). Fails, and
+    /// so fails the function's init, when the configuration has no region or the system no
+    /// TLS roots.
+    pub async fn from_env() -> Result<App, String> {
         let settings = AwsSettings::from_env();
         let sdk = rill_aws::sdk_config(&settings).await;
         let store = Arc::new(DynamoStore::new(
@@ -215,12 +217,12 @@ impl App {
         let notifier = Arc::new(ManagementApi::new(
             &sdk,
             &ManagementApi::endpoint_from_env(),
-        ));
+        )?);
         let uploads = Arc::new(S3Uploads::new(
             rill_aws::s3_client(&sdk),
             settings.bucket_name,
         ));
-        App {
+        Ok(App {
             streams: store.clone(),
             chat: store.clone(),
             realtime: store.clone(),
@@ -239,7 +241,7 @@ impl App {
                 std::env::var(name).ok()
             }),
             caches: Caches::default(),
-        }
+        })
     }
 }
 

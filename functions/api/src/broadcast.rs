@@ -187,6 +187,19 @@ pub async fn emit(
     }
 }
 
+/// Reads the stream's connection list into the warm cache unless one [`emit`] can use is
+/// there. A failed read is left for `emit` to meet and report.
+pub async fn prefetch_list(app: &App, stream_id: &str) {
+    let usable = app
+        .caches
+        .connection_lists
+        .get_aged(&stream_id.to_owned())
+        .is_some_and(|(_, age)| age < crate::cache::CONNECTION_LISTS_STALE_MAX);
+    if !usable {
+        let _ = read_list(app, stream_id).await;
+    }
+}
+
 /// Reads a stream's connection list and keeps it in the warm cache.
 async fn read_list(app: &App, stream_id: &str) -> Result<Vec<String>, ApiError> {
     let ids = app.realtime.connections_of(stream_id).await?;

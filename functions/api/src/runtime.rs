@@ -65,7 +65,7 @@ pub type JsonHandler = EventHandler<serde_json::Value, serde_json::Value>;
 /// runtime plumbing.
 pub async fn run(handler: HttpHandler) -> Result<(), lambda_http::Error> {
     init_tracing();
-    let app = Arc::new(App::from_env().await);
+    let app = Arc::new(App::from_env().await?);
     let handler = Arc::new(handler);
     lambda_http::run(service_fn(move |req: Request| {
         let (app, handler) = (app.clone(), handler.clone());
@@ -84,7 +84,7 @@ pub async fn run(handler: HttpHandler) -> Result<(), lambda_http::Error> {
 /// error becomes a 500 answer (for `$connect`, a refused handshake) and a log line.
 pub async fn run_ws(handler: WsHandler) -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let app = Arc::new(App::from_env().await);
+    let app = Arc::new(App::from_env().await?);
     let handler = Arc::new(handler);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<crate::ws::WsRequest>| {
@@ -122,7 +122,7 @@ where
     T: serde::Serialize + Send + 'static,
 {
     init_tracing();
-    let app = Arc::new(App::from_env().await);
+    let app = Arc::new(App::from_env().await?);
     let handler = Arc::new(handler);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<E>| {

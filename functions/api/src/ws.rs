@@ -205,7 +205,13 @@ pub async fn chat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError>
         )
         .await);
     };
-    let Some(stream) = app.stream_cached(&connection.stream_id).await? else {
+    // A cold instance reads the connection list alongside the checks and the write rather
+    // than after them, so its first message goes out as soon as it is stored.
+    let (stream, ()) = tokio::join!(
+        app.stream_cached(&connection.stream_id),
+        crate::broadcast::prefetch_list(&app, &connection.stream_id)
+    );
+    let Some(stream) = stream? else {
         return Ok(reply_error(
             &app,
             &conn_id,

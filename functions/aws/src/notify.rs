@@ -2,24 +2,37 @@
 //! Management API (`PostToConnection`). The endpoint comes from `WS_MANAGEMENT_ENDPOINT`
 //! (`https://{api}.execute-api.{region}.amazonaws.com/{stage}` on AWS, the local gateway's
 //! base URL locally): the same code path everywhere.
+//!
+//! This is the fan-out's hot path (one call per viewer per message), so it is one SigV4
+//! signed `POST /@connections/{id}` through [`SignedClient`] rather than the SDK client,
+//! whose per-call machinery (endpoint rules, interceptors, retry bookkeeping) cost several
+//! times the CPU of the request itself: `bench-post` measures both in one run. There is no
+//! retry here: a failed post is the fan-out's to count, and a 410 is the answer that
+//! prunes the connection.
 
 use async_trait::async_trait;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use rill_core::store::{Notifier, NotifyError};
+
+use crate::ecs::SignedClient;
+use crate::ecs::signed::percent_encode;
+
+/// The Management API's SigV4 signing name.
+const SIGNING_NAME: &str = "execute-api";
 
 #[derive(Debug, Clone)]
 pub struct ManagementApi {
-    client: aws_sdk_apigatewaymanagement::Client,
+    client: SignedClient,
+    /// The endpoint without a trailing slash.
+    endpoint: String,
 }
 
 impl ManagementApi {
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> ManagementApi {
-        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .build();
-        ManagementApi {
-            client: aws_sdk_apigatewaymanagement::Client::from_conf(conf),
-        }
+    /// Fails only when the configuration has no region or the system has no TLS roots.
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Result<ManagementApi, String> {
+        Ok(ManagementApi {
+            client: SignedClient::new(sdk).map_err(|e| e.to_string())?,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+        })
     }
 
     /// `WS_MANAGEMENT_ENDPOINT`, defaulting to the local gateway.
@@ -34,25 +47,27 @@ impl ManagementApi {
 #[async_trait]
 impl Notifier for ManagementApi {
     async fn post(&self, connection_id: &str, frame: &[u8]) -> Result<(), NotifyError> {
-        match self
+        let path = format!("/@connections/{}", percent_encode(connection_id));
+        let sent = self
             .client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(frame))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_gone_exception() {
-                    Err(NotifyError::Gone)
-                } else {
-                    Err(NotifyError::Failed(
-                        aws_sdk_apigatewaymanagement::error::DisplayErrorContext(e).to_string(),
-                    ))
-                }
-            }
+            .call_at(
+                &self.endpoint,
+                SIGNING_NAME,
+                "POST",
+                &path,
+                &[],
+                frame.to_vec(),
+            )
+            .await;
+        match sent {
+            Ok((status, _, _)) if (200..300).contains(&status) => Ok(()),
+            Ok((410, _, _)) => Err(NotifyError::Gone),
+            Ok((status, error_type, body)) => Err(NotifyError::Failed(format!(
+                "PostToConnection answered {status} {}: {}",
+                error_type.as_deref().unwrap_or("(no error type)"),
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))),
+            Err(e) => Err(NotifyError::Failed(format!("PostToConnection: {e}"))),
         }
     }
 }

@@ -195,17 +195,31 @@ impl RealtimeStore for DynamoStore {
         connection_id: &str,
         now: Timestamp,
     ) -> Result<Option<Connection>, StoreError> {
-        let Some(connection) = self.connection(connection_id).await? else {
+        // The lookup goes first and answers what it held (the stream, the user): no read.
+        // A close racing another (a prune and a `$disconnect`) finds it gone and writes
+        // nothing more. If the batch then fails, the listing stays without its lookup until
+        // a fan-out's 410 prunes it (`forget_connection`).
+        let out = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::connection_lookup(connection_id).item()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("delete connection", e.into_service_error()))?;
+        let Some(connection) = out
+            .attributes
+            .map(from_item::<ConnectionItem>)
+            .transpose()?
+            .map(|c| c.connection)
+        else {
             return Ok(None);
         };
         let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
-        // One batch: both connection items go, the ended view is written. Deletes and the
-        // session put are idempotent, so a close racing another (a prune and a
-        // `$disconnect`) writes the same outcome twice.
-        let mut requests = vec![
-            self.delete(keys::connection_lookup(connection_id))?,
-            self.delete(keys::connection(&connection.stream_id, connection_id))?,
-        ];
+        // One batch: the listing goes and the ended view is written (both idempotent).
+        let mut requests =
+            vec![self.delete(keys::connection(&connection.stream_id, connection_id))?];
         if connection.counted {
             requests.push(self.session_put(&connection, now, watch_ms)?);
         }

@@ -378,6 +378,32 @@ impl SignedClient {
         self.send(request, LOCAL_TIMEOUT).await
     }
 
+    /// Sends a request signed for `signing_name` to `base_url` + `path_and_query` (already
+    /// percent-encoded): for APIs whose endpoint is not per region but per resource, as the
+    /// API Gateway Management API's (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
+    /// Returns the status, the `x-amzn-ErrorType` header and the body, whatever the status.
+    pub async fn call_at(
+        &self,
+        base_url: &str,
+        signing_name: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<String>, Bytes), EcsError> {
+        let reply = self
+            .send_signed_at(
+                base_url,
+                signing_name,
+                method,
+                path_and_query,
+                headers,
+                body,
+            )
+            .await?;
+        Ok((reply.status, reply.error_type, reply.body))
+    }
+
     async fn send_signed(
         &self,
         service: Service,
@@ -386,7 +412,28 @@ impl SignedClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<SignedReply, EcsError> {
-        let url = format!("{}{path_and_query}", self.endpoint(service));
+        let base_url = self.endpoint(service);
+        self.send_signed_at(
+            &base_url,
+            service.signing_name(),
+            method,
+            path_and_query,
+            headers,
+            body,
+        )
+        .await
+    }
+
+    async fn send_signed_at(
+        &self,
+        base_url: &str,
+        signing_name: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<SignedReply, EcsError> {
+        let url = format!("{base_url}{path_and_query}");
         let uri: http::Uri = url
             .parse()
             .map_err(|e| EcsError::Config(format!("endpoint {url}: {e}")))?;
@@ -401,7 +448,7 @@ impl SignedClient {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.inner.region)
-            .name(service.signing_name())
+            .name(signing_name)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()

@@ -107,7 +107,13 @@ fn anchor_line(what: &str, rill: &Chat, a: &AnchorRun) -> String {
     )
 }
 
-pub fn print(args: &Args, one: &OneStream, many: &ManyStreams, a1: &AnchorRun, am: &AnchorRun) {
+/// Prints the table; `many` is the 50 x 20 scenario and its anchor, when it ran.
+pub fn print(
+    args: &Args,
+    one: &OneStream,
+    many: Option<&(ManyStreams, AnchorRun)>,
+    a1: &AnchorRun,
+) {
     let mut t = Table(Vec::new());
     let n = one.viewers;
     let w1 = format!("1 stream x {n}");
@@ -184,31 +190,33 @@ pub fn print(args: &Args, one: &OneStream, many: &ManyStreams, a1: &AnchorRun, a
         && s.send_errors == 0;
     t.row(format!("{w1}: other errors"), other, "0", Some(clean));
 
-    let w2 = format!("{} streams x {}", many.streams, many.per_stream);
-    let total = many.streams * many.per_stream;
-    t.join(
-        &w2,
-        many.join.as_secs_f64(),
-        many.opened,
-        total,
-        (many.join_error_count, &many.join_errors),
-    );
-    t.chat(&w2, &many.chat);
-    t.row(
-        format!("{w2}: other errors"),
-        format!(
-            "sockets closed by the server {}; chat refusals {}",
-            many.closed_by_server,
-            codes(&many.chat_refusals)
-        ),
-        "0",
-        Some(many.closed_by_server == 0 && many.chat_refusals.is_empty()),
-    );
+    let w2 = format!("{} streams x {}", args.streams, args.per_stream);
+    if let Some((many, _)) = many {
+        let total = many.streams * many.per_stream;
+        t.join(
+            &w2,
+            many.join.as_secs_f64(),
+            many.opened,
+            total,
+            (many.join_error_count, &many.join_errors),
+        );
+        t.chat(&w2, &many.chat);
+        t.row(
+            format!("{w2}: other errors"),
+            format!(
+                "sockets closed by the server {}; chat refusals {}",
+                many.closed_by_server,
+                codes(&many.chat_refusals)
+            ),
+            "0",
+            Some(many.closed_by_server == 0 && many.chat_refusals.is_empty()),
+        );
+    }
 
     println!(
         "\n## Realtime: {n} viewers on one stream, {} x {} streams (targets are for 1,000 \
          viewers and 1,000 reactions/s)\n",
-        many.streams, many.per_stream
+        args.streams, args.per_stream
     );
     println!("| metric | value | target | met? |");
     println!("|---|---|---|---|");
@@ -219,7 +227,9 @@ pub fn print(args: &Args, one: &OneStream, many: &ManyStreams, a1: &AnchorRun, a
         "\nAnchor (bare tokio-tungstenite broadcast on loopback, same run, same client code):\n"
     );
     println!("{}", anchor_line(&w1, &one.chat, a1));
-    println!("{}", anchor_line(&w2, &many.chat, am));
+    if let Some((many, am)) = many {
+        println!("{}", anchor_line(&w2, &many.chat, am));
+    }
     println!(
         "\n(gateway: {} instances per function; {} reaction sender sockets)",
         args.instances, args.reaction_senders

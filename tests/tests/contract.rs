@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use rill_tests::{Stack, User, repo_root};
+use serde_json::json;
 use serde_yaml::Value as Yaml;
 
 fn template() -> Yaml {
@@ -294,4 +295,80 @@ async fn the_api_serves_its_openapi_document() {
     let r = User::anonymous().get(&stack, "/api/openapi.json").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+}
+
+/// Cases schemathesis found where a request the OpenAPI document allows was refused, or the
+/// refusal did not match the document (issue 14), now behaviour and document agree.
+#[tokio::test]
+async fn requests_the_schema_allows_are_accepted_and_what_it_forbids_is_refused() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let (id, _) = owner
+        .create_stream(&stack, json!({"channelId": "c", "title": "Contract"}))
+        .await;
+    let stream = format!("/api/streams/{id}");
+
+    // JSON Schema's `integer` includes integral numbers written with a fraction.
+    let r = owner
+        .send(
+            &stack,
+            "PATCH",
+            &stream,
+            Some(json!({"settings": {"slowModeSeconds": 30.0, "maxBitrateKbps": 2500.0}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["settings"]["slowModeSeconds"], 30);
+    assert_eq!(r.body["settings"]["maxBitrateKbps"], 2500);
+    let r = owner
+        .post(
+            &stack,
+            &format!("{stream}/thumbnail"),
+            json!({"contentType": "image/jpeg", "contentLength": 333.0}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A fraction is still not an integer.
+    let r = owner
+        .send(
+            &stack,
+            "PATCH",
+            &stream,
+            Some(json!({"settings": {"slowModeSeconds": 1.5}})),
+        )
+        .await;
+    assert_eq!(r.status / 100, 4, "{}", r.text);
+    assert_eq!(
+        owner.get(&stack, &stream).await.body["settings"]["slowModeSeconds"],
+        30
+    );
+
+    // `from` after `to` is an empty window, not an error.
+    let r = owner
+        .get(
+            &stack,
+            &format!("{stream}/metrics?from=2026-12-07T02:37:41.755Z&to=2026-12-07T02:37:34.626Z"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]));
+    // A malformed time is `invalid_query`, which the document lists for this operation.
+    let r = owner.get(&stack, &format!("{stream}/metrics?to=")).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_query"));
+
+    // Control characters are refused where the pattern says so: anywhere in what is sent,
+    // a trailing carriage return included (it used to be trimmed away).
+    for title in ["Title\r", "C1 \u{0085} control"] {
+        let r = owner
+            .send(&stack, "PATCH", &stream, Some(json!({"title": title})))
+            .await;
+        assert_eq!(r.status, 422, "{title:?}: {}", r.text);
+        assert_eq!(r.body["error"]["field"], "title");
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(rill_api::handlers::docs::OPENAPI_JSON).expect("openapi.json");
+    let pattern = doc["components"]["schemas"]["Title"]["pattern"]
+        .as_str()
+        .expect("Title has a pattern");
+    assert!(pattern.contains("\\u007F-\\u009F"), "{pattern}");
 }

@@ -30,6 +30,7 @@ pub mod event;
 pub mod fanout;
 pub mod fleet;
 pub mod ids;
+pub mod json_int;
 pub mod key;
 pub mod media;
 pub mod presence;

@@ -164,11 +164,12 @@ impl Default for Settings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsPatch {
     pub quality: Option<QualityPreset>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::json_int::double_option_u32")]
     pub max_bitrate_kbps: Option<Option<u32>>,
     pub chat_enabled: Option<bool>,
     pub reactions_enabled: Option<bool>,
     pub chat_mode: Option<ChatMode>,
+    #[serde(default, deserialize_with = "crate::json_int::option_u32")]
     pub slow_mode_seconds: Option<u32>,
 }
 

@@ -51,7 +51,9 @@ pub fn title(raw: &str) -> Result<String, ValidationError> {
             format!("must be at most {TITLE_MAX} characters"),
         ));
     }
-    if has_control_chars(t, false) {
+    // Checked on the input as sent, as the OpenAPI pattern is: a trailing `\r` is refused,
+    // not trimmed away.
+    if has_control_chars(raw, false) {
         return Err(err("title", "must not contain control characters"));
     }
     Ok(t.to_owned())
@@ -66,7 +68,7 @@ pub fn description(raw: &str) -> Result<String, ValidationError> {
             format!("must be at most {DESCRIPTION_MAX} characters"),
         ));
     }
-    if has_control_chars(d, true) {
+    if has_control_chars(raw, true) {
         return Err(err("description", "must not contain control characters"));
     }
     Ok(d.to_owned())
@@ -178,7 +180,7 @@ pub fn chat_content(raw: &str) -> Result<String, ValidationError> {
             format!("must be at most {MESSAGE_MAX} characters"),
         ));
     }
-    if has_control_chars(c, true) {
+    if has_control_chars(raw, true) {
         return Err(err("content", "must not contain control characters"));
     }
     Ok(c.to_owned())
@@ -256,6 +258,11 @@ mod tests {
         assert!(title(&"a".repeat(201)).is_err());
         assert!(title("bad\u{0007}bell").is_err());
         assert!(title("two\nlines").is_err());
+        assert!(
+            title("trailing return\r").is_err(),
+            "controls are checked before trimming"
+        );
+        assert!(title("c1 \u{0085}\u{009f} controls").is_err());
     }
 
     #[test]

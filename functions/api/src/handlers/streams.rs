@@ -198,6 +198,7 @@ const THUMBNAIL_UPLOAD_WINDOW: std::time::Duration = std::time::Duration::from_s
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ThumbnailRequest {
     content_type: String,
+    #[serde(deserialize_with = "rill_core::json_int::u64")]
     content_length: u64,
 }
 

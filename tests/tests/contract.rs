@@ -33,11 +33,12 @@ fn template_routes() -> (BTreeSet<String>, BTreeSet<(String, String, String)>) {
         if let Some(events) = r["Properties"]["Events"].as_mapping() {
             for (_, e) in events {
                 if e["Type"].as_str() == Some("HttpApi") {
+                    // SAM: an event with neither Method nor Path is the `$default` route.
                     let p = &e["Properties"];
                     routes.insert((
                         name.clone(),
-                        p["Method"].as_str().expect("Method").to_uppercase(),
-                        p["Path"].as_str().expect("Path").to_owned(),
+                        p["Method"].as_str().unwrap_or("ANY").to_uppercase(),
+                        p["Path"].as_str().unwrap_or("$default").to_owned(),
                     ));
                 }
             }
@@ -241,7 +242,22 @@ fn the_websocket_api_routes_every_action_to_its_function() {
 
 #[test]
 fn the_openapi_document_describes_exactly_the_template_routes() {
-    let (_, routes) = template_routes();
+    let (_, mut routes) = template_routes();
+    // Requests no route takes go to api-docs, which answers 405 or 404 from the document.
+    let unmatched: Vec<_> = routes
+        .iter()
+        .filter(|r| r.2 == "$default")
+        .cloned()
+        .collect();
+    assert_eq!(
+        unmatched,
+        [(
+            "api-docs".to_owned(),
+            "ANY".to_owned(),
+            "$default".to_owned()
+        )]
+    );
+    routes.retain(|r| r.2 != "$default");
     let doc: serde_json::Value =
         serde_json::from_str(rill_api::handlers::docs::OPENAPI_JSON).expect("openapi.json is JSON");
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
@@ -371,4 +387,36 @@ async fn requests_the_schema_allows_are_accepted_and_what_it_forbids_is_refused(
         .as_str()
         .expect("Title has a pattern");
     assert!(pattern.contains("\\u007F-\\u009F"), "{pattern}");
+}
+
+/// A method a path does not take is 405 with `Allow` (the `$default` route, api-docs), an
+/// unknown API path 404, and the web app's files are still the gateway's.
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_allow() {
+    let stack = Stack::start();
+    let anyone = User::anonymous();
+    for (method, path, allow) in [
+        ("TRACE", "/api/streams/create", "POST"),
+        ("PUT", "/api/streams/create", "POST"),
+        (
+            "DELETE",
+            "/api/streams/01JD8ZQ5M3V0Q7W9X2Y4Z6A8BC",
+            "GET, PATCH",
+        ),
+        ("POST", "/api/nodes", "GET"),
+        // These reach `/api/streams/{id}`'s functions, on API Gateway too.
+        ("PATCH", "/api/streams/create", "POST"),
+        ("GET", "/api/streams/create", "POST"),
+    ] {
+        // Signed in: a function that takes the path asks for sign-in before anything else.
+        let r = User::named("someone").send(&stack, method, path, None).await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text);
+        assert_eq!(r.code(), "method_not_allowed");
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
+    let r = anyone.get(&stack, "/api/nothing/here").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    // The routes themselves are untouched.
+    assert_eq!(anyone.get(&stack, "/api/openapi.json").await.status, 200);
+    assert_eq!(anyone.get(&stack, "/api/streams/live").await.status, 200);
 }

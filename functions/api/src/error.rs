@@ -35,6 +35,10 @@ pub enum ApiError {
     /// Illegal transition or a lost race (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A known path with a method it does not take (405 `method_not_allowed`, with
+    /// `Allow`).
+    #[error("this path accepts {}", .0.join(", "))]
+    MethodNotAllowed(Vec<String>),
     /// Body over the limit (413).
     #[error("body exceeds {0} bytes")]
     PayloadTooLarge(usize),
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden { .. } => 403,
             ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -108,6 +113,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Refused(r) => r.code,
@@ -128,6 +134,9 @@ impl ApiError {
             .header("content-type", "application/json");
         if matches!(self, ApiError::Unauthorized(_)) {
             builder = builder.header("www-authenticate", "Bearer");
+        }
+        if let ApiError::MethodNotAllowed(allowed) = &self {
+            builder = builder.header("allow", allowed.join(", "));
         }
         if let ApiError::Unavailable {
             retry_after_secs, ..

@@ -43,13 +43,20 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 }
 
 /// A path parameter that must be a ULID; anything else cannot name a stored item, so it is
-/// a 404 without a storage call.
+/// a 404 without a storage call, unless the path is a literal one of the document's with
+/// other methods (`PATCH /api/streams/create` reaches `PATCH /api/streams/{id}` on API
+/// Gateway too): then 405 with `Allow`.
 pub fn id_param(req: &Request, name: &str, what: &'static str) -> Result<String, ApiError> {
     req.path_parameters()
         .first(name)
         .filter(|id| rill_core::ids::is_valid_id(id))
         .map(str::to_owned)
-        .ok_or(ApiError::NotFound(what))
+        .ok_or_else(|| {
+            match crate::handlers::docs::unmatched(req.method().as_str(), req.uri().path()) {
+                e @ ApiError::MethodNotAllowed(_) => e,
+                _ => ApiError::NotFound(what),
+            }
+        })
 }
 
 pub fn query_param(req: &Request, name: &str) -> Option<String> {

@@ -59,6 +59,11 @@ pub fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Err
     Option::<Integral<u32>>::deserialize(d).map(|o| o.map(|i| i.0))
 }
 
+/// For `Option<u32>` fields that may be absent (`None`, with `default`) but not `null`.
+pub fn some_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Integral::<u32>::deserialize(d).map(|i| Some(i.0))
+}
+
 /// For `Option<Option<u32>>` fields that tell absent (outer `None`, with `default`) from
 /// `null` (`Some(None)`).
 pub fn double_option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
@@ -77,6 +82,8 @@ mod tests {
         slow: Option<u32>,
         #[serde(default, deserialize_with = "super::double_option_u32")]
         max: Option<Option<u32>>,
+        #[serde(default, deserialize_with = "super::some_u32")]
+        strict: Option<u32>,
     }
 
     fn parse(json: &str) -> Result<Body, String> {
@@ -95,6 +102,16 @@ mod tests {
         assert_eq!((b.size, b.slow, b.max), (1, None, Some(None)));
         let b = parse(r#"{"size": 1}"#).expect("accepted");
         assert_eq!(b.max, None);
+    }
+
+    #[test]
+    fn a_field_that_may_not_be_null_is_absent_or_a_number() {
+        assert_eq!(parse(r#"{"size": 1}"#).expect("absent").strict, None);
+        assert_eq!(
+            parse(r#"{"size": 1, "strict": 7.0}"#).expect("7").strict,
+            Some(7)
+        );
+        assert!(parse(r#"{"size": 1, "strict": null}"#).is_err());
     }
 
     #[test]

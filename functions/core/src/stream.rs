@@ -163,14 +163,29 @@ impl Default for Settings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsPatch {
+    // `null` is refused where the document does not allow it (only `maxBitrateKbps` may be
+    // null): absent means unchanged.
+    #[serde(default, deserialize_with = "not_null")]
     pub quality: Option<QualityPreset>,
     #[serde(default, deserialize_with = "crate::json_int::double_option_u32")]
     pub max_bitrate_kbps: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub chat_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
     pub reactions_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
     pub chat_mode: Option<ChatMode>,
-    #[serde(default, deserialize_with = "crate::json_int::option_u32")]
+    #[serde(default, deserialize_with = "crate::json_int::some_u32")]
     pub slow_mode_seconds: Option<u32>,
+}
+
+/// An optional field that may be absent (`None`, with `#[serde(default)]`) but not `null`.
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Distinguishes "absent" (outer `None`) from "null" (`Some(None)`).
@@ -268,10 +283,13 @@ pub struct NewStream {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StreamPatch {
+    #[serde(default, deserialize_with = "not_null")]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub thumbnail_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub settings: Option<SettingsPatch>,
     /// Reschedules a `scheduled` stream (the handler refuses it in any other status): must
     /// lie in the future and within the scheduling horizon. `null` or absent: unchanged.

@@ -409,7 +409,9 @@ async fn a_method_a_path_does_not_take_is_405_with_allow() {
         ("GET", "/api/streams/create", "POST"),
     ] {
         // Signed in: a function that takes the path asks for sign-in before anything else.
-        let r = User::named("someone").send(&stack, method, path, None).await;
+        let r = User::named("someone")
+            .send(&stack, method, path, None)
+            .await;
         assert_eq!(r.status, 405, "{method} {path}: {}", r.text);
         assert_eq!(r.code(), "method_not_allowed");
         assert_eq!(r.headers["allow"], allow, "{method} {path}");

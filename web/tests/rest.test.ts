@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, errorFromResponse } from '../src/client/errors';
 import { RillApi, uploadHeaders } from '../src/client/rest';
+import { API_ERROR_CODES } from '../src/client/types';
+import openapi from '../../functions/api/openapi.json?raw';
 
 type Call = { url: string; init?: RequestInit };
 
@@ -113,5 +115,12 @@ describe('uploadHeaders', () => {
       'content-type': 'image/png',
     });
     expect(uploadHeaders(undefined)).toEqual({});
+  });
+});
+
+describe('API_ERROR_CODES', () => {
+  it('lists exactly the error codes the OpenAPI document defines', () => {
+    const documented: string[] = JSON.parse(openapi).components.schemas.ErrorCode.enum;
+    expect([...API_ERROR_CODES].sort()).toEqual([...documented].sort());
   });
 });

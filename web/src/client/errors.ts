@@ -32,7 +32,8 @@ export function errorFromResponse(status: number, body: string): ApiError {
     // not JSON: fall through
   }
   const fallback: Record<number, ErrorCode> = {
-    400: 'invalid_body', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict',
+    400: 'invalid_body', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found',
+    405: 'method_not_allowed', 409: 'conflict',
     413: 'payload_too_large', 415: 'unsupported_media_type', 422: 'validation_failed', 429: 'rate_limited',
   };
   const code = fallback[status] ?? (status >= 500 ? 'internal' : 'bad_response');

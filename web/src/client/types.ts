@@ -166,13 +166,23 @@ export interface ThumbnailUpload {
   expiresAt: string;
 }
 
+/** Every error code the REST API documents (`ErrorCode` in functions/api/openapi.json; a
+ * test keeps the two equal), then the socket's own and the client's. */
+export const API_ERROR_CODES = [
+  'invalid_json', 'invalid_body', 'invalid_query', 'invalid_path', 'unauthorized', 'forbidden',
+  'not_owner', 'not_moderator', 'not_operator', 'banned', 'chat_disabled', 'chat_restricted',
+  'not_allowed', 'reactions_disabled', 'not_found', 'method_not_allowed', 'invalid_transition',
+  'stream_over', 'conflict', 'not_scheduled', 'already_voted', 'not_live', 'not_playable',
+  'payload_too_large', 'unsupported_media_type', 'validation_failed', 'slow_mode',
+  'rate_limited', 'internal', 'no_capacity', 'node_unreachable',
+] as const;
+
 export type ErrorCode =
-  | 'invalid_json' | 'invalid_body' | 'invalid_query' | 'unauthorized' | 'forbidden'
-  | 'not_owner' | 'not_moderator' | 'banned' | 'chat_disabled' | 'chat_restricted'
-  | 'not_allowed' | 'reactions_disabled' | 'not_found' | 'invalid_transition' | 'stream_over'
-  | 'conflict' | 'already_voted' | 'not_live' | 'not_playable' | 'payload_too_large'
-  | 'unsupported_media_type' | 'validation_failed' | 'slow_mode' | 'rate_limited' | 'internal'
-  | 'reaction_late' | 'network_error' | 'bad_response';
+  | (typeof API_ERROR_CODES)[number]
+  // A reaction refused over the socket for waiting too long (WebSocket only).
+  | 'reaction_late'
+  // The client's own: no answer, or an answer that is not the API's.
+  | 'network_error' | 'bad_response';
 
 export interface BanState { userId: string; banned: boolean }
 export interface ModeratorState { userId: string; moderator: boolean }

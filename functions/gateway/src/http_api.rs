@@ -166,16 +166,6 @@ async fn reset(State(app): State<Arc<AppState>>) -> Response {
 async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     match app.routes.lookup(req.method().as_str(), &path) {
-        // The web app's files are the gateway's own (a CDN's on AWS): a `$default` route
-        // takes what the API does not, not them.
-        Lookup::Found(route)
-            if route.route_key == "$default"
-                && (req.method() == Method::GET || req.method() == Method::HEAD)
-                && path != "/api"
-                && !path.starts_with("/api/") =>
-        {
-            serve_static(&app, req).await
-        }
         Lookup::Found(route) => invoke(&app, route, req).await,
         // API Gateway answers a known path with an unknown method as not found too.
         Lookup::MethodMismatch { allowed } => error_response(

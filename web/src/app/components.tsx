@@ -4,6 +4,8 @@ import { displayName } from '../client/auth';
 import { REACTION_EMOJI, type ChatMessage, type Emoji, type StreamStatus } from '../client/types';
 import type { FloatingReaction } from '../client/reactions';
 import { ApiError } from '../client/errors';
+import { navigate } from './router';
+import { saveIngest } from '../hooks/useLiveStream';
 
 export function SignIn() {
   const { claims, setToken, oidc, signIn, signOut, authError } = useRill();
@@ -215,5 +217,49 @@ export function QuestionsPanel(props: {
       )}
       {props.error && <p className="error">{props.error}</p>}
     </section>
+  );
+}
+
+/** The channel new streams go to: the last one used on this browser. */
+export const CHANNEL_KEY = 'rill.channel';
+export const defaultChannel = () => localStorage.getItem(CHANNEL_KEY) || 'channel-uuid';
+
+export function NewStreamForm({ channelId }: { channelId: string }) {
+  const { api, claims } = useRill();
+  const [title, setTitle] = useState('');
+  const [description, setDescription] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const created = await api.createStream({ channelId, title: title.trim(), description });
+      saveIngest(created.id, { streamKey: created.ingest.streamKey, whipUrl: created.ingest.whipUrl });
+      navigate(`/broadcast/${created.id}`);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (!claims) return <p className="muted">Sign in to create a stream.</p>;
+  return (
+    <form className="card form" onSubmit={submit} data-testid="new-stream-form">
+      <h3>New stream</h3>
+      <label>
+        Title
+        <input data-testid="new-stream-title" required maxLength={200} value={title} onChange={(e) => setTitle(e.target.value)} />
+      </label>
+      <label>
+        Description
+        <textarea data-testid="new-stream-description" value={description} onChange={(e) => setDescription(e.target.value)} />
+      </label>
+      <button data-testid="new-stream-create" disabled={busy || !title.trim()} type="submit">
+        {busy ? 'Creating…' : 'Create and open broadcaster'}
+      </button>
+      <ErrorText error={error} />
+    </form>
   );
 }

@@ -1,9 +1,13 @@
-//! The OpenAPI document of the REST API, and the answer to requests no route takes.
+//! The OpenAPI document of the REST API, and the 405 for a literal path that reaches an
+//! `{id}` function.
 //!
-//! `api-docs` serves `GET /api/openapi.json` and is also the HTTP API's `$default` route
-//! (infra/template.yaml): API Gateway alone answers a known path with an unknown method
-//! `404 Not Found`, while the contract (and HTTP) says 405 with `Allow`. The paths and
-//! their methods come from the document itself, so the answer cannot drift from it.
+//! `PATCH /api/streams/create` matches the route `PATCH /api/streams/{id}` on API Gateway,
+//! so `streams-update` sees it: the document says that path takes only POST, and
+//! [`unmatched`] answers 405 with `Allow` from the document itself, so the answer cannot
+//! drift from it. A method no route takes at all (`TRACE`) is API Gateway's own 404: a
+//! `$default` route could answer 405, but it would also take the CORS preflights API
+//! Gateway answers itself when no route matches `OPTIONS` (tests/deploy checks there is
+//! none).
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,12 +18,8 @@ use crate::{ApiError, App};
 /// The document, checked against infra/template.yaml's routes by a test.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-/// `GET /api/openapi.json`, and every request no other route takes.
-pub async fn openapi(_app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path();
-    if req.method() != lambda_http::http::Method::GET || path != "/api/openapi.json" {
-        return Err(unmatched(req.method().as_str(), path));
-    }
+/// `GET /api/openapi.json`
+pub async fn openapi(_app: Arc<App>, _req: Request) -> Result<Response<Body>, ApiError> {
     Response::builder()
         .status(200)
         .header("content-type", "application/json")

@@ -7,10 +7,9 @@ import { listDevices } from '../../client/whip';
 import { QUALITY_PRESETS, governorNotice, isQualityPreset } from '../../client/quality';
 import { formatBitrate, formatDuration } from '../../client/format';
 import type { QualityPreset } from '../../client/types';
-import { ChatPanel, ErrorText, QuestionsPanel, ReactionOverlay, StatusBadge } from '../components';
+import { ChatPanel, ErrorText, NewStreamForm, QuestionsPanel, ReactionOverlay, StatusBadge, defaultChannel } from '../components';
 import { useStreamQuestions } from '../../hooks/useStreamQuestions';
 import { Link } from '../router';
-import { NewStreamForm, defaultChannel } from './Home';
 
 export function BroadcastNewPage() {
   return (

@@ -1,12 +1,8 @@
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { useRill } from '../../hooks/context';
 import type { Stream } from '../../client/types';
-import { Link, navigate } from '../router';
-import { ErrorText, StatusBadge } from '../components';
-import { saveIngest } from '../../hooks/useLiveStream';
-
-export const CHANNEL_KEY = 'rill.channel';
-export const defaultChannel = () => localStorage.getItem(CHANNEL_KEY) || 'channel-uuid';
+import { Link } from '../router';
+import { CHANNEL_KEY, ErrorText, NewStreamForm, StatusBadge, defaultChannel } from '../components';
 
 function StreamList({ title, items, testid, owner }: { title: string; items: Stream[]; testid: string; owner?: string }) {
   return (
@@ -31,46 +27,6 @@ function StreamList({ title, items, testid, owner }: { title: string; items: Str
         </ul>
       )}
     </section>
-  );
-}
-
-export function NewStreamForm({ channelId }: { channelId: string }) {
-  const { api, claims } = useRill();
-  const [title, setTitle] = useState('');
-  const [description, setDescription] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const created = await api.createStream({ channelId, title: title.trim(), description });
-      saveIngest(created.id, { streamKey: created.ingest.streamKey, whipUrl: created.ingest.whipUrl });
-      navigate(`/broadcast/${created.id}`);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-  if (!claims) return <p className="muted">Sign in to create a stream.</p>;
-  return (
-    <form className="card form" onSubmit={submit} data-testid="new-stream-form">
-      <h3>New stream</h3>
-      <label>
-        Title
-        <input data-testid="new-stream-title" required maxLength={200} value={title} onChange={(e) => setTitle(e.target.value)} />
-      </label>
-      <label>
-        Description
-        <textarea data-testid="new-stream-description" value={description} onChange={(e) => setDescription(e.target.value)} />
-      </label>
-      <button data-testid="new-stream-create" disabled={busy || !title.trim()} type="submit">
-        {busy ? 'Creating…' : 'Create and open broadcaster'}
-      </button>
-      <ErrorText error={error} />
-    </form>
   );
 }
 

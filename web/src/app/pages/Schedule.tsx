@@ -2,9 +2,8 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { useRill } from '../../hooks/context';
 import type { Stream } from '../../client/types';
 import { saveIngest } from '../../hooks/useLiveStream';
-import { ErrorText, StatusBadge } from '../components';
+import { CHANNEL_KEY, ErrorText, StatusBadge, defaultChannel } from '../components';
 import { Link, navigate } from '../router';
-import { CHANNEL_KEY, defaultChannel } from './Home';
 
 /** `<input type=datetime-local>` value (local time) -> ISO string (UTC). */
 export function localInputToIso(v: string): string | null {

@@ -205,8 +205,7 @@ impl std::fmt::Debug for App {
 impl App {
     /// Reads the environment and builds the AWS clients once (building them makes no
     /// network call, so a function that does not use one pays nothing at init). Fails, and
-    /// so fails the function's init, when the configuration has no region or the system no
-    /// TLS roots.
+    /// so fails the function's init, when the configuration has no region.
     pub async fn from_env() -> Result<App, String> {
         let settings = AwsSettings::from_env();
         let sdk = rill_aws::sdk_config(&settings).await;

@@ -251,6 +251,10 @@ pub async fn chat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError>
 /// account's concurrency allows.
 pub const REACTION_MAX_WAIT_MS: i64 = 500;
 
+/// Set by this instance's first reaction (see `react`).
+static REACT_INSTANCE_WARM: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// `react {emoji, positionX?, positionY?}`: stored; the fan-out sends reactions in batches.
 pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let (conn_id, frame, connection) = prepared!(app, req);
@@ -292,8 +296,12 @@ pub async fn react(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError
     // A reaction is a live moment. One that waited longer than this for a function (a
     // storm beyond what the store takes) would reach viewers after the moment has passed:
     // it is refused, not stored, so a backlog drains instead of growing.
+    // A cold instance's first reaction waited for the instance to start (init, first
+    // reads), not behind a backlog: it is never refused, so a viewer's first tap on a quiet
+    // stream is not lost to a cold start.
+    let warm = REACT_INSTANCE_WARM.swap(true, std::sync::atomic::Ordering::Relaxed);
     let waited_ms = time::now().timestamp_millis() - req.request_context.request_time_epoch;
-    if req.request_context.request_time_epoch > 0 && waited_ms > REACTION_MAX_WAIT_MS {
+    if warm && req.request_context.request_time_epoch > 0 && waited_ms > REACTION_MAX_WAIT_MS {
         let r = Refusal::new(
             "reaction_late",
             format!(

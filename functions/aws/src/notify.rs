@@ -10,6 +10,8 @@
 //! retry here: a failed post is the fan-out's to count, and a 410 is the answer that
 //! prunes the connection.
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use rill_core::store::{Notifier, NotifyError};
 
@@ -21,18 +23,32 @@ const SIGNING_NAME: &str = "execute-api";
 
 #[derive(Debug, Clone)]
 pub struct ManagementApi {
-    client: SignedClient,
+    sdk: aws_config::SdkConfig,
+    /// Built on the first post: loading the system's TLS roots costs a cold start tens of
+    /// milliseconds (more in a debug build), and most functions never post.
+    client: Arc<OnceLock<Result<SignedClient, String>>>,
     /// The endpoint without a trailing slash.
     endpoint: String,
 }
 
 impl ManagementApi {
-    /// Fails only when the configuration has no region or the system has no TLS roots.
+    /// Fails when the configuration has no region (checked here, once).
     pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Result<ManagementApi, String> {
+        if sdk.region().is_none() {
+            return Err("no AWS region configured".into());
+        }
         Ok(ManagementApi {
-            client: SignedClient::new(sdk).map_err(|e| e.to_string())?,
+            sdk: sdk.clone(),
+            client: Arc::new(OnceLock::new()),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
         })
+    }
+
+    fn client(&self) -> Result<&SignedClient, NotifyError> {
+        self.client
+            .get_or_init(|| SignedClient::new(&self.sdk).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| NotifyError::Failed(format!("PostToConnection client: {e}")))
     }
 
     /// `WS_MANAGEMENT_ENDPOINT`, defaulting to the local gateway.
@@ -49,7 +65,7 @@ impl Notifier for ManagementApi {
     async fn post(&self, connection_id: &str, frame: &[u8]) -> Result<(), NotifyError> {
         let path = format!("/@connections/{}", percent_encode(connection_id));
         let sent = self
-            .client
+            .client()?
             .call_at(
                 &self.endpoint,
                 SIGNING_NAME,

@@ -360,6 +360,24 @@ pub fn token(sub: &str, name: &str) -> String {
     .expect("sign token")
 }
 
+/// utime + stime, in seconds, from a `/proc/.../stat` file (a process's `/proc/{pid}/stat`
+/// or a thread's `/proc/{pid}/task/{tid}/stat`); 0 when it cannot be read. The benchmarks
+/// divide CPU by work with it.
+pub fn cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15, in the kernel's 1/100 s ticks.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A response read whole: status and JSON body (`Value::Null` when empty or not JSON).
 #[derive(Debug)]
 pub struct Reply {

@@ -76,12 +76,13 @@ impl Notifier for ManagementApi {
             )
             .await;
         match sent {
-            Ok((status, _, _)) if (200..300).contains(&status) => Ok(()),
-            Ok((410, _, _)) => Err(NotifyError::Gone),
-            Ok((status, error_type, body)) => Err(NotifyError::Failed(format!(
-                "PostToConnection answered {status} {}: {}",
-                error_type.as_deref().unwrap_or("(no error type)"),
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+            Ok(reply) if (200..300).contains(&reply.status) => Ok(()),
+            Ok(reply) if reply.status == 410 => Err(NotifyError::Gone),
+            Ok(reply) => Err(NotifyError::Failed(format!(
+                "PostToConnection answered {} {}: {}",
+                reply.status,
+                reply.error_type.as_deref().unwrap_or("(no error type)"),
+                String::from_utf8_lossy(&reply.body[..reply.body.len().min(200)])
             ))),
             Err(e) => Err(NotifyError::Failed(format!("PostToConnection: {e}"))),
         }

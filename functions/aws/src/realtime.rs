@@ -40,6 +40,14 @@ pub(crate) struct ConnectionItem {
 }
 
 impl ConnectionItem {
+    /// The connection a stored item (a read, or a delete's old image) holds, if any.
+    fn decode(item: Option<crate::store::Item>) -> Result<Option<Connection>, StoreError> {
+        Ok(item
+            .map(from_item::<ConnectionItem>)
+            .transpose()?
+            .map(|c| c.connection))
+    }
+
     /// The pair of items of one socket: listed under its stream, and its reverse lookup.
     pub(crate) fn pair(connection: &Connection, ttl: i64) -> [ConnectionItem; 2] {
         [
@@ -208,12 +216,7 @@ impl RealtimeStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("delete connection", e.into_service_error()))?;
-        let Some(connection) = out
-            .attributes
-            .map(from_item::<ConnectionItem>)
-            .transpose()?
-            .map(|c| c.connection)
-        else {
+        let Some(connection) = ConnectionItem::decode(out.attributes)? else {
             return Ok(None);
         };
         let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
@@ -255,11 +258,7 @@ impl RealtimeStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("get connection", e.into_service_error()))?;
-        Ok(out
-            .item
-            .map(from_item::<ConnectionItem>)
-            .transpose()?
-            .map(|c| c.connection))
+        ConnectionItem::decode(out.item)
     }
 
     async fn audience_of(&self, stream_id: &str, consistent: bool) -> Result<Audience, StoreError> {

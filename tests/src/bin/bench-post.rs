@@ -19,6 +19,7 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures_util::StreamExt;
 use rill_aws::notify::ManagementApi;
 use rill_core::store::Notifier;
+use rill_tests::cpu_seconds;
 
 /// A frame the size of a chat message event.
 const FRAME: &[u8] = br#"{"type":"chat:message","data":{"id":"01JC0000000000000000000000","streamId":"01JC0000000000000000000001","user":{"id":"viewer-1","name":"viewer 1"},"text":"hello everyone, this is a chat message of a typical length","ts":"2026-12-07T01:00:00.000Z"}}"#;
@@ -59,22 +60,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-/// CPU seconds (user + system) of a `/proc/.../stat` file.
-fn cpu_seconds(stat_path: &str) -> f64 {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15; Linux reports them in 1/100 s.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Starts the answering server on its own thread; returns its port and its `/proc` stat path.

@@ -140,11 +140,12 @@ impl fmt::Debug for SignedClient {
 type Reply = (u16, Bytes);
 
 /// A response from an AWS API.
-struct SignedReply {
-    status: u16,
+#[derive(Debug)]
+pub struct SignedReply {
+    pub status: u16,
     /// `x-amzn-ErrorType` (REST-JSON errors name their type there).
-    error_type: Option<String>,
-    body: Bytes,
+    pub error_type: Option<String>,
+    pub body: Bytes,
 }
 
 /// The error of a JSON 1.1 or REST-JSON operation: the code from `x-amzn-ErrorType` or the
@@ -378,32 +379,6 @@ impl SignedClient {
         self.send(request, LOCAL_TIMEOUT).await
     }
 
-    /// Sends a request signed for `signing_name` to `base_url` + `path_and_query` (already
-    /// percent-encoded): for APIs whose endpoint is not per region but per resource, as the
-    /// API Gateway Management API's (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
-    /// Returns the status, the `x-amzn-ErrorType` header and the body, whatever the status.
-    pub async fn call_at(
-        &self,
-        base_url: &str,
-        signing_name: &str,
-        method: &str,
-        path_and_query: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Result<(u16, Option<String>, Bytes), EcsError> {
-        let reply = self
-            .send_signed_at(
-                base_url,
-                signing_name,
-                method,
-                path_and_query,
-                headers,
-                body,
-            )
-            .await?;
-        Ok((reply.status, reply.error_type, reply.body))
-    }
-
     async fn send_signed(
         &self,
         service: Service,
@@ -413,7 +388,7 @@ impl SignedClient {
         body: Vec<u8>,
     ) -> Result<SignedReply, EcsError> {
         let base_url = self.endpoint(service);
-        self.send_signed_at(
+        self.call_at(
             &base_url,
             service.signing_name(),
             method,
@@ -424,7 +399,11 @@ impl SignedClient {
         .await
     }
 
-    async fn send_signed_at(
+    /// Sends a request signed for `signing_name` to `base_url` + `path_and_query` (already
+    /// percent-encoded): for APIs whose endpoint is not per region but per resource, as the
+    /// API Gateway Management API's (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
+    /// Answers whatever the status; the operation wrappers above turn a non-2xx into errors.
+    pub async fn call_at(
         &self,
         base_url: &str,
         signing_name: &str,

@@ -21,9 +21,10 @@ import boto3
 import sam_transform
 from template_deploy_harness import REGION, checks, function, granted_by, target
 
-# GET routes that need the caller, so behind the authorizer like the writes. Every other GET
-# is public (a function that reads an optional caller verifies the token itself).
-CALLER_GETS = {("/api/nodes", "get")}
+# GET routes that need the caller (operators; a channel's owner and moderators), so behind
+# the authorizer like the writes. Every other GET is public (a function that reads an
+# optional caller verifies the token itself).
+CALLER_GETS = {("/api/nodes", "get"), ("/api/channels/{channelId}/members", "get")}
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 COGNITO_ISSUER = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
 POOL_RESOURCES = {"UserPool", "UserPoolClient", "UserPoolDomain", "OperatorUserGroup",

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Browser end-to-end test: owner creates a stream in the UI and goes live over WHIP (fake camera),
-// a viewer plays it with hls.js, chat both ways, a reaction, viewer count, End Stream.
+// a viewer plays it with hls.js, chat both ways, a reaction, viewer count, End Stream, then
+// channel roles on the channel page (grant, leave, follow).
 // Env: RILL_URL, RILL_OWNER_TOKEN, RILL_VIEWER_TOKEN, RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
 import { join } from 'node:path';
 import { artifactsDir, createAndGoLive, env, launch, log, newPage, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
@@ -80,6 +81,29 @@ async function main() {
       await owner.page.locator('[data-testid="stream-status"][data-status="ended"]').waitFor({ timeout: 5_000 });
     });
     await shot('07-ended');
+
+    // Channel roles: the owner grants the viewer `moderator` on the channel page; the viewer
+    // sees the role and the member list, leaves, and follows again by themselves.
+    const channel = await owner.page.evaluate(() => localStorage.getItem('rill.channel') || 'channel-uuid');
+    const viewerSub = JSON.parse(Buffer.from(viewerToken.split('.')[1], 'base64url').toString()).sub;
+    await step('the channel owner grants the viewer a role on the channel page', async () => {
+      await owner.page.goto(`${base}/channel/${encodeURIComponent(channel)}`);
+      await owner.page.locator('[data-testid="your-role"]', { hasText: 'owner' }).waitFor({ timeout: 15_000 });
+      await owner.page.getByTestId('grant-user').fill(viewerSub);
+      await owner.page.getByTestId('grant-role').selectOption('moderator');
+      await owner.page.getByTestId('grant').click();
+      await owner.page.locator(`[data-testid="member"][data-user-id="${viewerSub}"]`, { hasText: 'moderator' }).waitFor({ timeout: 15_000 });
+    });
+    await step('the viewer sees their role, leaves and follows', async () => {
+      await viewer.page.goto(`${base}/channel/${encodeURIComponent(channel)}`);
+      await viewer.page.locator('[data-testid="your-role"]', { hasText: 'moderator' }).waitFor({ timeout: 15_000 });
+      await viewer.page.getByTestId('channel-members').waitFor({ timeout: 15_000 });
+      await viewer.page.getByTestId('leave').click();
+      await viewer.page.locator('[data-testid="your-role"]', { hasText: 'none' }).waitFor({ timeout: 15_000 });
+      await viewer.page.getByTestId('follow').click();
+      await viewer.page.locator('[data-testid="your-role"]', { hasText: 'follower' }).waitFor({ timeout: 15_000 });
+    });
+    await shot('08-channel');
   } finally {
     pages.owner?.__ffmpeg?.kill('SIGINT');
     reportErrors(errors);

@@ -9,6 +9,7 @@ import { matchRoute } from '../src/app/router';
 import { diffPatch } from '../src/app/pages/Settings';
 import { localInputToIso } from '../src/app/pages/Schedule';
 import type { ChatMessage, Stream } from '../src/client/types';
+import { MEMBER_ROLES, roleAtLeast } from '../src/client/types';
 
 describe('quality mapping', () => {
   it('maps presets to capture constraints', () => {
@@ -251,5 +252,15 @@ describe('governor notice', () => {
     expect(governorNotice(99)).toContain('level 5 of 5');
     expect(governorNotice(-3)).toBeNull();
     expect(governorNotice(Number.NaN)).toBeNull();
+  });
+});
+
+describe('channel roles', () => {
+  it('rank as rill_core::channel does, each including those below', () => {
+    expect(roleAtLeast('broadcaster', 'moderator')).toBe(true);
+    expect(roleAtLeast('owner', 'broadcaster')).toBe(true);
+    expect(roleAtLeast('subscriber', 'moderator')).toBe(false);
+    expect(roleAtLeast(null, 'follower')).toBe(false);
+    expect(MEMBER_ROLES).not.toContain('owner');
   });
 });

@@ -16,8 +16,8 @@ use rill_core::fleet::FleetStore;
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
-    ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StoreError, StreamStore,
-    UploadSigner,
+    ChannelStore, ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StoreError,
+    StreamStore, UploadSigner,
 };
 
 use crate::auth::Auth;
@@ -108,6 +108,7 @@ impl PublicUrls {
 
 pub struct App {
     pub streams: Arc<dyn StreamStore>,
+    pub channels: Arc<dyn ChannelStore>,
     pub chat: Arc<dyn ChatStore>,
     pub realtime: Arc<dyn RealtimeStore>,
     pub questions: Arc<dyn QuestionStore>,
@@ -135,6 +136,9 @@ pub struct App {
     pub fanout_concurrency: usize,
     /// What this warm instance remembers between requests (`cache.rs`: stated staleness).
     pub caches: Caches,
+    /// How long a reaction may wait for `ws-react` before it is refused `reaction_late`
+    /// (`REACTION_MAX_WAIT_MS`, default [`crate::ws::REACTION_MAX_WAIT_MS`]).
+    pub reaction_max_wait_ms: i64,
 }
 
 /// The shard dispatcher, and a log line saying which. Sharding only spreads work, so a
@@ -194,6 +198,14 @@ fn rate_limit_from_env() -> RateLimit {
     }
 }
 
+fn reaction_max_wait_from_env() -> i64 {
+    std::env::var("REACTION_MAX_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(crate::ws::REACTION_MAX_WAIT_MS)
+}
+
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
@@ -223,6 +235,7 @@ impl App {
         ));
         Ok(App {
             streams: store.clone(),
+            channels: store.clone(),
             chat: store.clone(),
             realtime: store.clone(),
             questions: store.clone(),
@@ -240,6 +253,7 @@ impl App {
                 std::env::var(name).ok()
             }),
             caches: Caches::default(),
+            reaction_max_wait_ms: reaction_max_wait_from_env(),
         })
     }
 }

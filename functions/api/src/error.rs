@@ -177,6 +177,9 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("conflict", "changed concurrently; read it again and retry")
             }
             StoreError::Forbidden(why) => ApiError::forbidden("forbidden", why),
+            StoreError::AlreadyExists => {
+                ApiError::conflict("already_exists", "this id is taken; choose another")
+            }
             StoreError::InvalidCursor => {
                 ApiError::InvalidQuery("cursor is not valid for this listing".into())
             }

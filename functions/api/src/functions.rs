@@ -47,8 +47,11 @@ functions! {
     http chat_list => crate::handlers::chat::list;
     http chat_pin => crate::handlers::chat::pin;
     http chat_send => crate::handlers::chat::send;
-    http members_remove => crate::handlers::moderation::remove_member;
-    http members_set => crate::handlers::moderation::set_member;
+    http channels_create => crate::handlers::channels::create;
+    http channels_get => crate::handlers::channels::get;
+    http members_list => crate::handlers::channels::members;
+    http members_remove => crate::handlers::channels::remove_member;
+    http members_set => crate::handlers::channels::set_member;
     http moderation_ban => crate::handlers::moderation::ban_user;
     http moderation_unban => crate::handlers::moderation::unban_user;
     http moderators_add => crate::handlers::moderation::add_moderator;

@@ -21,8 +21,8 @@
 //! | `STREAM#{id}` | `RATE#{user}` | chat token bucket (TTL) |
 //! | `STREAM#{id}` | `METRIC#{RFC 3339 ms}` | quality sample (TTL) |
 //! | `STREAM#{id}` | `LEASE` | which ingest node holds the stream (TTL) |
-//! | `CHANNEL#{id}` | `META` | channel owner, stream count |
-//! | `CHANNEL#{id}` | `MEMBER#{user}` | follower / subscriber |
+//! | `CHANNEL#{id}` | `META` | the channel: name, owner, stream count |
+//! | `CHANNEL#{id}` | `MEMBER#{user}` | a granted role (follower ... broadcaster) |
 //! | `NODE#{id}` | `META` | ingest node registry entry (TTL) |
 //!
 //! GSIs: `byChannelStatus` (`gsi1pk = CH#{channel}#{status}`) and `byStatus`
@@ -158,15 +158,21 @@ pub fn lease(stream_id: &str) -> Key {
     Key::new(stream_pk(stream_id), LEASE)
 }
 
+pub fn channel_pk(channel_id: &str) -> String {
+    format!("{CHANNEL}{channel_id}")
+}
+
 pub fn channel(channel_id: &str) -> Key {
-    Key::new(format!("{CHANNEL}{channel_id}"), META)
+    Key::new(channel_pk(channel_id), META)
 }
 
 pub fn member(channel_id: &str, user_id: &str) -> Key {
-    Key::new(
-        format!("{CHANNEL}{channel_id}"),
-        format!("{MEMBER}{user_id}"),
-    )
+    Key::new(channel_pk(channel_id), format!("{MEMBER}{user_id}"))
+}
+
+/// The `begins_with` operand listing a channel's members.
+pub fn members_prefix() -> &'static str {
+    MEMBER
 }
 
 pub fn node(node_id: &str) -> Key {

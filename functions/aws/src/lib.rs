@@ -35,6 +35,7 @@
 
 pub mod bootstrap;
 pub mod changes;
+pub mod channels;
 pub mod chat;
 pub mod config;
 pub mod ecs;

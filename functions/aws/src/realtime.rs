@@ -5,7 +5,8 @@
 //!   reverse lookup by connection id that route handlers need, since socket events carry
 //!   only the connection id. Both expire through `ttl` (maximum connection age plus slack)
 //!   in case a `$disconnect` never arrives.
-//! - ban and moderator flags per stream, membership per channel.
+//! - ban and moderator flags per stream; a user's standing also reads their channel role
+//!   (`crate::channels`).
 //! - the user's chat token bucket, updated conditionally on its previous `updatedMs` so
 //!   that concurrent messages cannot spend one token twice.
 //! - the viewer session per connection: playback reports (quality, buffering).
@@ -18,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use rill_core::realtime::{Bucket, Connection, MemberRole, RateLimit, Refusal, Standing};
+use rill_core::realtime::{Bucket, Connection, RateLimit, Refusal, Standing};
 use rill_core::store::{Audience, PresenceUpdate, RealtimeStore, StoreError};
 use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
@@ -335,6 +336,7 @@ impl RealtimeStore for DynamoStore {
             keys::ban(&stream.id, user_id).item(),
             keys::moderator(&stream.id, user_id).item(),
             keys::member(&stream.channel_id, user_id).item(),
+            keys::channel(&stream.channel_id).item(),
         ];
         let out = self
             .db
@@ -355,6 +357,7 @@ impl RealtimeStore for DynamoStore {
             is_owner: stream.is_owned_by(user_id),
             ..Standing::default()
         };
+        let (mut owner, mut member) = (None, None);
         for item in out
             .responses()
             .and_then(|r| r.get(&self.table))
@@ -364,21 +367,14 @@ impl RealtimeStore for DynamoStore {
             match keys::parse_item(item) {
                 ItemKey::Ban { .. } => standing.is_banned = true,
                 ItemKey::Moderator { .. } => standing.is_moderator = true,
-                ItemKey::Member { .. } => match item
-                    .get("role")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                {
-                    Some("subscriber") => {
-                        standing.is_subscriber = true;
-                        standing.is_follower = true;
-                    }
-                    Some("follower") => standing.is_follower = true,
-                    _ => {}
-                },
+                ItemKey::Member { .. } => member = crate::channels::role_of(item),
+                ItemKey::Channel { .. } => {
+                    owner = crate::channels::owner_of(item);
+                }
                 _ => {}
             }
         }
+        standing.channel_role = DynamoStore::channel_role_of(owner.as_deref(), member, user_id);
         Ok(standing)
     }
 
@@ -421,37 +417,6 @@ impl RealtimeStore for DynamoStore {
                 _ => None,
             })
             .collect())
-    }
-
-    async fn channel_owner(&self, channel_id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::channel(channel_id).item()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get channel", e.into_service_error()))?;
-        Ok(out
-            .item
-            .and_then(|i| i.get("ownerId").and_then(|v| v.as_s().ok()).cloned()))
-    }
-
-    async fn set_member(
-        &self,
-        channel_id: &str,
-        user_id: &str,
-        role: Option<MemberRole>,
-    ) -> Result<(), StoreError> {
-        let role_name = match role {
-            Some(MemberRole::Follower) => "follower",
-            Some(MemberRole::Subscriber) => "subscriber",
-            None => "",
-        };
-        let extra = [("entity", s("member")), ("role", s(role_name))];
-        self.set_flag(keys::member(channel_id, user_id), role.is_some(), &extra)
-            .await
     }
 
     async fn take_message_token(

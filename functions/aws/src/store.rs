@@ -447,26 +447,15 @@ impl StreamStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        // The first stream on a channel claims it for its owner; nobody else may stream
-        // (or manage its members) there afterwards.
-        let claim = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::channel(&stream.channel_id).item()))
-            .update_expression("SET ownerId = if_not_exists(ownerId, :owner), entity = :entity ADD streamCount :one")
-            .condition_expression("attribute_not_exists(ownerId) OR ownerId = :owner")
-            .expression_attribute_values(":owner", s(&stream.owner_id))
-            .expression_attribute_values(":entity", s("channel"))
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(claim).build(),
-        ];
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(self.channel_writes_for(stream).await?);
         match self.transact(items, "create stream").await {
             Ok(()) => Ok(()),
             Err(Some(e)) => Err(e),
-            Err(None) => Err(StoreError::Forbidden("the channel belongs to another user")),
+            // The channel was claimed, or the role revoked, between the read and the write.
+            Err(None) => Err(StoreError::Forbidden(
+                "streaming in this channel needs the broadcaster role from its owner",
+            )),
         }
     }
 

@@ -8,6 +8,8 @@
 //!   conditional writes so that concurrent requests cannot both win.
 //! - [`validate`]: every input rule (lengths, ranges, allow-lists). Handlers validate
 //!   *before* they touch storage, so a rejected request changes nothing.
+//! - [`channel`]: channels and the ranked roles users hold in them (who streams, who
+//!   moderates, who grants).
 //! - [`chat`]: chat messages and reactions.
 //! - [`key`]: stream keys. A key is 256 random bits shown once; only its SHA-256 is kept.
 //! - [`event`]: the realtime event envelope and names shared by every producer.
@@ -25,6 +27,7 @@
 //! plaintext stream key except [`key::StreamKey`], which never serialises.
 
 pub mod auth;
+pub mod channel;
 pub mod chat;
 pub mod event;
 pub mod fanout;

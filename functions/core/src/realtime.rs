@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
+use crate::channel::{self, ChannelRole};
 use crate::stream::{ChatMode, Stream};
 use crate::time::{Timestamp, rfc3339_millis};
 
@@ -130,17 +131,51 @@ pub fn parse_frame(body: &str) -> Result<ClientFrame, Refusal> {
 /// Standing of a user in a stream, as loaded by the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Standing {
+    /// Owns the stream.
     pub is_owner: bool,
+    /// Moderates this stream (granted on the stream by its owner).
     pub is_moderator: bool,
     pub is_banned: bool,
-    pub is_follower: bool,
-    pub is_subscriber: bool,
+    /// Role in the stream's channel, if any (`crate::channel`).
+    pub channel_role: Option<ChannelRole>,
 }
 
 impl Standing {
-    /// Owners and moderators moderate; they are never held back by chat mode or slow mode.
+    /// The stream's owner, its moderators and the channel's moderators (and those above
+    /// them) moderate; they are never held back by chat mode or slow mode.
     pub fn moderates(&self) -> bool {
-        self.is_owner || self.is_moderator
+        self.is_owner || self.is_moderator || channel::moderates(self.channel_role)
+    }
+
+    /// Passes a `followers` chat: any role in the channel.
+    pub fn follows(&self) -> bool {
+        self.channel_role.is_some()
+    }
+
+    /// Passes a `subscribers` chat: subscriber or above.
+    pub fn subscribes(&self) -> bool {
+        self.channel_role >= Some(ChannelRole::Subscriber)
+    }
+
+    /// Who outranks whom in a stream, for bans: the channel's owner (3) over the stream's
+    /// owner (2) over moderators (1) over everyone else (0).
+    pub fn rank(&self) -> u8 {
+        if self.channel_role == Some(ChannelRole::Owner) {
+            3
+        } else if self.is_owner {
+            2
+        } else if self.moderates() {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// May a user of this standing ban one of `target`'s? Only moderators may ban, and only
+    /// those they strictly outrank (so moderators cannot ban each other, nor anyone the
+    /// owners).
+    pub fn may_ban(&self, target: &Standing) -> bool {
+        self.rank() >= 1 && self.rank() > target.rank()
     }
 }
 
@@ -173,8 +208,8 @@ pub fn chat_permission(
     }
     match stream.settings.chat_mode {
         ChatMode::Open => Ok(()),
-        ChatMode::Followers if standing.is_follower || standing.is_subscriber => Ok(()),
-        ChatMode::Subscribers if standing.is_subscriber => Ok(()),
+        ChatMode::Followers if standing.follows() => Ok(()),
+        ChatMode::Subscribers if standing.subscribes() => Ok(()),
         mode => Err(Refusal::new(
             "chat_restricted",
             format!(
@@ -292,14 +327,6 @@ impl Question {
     }
 }
 
-/// Channel membership kinds the owner manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberRole {
-    Follower,
-    Subscriber,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,7 +427,7 @@ mod tests {
                 &followers,
                 Some(&u),
                 &Standing {
-                    is_follower: true,
+                    channel_role: Some(ChannelRole::Follower),
                     ..Default::default()
                 }
             )
@@ -411,7 +438,7 @@ mod tests {
                 &followers,
                 Some(&u),
                 &Standing {
-                    is_subscriber: true,
+                    channel_role: Some(ChannelRole::Subscriber),
                     ..Default::default()
                 }
             )
@@ -423,7 +450,7 @@ mod tests {
                 &subs,
                 Some(&u),
                 &Standing {
-                    is_follower: true,
+                    channel_role: Some(ChannelRole::Follower),
                     ..Default::default()
                 }
             )
@@ -434,7 +461,7 @@ mod tests {
                 &subs,
                 Some(&u),
                 &Standing {
-                    is_subscriber: true,
+                    channel_role: Some(ChannelRole::Subscriber),
                     ..Default::default()
                 }
             )
@@ -454,12 +481,41 @@ mod tests {
     }
 
     #[test]
+    fn bans_go_down_the_ranks_only() {
+        let role = |r| Standing {
+            channel_role: Some(r),
+            ..Default::default()
+        };
+        let channel_owner = role(ChannelRole::Owner);
+        let stream_owner = Standing {
+            is_owner: true,
+            channel_role: Some(ChannelRole::Broadcaster),
+            ..Default::default()
+        };
+        let stream_mod = Standing {
+            is_moderator: true,
+            ..Default::default()
+        };
+        let channel_mod = role(ChannelRole::Moderator);
+        let viewer = role(ChannelRole::Subscriber);
+        assert!(channel_owner.may_ban(&stream_owner));
+        assert!(stream_owner.may_ban(&channel_mod) && stream_owner.may_ban(&stream_mod));
+        assert!(!stream_owner.may_ban(&channel_owner));
+        assert!(channel_mod.may_ban(&viewer) && stream_mod.may_ban(&viewer));
+        assert!(!channel_mod.may_ban(&stream_mod) && !stream_mod.may_ban(&channel_mod));
+        assert!(!viewer.may_ban(&Standing::default()));
+        // A broadcaster who does not own this stream moderates it, as a moderator.
+        assert!(role(ChannelRole::Broadcaster).moderates());
+        assert!(!role(ChannelRole::Broadcaster).may_ban(&channel_mod));
+    }
+
+    #[test]
     fn bans_and_closed_chats_beat_everything_but_the_end_beats_all() {
         let u = user();
         let mut s = stream(ChatMode::Open);
         let banned = Standing {
             is_banned: true,
-            is_subscriber: true,
+            channel_role: Some(ChannelRole::Subscriber),
             ..Default::default()
         };
         assert_eq!(

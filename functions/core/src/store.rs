@@ -10,9 +10,10 @@
 
 use async_trait::async_trait;
 
+use crate::channel::{Channel, ChannelRole, Membership};
 use crate::chat::{ChatMessage, Reaction};
 use crate::key::KeyHash;
-use crate::realtime::{Bucket, Connection, MemberRole, Question, RateLimit, Refusal, Standing};
+use crate::realtime::{Bucket, Connection, Question, RateLimit, Refusal, Standing};
 use crate::stream::{Command, Stream, StreamStatus};
 use crate::time::Timestamp;
 
@@ -29,6 +30,9 @@ pub enum StoreError {
     },
     #[error("invalid cursor")]
     InvalidCursor,
+    /// A create whose id is taken (a channel id someone already holds).
+    #[error("already exists")]
+    AlreadyExists,
     /// The write is not allowed for this caller (e.g. a channel owned by someone else).
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
@@ -76,8 +80,11 @@ pub struct ListQuery {
 
 #[async_trait]
 pub trait StreamStore: Send + Sync {
-    /// Stores a new stream and the hash of its key, claiming its channel for the owner on
-    /// first use. `Forbidden` if another user owns the channel.
+    /// Stores a new stream and the hash of its key and counts it on its channel, if its
+    /// owner may stream there (`crate::channel::may_stream`). A channel id nobody holds
+    /// yet becomes a channel owned by the stream's owner ([`Channel::implicit`]), in the
+    /// same transaction. `Forbidden` when the owner holds no broadcasting role in an
+    /// existing channel (also when it was revoked or the channel claimed concurrently).
     async fn create_stream(&self, stream: &Stream, key: &KeyHash) -> Result<(), StoreError>;
 
     /// Strongly consistent read.
@@ -101,6 +108,41 @@ pub trait StreamStore: Send + Sync {
     async fn stream_for_key(&self, key: &KeyHash) -> Result<Option<Stream>, StoreError>;
 
     async fn list_streams(&self, query: &ListQuery) -> Result<Page<Stream>, StoreError>;
+}
+
+/// Channels and memberships (`crate::channel` holds the rules; this port only stores).
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// Stores a new channel owned by `channel.owner_id`; `AlreadyExists` if the id is taken.
+    async fn create_channel(&self, channel: &Channel) -> Result<(), StoreError>;
+
+    /// Strongly consistent read.
+    async fn get_channel(&self, id: &str) -> Result<Option<Channel>, StoreError>;
+
+    /// The user's role in the channel (`Owner` for its owner), in one read.
+    async fn channel_role(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<Option<ChannelRole>, StoreError>;
+
+    /// Sets (or with `None` removes) a user's role. Never touches the owner: the write is
+    /// conditional on the channel existing (`NotFound`) and `user_id` not being its owner
+    /// (`Forbidden`).
+    async fn set_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        role: Option<ChannelRole>,
+    ) -> Result<(), StoreError>;
+
+    /// Members holding a granted role (the owner is on the channel itself), by user id.
+    async fn members(
+        &self,
+        channel_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Membership>, StoreError>;
 }
 
 #[async_trait]
@@ -245,7 +287,7 @@ pub trait RealtimeStore: Send + Sync {
         presence: &PresenceUpdate,
     ) -> Result<Option<(u64, u64)>, StoreError>;
 
-    /// Ban, moderator and membership state of a user, in one read.
+    /// Ban, moderator and channel-role state of a user, in one read.
     async fn standing(&self, stream: &Stream, user_id: &str) -> Result<Standing, StoreError>;
 
     async fn set_banned(
@@ -263,17 +305,6 @@ pub trait RealtimeStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn moderators(&self, stream_id: &str) -> Result<Vec<String>, StoreError>;
-
-    /// The user who owns a channel (the owner of its first stream).
-    async fn channel_owner(&self, channel_id: &str) -> Result<Option<String>, StoreError>;
-
-    /// Sets (or with `None` removes) a user's membership of a channel.
-    async fn set_member(
-        &self,
-        channel_id: &str,
-        user_id: &str,
-        role: Option<MemberRole>,
-    ) -> Result<(), StoreError>;
 
     /// Spends one message token for the user (rate limit and slow mode). `Ok(Err(_))` is a
     /// refusal for the user; `Err(_)` a storage failure. `known` is the bucket as this

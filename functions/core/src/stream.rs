@@ -180,7 +180,7 @@ pub struct SettingsPatch {
 }
 
 /// An optional field that may be absent (`None`, with `#[serde(default)]`) but not `null`.
-fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(crate) fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 5_000;
 pub const CHANNEL_ID_MAX: usize = 128;
+pub const CHANNEL_NAME_MAX: usize = 100;
 pub const MESSAGE_MAX: usize = 500;
 pub const URL_MAX: usize = 2_048;
 pub const SLOW_MODE_MAX_SECONDS: u32 = 3_600;
@@ -40,21 +41,27 @@ fn has_control_chars(s: &str, allow_newlines: bool) -> bool {
 
 /// Trimmed, 1–200 characters, single line.
 pub fn title(raw: &str) -> Result<String, ValidationError> {
+    single_line("title", raw, TITLE_MAX)
+}
+
+/// A channel's display name: trimmed, 1–100 characters, single line.
+pub fn channel_name(raw: &str) -> Result<String, ValidationError> {
+    single_line("name", raw, CHANNEL_NAME_MAX)
+}
+
+fn single_line(field: &'static str, raw: &str, max: usize) -> Result<String, ValidationError> {
     let t = raw.trim();
     let n = t.chars().count();
     if n == 0 {
-        return Err(err("title", "must not be empty"));
+        return Err(err(field, "must not be empty"));
     }
-    if n > TITLE_MAX {
-        return Err(err(
-            "title",
-            format!("must be at most {TITLE_MAX} characters"),
-        ));
+    if n > max {
+        return Err(err(field, format!("must be at most {max} characters")));
     }
     // Checked on the input as sent, as the OpenAPI pattern is: a trailing `\r` is refused,
     // not trimmed away.
     if has_control_chars(raw, false) {
-        return Err(err("title", "must not contain control characters"));
+        return Err(err(field, "must not contain control characters"));
     }
     Ok(t.to_owned())
 }

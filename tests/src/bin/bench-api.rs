@@ -151,6 +151,9 @@ fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<V
             Some(json!({"role":"follower"})),
         ),
         "members-remove" => ("DELETE", "/api/channels/bench/members/someone".into(), None),
+        "members-list" => ("GET", "/api/channels/bench/members".into(), None),
+        "channels-get" => ("GET", "/api/channels/bench".into(), None),
+        "channels-create" => ("POST", "/api/channels".into(), Some(json!({"name":"cold"}))),
         _ => ("GET", "/api/openapi.json".into(), None),
     }
 }

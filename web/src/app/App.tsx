@@ -5,6 +5,7 @@ import { BroadcastNewPage, BroadcastPage } from './pages/Broadcast';
 import { WatchPage } from './pages/Watch';
 import { SchedulePage } from './pages/Schedule';
 import { SettingsPage } from './pages/Settings';
+import { ChannelPage } from './pages/Channel';
 
 function Routes({ path }: { path: string }) {
   let m: Record<string, string> | null;
@@ -13,6 +14,7 @@ function Routes({ path }: { path: string }) {
   if (matchRoute('/broadcast', path)) return <BroadcastNewPage />;
   if (matchRoute('/schedule', path)) return <SchedulePage />;
   if ((m = matchRoute('/settings/:id', path))) return <SettingsPage key={m.id} id={m.id} />;
+  if ((m = matchRoute('/channel/:id', path))) return <ChannelPage key={m.id} id={m.id} />;
   if (path === '/' || path === '') return <HomePage />;
   return (
     <div className="page">

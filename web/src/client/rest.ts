@@ -1,6 +1,6 @@
 import { ApiError, errorFromResponse } from './errors';
 import type {
-  BanState, ChatMessage, ChatPage, HlsManifest, IngestCredentials, MemberRole, Membership, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
+  BanState, Channel, ChatMessage, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
   Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamWithIngestUrls, ThumbnailUpload, Viewers,
 } from './types';
 
@@ -118,11 +118,21 @@ export class RillApi {
   listModerators(id: string) { return this.request<{ items: string[] }>('GET', `${this.s(id)}/moderators`); }
   addModerator(id: string, userId: string) { return this.request<ModeratorState>('PUT', `${this.s(id)}/moderators/${encodeURIComponent(userId)}`); }
   removeModerator(id: string, userId: string) { return this.request<ModeratorState>('DELETE', `${this.s(id)}/moderators/${encodeURIComponent(userId)}`); }
-  setMembership(channelId: string, userId: string, role: MemberRole) {
-    return this.request<Membership>('PUT', `/api/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`, { role });
+
+  // Channels and roles
+  private c(channelId: string) { return `/api/channels/${encodeURIComponent(channelId)}`; }
+  createChannel(input: NewChannel) { return this.request<Channel>('POST', '/api/channels', input); }
+  getChannel(channelId: string) { return this.request<Channel>('GET', this.c(channelId)); }
+  listMembers(channelId: string, opts: { limit?: number; cursor?: string } = {}) {
+    return this.request<MemberPage>('GET', `${this.c(channelId)}/members`, undefined, opts);
   }
+  /** The owner grants a role; a user may set `follower` on themselves (following). */
+  setMembership(channelId: string, userId: string, role: MemberRole) {
+    return this.request<Membership>('PUT', `${this.c(channelId)}/members/${encodeURIComponent(userId)}`, { role });
+  }
+  /** The owner revokes a role; a user may remove their own (leaving). */
   removeMembership(channelId: string, userId: string) {
-    return this.request<Membership>('DELETE', `/api/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`);
+    return this.request<Membership>('DELETE', `${this.c(channelId)}/members/${encodeURIComponent(userId)}`);
   }
 
   // Thumbnail: presign, PUT the bytes, then PATCH thumbnailUrl.

@@ -172,7 +172,8 @@ export const API_ERROR_CODES = [
   'invalid_json', 'invalid_body', 'invalid_query', 'invalid_path', 'unauthorized', 'forbidden',
   'not_owner', 'not_moderator', 'not_operator', 'banned', 'chat_disabled', 'chat_restricted',
   'not_allowed', 'reactions_disabled', 'not_found', 'method_not_allowed', 'invalid_transition',
-  'stream_over', 'conflict', 'not_scheduled', 'already_voted', 'not_live', 'not_playable',
+  'stream_over', 'conflict', 'already_exists', 'owner_role', 'not_scheduled', 'already_voted',
+  'not_live', 'not_playable',
   'payload_too_large', 'unsupported_media_type', 'validation_failed', 'slow_mode',
   'rate_limited', 'internal', 'no_capacity', 'node_unreachable',
 ] as const;
@@ -186,5 +187,27 @@ export type ErrorCode =
 
 export interface BanState { userId: string; banned: boolean }
 export interface ModeratorState { userId: string; moderator: boolean }
-export type MemberRole = 'follower' | 'subscriber';
+/** Roles the channel's owner grants, ranked (each includes those below). */
+export type MemberRole = 'follower' | 'subscriber' | 'moderator' | 'broadcaster';
+export const MEMBER_ROLES: readonly MemberRole[] = ['follower', 'subscriber', 'moderator', 'broadcaster'];
+/** A user's role in a channel: a granted role, or `owner` (fixed at creation). */
+export type ChannelRole = MemberRole | 'owner';
 export interface Membership { channelId: string; userId: string; role: MemberRole | null }
+export interface Channel {
+  id: string;
+  name: string;
+  description: string;
+  ownerId: string;
+  streamCount: number;
+  createdAt: string;
+  /** The caller's role; null when they hold none or are not signed in. */
+  yourRole: ChannelRole | null;
+}
+export interface NewChannel { id?: string; name: string; description?: string }
+export type MemberPage = Page<{ userId: string; role: MemberRole }>;
+
+const RANK: Record<ChannelRole, number> = { follower: 1, subscriber: 2, moderator: 3, broadcaster: 4, owner: 5 };
+/** Does `role` include `at_least` (the ranks of rill_core::channel)? */
+export function roleAtLeast(role: ChannelRole | null | undefined, atLeast: ChannelRole): boolean {
+  return role != null && RANK[role] >= RANK[atLeast];
+}

@@ -82,7 +82,9 @@ async fn drop_prewarm(app: &App, before: &Stream) {
     }
 }
 
-/// `POST /api/streams/create`. Storage: one transactional write. Pre-warm: a stream
+/// `POST /api/streams/create`: by the channel's owner or a broadcaster, or by anyone in a
+/// channel id nobody holds yet (which makes them its owner). Storage: one read of the
+/// caller's channel role, one transactional write. Pre-warm: a stream
 /// scheduled more than 10 min ahead gets its one-time schedule (one scheduler call, two if
 /// a schedule of that name exists).
 pub async fn create(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {

@@ -57,6 +57,7 @@ export function HomePage() {
           Channel <input data-testid="channel-input" value={channel} onChange={(e) => setChannel(e.target.value.trim())} />
         </label>
         <button onClick={load}>Refresh</button>
+        <Link to={`/channel/${encodeURIComponent(channel || 'channel-uuid')}`} data-testid="channel-link">Channel page</Link>
       </div>
       <ErrorText error={error} />
       <div className="grid">

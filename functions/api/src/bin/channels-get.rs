@@ -1,0 +1,5 @@
+//! Lambda `channels-get`: `GET /api/channels/{channelId}`.
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::channels_get()
+}

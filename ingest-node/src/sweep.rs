@@ -61,6 +61,8 @@ pub async fn sweep(node: &Node) -> Vec<String> {
             channel_id: None,
             limit: 100,
             cursor: cursor.take(),
+            // Orphans of every visibility are ended.
+            scope: rill_core::channel::ListScope::all(),
         };
         let page = match ports.streams.list_streams(&query).await {
             Ok(p) => p,

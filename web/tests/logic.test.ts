@@ -169,11 +169,12 @@ const stream = (): Stream => ({
   id: 's', channelId: 'c', ownerId: 'o', title: 'T', description: 'D', thumbnailUrl: null, status: 'preparing',
   scheduledAt: null, startedAt: null, endedAt: null, createdAt: '', updatedAt: '',
   settings: { quality: '1080p', maxBitrateKbps: null, chatEnabled: true, reactionsEnabled: true, chatMode: 'open', slowModeSeconds: 0 },
+  visibility: 'public',
   stats: { currentViewers: 0, peakViewers: 0, totalViews: 0, messages: 0, reactions: 0 }, pinnedMessageId: null, version: 1,
 });
 
 describe('settings patch', () => {
-  const form = { title: 'T', description: 'D', quality: '1080p' as const, maxBitrateKbps: '', chatEnabled: true, reactionsEnabled: true, chatMode: 'open' as const, slowModeSeconds: '0' };
+  const form = { title: 'T', description: 'D', quality: '1080p' as const, maxBitrateKbps: '', chatEnabled: true, reactionsEnabled: true, chatMode: 'open' as const, slowModeSeconds: '0', visibility: 'public' as const };
   it('is empty when nothing changed', () => {
     expect(diffPatch(stream(), form)).toEqual({});
   });
@@ -185,6 +186,7 @@ describe('settings patch', () => {
     const s = stream();
     s.settings.maxBitrateKbps = 1000;
     expect(diffPatch(s, form)).toEqual({ settings: { maxBitrateKbps: null } });
+    expect(diffPatch(stream(), { ...form, visibility: 'members' })).toEqual({ visibility: 'members' });
   });
   it('converts the schedule picker value to ISO', () => {
     const iso = localInputToIso('2030-05-06T07:08');

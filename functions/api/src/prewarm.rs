@@ -22,6 +22,7 @@ use rill_aws::AwsSettings;
 use rill_aws::ecs::SignedClient;
 use rill_aws::prewarm::{FloorSettings, ScalableTargetFloor};
 use rill_aws::store::DynamoStore;
+use rill_core::channel::ListScope;
 use rill_core::prewarm::{FloorRule, IngestFloor, floor, is_past_horizon, is_upcoming};
 use rill_core::store::{ListQuery, Listing, StreamStore};
 use rill_core::time::{self, Timestamp};
@@ -77,6 +78,8 @@ pub async fn reconcile(
                 channel_id: None,
                 limit: PAGE_SIZE,
                 cursor,
+                // Members-only and unlisted streams need warm nodes too.
+                scope: ListScope::all(),
             })
             .await?;
         let mut past_horizon = false;

@@ -59,6 +59,17 @@ pub fn id_param(req: &Request, name: &str, what: &'static str) -> Result<String,
         })
 }
 
+/// The `{userId}` path parameter, checked (422 `validation_failed` when malformed).
+pub fn user_param(req: &Request) -> Result<String, ApiError> {
+    let user = req
+        .path_parameters()
+        .first("userId")
+        .map(str::to_owned)
+        .unwrap_or_default();
+    rill_core::validate::user_id(&user)?;
+    Ok(user)
+}
+
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters().first(name).map(str::to_owned)
 }

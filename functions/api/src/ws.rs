@@ -22,6 +22,7 @@ use rill_core::chat::{NewReaction, Reaction};
 use rill_core::event::EventType;
 use rill_core::realtime::{ClientFrame, Connection, Question, Refusal, error_frame, parse_frame};
 use rill_core::store::Origin;
+use rill_core::stream::Visibility;
 use rill_core::{StreamStatus, ids, time};
 use serde_json::json;
 
@@ -119,13 +120,20 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
             "the stream was cancelled",
         )));
     }
-    if let Some(u) = &user
-        && app.standing_cached(&stream, &u.user_id).await?.is_banned
-    {
-        return Ok(refuse(ApiError::forbidden(
-            "banned",
-            "you are banned from this stream",
-        )));
+    if let Some(u) = &user {
+        let standing = app.standing_cached(&stream, &u.user_id).await?;
+        if !standing.views(&stream) {
+            return Ok(refuse(ApiError::NotFound("stream")));
+        }
+        if standing.is_banned {
+            return Ok(refuse(ApiError::forbidden(
+                "banned",
+                "you are banned from this stream",
+            )));
+        }
+    } else if stream.visibility == Visibility::Members {
+        // Members-only: to an anonymous socket it does not exist, as over REST.
+        return Ok(refuse(ApiError::NotFound("stream")));
     }
     let connection = Connection {
         connection_id: conn_id.clone(),

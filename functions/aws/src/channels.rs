@@ -229,16 +229,8 @@ impl ChannelStore for DynamoStore {
     }
 
     async fn get_channel(&self, id: &str) -> Result<Option<Channel>, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::channel(id).item()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get channel", e.into_service_error()))?;
-        out.item
+        self.get_consistent(keys::channel(id), "get channel")
+            .await?
             .map(|i| from_item::<ChannelItem>(i).map(|c| c.into_channel(id)))
             .transpose()
     }

@@ -250,16 +250,10 @@ impl RealtimeStore for DynamoStore {
     }
 
     async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::connection_lookup(connection_id).item()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get connection", e.into_service_error()))?;
-        ConnectionItem::decode(out.item)
+        let item = self
+            .get_consistent(keys::connection_lookup(connection_id), "get connection")
+            .await?;
+        ConnectionItem::decode(item)
     }
 
     async fn audience_of(&self, stream_id: &str, consistent: bool) -> Result<Audience, StoreError> {

@@ -17,9 +17,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use rill_core::channel::ListScope;
 use rill_core::key::KeyHash;
 use rill_core::store::{ListQuery, Listing, Page, StoreError, StreamStore};
-use rill_core::stream::{Command, Settings, Stream, StreamStats, StreamStatus, Transition};
+use rill_core::stream::{
+    Command, Settings, Stream, StreamStats, StreamStatus, Transition, Visibility,
+};
 use rill_core::time::{self, Timestamp, rfc3339_millis};
 
 use crate::bootstrap::{GSI_CHANNEL_STATUS, GSI_KEY_HASH, GSI_STATUS};
@@ -50,6 +53,24 @@ impl DynamoStore {
             .await
             .map_err(|e| unavailable(what, e.into_service_error()))?;
         Ok(())
+    }
+
+    /// A strongly consistent `GetItem`; `what` names it in the error.
+    pub(crate) async fn get_consistent(
+        &self,
+        key: keys::Key,
+        what: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(what, e.into_service_error()))?;
+        Ok(out.item)
     }
 
     /// Every item of one kind under a stream (`listed`), all pages; `projection` limits the
@@ -161,6 +182,9 @@ pub(crate) struct StreamItem {
     #[serde(with = "rfc3339_millis")]
     updated_at: Timestamp,
     settings: Settings,
+    /// Absent on items written before visibilities existed: public.
+    #[serde(default)]
+    visibility: Visibility,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) pinned_message_id: Option<String>,
     version: u64,
@@ -218,6 +242,7 @@ impl StreamItem {
             created_at: stream.created_at,
             updated_at: stream.updated_at,
             settings: stream.settings.clone(),
+            visibility: stream.visibility,
             pinned_message_id: stream.pinned_message_id.clone(),
             version: stream.version,
             viewer_count: stream.stats.current_viewers,
@@ -248,6 +273,7 @@ impl StreamItem {
             created_at: self.created_at,
             updated_at: self.updated_at,
             settings: self.settings,
+            visibility: self.visibility,
             stats: StreamStats {
                 current_viewers: self.viewer_count,
                 peak_viewers: self.peak_viewers,
@@ -304,16 +330,10 @@ pub(crate) fn decode_cursor(
 
 impl DynamoStore {
     pub(crate) async fn get_item(&self, id: &str) -> Result<Option<StreamItem>, StoreError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::stream(id).item()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get stream", e.into_service_error()))?;
-        out.item.map(from_item).transpose()
+        self.get_consistent(keys::stream(id), "get stream")
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     /// After a lost conditional write: tell "gone" from "moved on".
@@ -541,7 +561,7 @@ impl StreamStore for DynamoStore {
     async fn update_stream(&self, updated: &Stream) -> Result<Stream, StoreError> {
         let settings = serde_dynamo::to_attribute_value(&updated.settings)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let mut expr = "SET title = :title, description = :description, settings = :settings, updatedAt = :now, version = :v".to_owned();
+        let mut expr = "SET title = :title, description = :description, settings = :settings, visibility = :visibility, updatedAt = :now, version = :v".to_owned();
         let mut req = self
             .db
             .update_item()
@@ -550,6 +570,7 @@ impl StreamStore for DynamoStore {
             .expression_attribute_values(":title", s(&updated.title))
             .expression_attribute_values(":description", s(&updated.description))
             .expression_attribute_values(":settings", settings)
+            .expression_attribute_values(":visibility", s(updated.visibility.as_str()))
             .expression_attribute_values(":now", s(time::format(&updated.updated_at)))
             .expression_attribute_values(":v", n(updated.version))
             .expression_attribute_values(":prev", n(updated.version.saturating_sub(1)))
@@ -658,15 +679,19 @@ impl StreamStore for DynamoStore {
                 return Err(StoreError::InvalidCursor);
             }
         }
+        let (filter, mut names, mut values) = visibility_filter(&query.scope);
+        names.insert("#p".into(), pk_attr.into());
+        values.insert(":p".into(), s(&partition));
         let out = self
             .db
             .query()
             .table_name(&self.table)
             .index_name(index)
             .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", pk_attr)
-            .expression_attribute_values(":p", s(&partition))
             .scan_index_forward(query.listing == Listing::Scheduled)
+            .set_filter_expression(filter)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .limit(query.limit as i32)
             .set_exclusive_start_key(start)
             .send()
@@ -681,6 +706,37 @@ impl StreamStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next_cursor })
     }
+}
+
+/// The listing's filter on visibility: public streams (and items from before visibilities,
+/// which have none), plus what `scope` opens to the caller.
+fn visibility_filter(
+    scope: &ListScope,
+) -> (
+    Option<String>,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+) {
+    if scope.all {
+        return (None, HashMap::new(), HashMap::new());
+    }
+    let mut names = HashMap::from([("#vis".to_owned(), "visibility".to_owned())]);
+    let mut values = HashMap::from([(":public".to_owned(), s(Visibility::Public.as_str()))]);
+    let mut filter = "attribute_not_exists(#vis) OR #vis = :public".to_owned();
+    if scope.members {
+        filter.push_str(" OR #vis = :members");
+        values.insert(":members".into(), s(Visibility::Members.as_str()));
+    }
+    if scope.unlisted {
+        filter.push_str(" OR #vis = :unlisted");
+        values.insert(":unlisted".into(), s(Visibility::Unlisted.as_str()));
+    }
+    if let Some(owner) = &scope.owner_id {
+        filter.push_str(" OR #owner = :me");
+        names.insert("#owner".into(), "ownerId".into());
+        values.insert(":me".into(), s(owner));
+    }
+    (Some(filter), names, values)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stream::Visibility;
 use crate::time::{Timestamp, rfc3339_millis};
 use crate::validate::{self, ValidationError};
 
@@ -73,6 +74,55 @@ pub fn may_stream(role: Option<ChannelRole>) -> bool {
 /// Does a user holding `role` moderate every stream of the channel?
 pub fn moderates(role: Option<ChannelRole>) -> bool {
     role >= Some(ChannelRole::Moderator)
+}
+
+/// May a user see (get, play, join, chat in) a stream of `visibility`? `owns` says whether
+/// they own the stream, `role` is theirs in its channel. Members means subscriber and
+/// above: following is self-service, so it opens nothing.
+pub fn may_view(visibility: Visibility, owns: bool, role: Option<ChannelRole>) -> bool {
+    match visibility {
+        Visibility::Public | Visibility::Unlisted => true,
+        Visibility::Members => owns || role >= Some(ChannelRole::Subscriber),
+    }
+}
+
+/// Which streams besides public ones a listing shows its caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListScope {
+    /// Members-only streams of the channel.
+    pub members: bool,
+    /// Unlisted streams of the channel.
+    pub unlisted: bool,
+    /// The caller's own streams, whatever their visibility.
+    pub owner_id: Option<String>,
+    /// Every stream: the system's own listings (pre-warm, the ingest sweep), never a
+    /// caller's.
+    pub all: bool,
+}
+
+impl ListScope {
+    /// Public streams only: anonymous callers, and listings across channels.
+    pub fn public() -> ListScope {
+        ListScope::default()
+    }
+
+    /// Every stream, for the system's own work.
+    pub fn all() -> ListScope {
+        ListScope {
+            all: true,
+            ..ListScope::default()
+        }
+    }
+
+    /// A channel's listing for a signed-in caller holding `role` in it.
+    pub fn in_channel(user_id: &str, role: Option<ChannelRole>) -> ListScope {
+        ListScope {
+            members: may_view(Visibility::Members, false, role),
+            unlisted: moderates(role),
+            owner_id: Some(user_id.to_owned()),
+            all: false,
+        }
+    }
 }
 
 /// May a user holding `role` see the channel's member list?
@@ -329,6 +379,25 @@ mod tests {
             serde_json::from_value::<NewChannel>(serde_json::json!({"id":null,"name":"x"}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn members_only_streams_are_for_subscribers_and_up_and_the_owner() {
+        use Visibility::*;
+        for v in [Public, Unlisted] {
+            assert!(may_view(v, false, None));
+        }
+        assert!(!may_view(Members, false, None));
+        assert!(
+            !may_view(Members, false, Some(Follower)),
+            "following is self-service"
+        );
+        assert!(may_view(Members, false, Some(Subscriber)));
+        assert!(may_view(Members, true, None));
+        let scope = ListScope::in_channel("u", Some(Subscriber));
+        assert!(scope.members && !scope.unlisted);
+        assert!(ListScope::in_channel("u", Some(Moderator)).unlisted);
+        assert_eq!(ListScope::public(), ListScope::default());
     }
 
     #[test]

@@ -147,6 +147,11 @@ impl Standing {
         self.is_owner || self.is_moderator || channel::moderates(self.channel_role)
     }
 
+    /// May see the stream at all (its visibility).
+    pub fn views(&self, stream: &Stream) -> bool {
+        channel::may_view(stream.visibility, self.is_owner, self.channel_role)
+    }
+
     /// Passes a `followers` chat: any role in the channel.
     pub fn follows(&self) -> bool {
         self.channel_role.is_some()
@@ -193,6 +198,9 @@ pub fn chat_permission(
     }
     if user.is_none() {
         return Err(Refusal::new("unauthorized", "sign in to chat"));
+    }
+    if !standing.views(stream) {
+        return Err(Refusal::new("not_found", "stream not found"));
     }
     if standing.is_banned {
         return Err(Refusal::new("banned", "you are banned from this chat"));

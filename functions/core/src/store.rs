@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 
-use crate::channel::{Channel, ChannelRole, Membership};
+use crate::channel::{Channel, ChannelRole, ListScope, Membership};
 use crate::chat::{ChatMessage, Reaction};
 use crate::key::KeyHash;
 use crate::realtime::{Bucket, Connection, Question, RateLimit, Refusal, Standing};
@@ -76,6 +76,9 @@ pub struct ListQuery {
     pub channel_id: Option<String>,
     pub limit: u32,
     pub cursor: Option<String>,
+    /// Which non-public streams the caller may see listed (a filter: a page may hold fewer
+    /// than `limit` items and still have a next one).
+    pub scope: ListScope,
 }
 
 #[async_trait]

@@ -132,6 +132,31 @@ pub enum ChatMode {
     Subscribers,
 }
 
+/// Who may find and watch a stream (`crate::channel::may_view` decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Listed and playable by anyone.
+    #[default]
+    Public,
+    /// Playable by anyone with its id (a link), listed only to its channel's owner,
+    /// moderators and broadcasters, and to its own owner.
+    Unlisted,
+    /// Only the stream's owner and the channel's members (subscriber and above) find,
+    /// watch, join or chat in it; to anyone else it does not exist (404).
+    Members,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Unlisted => "unlisted",
+            Visibility::Members => "members",
+        }
+    }
+}
+
 /// Per-stream settings, always complete once stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -257,6 +282,8 @@ pub struct Stream {
     #[serde(with = "rfc3339_millis")]
     pub updated_at: Timestamp,
     pub settings: Settings,
+    #[serde(default)]
+    pub visibility: Visibility,
     pub stats: StreamStats,
     pub pinned_message_id: Option<String>,
     /// Bumped on every owner edit; edits are conditional on it (no lost updates).
@@ -277,6 +304,8 @@ pub struct NewStream {
     pub settings: SettingsPatch,
     #[serde(default)]
     pub thumbnail_url: Option<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
 }
 
 /// What an owner may change after creation.
@@ -295,6 +324,8 @@ pub struct StreamPatch {
     /// lie in the future and within the scheduling horizon. `null` or absent: unchanged.
     #[serde(default, with = "rfc3339_millis::option")]
     pub scheduled_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub visibility: Option<Visibility>,
 }
 
 impl Stream {
@@ -334,6 +365,7 @@ impl Stream {
             created_at: now,
             updated_at: now,
             settings,
+            visibility: input.visibility,
             stats: StreamStats::default(),
             pinned_message_id: None,
             version: 1,
@@ -361,6 +393,9 @@ impl Stream {
         if let Some(at) = patch.scheduled_at {
             validate::rescheduled_at(at, now)?;
             s.scheduled_at = Some(at);
+        }
+        if let Some(v) = patch.visibility {
+            s.visibility = v;
         }
         s.updated_at = now;
         s.version += 1;

@@ -37,10 +37,14 @@ export interface Stream {
   createdAt: string;
   updatedAt: string;
   settings: Settings;
+  visibility: Visibility;
   stats: StreamStats;
   pinnedMessageId: string | null;
   version: number;
 }
+
+/** `public`; `unlisted` (plays by link, not listed); `members` (the channel's subscribers and up). */
+export type Visibility = 'public' | 'unlisted' | 'members';
 
 export interface IngestCredentials {
   streamKey: string;
@@ -64,6 +68,7 @@ export interface NewStream {
   scheduledAt?: string | null;
   settings?: SettingsPatch;
   thumbnailUrl?: string | null;
+  visibility?: Visibility;
 }
 
 export interface StreamPatch {
@@ -71,6 +76,7 @@ export interface StreamPatch {
   description?: string;
   thumbnailUrl?: string | null;
   settings?: SettingsPatch;
+  visibility?: Visibility;
 }
 
 export interface Page<T> {

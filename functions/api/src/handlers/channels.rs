@@ -12,7 +12,7 @@ use rill_core::{ids, time, validate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::request::{json, json_body, query_param};
+use crate::request::{json, json_body, query_param, user_param};
 use crate::{ApiError, App};
 
 /// A channel with the caller's role in it (`null`: none, or not signed in).
@@ -33,16 +33,6 @@ fn channel_param(req: &Request) -> Result<String, ApiError> {
     // An id that could not have been created names nothing.
     validate::channel_id(&id).map_err(|_| ApiError::NotFound("channel"))?;
     Ok(id)
-}
-
-fn user_param(req: &Request) -> Result<String, ApiError> {
-    let user = req
-        .path_parameters()
-        .first("userId")
-        .map(str::to_owned)
-        .unwrap_or_default();
-    validate::user_id(&user)?;
-    Ok(user)
 }
 
 /// `POST /api/channels` `{id?, name, description?}`: the caller becomes the owner.

@@ -18,7 +18,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     let id = id_param(&req, "id", "stream")?;
     let limit = validate::limit(query_param(&req, "limit").as_deref(), 50, 100)
         .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
-    load_stream(&app, &id).await?;
+    load_stream(&app, &req, &id).await?;
     let page = app
         .chat
         .list_messages(&id, limit, query_param(&req, "cursor").as_deref())
@@ -76,7 +76,7 @@ pub async fn send(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let input: NewChatMessage = json_body(&req)?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     let message = post_chat(&app, &stream, Some(&user), &input.content, Origin::Rest).await?;
     json(201, &message)
 }
@@ -86,7 +86,7 @@ pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let msg_id = id_param(&req, "msgId", "message")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     let message = app
         .chat
         .get_message(&id, &msg_id)
@@ -113,7 +113,7 @@ pub async fn pin(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let msg_id = id_param(&req, "msgId", "message")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     if !app
         .realtime
         .standing(&stream, &user.user_id)

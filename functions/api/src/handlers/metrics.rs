@@ -28,7 +28,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
         instant("from", query_param(&req, "from"))?.unwrap_or(to - chrono::Duration::hours(1));
     let limit = rill_core::validate::limit(query_param(&req, "limit").as_deref(), 720, 2000)
         .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
-    load_stream(&app, &id).await?;
+    load_stream(&app, &req, &id).await?;
     // `from` after `to` is an empty window, not a malformed request: no samples.
     let items = if from > to {
         Vec::new()

@@ -11,16 +11,40 @@ pub mod reactions;
 pub mod streams;
 pub mod whip;
 
+use lambda_http::Request;
 use rill_core::Stream;
+use rill_core::channel;
+use rill_core::stream::Visibility;
 
 use crate::{ApiError, App};
 
-/// Loads a stream or answers 404.
-pub(crate) async fn load_stream(app: &App, id: &str) -> Result<Stream, ApiError> {
-    app.streams
+/// Loads a stream the caller may see, or answers 404. A members-only stream is not found
+/// for anyone but its owner and the channel's members (subscriber and above), on every
+/// path, so its existence does not leak. Only members-only streams cost more: the caller's
+/// token and one role read.
+pub(crate) async fn load_stream(app: &App, req: &Request, id: &str) -> Result<Stream, ApiError> {
+    let stream = app
+        .streams
         .get_stream(id)
         .await?
-        .ok_or(ApiError::NotFound("stream"))
+        .ok_or(ApiError::NotFound("stream"))?;
+    if stream.visibility == Visibility::Members {
+        let visible = match app.auth.principal(req).await? {
+            None => false,
+            Some(c) if stream.is_owned_by(&c.user_id) => true,
+            Some(c) => {
+                let role = app
+                    .channels
+                    .channel_role(&stream.channel_id, &c.user_id)
+                    .await?;
+                channel::may_view(stream.visibility, false, role)
+            }
+        };
+        if !visible {
+            return Err(ApiError::NotFound("stream"));
+        }
+    }
+    Ok(stream)
 }
 
 /// Owner-only actions: anyone else gets 403.

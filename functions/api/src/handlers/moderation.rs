@@ -3,25 +3,14 @@
 
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use rill_core::Stream;
 use rill_core::realtime::Standing;
-use rill_core::validate;
 use serde_json::json;
 
 use super::{ensure_owner, load_stream};
-use crate::request::{id_param, json};
+use crate::request::{id_param, json, user_param};
 use crate::{ApiError, App};
-
-fn user_param(req: &Request) -> Result<String, ApiError> {
-    let user = req
-        .path_parameters()
-        .first("userId")
-        .map(str::to_owned)
-        .unwrap_or_default();
-    validate::user_id(&user)?;
-    Ok(user)
-}
 
 /// The caller's standing, if they moderate the stream (its owner, its moderators, the
 /// channel's moderators and above); otherwise 403.
@@ -41,7 +30,7 @@ async fn ban(app: Arc<App>, req: Request, banned: bool) -> Result<Response<Body>
     let caller = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let target = user_param(&req)?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     let mine = ensure_moderator(&app, &stream, &caller.user_id).await?;
     if banned {
         let theirs = app.realtime.standing(&stream, &target).await?;
@@ -73,7 +62,7 @@ async fn moderator(app: Arc<App>, req: Request, on: bool) -> Result<Response<Bod
     let caller = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let target = user_param(&req)?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     ensure_owner(&stream, &caller.user_id)?;
     app.realtime.set_moderator(&id, &target, on).await?;
     json(200, &json!({"userId": target, "moderator": on}))
@@ -92,6 +81,6 @@ pub async fn remove_moderator(app: Arc<App>, req: Request) -> Result<Response<Bo
 /// `GET /api/streams/{id}/moderators`
 pub async fn list_moderators(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = id_param(&req, "id", "stream")?;
-    load_stream(&app, &id).await?;
+    load_stream(&app, &req, &id).await?;
     json(200, &json!({"items": app.realtime.moderators(&id).await?}))
 }

@@ -13,7 +13,7 @@ use crate::{ApiError, App};
 /// `GET /api/streams/{id}/questions`: most upvoted first.
 pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = id_param(&req, "id", "stream")?;
-    load_stream(&app, &id).await?;
+    load_stream(&app, &req, &id).await?;
     json(
         200,
         &json!({"items": app.questions.list_questions(&id).await?}),
@@ -25,7 +25,7 @@ pub async fn upvote(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let qid = id_param(&req, "questionId", "question")?;
-    load_stream(&app, &id).await?;
+    load_stream(&app, &req, &id).await?;
     let q = app
         .questions
         .upvote(&id, &qid, &user.user_id)
@@ -45,7 +45,7 @@ pub async fn answer(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let qid = id_param(&req, "questionId", "question")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     if !app
         .realtime
         .standing(&stream, &user.user_id)

@@ -15,7 +15,7 @@ pub async fn send(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let input: NewReaction = json_body(&req)?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     if stream.status != StreamStatus::Live {
         return Err(ApiError::conflict(
             "not_live",

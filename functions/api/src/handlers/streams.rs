@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
+use rill_core::channel::ListScope;
 use rill_core::key::StreamKey;
 use rill_core::store::{ListQuery, Listing};
 use rill_core::stream::{NewStream, StreamPatch};
@@ -115,7 +116,7 @@ async fn command(
 ) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
-    let before = load_stream(&app, &id).await?;
+    let before = load_stream(&app, &req, &id).await?;
     ensure_owner(&before, &user.user_id)?;
     let stream = app.streams.apply(&id, command, time::now()).await?;
     tracing::info!(stream_id = %id, status = %stream.status, ?command, "stream command applied");
@@ -152,7 +153,7 @@ pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let patch: StreamPatch = json_body(&req)?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     ensure_owner(&stream, &user.user_id)?;
     if patch.scheduled_at.is_some() && stream.status != StreamStatus::Scheduled {
         return Err(ApiError::conflict(
@@ -177,7 +178,7 @@ pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 pub async fn rotate_key(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     ensure_owner(&stream, &user.user_id)?;
     if stream.status.is_final() {
         return Err(ApiError::conflict(
@@ -213,7 +214,7 @@ pub async fn thumbnail_upload(app: Arc<App>, req: Request) -> Result<Response<Bo
     let body: ThumbnailRequest = json_body(&req)?;
     let ext = validate::thumbnail_type(&body.content_type)?;
     validate::thumbnail_size(body.content_length)?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     ensure_owner(&stream, &user.user_id)?;
     // A fresh key per upload: CDN copies of an older image never mask the new one.
     let key = format!("thumbnails/{id}/{}.{ext}", ids::new_id());
@@ -243,7 +244,7 @@ pub async fn thumbnail_upload(app: Arc<App>, req: Request) -> Result<Response<Bo
 pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let caller = app.auth.principal(&req).await?;
     let id = id_param(&req, "id", "stream")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     let wants_ingest = match query_param(&req, "ingest").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -268,7 +269,8 @@ pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
 }
 
 /// `GET /api/streams/live|scheduled|past?channelId=&limit=&cursor=`: one function, three
-/// routes; the route decides the listing.
+/// routes; the route decides the listing. Storage: one query (plus one role read for a
+/// signed-in caller's channel listing).
 pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path();
     let listing = if path.ends_with("/live") {
@@ -286,11 +288,21 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     }
     let limit = validate::limit(query_param(&req, "limit").as_deref(), 20, 100)
         .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
+    // Across channels only public streams list; a channel's listing also shows a signed-in
+    // caller their own streams and what their role there opens (`rill_core::channel`).
+    let scope = match (&channel_id, app.auth.principal(&req).await?) {
+        (Some(channel), Some(caller)) => ListScope::in_channel(
+            &caller.user_id,
+            app.channels.channel_role(channel, &caller.user_id).await?,
+        ),
+        _ => ListScope::public(),
+    };
     let query = ListQuery {
         listing,
         channel_id,
         limit,
         cursor: query_param(&req, "cursor"),
+        scope,
     };
     let page = app.streams.list_streams(&query).await?;
     json(
@@ -303,7 +315,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
 /// (live, or ended and replayable).
 pub async fn hls(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = id_param(&req, "id", "stream")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     match stream.status {
         StreamStatus::Live | StreamStatus::Ended if stream.started_at.is_some() => json(
             200,
@@ -319,7 +331,7 @@ pub async fn hls(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
 /// `GET /api/streams/{id}/viewers`
 pub async fn viewers(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = id_param(&req, "id", "stream")?;
-    let stream = load_stream(&app, &id).await?;
+    let stream = load_stream(&app, &req, &id).await?;
     json(
         200,
         // The stored peak is raised by `events-fanout` within its batch window; never

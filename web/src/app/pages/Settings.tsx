@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useRill } from '../../hooks/context';
-import type { ChatMode, QualityPreset, Stream, StreamPatch } from '../../client/types';
+import type { ChatMode, QualityPreset, Stream, StreamPatch, Visibility } from '../../client/types';
 import { QUALITY_PRESETS } from '../../client/quality';
 import { MAX_THUMBNAIL_BYTES, THUMBNAIL_TYPES } from '../../client/rest';
 import { ApiError } from '../../client/errors';
@@ -16,6 +16,7 @@ interface Form {
   reactionsEnabled: boolean;
   chatMode: ChatMode;
   slowModeSeconds: string;
+  visibility: Visibility;
 }
 
 const toForm = (s: Stream): Form => ({
@@ -27,6 +28,7 @@ const toForm = (s: Stream): Form => ({
   reactionsEnabled: s.settings.reactionsEnabled,
   chatMode: s.settings.chatMode,
   slowModeSeconds: String(s.settings.slowModeSeconds),
+  visibility: s.visibility ?? 'public',
 });
 
 /** Only what changed goes into the PATCH (absent fields keep their value). */
@@ -34,6 +36,7 @@ export function diffPatch(s: Stream, f: Form): StreamPatch {
   const p: StreamPatch = {};
   if (f.title !== s.title) p.title = f.title;
   if (f.description !== s.description) p.description = f.description;
+  if (f.visibility !== (s.visibility ?? 'public')) p.visibility = f.visibility;
   const settings: NonNullable<StreamPatch['settings']> = {};
   if (f.quality !== s.settings.quality) settings.quality = f.quality;
   const maxB = f.maxBitrateKbps.trim() === '' ? null : Number(f.maxBitrateKbps);
@@ -118,6 +121,14 @@ export function SettingsPage({ id }: { id: string }) {
           </label>
           <label>
             Description <textarea value={form.description} onChange={(e) => set('description', e.target.value)} />
+          </label>
+          <label>
+            Visibility
+            <select value={form.visibility} onChange={(e) => set('visibility', e.target.value as Visibility)} data-testid="settings-visibility">
+              <option value="public">public: listed, anyone watches</option>
+              <option value="unlisted">unlisted: anyone with the link watches</option>
+              <option value="members">members: the channel's subscribers and up only</option>
+            </select>
           </label>
           <label>
             Quality preset

@@ -4,6 +4,9 @@
 //! `AWS_LAMBDA_FUNCTION_NAME`) and its operation (`X-Amz-Target` for DynamoDB). The
 //! storage-call budgets are asserted against these counts: real requests of the real
 //! binaries, not a model of them.
+//!
+//! It also injects faults on demand ([`Fault`]): the fault tests take the table away from
+//! the real binaries this way, while the harness's own clients still reach it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,11 +31,25 @@ impl Call {
     }
 }
 
+/// What the proxy does with the requests it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Forwards them.
+    #[default]
+    None,
+    /// Answers each at once with a 500 `InternalServerError`, as a failing DynamoDB does
+    /// (the SDK retries it, then gives up).
+    Refuse,
+    /// Holds each for a minute without an answer, as a stalled network does.
+    Stall,
+}
+
 #[derive(Clone)]
 struct Proxy {
     upstream: String,
     http: reqwest::Client,
     calls: Arc<Mutex<Vec<(Instant, Call)>>>,
+    fault: Arc<Mutex<Fault>>,
 }
 
 /// The proxy's address and what it has seen; it runs on its own thread until the process ends.
@@ -40,6 +57,7 @@ struct Proxy {
 pub struct Counter {
     pub url: String,
     calls: Arc<Mutex<Vec<(Instant, Call)>>>,
+    fault: Arc<Mutex<Fault>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -52,10 +70,12 @@ impl Counter {
     /// Starts a proxy to `upstream` (moto's URL) on a free port.
     pub fn start(upstream: &str) -> Counter {
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let fault = Arc::new(Mutex::new(Fault::None));
         let proxy = Proxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             calls: calls.clone(),
+            fault: fault.clone(),
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -72,7 +92,12 @@ impl Counter {
                 let _ = axum::serve(listener, app).await;
             });
         });
-        Counter { url, calls }
+        Counter { url, calls, fault }
+    }
+
+    /// From now on, treats requests as `fault` says.
+    pub fn set_fault(&self, fault: Fault) {
+        *self.fault.lock().expect("fault") = fault;
     }
 
     /// Forgets everything seen so far.
@@ -152,6 +177,23 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
         .lock()
         .expect("calls")
         .push((Instant::now(), call));
+    let fault = *proxy.fault.lock().expect("fault");
+    match fault {
+        Fault::None => {}
+        Fault::Refuse => {
+            return Response::builder()
+                .status(500)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(Body::from(
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected fault"}"#,
+                ))
+                .unwrap_or_default();
+        }
+        Fault::Stall => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return bad_gateway("stalled");
+        }
+    }
     let (parts, body) = req.into_parts();
     let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
         return bad_gateway("request body");

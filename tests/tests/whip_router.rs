@@ -395,7 +395,8 @@ async fn session_requests_without_a_live_holder_are_404() {
 #[tokio::test]
 async fn malformed_ids_are_400_before_any_storage_call() {
     let stack = Stack::start();
-    // Storage is made unusable for this stack: any read the router made would fail (500).
+    // Storage is made unusable for this stack: any read the router made would fail (503
+    // `storage_unavailable`).
     stack
         .dynamodb()
         .await
@@ -407,7 +408,7 @@ async fn malformed_ids_are_400_before_any_storage_call() {
     let control = offer(&stack, "valid-id").await;
     assert_eq!(
         (control.status, control.code()),
-        (500, "internal"),
+        (503, "storage_unavailable"),
         "a well-formed id reads storage: {}",
         control.text
     );

@@ -183,7 +183,13 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor => {
                 ApiError::InvalidQuery("cursor is not valid for this listing".into())
             }
-            StoreError::Unavailable(detail) => ApiError::Internal(detail),
+            // Logged where it happened (`rill_aws::store::unavailable`); the client is told
+            // to come back, which is what a table that is down or throttled needs.
+            StoreError::Unavailable(_) => ApiError::Unavailable {
+                code: "storage_unavailable",
+                message: "storage is unavailable right now; retry shortly".into(),
+                retry_after_secs: 2,
+            },
         }
     }
 }

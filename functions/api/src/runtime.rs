@@ -90,12 +90,26 @@ pub async fn run_ws(handler: WsHandler) -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<crate::ws::WsRequest>| {
             let (app, handler) = (app.clone(), handler.clone());
             async move {
-                Ok::<_, Infallible>(handler(app, event.payload).await.unwrap_or_else(|e| {
-                    tracing::error!(error = %e, code = e.code(), "socket handler failed");
-                    let mut r = crate::ws::WsResponse::default();
-                    r.status_code = i64::from(e.status());
-                    r
-                }))
+                let context = &event.payload.request_context;
+                let sender = context
+                    .connection_id
+                    .clone()
+                    .filter(|_| context.event_type.as_deref() == Some("MESSAGE"));
+                match handler(app.clone(), event.payload).await {
+                    Ok(r) => Ok::<_, Infallible>(r),
+                    Err(e) => {
+                        tracing::error!(error = %e, code = e.code(), "socket handler failed");
+                        // A frame the handler could not answer (storage down, a bug) still
+                        // gets an error frame on its socket: API Gateway itself would send
+                        // nothing back for a failed route.
+                        if let Some(connection_id) = sender {
+                            crate::ws::tell_failure(&app, &connection_id, &e).await;
+                        }
+                        let mut r = crate::ws::WsResponse::default();
+                        r.status_code = i64::from(e.status());
+                        Ok(r)
+                    }
+                }
             }
         },
     ))

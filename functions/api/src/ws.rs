@@ -69,6 +69,11 @@ async fn reply_error(app: &App, connection_id: &str, refusal: &Refusal) -> WsRes
     ok()
 }
 
+/// Tells a socket that its frame failed (see `runtime::run_ws`).
+pub(crate) async fn tell_failure(app: &App, connection_id: &str, e: &ApiError) {
+    reply_error(app, connection_id, &refusal_of(e)).await;
+}
+
 fn refusal_of(e: &ApiError) -> Refusal {
     match e {
         ApiError::Refused(r) => r.clone(),

@@ -100,8 +100,23 @@ impl LoadServiceConfig for ServiceEndpoints {
     }
 }
 
+/// How long one DynamoDB call may take, retries included, before it fails: well inside a
+/// function's 10 s timeout, so a stalled table is a quick error (REST 503, an error frame
+/// on a socket), never a request hanging until Lambda kills it. A timeout on the whole
+/// call, not per attempt: an attempt cut off mid-flight may have been applied, and
+/// retrying it would apply a counter's `ADD` twice.
+pub const DYNAMODB_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// DynamoDB client; every call bounded by [`DYNAMODB_CALL_TIMEOUT`].
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(sdk)
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_timeout(DYNAMODB_CALL_TIMEOUT)
+        .build();
+    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
 }
 
 /// S3 client; path-style addressing whenever an endpoint override is set, because moto and

@@ -181,7 +181,7 @@ export const API_ERROR_CODES = [
   'stream_over', 'conflict', 'already_exists', 'owner_role', 'not_scheduled', 'already_voted',
   'not_live', 'not_playable',
   'payload_too_large', 'unsupported_media_type', 'validation_failed', 'slow_mode',
-  'rate_limited', 'internal', 'no_capacity', 'node_unreachable',
+  'rate_limited', 'internal', 'no_capacity', 'node_unreachable', 'storage_unavailable',
 ] as const;
 
 export type ErrorCode =

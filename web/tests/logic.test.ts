@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { captureConstraints, governorNotice, levelForQuality, levelLabel, senderMaxBitrate, isQualityPreset } from '../src/client/quality';
-import { addBatch, emptyOverlay, expire, OVERLAY_MAX_ITEMS, OVERLAY_TTL_MS } from '../src/client/reactions';
+import { addBatch, emptyOverlay, expire, OVERLAY_MAX_ITEMS, OVERLAY_TTL_MS, reactionNotice } from '../src/client/reactions';
 import { elapsedSeconds, formatBitrate, formatDuration } from '../src/client/format';
 import { decodeToken, displayName, extractTokenFromHash, isExpired } from '../src/client/auth';
 import { orderCodecsH264First } from '../src/client/whip';
@@ -264,5 +264,14 @@ describe('channel roles', () => {
     expect(roleAtLeast('subscriber', 'moderator')).toBe(false);
     expect(roleAtLeast(null, 'follower')).toBe(false);
     expect(MEMBER_ROLES).not.toContain('owner');
+  });
+});
+
+describe('refused reactions', () => {
+  it('are told to the viewer; other refusals are left to chat', () => {
+    expect(reactionNotice('reaction_late')).toMatch(/too late/);
+    expect(reactionNotice('reactions_disabled')).toMatch(/turned off/);
+    expect(reactionNotice('not_live')).toMatch(/live/);
+    expect(reactionNotice('slow_mode')).toBeNull();
   });
 });

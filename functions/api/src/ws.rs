@@ -387,6 +387,11 @@ pub async fn question(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiEr
         return Ok(reply_error(&app, &conn_id, &r).await);
     }
     let standing = app.standing_cached(&stream, &user.user_id).await?;
+    // A member whose role was revoked since `$connect` asks nothing more.
+    if !standing.views(&stream) {
+        let r = Refusal::new("not_found", "stream not found");
+        return Ok(reply_error(&app, &conn_id, &r).await);
+    }
     if standing.is_banned {
         return Ok(reply_error(
             &app,

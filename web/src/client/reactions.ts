@@ -51,3 +51,20 @@ export function expire(state: OverlayState, now: number, ttlMs = OVERLAY_TTL_MS)
   const items = state.items.filter((r) => now - r.bornAt < ttlMs);
   return items.length === state.items.length ? state : { ...state, items };
 }
+
+/**
+ * What to tell a viewer whose reaction the socket refused (its error frame's `code`), or
+ * null for codes that are not about reactions (chat refusals come on the same socket).
+ */
+export function reactionNotice(code: string): string | null {
+  switch (code) {
+    case 'reaction_late':
+      return 'The stream is very busy: that reaction came too late to show.';
+    case 'reactions_disabled':
+      return 'Reactions are turned off for this stream.';
+    case 'not_live':
+      return 'Reactions open when the stream is live.';
+    default:
+      return null;
+  }
+}

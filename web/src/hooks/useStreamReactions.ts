@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { addBatch, emptyOverlay, expire, type FloatingReaction, type OverlayState } from '../client/reactions';
+import { addBatch, emptyOverlay, expire, reactionNotice, type FloatingReaction, type OverlayState } from '../client/reactions';
 import type { ReactionBatch } from '../client/events';
 import type { Emoji } from '../client/types';
 import { useStreamEvents } from './context';
@@ -22,6 +22,21 @@ export function useStreamReactions(streamId: string | null | undefined, options:
     });
   }, [client]);
 
+  // A refused reaction (too late, reactions off, not live) is said, not silently dropped.
+  const [notice, setNotice] = useState<string | null>(null);
+  useEffect(() => {
+    if (!client) return;
+    return client.onError((e) => {
+      const text = reactionNotice(e.code);
+      if (text) setNotice(text);
+    });
+  }, [client]);
+  useEffect(() => {
+    if (!notice) return;
+    const t = setTimeout(() => setNotice(null), 4000);
+    return () => clearTimeout(t);
+  }, [notice]);
+
   const hasItems = overlay.items.length > 0;
   useEffect(() => {
     if (!hasItems) return;
@@ -43,5 +58,5 @@ export function useStreamReactions(streamId: string | null | undefined, options:
   );
 
   const recentReactions: FloatingReaction[] = overlay.items;
-  return { recentReactions, sendReaction, total: overlay.total, counts: overlay.counts };
+  return { recentReactions, sendReaction, total: overlay.total, counts: overlay.counts, notice };
 }

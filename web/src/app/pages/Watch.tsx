@@ -97,6 +97,7 @@ export function WatchPage({ id }: { id: string }) {
           {s?.settings.reactionsEnabled !== false && (
             <ReactionBar onReact={(e) => reactions.sendReaction(e)} disabled={s?.status !== 'live'} />
           )}
+          {reactions.notice && <p className="muted" data-testid="reaction-notice">{reactions.notice}</p>}
           <p className="muted" data-testid="reaction-total">reactions: {reactions.total}</p>
           {s?.description && <p>{s.description}</p>}
           <ErrorText error={v.error} />

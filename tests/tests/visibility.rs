@@ -120,6 +120,19 @@ async fn a_members_only_stream_does_not_exist_for_outsiders_on_any_path() {
         assert!(!listed(&stack, insider, None).await.contains(&id));
     }
 
+    // The stream's own moderators, whom its owner chose, see it without a channel role.
+    let r = alice
+        .send(
+            &stack,
+            "PUT",
+            &format!("/api/streams/{id}/moderators/eve"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = User::named("eve").get(&stack, &reads[0]).await;
+    assert_eq!(r.status, 200, "a stream moderator: {}", r.text);
+
     // Made public by its owner, it is everybody's.
     let r = alice
         .send(

@@ -147,9 +147,10 @@ impl Standing {
         self.is_owner || self.is_moderator || channel::moderates(self.channel_role)
     }
 
-    /// May see the stream at all (its visibility).
+    /// May see the stream at all (its visibility). The stream's own moderators, whom its
+    /// owner chose, see it too.
     pub fn views(&self, stream: &Stream) -> bool {
-        channel::may_view(stream.visibility, self.is_owner, self.channel_role)
+        self.is_moderator || channel::may_view(stream.visibility, self.is_owner, self.channel_role)
     }
 
     /// Passes a `followers` chat: any role in the channel.

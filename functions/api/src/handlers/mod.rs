@@ -13,15 +13,14 @@ pub mod whip;
 
 use lambda_http::Request;
 use rill_core::Stream;
-use rill_core::channel;
 use rill_core::stream::Visibility;
 
 use crate::{ApiError, App};
 
 /// Loads a stream the caller may see, or answers 404. A members-only stream is not found
-/// for anyone but its owner and the channel's members (subscriber and above), on every
-/// path, so its existence does not leak. Only members-only streams cost more: the caller's
-/// token and one role read.
+/// for anyone but its owner, its moderators and the channel's members (subscriber and
+/// above), on every path, so its existence does not leak. Only members-only streams cost
+/// more: the caller's token and one standing read (`BatchGetItem`).
 pub(crate) async fn load_stream(app: &App, req: &Request, id: &str) -> Result<Stream, ApiError> {
     let stream = app
         .streams
@@ -32,13 +31,11 @@ pub(crate) async fn load_stream(app: &App, req: &Request, id: &str) -> Result<St
         let visible = match app.auth.principal(req).await? {
             None => false,
             Some(c) if stream.is_owned_by(&c.user_id) => true,
-            Some(c) => {
-                let role = app
-                    .channels
-                    .channel_role(&stream.channel_id, &c.user_id)
-                    .await?;
-                channel::may_view(stream.visibility, false, role)
-            }
+            Some(c) => app
+                .realtime
+                .standing(&stream, &c.user_id)
+                .await?
+                .views(&stream),
         };
         if !visible {
             return Err(ApiError::NotFound("stream"));

@@ -71,6 +71,8 @@ APT_PACKAGES=(
     # WHIP tests publish from Debian's headless Chromium with a fake camera (never a
     # downloaded browser).
     chromium
+    # ... with a colour emoji font, so the browser tests' screenshots show the reactions.
+    fonts-noto-color-emoji
     # bench-ladder measures the ffmpeg CLI's CPU and peak memory with /usr/bin/time.
     time
     # Amazon's DynamoDB Local (the local DynamoDB) is a Java program.

@@ -8,9 +8,7 @@
 //! a channel. A user's role is read with the channel item in one `BatchGetItem`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use rill_core::channel::{self, Channel, ChannelRole, Membership};
@@ -116,28 +114,8 @@ impl DynamoStore {
             keys::channel(channel_id).item(),
             keys::member(channel_id, user_id).item(),
         ];
-        let out = self
-            .db
-            .batch_get_item()
-            .request_items(
-                &self.table,
-                built(
-                    KeysAndAttributes::builder()
-                        .set_keys(Some(keys))
-                        .consistent_read(true)
-                        .build(),
-                )?,
-            )
-            .send()
-            .await
-            .map_err(|e| unavailable("channel role", e.into_service_error()))?;
         let (mut owner, mut member) = (None, None);
-        for item in out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .into_iter()
-            .flatten()
-        {
+        for item in &self.get_many_consistent(keys, "channel role").await? {
             match keys::parse_item(item) {
                 ItemKey::Channel { .. } => {
                     owner = owner_of(item);

@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+    AttributeValue, DeleteRequest, PutRequest, ReturnValue, WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -332,32 +332,13 @@ impl RealtimeStore for DynamoStore {
             keys::member(&stream.channel_id, user_id).item(),
             keys::channel(&stream.channel_id).item(),
         ];
-        let out = self
-            .db
-            .batch_get_item()
-            .request_items(
-                &self.table,
-                build(
-                    KeysAndAttributes::builder()
-                        .set_keys(Some(keys))
-                        .consistent_read(true)
-                        .build(),
-                )?,
-            )
-            .send()
-            .await
-            .map_err(|e| unavailable("standing", e.into_service_error()))?;
+        let items = self.get_many_consistent(keys, "standing").await?;
         let mut standing = Standing {
             is_owner: stream.is_owned_by(user_id),
             ..Standing::default()
         };
         let (mut owner, mut member) = (None, None);
-        for item in out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .into_iter()
-            .flatten()
-        {
+        for item in &items {
             match keys::parse_item(item) {
                 ItemKey::Ban { .. } => standing.is_banned = true,
                 ItemKey::Moderator { .. } => standing.is_moderator = true,

@@ -73,6 +73,33 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Strongly consistent reads of up to 100 keys in one `BatchGetItem`: the items that
+    /// exist, in no particular order (unprocessed keys, which only throttling leaves, are
+    /// not retried: a caller reading flags treats them as absent). `what` names it in the
+    /// error.
+    pub(crate) async fn get_many_consistent(
+        &self,
+        keys: Vec<Item>,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let out = self
+            .db
+            .batch_get_item()
+            .request_items(&self.table, wanted)
+            .send()
+            .await
+            .map_err(|e| unavailable(what, e.into_service_error()))?;
+        Ok(out
+            .responses
+            .and_then(|mut r| r.remove(&self.table))
+            .unwrap_or_default())
+    }
+
     /// Every item of one kind under a stream (`listed`), all pages; `projection` limits the
     /// attributes read, `what` names it in the error.
     pub(crate) async fn query_listed(

@@ -31,7 +31,7 @@ use crate::keys::{self, ItemKey};
 use crate::metrics::SampleItem;
 use crate::questions::QuestionItem;
 use crate::realtime::ConnectionItem;
-use crate::store::StreamItem;
+use crate::streams::StreamItem;
 
 /// Something that happened in the table, in domain terms.
 #[derive(Debug, Clone, PartialEq)]

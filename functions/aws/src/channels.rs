@@ -18,7 +18,7 @@ use rill_core::time::{Timestamp, rfc3339_millis};
 
 use crate::keys::{self, ItemKey};
 use crate::store::{
-    DynamoStore, Item, decode_cursor, encode_cursor, from_item, n, s, to_item, unavailable,
+    DynamoStore, Item, decode_item_cursor, encode_cursor, from_item, n, s, to_item, unavailable,
     unless_condition_failed,
 };
 
@@ -105,26 +105,27 @@ impl DynamoStore {
         }
     }
 
-    async fn owner_and_member(
+    /// The channel (`None`: nobody holds the id) and the user's granted role, in one read.
+    async fn channel_and_member(
         &self,
         channel_id: &str,
         user_id: &str,
-    ) -> Result<(Option<String>, Option<ChannelRole>), StoreError> {
+    ) -> Result<(Option<Channel>, Option<ChannelRole>), StoreError> {
         let keys = vec![
             keys::channel(channel_id).item(),
             keys::member(channel_id, user_id).item(),
         ];
-        let (mut owner, mut member) = (None, None);
-        for item in &self.get_many_consistent(keys, "channel role").await? {
-            match keys::parse_item(item) {
+        let (mut channel, mut member) = (None, None);
+        for item in self.get_many_consistent(keys, "channel role").await? {
+            match keys::parse_item(&item) {
                 ItemKey::Channel { .. } => {
-                    owner = owner_of(item);
+                    channel = Some(from_item::<ChannelItem>(item)?.into_channel(channel_id));
                 }
-                ItemKey::Member { .. } => member = role_of(item),
+                ItemKey::Member { .. } => member = role_of(&item),
                 _ => {}
             }
         }
-        Ok((owner, member))
+        Ok((channel, member))
     }
 
     /// The writes that file `stream` under its channel, for the stream's own transaction:
@@ -134,11 +135,11 @@ impl DynamoStore {
         &self,
         stream: &Stream,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let (owner, member) = self
-            .owner_and_member(&stream.channel_id, &stream.owner_id)
+        let (channel, member) = self
+            .channel_and_member(&stream.channel_id, &stream.owner_id)
             .await?;
         let user = &stream.owner_id;
-        let Some(owner) = owner else {
+        let Some(owner) = channel.map(|c| c.owner_id) else {
             let mut created = Channel::implicit(&stream.channel_id, user, stream.created_at);
             created.stream_count = 1;
             let put = built(
@@ -213,13 +214,16 @@ impl ChannelStore for DynamoStore {
             .transpose()
     }
 
-    async fn channel_role(
+    async fn channel_with_role(
         &self,
         channel_id: &str,
         user_id: &str,
-    ) -> Result<Option<ChannelRole>, StoreError> {
-        let (owner, member) = self.owner_and_member(channel_id, user_id).await?;
-        Ok(Self::channel_role_of(owner.as_deref(), member, user_id))
+    ) -> Result<Option<(Channel, Option<ChannelRole>)>, StoreError> {
+        let (channel, member) = self.channel_and_member(channel_id, user_id).await?;
+        Ok(channel.map(|c| {
+            let role = Self::channel_role_of(Some(&c.owner_id), member, user_id);
+            (c, role)
+        }))
     }
 
     async fn set_member(
@@ -287,14 +291,9 @@ impl ChannelStore for DynamoStore {
         cursor: Option<&str>,
     ) -> Result<Page<Membership>, StoreError> {
         let pk = keys::channel_pk(channel_id);
-        let start = cursor.map(|c| decode_cursor(c, "pk", &pk)).transpose()?;
-        if let Some(start) = &start {
-            let valid =
-                start.len() == 2 && matches!(keys::parse_item(start), ItemKey::Member { .. });
-            if !valid {
-                return Err(StoreError::InvalidCursor);
-            }
-        }
+        let start = cursor
+            .map(|c| decode_item_cursor(c, &pk, |k| matches!(k, ItemKey::Member { .. })))
+            .transpose()?;
         let out = self
             .db
             .query()

@@ -96,13 +96,9 @@ impl ChatStore for DynamoStore {
         cursor: Option<&str>,
     ) -> Result<Page<ChatMessage>, StoreError> {
         let pk = keys::stream_pk(stream_id);
-        let start = cursor.map(|c| decode_cursor(c, "pk", &pk)).transpose()?;
-        if let Some(start) = &start {
-            let valid = start.len() == 2 && matches!(keys::parse_item(start), ItemKey::Chat { .. });
-            if !valid {
-                return Err(StoreError::InvalidCursor);
-            }
-        }
+        let start = cursor
+            .map(|c| decode_item_cursor(c, &pk, |k| matches!(k, ItemKey::Chat { .. })))
+            .transpose()?;
         let out = self
             .db
             .query()

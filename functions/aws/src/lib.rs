@@ -5,7 +5,7 @@
 //! - [`keys`]: every pk/sk and GSI key shape of the single table, and their parsing: the
 //!   only place item prefixes are written down.
 //! - [`store`]: [`store::DynamoStore`], the single-table DynamoDB implementation of
-//!   `rill-core`'s storage traits (with [`chat`], [`questions`], [`metrics`],
+//!   `rill-core`'s storage traits (with [`streams`], [`channels`], [`chat`], [`questions`], [`metrics`],
 //!   [`realtime`] and [`fleet`]).
 //! - [`changes`]: table-stream records (Lambda's DynamoDB event) decoded into domain
 //!   [`changes::Change`]s for `events-fanout`.
@@ -51,6 +51,7 @@ pub mod questions;
 pub mod realtime;
 pub mod shards;
 pub mod store;
+pub mod streams;
 pub mod table_stream;
 
 pub use aws_config::SdkConfig;

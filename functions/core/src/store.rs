@@ -122,12 +122,25 @@ pub trait ChannelStore: Send + Sync {
     /// Strongly consistent read.
     async fn get_channel(&self, id: &str) -> Result<Option<Channel>, StoreError>;
 
-    /// The user's role in the channel (`Owner` for its owner), in one read.
+    /// The channel and the user's role in it (`Owner` for its owner), in one read; `None`
+    /// when nobody holds the id.
+    async fn channel_with_role(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(Channel, Option<ChannelRole>)>, StoreError>;
+
+    /// The user's role in the channel; `None` also when there is no such channel.
     async fn channel_role(
         &self,
         channel_id: &str,
         user_id: &str,
-    ) -> Result<Option<ChannelRole>, StoreError>;
+    ) -> Result<Option<ChannelRole>, StoreError> {
+        Ok(self
+            .channel_with_role(channel_id, user_id)
+            .await?
+            .and_then(|(_, role)| role))
+    }
 
     /// Sets (or with `None` removes) a user's role. Never touches the owner: the write is
     /// conditional on the channel existing (`NotFound`) and `user_id` not being its owner

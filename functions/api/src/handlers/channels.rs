@@ -1,8 +1,9 @@
 //! Channels and the roles users hold in them (rules in `rill_core::channel`).
 //!
-//! Storage budgets: create 1 conditional put; get 1 read (plus 1 for a signed-in caller's
-//! role); members list 1 role read + 1 query; a role change 2 reads (caller, target) + 1
-//! transaction that re-checks the channel and never touches its owner.
+//! Storage budgets: create 1 conditional put; get 1 read (with the caller's role in the same
+//! `BatchGetItem`); members list 1 role read + 1 query; a role change 2 reads (caller,
+//! target; 1 when the same user) + 1 transaction that re-checks the channel and never
+//! touches its owner.
 
 use std::sync::Arc;
 
@@ -55,15 +56,11 @@ pub async fn create(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = channel_param(&req)?;
     let caller = app.auth.principal(&req).await?;
-    let channel = app
-        .channels
-        .get_channel(&id)
-        .await?
-        .ok_or(ApiError::NotFound("channel"))?;
-    let your_role = match &caller {
-        Some(c) => app.channels.channel_role(&id, &c.user_id).await?,
-        None => None,
-    };
+    let (channel, your_role) = match &caller {
+        Some(c) => app.channels.channel_with_role(&id, &c.user_id).await?,
+        None => app.channels.get_channel(&id).await?.map(|c| (c, None)),
+    }
+    .ok_or(ApiError::NotFound("channel"))?;
     json(
         200,
         &ChannelView {
@@ -79,11 +76,11 @@ async fn role_in(
     channel_id: &str,
     user_id: &str,
 ) -> Result<Option<ChannelRole>, ApiError> {
-    let role = app.channels.channel_role(channel_id, user_id).await?;
-    if role.is_none() && app.channels.get_channel(channel_id).await?.is_none() {
-        return Err(ApiError::NotFound("channel"));
-    }
-    Ok(role)
+    app.channels
+        .channel_with_role(channel_id, user_id)
+        .await?
+        .map(|(_, role)| role)
+        .ok_or(ApiError::NotFound("channel"))
 }
 
 /// `GET /api/channels/{channelId}/members?limit=&cursor=`: the owner and the channel's

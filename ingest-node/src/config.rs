@@ -33,6 +33,9 @@ Settings (environment variable, default):
   SEGMENT_MS                1000             segment length in ms, 500..=6000
   RECONNECT_WINDOW_SECONDS  30               how long a dropped publisher may take to return
   SAMPLE_SECONDS            5                quality sample interval, at least 1
+  UPLOAD_BACKLOG_MB         64               per stream, media waiting for the bucket at most
+                                             (1..=1024); past it the oldest unsent segments
+                                             are dropped and listed as #EXT-X-GAP
   HLS_BASE_URL              http://127.0.0.1:3000/hls   CDN base of the media bucket
   PASSTHROUGH               true             forward RTMP sources that fit the top rung
                                              (true/false, 1/0, yes/no, on/off)
@@ -125,6 +128,7 @@ impl Config {
             segment_ms: var.parse_in("SEGMENT_MS", 1000, 500, Some(6000))?,
             reconnect_window: Duration::from_secs(var.parse("RECONNECT_WINDOW_SECONDS", 30)?),
             sample_every: Duration::from_secs(var.parse_in("SAMPLE_SECONDS", 5, 1, None)?),
+            upload_backlog_bytes: var.parse_in("UPLOAD_BACKLOG_MB", 64usize, 1, Some(1024))? << 20,
             hls_base_url: var.url("HLS_BASE_URL", "http://127.0.0.1:3000/hls")?,
             passthrough: var.bool("PASSTHROUGH", true)?,
             x264_params: var.x264_params("X264_PARAMS")?,
@@ -165,6 +169,7 @@ impl Config {
             segment_ms = n.segment_ms,
             reconnect_window_s = n.reconnect_window.as_secs(),
             sample_s = n.sample_every.as_secs(),
+            upload_backlog_mb = n.upload_backlog_bytes >> 20,
             hls_base_url = %n.hls_base_url,
             passthrough = n.passthrough,
             x264_params = ?n.x264_params,
@@ -407,6 +412,7 @@ mod tests {
         assert_eq!(c.node.segment_ms, 1000);
         assert_eq!(c.node.reconnect_window, Duration::from_secs(30));
         assert_eq!(c.node.sample_every, Duration::from_secs(5));
+        assert_eq!(c.node.upload_backlog_bytes, 64 << 20);
         assert_eq!(c.node.hls_base_url, "http://127.0.0.1:3000/hls");
         assert!(c.node.passthrough);
         assert_eq!(c.node.x264_params, None);

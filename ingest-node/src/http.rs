@@ -49,7 +49,7 @@ fn metrics_text(node: &Node) -> String {
     );
     let _ = writeln!(out, "# TYPE rill_ingest_streams gauge");
     let _ = writeln!(out, "rill_ingest_streams {}", active.len());
-    let series: [(&str, &str, &str); 8] = [
+    let series: [(&str, &str, &str); 11] = [
         (
             "rill_ingest_governor_level",
             "gauge",
@@ -90,6 +90,21 @@ fn metrics_text(node: &Node) -> String {
             "gauge",
             "Media time transcoded (top rung).",
         ),
+        (
+            "rill_ingest_upload_backlog_bytes",
+            "gauge",
+            "Media waiting for the bucket (grows during an outage, bounded by UPLOAD_BACKLOG_MB).",
+        ),
+        (
+            "rill_ingest_upload_failures_total",
+            "counter",
+            "Upload attempts that failed (each is retried, in order).",
+        ),
+        (
+            "rill_ingest_gap_segments_total",
+            "counter",
+            "Segments dropped past the upload backlog and listed as #EXT-X-GAP.",
+        ),
     ];
     for (name, kind, help) in series {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -105,6 +120,15 @@ fn metrics_text(node: &Node) -> String {
                 "rill_ingest_late_frames_total" => c.late_frames.load(Ordering::Relaxed) as f64,
                 "rill_ingest_governor_level" => c.governor_level.load(Ordering::Relaxed) as f64,
                 "rill_ingest_shed_frames_total" => c.shed_frames.load(Ordering::Relaxed) as f64,
+                "rill_ingest_upload_backlog_bytes" => {
+                    c.upload_backlog_bytes.load(Ordering::Relaxed) as f64
+                }
+                "rill_ingest_upload_failures_total" => {
+                    c.upload_failures.load(Ordering::Relaxed) as f64
+                }
+                "rill_ingest_gap_segments_total" => {
+                    c.dropped_segments.load(Ordering::Relaxed) as f64
+                }
                 _ => c.media_ms.load(Ordering::Relaxed) as f64 / 1000.0,
             };
             let _ = writeln!(out, "{name}{{stream_id=\"{id}\"}} {v}");

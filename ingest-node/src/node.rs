@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub reconnect_window: Duration,
     /// Quality sample interval (`SAMPLE_SECONDS`).
     pub sample_every: Duration,
+    /// How many bytes of one stream's media may wait for the bucket (`UPLOAD_BACKLOG_MB`)
+    /// before the oldest unsent segments are dropped as gaps.
+    pub upload_backlog_bytes: usize,
     /// CDN base of the bucket, for the thumbnail URL set on streams (no trailing slash).
     pub hls_base_url: String,
     /// `PASSTHROUGH` (default on): RTMP sources that fit the top rung are not re-encoded.
@@ -264,6 +267,7 @@ impl Node {
                         segment_ms: self.config.segment_ms,
                         reconnect_window: self.config.reconnect_window,
                         sample_every: self.config.sample_every,
+                        upload_backlog_bytes: self.config.upload_backlog_bytes,
                         protocol,
                         // Browsers send keyframes only when asked: a WebRTC source's GOP
                         // cannot be vouched for, so it is always re-encoded.

@@ -119,12 +119,25 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
 
+/// How long one attempt of an S3 call may take: a stalled connection is given up and
+/// retried instead of holding an ingest node's upload queue (a 2 s segment of a 1080p
+/// ladder is ~2 MB, well under a second inside a region). Attempts may be cut off safely:
+/// every S3 write Rill makes is a whole-object `PUT`, idempotent.
+pub const S3_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// S3 client; path-style addressing whenever an endpoint override is set, because moto and
-/// LocalStack on 127.0.0.1 have no per-bucket host names.
+/// LocalStack on 127.0.0.1 have no per-bucket host names. Each attempt is bounded by
+/// [`S3_ATTEMPT_TIMEOUT`], a whole call (the SDK's retries included) by twice that.
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     let path_style = sdk.endpoint_url().is_some();
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(S3_ATTEMPT_TIMEOUT)
+        .operation_timeout(S3_ATTEMPT_TIMEOUT * 2)
+        .build();
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(path_style)
+        .timeout_config(timeouts)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }

@@ -37,10 +37,12 @@ pub async fn connect(settings: &AwsSettings, ecs: &EcsEnv) -> Result<IngestAdapt
         crate::dynamodb_client(&sdk),
         settings.table_name.clone(),
     ));
-    let media = Arc::new(S3MediaBucket::new(
-        crate::s3_client(&sdk),
-        settings.bucket_name.clone(),
-    ));
+    // One attempt per put (plus the SDK's own retries): the node's upload queue retries
+    // failed objects itself, in order, for as long as the bucket is down.
+    let media = Arc::new(
+        S3MediaBucket::new(crate::s3_client(&sdk), settings.bucket_name.clone())
+            .with_retries(1, std::time::Duration::ZERO),
+    );
     let mut adapters = IngestAdapters {
         store,
         media,

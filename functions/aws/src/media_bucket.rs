@@ -5,9 +5,10 @@
 //!
 //! Every object gets its kind's Content-Type and Cache-Control (the rules live in
 //! [`rill_core::media::ObjectKind`], not here). A failed `PutObject` is retried after
-//! 100 ms, 200 ms, 400 ms, ... (five attempts by default) on top of the SDK's own retries:
-//! a live stream would rather wait a second than lose a segment, and a playlist that still
-//! fails is rewritten with the next segment anyway.
+//! 100 ms, 200 ms, 400 ms, ... (five attempts by default) on top of the SDK's own retries;
+//! a caller with a retrying queue of its own (the ingest node's outbox, which keeps the
+//! order of a stream's objects through an outage) asks for one attempt
+//! ([`S3MediaBucket::with_retries`]).
 
 use std::time::Duration;
 
@@ -68,8 +69,8 @@ impl MediaBucket for S3MediaBucket {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     reason = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-                    tracing::warn!(%key, attempt, error = %reason, "upload failed; retrying");
                     if attempt < self.attempts {
+                        tracing::warn!(%key, attempt, error = %reason, "upload failed; retrying");
                         tokio::time::sleep(delay).await;
                         delay *= 2;
                     }

@@ -15,6 +15,10 @@
 //!   first after a publisher reconnect; when the sliding window drops such a segment,
 //!   `#EXT-X-DISCONTINUITY-SEQUENCE` goes up by one so clients keep their timelines apart.
 //! - Every segment carries `#EXT-X-PROGRAM-DATE-TIME` (UTC, ms).
+//! - A segment that could not be stored (a storage outage longer than the node's upload
+//!   backlog, see `pipeline::outbox`) keeps its position and is marked `#EXT-X-GAP`
+//!   (RFC 8216bis 4.4.4.7): players skip it instead of failing on a missing object, and the
+//!   media sequence has no hole.
 //!
 //! Live vs. recording — which [`Window`] to use: DESIGN wants the recording playable as VOD
 //! from the same objects, so the natural choice for `{rendition}/index.m3u8` is
@@ -61,6 +65,8 @@ pub struct PlaylistSegment {
     pub discontinuity: bool,
     /// The init segment this segment needs, relative to the playlist (`init.mp4`).
     pub init_uri: String,
+    /// The object is missing (dropped during a storage outage): `#EXT-X-GAP`.
+    pub gap: bool,
 }
 
 impl PlaylistSegment {
@@ -76,6 +82,7 @@ impl PlaylistSegment {
             program_date_time,
             discontinuity: false,
             init_uri: init_uri(0),
+            gap: false,
         }
     }
 }
@@ -171,6 +178,25 @@ impl MediaPlaylist {
         Ok(())
     }
 
+    /// Marks the segment at `position` as missing (`#EXT-X-GAP`); false when the playlist
+    /// does not list it (any more).
+    pub fn mark_gap(&mut self, position: u64) -> bool {
+        let first = self.segments.front().map_or(0, |s| s.sequence);
+        let Some(index) = position.checked_sub(first) else {
+            return false;
+        };
+        match usize::try_from(index)
+            .ok()
+            .and_then(|i| self.segments.get_mut(i))
+        {
+            Some(segment) => {
+                segment.gap = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Marks the playlist finished (`#EXT-X-ENDLIST`); later pushes fail.
     pub fn end(&mut self) {
         self.ended = true;
@@ -224,6 +250,9 @@ impl MediaPlaylist {
             );
             let ms = duration_ms(segment.duration);
             let _ = writeln!(out, "#EXTINF:{}.{:03},", ms / 1000, ms % 1000);
+            if segment.gap {
+                out.push_str("#EXT-X-GAP\n");
+            }
             out.push_str(&segment.uri);
             out.push('\n');
         }
@@ -364,7 +393,28 @@ mod tests {
             program_date_time: t0() + chrono::Duration::milliseconds(offset),
             discontinuity: false,
             init_uri: "init.mp4".into(),
+            gap: false,
         }
+    }
+
+    #[test]
+    fn a_segment_marked_missing_keeps_its_position_and_is_written_as_a_gap() {
+        let mut p = MediaPlaylist::new(Window::KeepAll, Duration::from_secs(2));
+        for n in 0..3 {
+            p.push(seg(n, 2000)).expect("in order");
+        }
+        assert!(p.mark_gap(1));
+        assert!(!p.mark_gap(3), "not listed");
+        p.push(seg(3, 2000))
+            .expect("the sequence goes on after a gap");
+        let text = p.render();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
+        assert!(
+            text.contains("#EXTINF:2.000,\n#EXT-X-GAP\nseg-000001.m4s\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-GAP").count(), 1, "{text}");
+        assert_eq!(text.matches("seg-0000").count(), 4, "{text}");
     }
 
     #[test]

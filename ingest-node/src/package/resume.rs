@@ -4,7 +4,7 @@
 //!
 //! Only the subset of RFC 8216 that [`super::playlist`] writes is understood: the master
 //! playlist's variant and audio URIs, and a media playlist's target duration,
-//! discontinuity sequence, `EXT-X-MAP`, `EXT-X-DISCONTINUITY`, `EXT-X-PROGRAM-DATE-TIME`,
+//! discontinuity sequence, `EXT-X-MAP`, `EXT-X-DISCONTINUITY`, `EXT-X-GAP`, `EXT-X-PROGRAM-DATE-TIME`,
 //! `EXTINF` and URIs. Anything else is ignored; a playlist this node could not have written
 //! (no PDT, no map) is refused rather than guessed at.
 //!
@@ -61,6 +61,7 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, ParseError> {
     let mut pdt: Option<DateTime<Utc>> = None;
     let mut extinf: Option<Duration> = None;
     let mut discontinuity = false;
+    let mut gap = false;
     let mut segments = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -73,6 +74,8 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, ParseError> {
             discontinuity_sequence = v.parse().map_err(|_| err("bad discontinuity sequence"))?;
         } else if line == "#EXT-X-DISCONTINUITY" {
             discontinuity = true;
+        } else if line == "#EXT-X-GAP" {
+            gap = true;
         } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
             init = Some(
                 attribute(v, "URI")
@@ -98,6 +101,7 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, ParseError> {
                 program_date_time: pdt.take().ok_or(err("segment without PDT"))?,
                 discontinuity: std::mem::take(&mut discontinuity),
                 init_uri: init.clone().ok_or(err("segment before any map"))?,
+                gap: std::mem::take(&mut gap),
             });
         }
     }
@@ -193,6 +197,7 @@ mod tests {
             .expect("valid"),
             discontinuity,
             init_uri: init.into(),
+            gap: false,
         }
     }
 
@@ -202,9 +207,11 @@ mod tests {
         p.push(entry(0, "init.mp4", false)).expect("push");
         p.push(entry(1, "init.mp4", false)).expect("push");
         p.push(entry(2, "init-1.mp4", true)).expect("push");
+        assert!(p.mark_gap(1));
         let text = p.render();
         let back = parse_media_playlist(&text).expect("parses");
         assert_eq!(back.render(), text);
+        assert!(text.contains("#EXT-X-GAP"), "{text}");
         assert_eq!(back.next_sequence(), 3);
         assert_eq!(Resume::listed_high_marks(&back), (Some(2), Some(1)));
     }

@@ -3,13 +3,17 @@
 //! ```text
 //! publisher (RTMP/WHIP) --Input--> media thread (media.rs): governor, transcode (decode once,
 //!                                   ladder), packagers (fMP4 per rendition)
-//!                                   --Output--> publisher task (publisher.rs): S3 (segments,
-//!                                               then playlists), go-live, samples
-//!                                               (sampler.rs), status checks, the end
+//!                                   --Output--> publisher task (publisher.rs): S3 through
+//!                                               the outbox (segments, then playlists),
+//!                                               go-live, samples (sampler.rs) and status
+//!                                               through the record task, the end
 //! ```
 //!
 //! Invariants:
-//! - a playlist is uploaded only after every segment it names is stored;
+//! - a playlist is uploaded only after every segment it names is stored (or marks it
+//!   `#EXT-X-GAP`: dropped from a full upload backlog during a long bucket outage);
+//! - storage never holds the media up: objects wait, in order and bounded, in the stream's
+//!   [`outbox`], table writes in its [`record`] task; both retry until storage is back;
 //! - the stream becomes `live` (conditional write) once the first segment of every
 //!   rendition is stored and the master playlist names them all;
 //! - a publisher that drops keeps the stream live for the reconnect window; a publisher
@@ -31,7 +35,9 @@
 
 mod lag;
 mod media;
+mod outbox;
 mod publisher;
+mod record;
 mod sampler;
 pub mod takeover;
 
@@ -67,6 +73,8 @@ pub struct PipelineConfig {
     pub segment_ms: u32,
     pub reconnect_window: Duration,
     pub sample_every: Duration,
+    /// Media waiting for the bucket at most, in bytes ([`outbox`]).
+    pub upload_backlog_bytes: usize,
     /// `rtmp` or `webrtc`, for samples.
     pub protocol: Protocol,
     /// Public URL of the live thumbnail, set on the stream when it has none.
@@ -126,6 +134,12 @@ pub struct Counters {
     pub governor_level: AtomicU64,
     /// Decoded frames the governor's last level kept from the encoders.
     pub shed_frames: AtomicU64,
+    /// Segments the upload backlog gave up on during a long bucket outage (`#EXT-X-GAP`).
+    pub dropped_segments: AtomicU64,
+    /// Upload attempts that failed (each is retried).
+    pub upload_failures: AtomicU64,
+    /// Bytes waiting for the bucket now.
+    pub upload_backlog_bytes: AtomicU64,
     /// Test-only fault hook (`RILL_FAULT_HOOKS=1`): the media thread panics when set.
     pub inject_panic: AtomicBool,
 }

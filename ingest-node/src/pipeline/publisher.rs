@@ -2,10 +2,15 @@
 //!
 //! Order of writes (the invariants of [`super`]): a segment, then the media playlist naming
 //! it; once every rendition has a segment, the master playlist and then the go-live
-//! conditional write ([`Publisher::go_live`]). Every 2 s it checks the stream's status (the
-//! owner may have ended it) and the reconnect window; every `sample_every` it writes a
+//! conditional write ([`Publisher::go_live`]). Every 2 s it looks at the stream's status
+//! (the owner may have ended it) and the reconnect window; every `sample_every` it takes a
 //! quality sample ([`super::sampler`]). At the end every playlist gets `#EXT-X-ENDLIST`
 //! and the stream is marked ended.
+//!
+//! The task never waits on storage while the stream runs: objects go through the
+//! [`super::outbox`] (in order, retried, bounded) and the table writes and status reads
+//! through [`super::record`]. A bucket or table outage delays what is stored, it does not
+//! stall packaging, and what was queued is stored when storage is back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +23,8 @@ use rill_core::store::{MetricsStore, StreamStore};
 use rill_core::{Command, StreamStatus};
 use tokio::sync::mpsc;
 
+use super::outbox::{Attempt, Dropped, Job, Purpose, Uploads};
+use super::record::{Record, STATUS_EVERY, Write};
 use super::sampler::Sampler;
 use super::{Counters, Output, PipelineConfig, Stop};
 use crate::media::Rendition;
@@ -25,6 +32,10 @@ use crate::package::{
     self, AudioMedia, BitrateStats, MediaPlaylist, PlaylistSegment, Segment, VariantStream, Window,
 };
 use crate::upload::{ObjectKind, Uploader};
+
+/// How long the end of a stream waits for the objects still queued before it writes the
+/// final playlists (within the node's stop grace).
+const FINISH_DRAIN: Duration = Duration::from_secs(7);
 
 struct Track {
     name: String,
@@ -45,7 +56,8 @@ pub(super) struct Publisher {
     config: PipelineConfig,
     id: String,
     store: Arc<dyn StreamStore>,
-    uploader: Uploader,
+    uploads: Uploads,
+    record: Record,
     counters: Arc<Counters>,
     sampler: Sampler,
     tracks: BTreeMap<usize, Track>,
@@ -55,6 +67,8 @@ pub(super) struct Publisher {
     /// Since when the stream has had no publisher (the reconnect window runs).
     waiting_since: Option<Instant>,
     gone_generations: u32,
+    /// The master playlist is queued (go-live follows once it is stored).
+    master_queued: bool,
     thumbnail_listed: bool,
 }
 
@@ -66,12 +80,19 @@ impl Publisher {
         uploader: Uploader,
         counters: Arc<Counters>,
     ) -> Self {
+        let record = Record::start(
+            config.stream_id.clone(),
+            store.clone(),
+            metrics,
+            config.resume.is_some(),
+        );
         Self {
             id: config.stream_id.clone(),
-            sampler: Sampler::new(&config, metrics, counters.clone()),
+            sampler: Sampler::new(&config, counters.clone()),
+            uploads: Uploads::new(uploader, config.upload_backlog_bytes),
+            record,
             config,
             store,
-            uploader,
             counters,
             tracks: BTreeMap::new(),
             ladder: None,
@@ -79,6 +100,7 @@ impl Publisher {
             wall_origin: None,
             waiting_since: None,
             gone_generations: 0,
+            master_queued: false,
             thumbnail_listed: false,
         }
     }
@@ -89,34 +111,39 @@ impl Publisher {
         mut out: mpsc::Receiver<Output>,
         mut stop: tokio::sync::watch::Receiver<Stop>,
     ) {
-        let mut status_check = tokio::time::interval(Duration::from_secs(2));
+        let mut status_check = tokio::time::interval(STATUS_EVERY);
         let mut sampling = tokio::time::interval(self.config.sample_every);
-        let mut viewers = 0u64;
         let reason = loop {
             tokio::select! {
                 msg = out.recv() => {
                     let Some(msg) = msg else { break "media thread ended" };
-                    if let Some(reason) = self.on_output(msg).await {
+                    if let Some(reason) = self.on_output(msg) {
                         break reason;
+                    }
+                }
+                attempt = self.uploads.next() => {
+                    if let Some(attempt) = attempt {
+                        self.on_attempt(attempt);
                     }
                 }
                 _ = status_check.tick() => {
                     if self.waiting_since.is_some_and(|since| since.elapsed() >= self.config.reconnect_window) {
                         break "reconnect window passed";
                     }
-                    match self.store.get_stream(&self.id).await {
-                        Ok(Some(s)) if s.status.is_final() => break "stream ended by its owner",
-                        Ok(Some(s)) => viewers = s.stats.current_viewers,
-                        Ok(None) => break "stream deleted",
-                        Err(_) => {}
+                    if let Some(reason) = self.record.status.borrow().over {
+                        break reason;
                     }
                 }
                 _ = sampling.tick() => {
-                    self.sampler.sample(self.waiting_since.is_none(), viewers).await;
+                    let viewers = self.record.status.borrow().viewers;
+                    if let Some(sample) = self.sampler.sample(self.waiting_since.is_none(), viewers) {
+                        self.record.write(Write::Sample(Box::new(sample)));
+                    }
                 }
                 _ = stop.changed() => match *stop.borrow() {
                     Stop::Abandon => {
                         tracing::warn!(stream_id = %self.id, "lease lost: the stream is another node's now; stopping without a word to storage");
+                        self.record.abandon();
                         return;
                     }
                     Stop::Finish => break "node shutting down",
@@ -130,14 +157,14 @@ impl Publisher {
     }
 
     /// Handles one output of the media thread; `Some(reason)` ends the stream.
-    async fn on_output(&mut self, msg: Output) -> Option<&'static str> {
+    fn on_output(&mut self, msg: Output) -> Option<&'static str> {
         match msg {
             Output::Init {
                 rendition,
                 name,
                 uri,
                 data,
-            } => self.on_init(rendition, name, uri, data).await,
+            } => self.on_init(rendition, name, uri, data),
             Output::Ladder {
                 renditions,
                 codecs,
@@ -156,15 +183,18 @@ impl Publisher {
                 discontinuity,
                 media_complete_at,
             } => {
-                if self
-                    .on_segment(rendition, segment, discontinuity, media_complete_at)
-                    .await
-                    && !self.live
+                if self.on_segment(rendition, segment, discontinuity, media_complete_at)
+                    && !self.master_queued
                 {
-                    self.go_live().await;
+                    self.queue_master();
                 }
             }
-            Output::Thumbnail(jpeg) => self.on_thumbnail(jpeg).await,
+            Output::Thumbnail(jpeg) => self.queue(Job {
+                name: package::THUMBNAIL.to_owned(),
+                body: jpeg,
+                kind: ObjectKind::Thumbnail,
+                purpose: Purpose::Thumbnail,
+            }),
             Output::PublisherGone => {
                 self.gone_generations += 1;
                 // A returning publisher's timeline starts again at zero: its segments
@@ -189,10 +219,118 @@ impl Publisher {
         None
     }
 
-    async fn on_init(&mut self, rendition: usize, object: String, uri: String, data: Bytes) {
-        if let Err(e) = self.uploader.put(&object, data, ObjectKind::Init).await {
-            tracing::error!(stream_id = %self.id, error = %e, "init upload failed");
+    /// Queues an object and starts uploading if idle; segments dropped to keep the backlog
+    /// bounded become gaps in their playlists.
+    fn queue(&mut self, job: Job) {
+        let dropped = self.uploads.outbox.push(job);
+        if !dropped.is_empty() {
+            self.on_dropped(dropped);
         }
+        self.uploads.pump();
+    }
+
+    /// Marks dropped segments `#EXT-X-GAP` and queues their playlists again (the queued
+    /// versions named them as present).
+    fn on_dropped(&mut self, dropped: Vec<Dropped>) {
+        let mut tracks = Vec::new();
+        for d in dropped {
+            let Some(track) = self.tracks.get_mut(&d.track) else {
+                continue;
+            };
+            let position = d.position - track.object_offset;
+            track.playlist.mark_gap(position);
+            tracing::warn!(
+                stream_id = %self.id,
+                object = %d.name,
+                position,
+                backlog_bytes = self.uploads.outbox.bytes(),
+                backlog_limit = self.uploads.outbox.limit(),
+                "the bucket has been failing past the upload backlog: oldest unsent segment dropped, listed as a gap"
+            );
+            self.counters
+                .dropped_segments
+                .fetch_add(1, Ordering::Relaxed);
+            if !tracks.contains(&d.track) {
+                tracks.push(d.track);
+            }
+        }
+        for k in tracks {
+            if let Some(job) = self.playlist_job(k, None) {
+                // Playlists are never dropped, so this push drops nothing more.
+                let _ = self.uploads.outbox.push(job);
+            }
+        }
+    }
+
+    /// The current text of track `k`'s media playlist, as a job.
+    fn playlist_job(&self, k: usize, completed_at: Option<Instant>) -> Option<Job> {
+        let track = self.tracks.get(&k)?;
+        Some(Job {
+            name: package::media_playlist_object_name(&track.name),
+            body: Bytes::from(track.playlist.render()),
+            kind: ObjectKind::Playlist,
+            purpose: Purpose::Playlist { completed_at },
+        })
+    }
+
+    /// An upload finished: what follows from a stored object, or the outage's log line.
+    fn on_attempt(&mut self, attempt: Attempt) {
+        match attempt {
+            Attempt::Stored { job, outage } => {
+                if let Some(outage) = outage {
+                    tracing::info!(stream_id = %self.id, outage_ms = outage.as_millis() as u64, queued = self.uploads.outbox.len(), "the bucket is back; catching up in order");
+                }
+                self.on_stored(job.purpose);
+            }
+            Attempt::Failed { error, first } => {
+                self.counters
+                    .upload_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if first {
+                    tracing::error!(stream_id = %self.id, error = %error, queued = self.uploads.outbox.len(), "upload failed; the stream's objects wait and are retried in order");
+                }
+            }
+        }
+        self.counters
+            .upload_backlog_bytes
+            .store(self.uploads.outbox.bytes() as u64, Ordering::Relaxed);
+    }
+
+    fn on_stored(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Playlist {
+                completed_at: Some(at),
+            } => {
+                let lag = at.elapsed();
+                self.counters
+                    .availability
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .record(lag);
+                self.counters
+                    .recent_lag_ms
+                    .fetch_max(lag.as_millis() as u64, Ordering::Relaxed);
+            }
+            Purpose::Master if !self.live => {
+                self.live = true;
+                self.record.write(Write::GoLive);
+            }
+            Purpose::Thumbnail if !self.thumbnail_listed => {
+                self.thumbnail_listed = true;
+                self.record
+                    .write(Write::ListThumbnail(self.config.thumbnail_url.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_init(&mut self, rendition: usize, object: String, uri: String, data: Bytes) {
+        self.queue(Job {
+            name: object.clone(),
+            body: data,
+            kind: ObjectKind::Init,
+            purpose: Purpose::Init,
+        });
         if let Some(t) = self.tracks.get_mut(&rendition) {
             t.init_uri = uri;
             return;
@@ -229,8 +367,8 @@ impl Publisher {
         self.tracks.insert(rendition, track);
     }
 
-    /// Stores the segment, then the playlist naming it. True when the segment was listed.
-    async fn on_segment(
+    /// Queues the segment, then the playlist naming it. True when the segment was listed.
+    fn on_segment(
         &mut self,
         rendition: usize,
         segment: Segment,
@@ -246,14 +384,6 @@ impl Publisher {
         };
         let object = package::segment_object_name(&track.name, segment.sequence);
         let size = segment.byte_size();
-        if let Err(e) = self
-            .uploader
-            .put(&object, segment.data.clone(), ObjectKind::Segment)
-            .await
-        {
-            tracing::error!(stream_id = %self.id, error = %e, "segment upload failed; not listed");
-            return false;
-        }
         let mut entry = PlaylistSegment::from_segment(
             &segment,
             origin + chrono::Duration::milliseconds(segment.start_ms()),
@@ -265,35 +395,29 @@ impl Publisher {
             size,
             Duration::from_millis(segment.duration_ms().max(1) as u64),
         ));
+        let position = entry.sequence;
         if let Err(e) = track.playlist.push(entry) {
             tracing::warn!(stream_id = %self.id, error = %e, "playlist rejected a segment");
             return false;
         }
-        let body = Bytes::from(track.playlist.render());
-        let name = package::media_playlist_object_name(&track.name);
-        match self.uploader.put(&name, body, ObjectKind::Playlist).await {
-            Ok(()) => {
-                if let Some(at) = media_complete_at {
-                    let lag = at.elapsed();
-                    self.counters
-                        .availability
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .record(lag);
-                    self.counters
-                        .recent_lag_ms
-                        .fetch_max(lag.as_millis() as u64, Ordering::Relaxed);
-                }
-            }
-            Err(e) => {
-                tracing::error!(stream_id = %self.id, error = %e, "playlist upload failed");
-            }
+        self.queue(Job {
+            name: object,
+            body: segment.data,
+            kind: ObjectKind::Segment,
+            purpose: Purpose::Segment {
+                track: rendition,
+                position: position + self.tracks.get(&rendition).map_or(0, |t| t.object_offset),
+            },
+        });
+        if let Some(job) = self.playlist_job(rendition, media_complete_at) {
+            self.queue(job);
         }
         true
     }
 
-    /// Once every rendition has a stored segment: the master playlist, then `live`.
-    async fn go_live(&mut self) {
+    /// Once every rendition has a listed segment: the master playlist (`live` follows once
+    /// it is stored, [`Publisher::on_stored`]).
+    fn queue_master(&mut self) {
         let Some((renditions, codecs, audio)) = &self.ladder else {
             return;
         };
@@ -303,68 +427,40 @@ impl Publisher {
             return;
         }
         let master = master(renditions, codecs, *audio, &self.tracks);
-        if self
-            .uploader
-            .put(
-                package::MASTER_PLAYLIST,
-                Bytes::from(master),
-                ObjectKind::Playlist,
-            )
-            .await
-            .is_err()
-        {
-            return;
-        }
-        self.live = true;
-        match self
-            .store
-            .apply(&self.id, Command::GoLive, rill_core::time::now())
-            .await
-        {
-            Ok(_) => tracing::info!(stream_id = %self.id, "stream is live"),
-            // Taken over from another node, which had made it live already.
-            Err(rill_core::store::StoreError::Conflict {
-                current: Some(StreamStatus::Live),
-                ..
-            }) if self.config.resume.is_some() => {
-                tracing::info!(stream_id = %self.id, "stream continues live on this node");
-            }
-            Err(e) => tracing::warn!(stream_id = %self.id, error = %e, "go-live refused"),
-        }
+        self.master_queued = true;
+        self.queue(Job {
+            name: package::MASTER_PLAYLIST.to_owned(),
+            body: Bytes::from(master),
+            kind: ObjectKind::Playlist,
+            purpose: Purpose::Master,
+        });
     }
 
-    async fn on_thumbnail(&mut self, jpeg: Bytes) {
-        match self
-            .uploader
-            .put(package::THUMBNAIL, jpeg, ObjectKind::Thumbnail)
-            .await
-        {
-            Ok(()) if !self.thumbnail_listed => {
-                self.thumbnail_listed = true;
-                list_thumbnail(self.store.as_ref(), &self.id, &self.config.thumbnail_url).await;
-            }
-            Ok(()) => {}
-            Err(e) => tracing::warn!(stream_id = %self.id, error = %e, "thumbnail upload failed"),
-        }
-    }
-
-    /// Every playlist gets `#EXT-X-ENDLIST`; the stream is marked ended.
+    /// Every playlist gets `#EXT-X-ENDLIST` (queued behind what is still unsent, which is
+    /// given [`FINISH_DRAIN`] to land); the record's writes are given theirs; the stream
+    /// is marked ended.
     async fn finish(mut self, reason: &str) {
-        for t in self.tracks.values_mut() {
-            t.playlist.end();
-            let name = package::media_playlist_object_name(&t.name);
-            if let Err(e) = self
-                .uploader
-                .put(
-                    &name,
-                    Bytes::from(t.playlist.render()),
-                    ObjectKind::Playlist,
-                )
-                .await
-            {
-                tracing::error!(stream_id = %self.id, error = %e, "final playlist upload failed");
+        let tracks: Vec<usize> = self.tracks.keys().copied().collect();
+        for k in tracks {
+            if let Some(t) = self.tracks.get_mut(&k) {
+                t.playlist.end();
+            }
+            if let Some(job) = self.playlist_job(k, None) {
+                self.queue(job);
             }
         }
+        let deadline = tokio::time::Instant::now() + FINISH_DRAIN;
+        while !self.uploads.outbox.is_empty() {
+            match tokio::time::timeout_at(deadline, self.uploads.next()).await {
+                Ok(Some(attempt)) => self.on_attempt(attempt),
+                Ok(None) => {}
+                Err(_) => {
+                    tracing::error!(stream_id = %self.id, lost = self.uploads.outbox.len(), "the stream ended with objects the bucket never took (final playlists among them)");
+                    break;
+                }
+            }
+        }
+        self.record.close().await;
         mark_ended(self.store.as_ref(), &self.id).await;
         tracing::info!(stream_id = %self.id, reason, reconnects = self.gone_generations.saturating_sub(1), "stream finished");
     }
@@ -399,33 +495,6 @@ fn wall_clock_origin(
     Utc::now()
         - chrono::Duration::from_std(since_complete).unwrap_or_default()
         - chrono::Duration::milliseconds(end_ms)
-}
-
-/// Points the stream's `thumbnailUrl` at the live thumbnail unless the owner chose one. A
-/// conditional write: an owner edit in between wins and this one is dropped.
-async fn list_thumbnail(store: &dyn StreamStore, id: &str, url: &str) {
-    let stream = match store.get_stream(id).await {
-        Ok(Some(s)) if s.thumbnail_url.is_none() => s,
-        Ok(_) => return,
-        Err(e) => {
-            tracing::warn!(stream_id = %id, error = %e, "thumbnail URL not set");
-            return;
-        }
-    };
-    let patch = rill_core::stream::StreamPatch {
-        thumbnail_url: Some(Some(url.to_owned())),
-        ..Default::default()
-    };
-    let result = match stream.patched(&patch, rill_core::time::now()) {
-        Ok(updated) => store.update_stream(&updated).await.map(|_| ()),
-        Err(e) => {
-            tracing::warn!(stream_id = %id, error = %e, "thumbnail URL rejected");
-            return;
-        }
-    };
-    if let Err(e) = result {
-        tracing::info!(stream_id = %id, error = %e, "thumbnail URL not set (stream edited meanwhile)");
-    }
 }
 
 fn master(

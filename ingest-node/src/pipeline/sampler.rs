@@ -1,12 +1,12 @@
 //! The 5 s quality sample: what the publisher sends, how the node keeps up, and the
-//! governor's level, stored for `GET /metrics` and broadcast as `stream:quality-update`.
+//! governor's level, stored (by [`super::record`]) for `GET /metrics` and broadcast as
+//! `stream:quality-update`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rill_core::quality::{QualitySample, health};
-use rill_core::store::MetricsStore;
 
 use super::{Counters, PipelineConfig};
 use crate::publish::Protocol;
@@ -24,22 +24,16 @@ pub(super) struct Sampler {
     id: String,
     protocol: Protocol,
     transport: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
-    metrics: Arc<dyn MetricsStore>,
     counters: Arc<Counters>,
     last: Mark,
 }
 
 impl Sampler {
-    pub(super) fn new(
-        config: &PipelineConfig,
-        metrics: Arc<dyn MetricsStore>,
-        counters: Arc<Counters>,
-    ) -> Self {
+    pub(super) fn new(config: &PipelineConfig, counters: Arc<Counters>) -> Self {
         Self {
             id: config.stream_id.clone(),
             protocol: config.protocol,
             transport: config.transport.clone(),
-            metrics,
             counters,
             last: Mark {
                 at: Instant::now(),
@@ -50,9 +44,9 @@ impl Sampler {
         }
     }
 
-    /// Writes a sample when a publisher is connected and media has arrived; always moves
-    /// the rate window on.
-    pub(super) async fn sample(&mut self, publishing: bool, viewers: u64) {
+    /// A sample when a publisher is connected and media has arrived; always moves the rate
+    /// window on.
+    pub(super) fn sample(&mut self, publishing: bool, viewers: u64) -> Option<QualitySample> {
         let c = &self.counters;
         let now = Mark {
             at: Instant::now(),
@@ -66,12 +60,12 @@ impl Sampler {
         let input_kbps = now.bytes.saturating_sub(self.last.bytes) as f64 * 8.0 / 1000.0 / secs;
         self.last = now;
         if !publishing || now.frames == 0 {
-            return;
+            return None;
         }
         let dropped = c.dropped_frames.load(Ordering::Relaxed);
         let governor_level = c.governor_level.load(Ordering::Relaxed).min(255) as u8;
         let (rtt, loss) = (self.transport)();
-        let sample = QualitySample {
+        Some(QualitySample {
             stream_id: self.id.clone(),
             at: rill_core::time::now(),
             input_kbps,
@@ -97,9 +91,6 @@ impl Sampler {
             protocol: self.protocol.as_str().to_owned(),
             governor_level,
             shed_frames: c.shed_frames.load(Ordering::Relaxed),
-        };
-        if let Err(e) = self.metrics.put_sample(&sample).await {
-            tracing::warn!(stream_id = %self.id, error = %e, "sample not stored");
-        }
+        })
     }
 }

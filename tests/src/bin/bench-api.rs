@@ -136,8 +136,8 @@ fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<V
             ),
             Some(json!({})),
         ),
-        "moderation-ban" => ("PUT", format!("/api/streams/{id}/bans/someone"), None),
-        "moderation-unban" => ("DELETE", format!("/api/streams/{id}/bans/someone"), None),
+        "bans-add" => ("PUT", format!("/api/streams/{id}/bans/someone"), None),
+        "bans-remove" => ("DELETE", format!("/api/streams/{id}/bans/someone"), None),
         "moderators-add" => ("PUT", format!("/api/streams/{id}/moderators/someone"), None),
         "moderators-remove" => (
             "DELETE",

@@ -54,7 +54,8 @@ pub(super) struct Publisher {
     wall_origin: Option<DateTime<Utc>>,
     /// Since when the stream has had no publisher (the reconnect window runs).
     waiting_since: Option<Instant>,
-    gone_generations: u32,
+    /// Publishers that came back within the reconnect window.
+    reconnects: u32,
     thumbnail_listed: bool,
 }
 
@@ -78,7 +79,7 @@ impl Publisher {
             live: false,
             wall_origin: None,
             waiting_since: None,
-            gone_generations: 0,
+            reconnects: 0,
             thumbnail_listed: false,
         }
     }
@@ -166,7 +167,6 @@ impl Publisher {
             }
             Output::Thumbnail(jpeg) => self.on_thumbnail(jpeg).await,
             Output::PublisherGone => {
-                self.gone_generations += 1;
                 // A returning publisher's timeline starts again at zero: its segments
                 // take their wall clock from when they arrive, not from this session.
                 self.wall_origin = None;
@@ -180,6 +180,7 @@ impl Publisher {
                 // The window closes: the stream is not ended one window after the first
                 // drop, and samples resume.
                 self.waiting_since = None;
+                self.reconnects += 1;
             }
             Output::Failed(e) => {
                 tracing::error!(stream_id = %self.id, error = %e, "pipeline failed");
@@ -366,7 +367,7 @@ impl Publisher {
             }
         }
         mark_ended(self.store.as_ref(), &self.id).await;
-        tracing::info!(stream_id = %self.id, reason, reconnects = self.gone_generations.saturating_sub(1), "stream finished");
+        tracing::info!(stream_id = %self.id, reason, reconnects = self.reconnects, "stream finished");
     }
 }
 

@@ -1,6 +1,7 @@
-//! A counting proxy in front of moto: every request the functions make is forwarded
-//! unchanged and recorded with the function that made it (the SDK's app name, `app/<name>`
-//! in `x-amz-user-agent`, which `rill_aws::sdk_config` sets from
+//! A counting proxy in front of the stack's DynamoDB (DynamoDB Local, or moto with
+//! `RILL_DYNAMODB=moto`): every request the functions make is forwarded unchanged and
+//! recorded with the function that made it (the SDK's app name, `app/<name>` in
+//! `x-amz-user-agent`, which `rill_aws::sdk_config` sets from
 //! `AWS_LAMBDA_FUNCTION_NAME`) and its operation (`X-Amz-Target` for DynamoDB). The
 //! storage-call budgets are asserted against these counts: real requests of the real
 //! binaries, not a model of them.
@@ -67,7 +68,7 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Counter {
-    /// Starts a proxy to `upstream` (moto's URL) on a free port.
+    /// Starts a proxy to `upstream` (the DynamoDB endpoint's URL) on a free port.
     pub fn start(upstream: &str) -> Counter {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let fault = Arc::new(Mutex::new(Fault::None));

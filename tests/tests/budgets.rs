@@ -1,5 +1,5 @@
 //! Storage-call budgets of the realtime operations (docs/architecture.md section 6), counted
-//! on the real binaries: the stack reaches moto through a counting proxy that attributes
+//! on the real binaries: the stack reaches DynamoDB through a counting proxy that attributes
 //! every DynamoDB request to the function that sent it (`rill_tests::Counter`).
 //!
 //! Budgets are for a warm instance (the common case on a busy stream): caches with stated

@@ -24,7 +24,8 @@ async fn a_large_audience_gets_each_message_exactly_once_through_shards() {
         sockets.push(stack.socket(&id, &User::named(&format!("viewer{i}"))).await);
     }
     // The socket functions read a stream's connection list at most 1 s stale: let it
-    // include all twelve before the socket message.
+    // include all twelve before the socket message. A precondition (the cache is not
+    // observable from outside), not a wait for an outcome: the deliveries below are polled.
     tokio::time::sleep(rill_api::cache::CONNECTION_LISTS + Duration::from_millis(300)).await;
 
     let sent = User::named("alice")

@@ -1,10 +1,10 @@
-//! The ingest fleet against moto: the registry and stream leases through the DynamoDB
-//! adapter (this file), and several real `rill-ingest` processes sharing streams
-//! (`fleet_nodes` below).
+//! The ingest fleet against the harness's DynamoDB (DynamoDB Local): the registry and
+//! stream leases through the DynamoDB adapter (this file), and several real `rill-ingest`
+//! processes sharing streams (`fleet_nodes` below).
 //!
-//! What moto cannot show: two conditional writes racing inside DynamoDB (moto evaluates
-//! conditions without a lock). The conditions themselves are exercised here one write at a
-//! time; their atomicity is DynamoDB's.
+//! The conditions are exercised here one write at a time; their atomicity under racing
+//! writers is DynamoDB's (DynamoDB Local applies conditional writes atomically too, and so
+//! does moto under `RILL_DYNAMODB=moto` through `scripts/moto_server.py`'s lock).
 
 use std::time::Duration;
 
@@ -124,7 +124,7 @@ async fn a_stream_has_one_lease_holder_until_release_or_expiry() {
 }
 
 mod fleet_nodes {
-    //! Two real `rill-ingest` processes on one stack (one moto, one gateway), publishers
+    //! Two real `rill-ingest` processes on one stack (one table, one gateway), publishers
     //! are the ffmpeg CLI over RTMP.
 
     use std::collections::BTreeMap;

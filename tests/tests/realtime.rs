@@ -16,6 +16,17 @@ const SOON: Duration = Duration::from_secs(5);
 /// The fan-out batches the table stream for up to a second.
 const BATCHED: Duration = Duration::from_secs(6);
 
+/// Socket functions see moderation and settings changes within their stated staleness
+/// (functions/api/src/cache.rs): this waits it out after a change. A precondition, not a
+/// wait for an outcome, so it stays a sleep: the staleness bound promises that the very
+/// next frame after it sees the change, and that is what the assertion after it checks.
+/// Polling instead would mean sending frames until one is refused, and each accepted one
+/// is stored, fanned out and spends the sender's rate-limit tokens; the caches themselves
+/// are not observable from outside.
+async fn wait_out_stated_staleness() {
+    tokio::time::sleep(STALE).await;
+}
+
 async fn live_stream(stack: &Stack, owner: &User, settings: Value) -> String {
     stack.live_stream(owner, "rt", "Realtime", settings).await
 }
@@ -274,7 +285,9 @@ async fn a_viewer_who_joined_since_the_list_was_cached_still_gets_chat() {
         .await;
     alice.expect("stream:chat-message", SOON).await;
     let mut bob = stack.socket(&id, &User::named("bob")).await;
-    // The list alice's instance holds is now past its second, and bob is not in it.
+    // Precondition, not a wait for an outcome: the list alice's instance holds must be past
+    // its second (and bob is not in it) so the next message takes the stale-list path. The
+    // cache is not observable from outside, so this is a sleep.
     tokio::time::sleep(rill_api::cache::CONNECTION_LISTS + Duration::from_millis(200)).await;
     alice
         .send_json(json!({"action":"chat","content":"second"}))
@@ -331,9 +344,7 @@ async fn moderation_rules_hold_on_sockets() {
             .status,
         403
     );
-    // Socket functions see moderation and settings changes within their stated
-    // staleness (functions/api/src/cache.rs).
-    tokio::time::sleep(STALE).await;
+    wait_out_stated_staleness().await;
     bob_socket
         .send_json(json!({"action":"chat","content":"spam"}))
         .await;
@@ -353,9 +364,7 @@ async fn moderation_rules_hold_on_sockets() {
             None,
         )
         .await;
-    // Socket functions see moderation and settings changes within their stated
-    // staleness (functions/api/src/cache.rs).
-    tokio::time::sleep(STALE).await;
+    wait_out_stated_staleness().await;
     bob_socket
         .send_json(json!({"action":"chat","content":"sorry"}))
         .await;
@@ -370,9 +379,7 @@ async fn moderation_rules_hold_on_sockets() {
             Some(json!({"settings":{"chatMode":"followers"}})),
         )
         .await;
-    // Socket functions see moderation and settings changes within their stated
-    // staleness (functions/api/src/cache.rs).
-    tokio::time::sleep(STALE).await;
+    wait_out_stated_staleness().await;
     let mut carol = stack.socket(&id, &User::named("carol")).await;
     carol
         .send_json(json!({"action":"chat","content":"hi"}))
@@ -399,9 +406,7 @@ async fn moderation_rules_hold_on_sockets() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    // Socket functions see moderation and settings changes within their stated
-    // staleness (functions/api/src/cache.rs).
-    tokio::time::sleep(STALE).await;
+    wait_out_stated_staleness().await;
     carol
         .send_json(json!({"action":"chat","content":"hi again"}))
         .await;
@@ -416,9 +421,7 @@ async fn moderation_rules_hold_on_sockets() {
             Some(json!({"settings":{"chatEnabled":false}})),
         )
         .await;
-    // Socket functions see moderation and settings changes within their stated
-    // staleness (functions/api/src/cache.rs).
-    tokio::time::sleep(STALE).await;
+    wait_out_stated_staleness().await;
     carol
         .send_json(json!({"action":"chat","content":"anyone?"}))
         .await;
@@ -463,9 +466,7 @@ async fn the_rate_limit_and_slow_mode_hold_per_user() {
             Some(json!({"settings":{"slowModeSeconds":30}})),
         )
         .await;
-    // Socket functions see moderation and settings changes within their stated
-    // staleness (functions/api/src/cache.rs).
-    tokio::time::sleep(STALE).await;
+    wait_out_stated_staleness().await;
     let mut erin = stack.socket(&id, &User::named("erin")).await;
     erin.send_json(json!({"action":"chat","content":"first"}))
         .await;

@@ -1,4 +1,4 @@
-//! Stream endpoints end to end: gateway -> function binaries -> moto DynamoDB.
+//! Stream endpoints end to end: gateway -> function binaries -> DynamoDB Local.
 
 use rill_core::key::StreamKey;
 use rill_core::store::StreamStore;

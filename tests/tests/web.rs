@@ -1,7 +1,8 @@
 //! The web app end to end in a real browser: Debian's Chromium (fake camera and microphone)
 //! driven by playwright-core runs `web/e2e/browser.e2e.mjs` against the whole local stack —
-//! the gateway serving the built app, the real functions, moto, and an ingest node taking the
-//! broadcaster page's WHIP publish and writing HLS that the viewer page plays with hls.js.
+//! the gateway serving the built app, the real functions, DynamoDB Local and moto, and an
+//! ingest node taking the broadcaster page's WHIP publish and writing HLS that the viewer
+//! page plays with hls.js.
 //!
 //! Needs `web/node_modules` and `web/dist` (scripts/test.sh installs and builds them first).
 //! The second test signs in the production way (`web/e2e/signin.e2e.mjs`: an OpenID

@@ -1,5 +1,5 @@
 //! The WHIP router (`whip-router`) and the registry listing (`nodes-list`) through the
-//! local gateway, the real function binaries and moto.
+//! local gateway, the real function binaries, DynamoDB Local and moto.
 //!
 //! The ingest nodes here are **stand-ins for the node's HTTP side only** ([`StandIn`]): a
 //! few lines of HTTP server that record what reaches them (method, path, `Authorization`,

@@ -43,6 +43,8 @@ macro_rules! functions {
 
 functions! {
     http api_docs => crate::handlers::docs::openapi;
+    http bans_add => crate::handlers::moderation::ban_user;
+    http bans_remove => crate::handlers::moderation::unban_user;
     http chat_delete => crate::handlers::chat::delete;
     http chat_list => crate::handlers::chat::list;
     http chat_pin => crate::handlers::chat::pin;
@@ -52,8 +54,6 @@ functions! {
     http members_list => crate::handlers::channels::members;
     http members_remove => crate::handlers::channels::remove_member;
     http members_set => crate::handlers::channels::set_member;
-    http moderation_ban => crate::handlers::moderation::ban_user;
-    http moderation_unban => crate::handlers::moderation::unban_user;
     http moderators_add => crate::handlers::moderation::add_moderator;
     http moderators_list => crate::handlers::moderation::list_moderators;
     http moderators_remove => crate::handlers::moderation::remove_moderator;

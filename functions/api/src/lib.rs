@@ -1,14 +1,28 @@
-//! rill-api: the REST handlers of Rill and one thin Lambda binary per endpoint.
+//! rill-api: every Lambda function of Rill (REST endpoints, WebSocket routes, the
+//! table-stream consumers, the shard worker and the scheduled pre-warm) and one thin
+//! binary per function.
 //!
 //! Every binary under `src/bin/` is named after its function in infra/template.yaml and
-//! does one thing: call its entry in [`functions`], which starts the runtime
-//! ([`runtime::run`] for HTTP routes): sets up tracing, reads the configuration from the
-//! environment, builds the AWS clients once and serves API Gateway HTTP API events with
-//! `lambda_http`. Each binary's own crate is that one call, so building 40 of them costs
-//! 40 links, not 40 compilations of the runtime (see [`runtime`]).
+//! does one thing: call its entry in [`functions`], which starts a runner of [`runtime`]
+//! ([`runtime::run`] for HTTP routes, [`runtime::run_ws`] for socket routes,
+//! [`runtime::run_stream`] for table-stream batches, [`runtime::run_json`] for direct
+//! invocations; `ingest-prewarm` has its own in [`prewarm`]): it sets up tracing, reads
+//! the configuration from the environment into an [`App`] (the AWS clients, built once per
+//! instance) and serves the function's events.
+//! Each binary's own crate is that one call, so building every function costs one link
+//! each, not one compilation of the runtime each.
 //!
-//! Socket routes are in [`ws`], the table-stream fan-out in [`fanout`]; both deliver through
-//! [`broadcast`]. The scheduled `ingest-prewarm` function is [`prewarm`].
+//! Modules:
+//! - [`handlers`]: one async function per REST endpoint, and the WHIP router; [`request`]
+//!   reads requests and writes responses the same way for all of them; [`auth`] says who
+//!   is calling; [`error`] maps every failure to its response.
+//! - [`ws`]: the WebSocket routes.
+//! - [`fanout`] (`events-fanout`) and [`presence`] (`events-presence`): the table's change
+//!   stream turned into `stream:*` events; [`shard`] splits large audiences across
+//!   `events-fanout-shard` invocations. Socket routes and fan-outs deliver through
+//!   [`broadcast`].
+//! - [`cache`]: what a warm instance may remember, and for how long.
+//! - [`prewarm`]: the scheduled `ingest-prewarm` reconciler.
 //!
 //! Invariants:
 //! - handlers check input and permissions before they write, so a refused request changes

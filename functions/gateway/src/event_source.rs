@@ -6,15 +6,15 @@
 //! names no `aws-sdk-*` type.
 //!
 //! - The stream is the table's `LatestStreamArn` (`DescribeTable` on `TABLE_NAME`), or the
-//!   event's literal ARN. No table yet (moto not up, table not created) → retried every
+//!   event's literal ARN. No table yet (DynamoDB not up, table not created) → retried every
 //!   few seconds; a table without a stream → the mapping idles and rechecks, as does a
 //!   mapping whose table was recreated with a new stream.
 //! - Shards present at start are read from `StartingPosition` (the template's `LATEST`);
 //!   shards that appear later, and every shard of a stream found only after start, from
 //!   `TRIM_HORIZON`, so nothing written after the mapping exists is skipped. A child shard
 //!   waits until its parent is drained, so a key's records stay in order across splits.
-//! - Each shard is polled at Lambda's 4 polls per second (moto keeps every shard iterator
-//!   it hands out).
+//! - Each shard is polled at Lambda's 4 polls per second, no faster (moto, which the
+//!   gateway's own tests use, keeps every shard iterator it hands out).
 //! - Records collect into a batch until `BatchSize` is reached or
 //!   `MaximumBatchingWindowInSeconds` has passed since the batch's first record (or the
 //!   payload nears Lambda's 6 MB limit); then the function is invoked through the pool

@@ -21,8 +21,9 @@
 //! - [`invoke_api`]: Lambda's Invoke API for the template's functions (`Event` runs in
 //!   the background, `RequestResponse` answers the result): sharded fan-out invokes
 //!   `events-fanout-shard` through it.
-//! - [`event_source`]: polls the table's DynamoDB stream (moto) and invokes the `Type:
-//!   DynamoDB` functions with Lambda's batches, retries and ordering.
+//! - [`event_source`]: polls the table's DynamoDB stream (locally DynamoDB Local's, or
+//!   moto's) and invokes the `Type: DynamoDB` functions with Lambda's batches, retries and
+//!   ordering.
 //!
 //! Invariants:
 //! - The gateway never authenticates and never sets `requestContext.authorizer`: functions

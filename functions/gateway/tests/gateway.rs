@@ -61,6 +61,15 @@ fn instances(stats: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Waits (up to 10 s) until the one `echo` instance is running an invocation.
+fn wait_until_busy(gw: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !instances(&gw.stats()).iter().any(|i| i["state"] == "busy") {
+        assert!(Instant::now() < deadline, "no instance became busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn process_gone(pid: u64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -145,7 +154,7 @@ fn requests_beyond_the_instance_limit_wait_for_a_free_instance() {
     let gw = Gateway::echo(&[("GATEWAY_MAX_INSTANCES", "1")]);
     let port = gw.port;
     let first = std::thread::spawn(move || request(port, "GET", "/sleep/800", &[], b""));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_busy(&gw);
     let second = gw.get("/echo/1");
     let first = first.join().expect("thread");
     assert_eq!((first.status, second.status), (200, 200));
@@ -159,13 +168,14 @@ fn requests_beyond_the_instance_limit_wait_for_a_free_instance() {
 
 #[test]
 fn requests_waiting_longer_than_the_timeout_are_throttled() {
-    // One instance, 2 s timeout: A holds it for 0-2 s, B (queued at 0.3 s) for 2-4 s, so C
-    // (queued at 1 s) gives up at 3 s.
+    // One instance, 2 s timeout: A holds it for 0-2 s, B (queued once A runs) for 2-4 s, so
+    // C (queued 0.7 s after B) gives up at about 2.7 s. The 0.7 s only orders C behind B
+    // (nothing shows a queued request); the assertions wait for the answers themselves.
     let gw = Gateway::echo(&[("GATEWAY_MAX_INSTANCES", "1")]);
     let port = gw.port;
     let slow = move || request(port, "GET", "/sleep/5000", &[], b"").status;
     let a = std::thread::spawn(slow);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_busy(&gw);
     let b = std::thread::spawn(slow);
     std::thread::sleep(Duration::from_millis(700));
     let c = gw.get("/echo/1");

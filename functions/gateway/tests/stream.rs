@@ -1,6 +1,7 @@
-//! The DynamoDB stream event source mapping end to end: a real moto server, the real
-//! gateway creating the table (`--init-resources`) and polling its stream, and the
-//! `stream_probe` example as the function, which logs every batch it gets.
+//! The DynamoDB stream event source mapping end to end: a real moto server (its DynamoDB
+//! and DynamoDB Streams; see `common::Moto`), the real gateway creating the table
+//! (`--init-resources`) and polling its stream, and the `stream_probe` example as the
+//! function, which logs every batch it gets.
 
 mod common;
 

@@ -297,6 +297,8 @@ async fn websocket_messages_are_routed_on_action_and_disconnect_runs_once() {
         "AWS sends no headers with messages"
     );
 
+    // The first $disconnect is in (waited for above); this is a window for a second one
+    // to show, which no poll can wait for.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let disconnects: Vec<Value> = probe
         .events()
@@ -347,6 +349,7 @@ async fn connect_refusal_answers_the_function_status_without_upgrading() {
     // Refused connections never existed: no $disconnect, and posts to them are 410.
     let events = probe.events();
     let refused_id = last_connection_id(&events);
+    // An absence: a window for a wrong $disconnect to show, which no poll can wait for.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(probe.events().iter().all(|e| event_type(e) != "DISCONNECT"));
     let err = probe

@@ -317,6 +317,9 @@ pub(super) fn run(
             continue;
         }
         if is_end {
+            // The publisher is gone: flush its generation (the transcoder's and packagers'
+            // last segments), forget what was held before the ladder was planned, and tell
+            // the publisher task, which starts the reconnect window.
             if let Some(mut g) = current.take() {
                 let packets = g.transcoder.finish().unwrap_or_default();
                 if !route(&config, &mut g, packets, &send, &mut carried, &counters) {

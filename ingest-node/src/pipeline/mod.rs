@@ -169,7 +169,8 @@ pub(super) enum Output {
     },
     /// A new JPEG of the source.
     Thumbnail(Bytes),
-    /// The current publisher is gone (its media is flushed).
+    /// The current publisher is gone: what its generation had taken in is flushed (segments
+    /// sent before this); media still waiting for the ladder to be planned is dropped.
     PublisherGone,
     /// A publisher came back within the reconnect window.
     PublisherBack,

@@ -66,7 +66,8 @@ pub(super) struct Publisher {
     wall_origin: Option<DateTime<Utc>>,
     /// Since when the stream has had no publisher (the reconnect window runs).
     waiting_since: Option<Instant>,
-    gone_generations: u32,
+    /// Publishers that came back within the reconnect window.
+    reconnects: u32,
     /// The master playlist is queued (go-live follows once it is stored).
     master_queued: bool,
     thumbnail_listed: bool,
@@ -99,7 +100,7 @@ impl Publisher {
             live: false,
             wall_origin: None,
             waiting_since: None,
-            gone_generations: 0,
+            reconnects: 0,
             master_queued: false,
             thumbnail_listed: false,
         }
@@ -196,7 +197,6 @@ impl Publisher {
                 purpose: Purpose::Thumbnail,
             }),
             Output::PublisherGone => {
-                self.gone_generations += 1;
                 // A returning publisher's timeline starts again at zero: its segments
                 // take their wall clock from when they arrive, not from this session.
                 self.wall_origin = None;
@@ -210,6 +210,7 @@ impl Publisher {
                 // The window closes: the stream is not ended one window after the first
                 // drop, and samples resume.
                 self.waiting_since = None;
+                self.reconnects += 1;
             }
             Output::Failed(e) => {
                 tracing::error!(stream_id = %self.id, error = %e, "pipeline failed");
@@ -462,7 +463,7 @@ impl Publisher {
         }
         self.record.close().await;
         mark_ended(self.store.as_ref(), &self.id).await;
-        tracing::info!(stream_id = %self.id, reason, reconnects = self.gone_generations.saturating_sub(1), "stream finished");
+        tracing::info!(stream_id = %self.id, reason, reconnects = self.reconnects, "stream finished");
     }
 }
 

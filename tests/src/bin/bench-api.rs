@@ -136,8 +136,8 @@ fn probe(function: &str, id: &str, msg: &str) -> (&'static str, String, Option<V
             ),
             Some(json!({})),
         ),
-        "moderation-ban" => ("PUT", format!("/api/streams/{id}/bans/someone"), None),
-        "moderation-unban" => ("DELETE", format!("/api/streams/{id}/bans/someone"), None),
+        "bans-add" => ("PUT", format!("/api/streams/{id}/bans/someone"), None),
+        "bans-remove" => ("DELETE", format!("/api/streams/{id}/bans/someone"), None),
         "moderators-add" => ("PUT", format!("/api/streams/{id}/moderators/someone"), None),
         "moderators-remove" => (
             "DELETE",
@@ -251,10 +251,8 @@ async fn main() {
         let s = stack.gateway_stats().await;
         for f in &functions {
             let inst = &s["functions"][f]["instances"][0];
-            if let Some(us) = inst["init_us"].as_f64() {
-                init.entry(f.clone()).or_default().push(us / 1000.0);
-            } else if let Some(m) = inst["init_ms"].as_f64() {
-                init.entry(f.clone()).or_default().push(m);
+            if let Some(ms) = inst["init_ms"].as_f64() {
+                init.entry(f.clone()).or_default().push(ms);
             }
             if let Some(kb) = inst["rss_kb"].as_f64() {
                 rss.entry(f.clone()).or_default().push(kb / 1024.0);

@@ -223,8 +223,11 @@ pub fn request(
     }
 }
 
-/// A moto server on a free port, for tests that need DynamoDB and its streams. It dies
-/// with the test process: the shell wrapper kills it when our end of its stdin closes.
+/// A moto server on a free port, for the gateway tests that need a table and its stream
+/// (`stream.rs`): moto serves DynamoDB and DynamoDB Streams too, which is all these tests
+/// need. (`scripts/dev.sh` and the end-to-end harness in `tests/` run Amazon's DynamoDB
+/// Local for DynamoDB and keep moto for S3.) It dies with the test process: the shell
+/// wrapper kills it when our end of its stdin closes.
 pub struct Moto {
     pub url: String,
     _stdin: std::process::ChildStdin,
@@ -273,8 +276,10 @@ impl Drop for Moto {
     }
 }
 
-/// `RILL_MOTO_SERVER`, the virtualenv scripts/setup.sh makes (`RILL_VENV`, default
-/// `.venv`), or `moto_server` on `PATH`: the same search as the end-to-end harness.
+/// `RILL_MOTO_SERVER`, the `moto_server` of the virtualenv scripts/setup.sh makes
+/// (`RILL_VENV`, default `.venv`), or `moto_server` on `PATH`. (The end-to-end harness
+/// runs `scripts/moto_server.py`, which serialises requests, with that virtualenv's
+/// Python instead: these tests make no concurrent conditional writes.)
 fn moto_server_path() -> PathBuf {
     if let Ok(p) = std::env::var("RILL_MOTO_SERVER") {
         return PathBuf::from(p);

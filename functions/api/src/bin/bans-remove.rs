@@ -1,0 +1,5 @@
+//! Lambda `bans-remove`: `DELETE /api/streams/{id}/bans/{userId}`.
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    rill_api::functions::bans_remove()
+}

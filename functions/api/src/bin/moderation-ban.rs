@@ -1,5 +1,0 @@
-//! Lambda `moderation-ban`: `PUT /api/streams/{id}/bans/{userId}`.
-
-fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::functions::moderation_ban()
-}

@@ -1,5 +1,0 @@
-//! Lambda `moderation-unban`: `DELETE /api/streams/{id}/bans/{userId}`.
-
-fn main() -> Result<(), lambda_runtime::Error> {
-    rill_api::functions::moderation_unban()
-}

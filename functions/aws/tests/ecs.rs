@@ -595,10 +595,12 @@ async fn each_interval_sends_its_latest_sample() {
         "http://127.0.0.1:9/api/x",
         dimensions(service),
     )
-    .with_metric_every(Duration::from_millis(200));
+    // Long enough that the first send (slow on a loaded machine) cannot use up the
+    // interval before the second report; the sleep is the window, not a wait.
+    .with_metric_every(Duration::from_secs(2));
     host.report_utilisation(1, 2).await.expect("sent");
     host.report_utilisation(2, 2).await.expect("dropped");
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(2050)).await;
     // More streams than capacity (reconnect pipelines): reported as it is, above 1.
     host.report_utilisation(3, 2).await.expect("sent");
     let (count, average) = metric_statistics(service).await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/test.sh - run every check and test: formatting, lints, the template lint, unit
-# tests and the end-to-end tests (real moto, real gateway, real function binaries).
+# scripts/test.sh - run every check and test: formatting, lints, the template lint, a brief
+# run of every fuzz target, unit tests and the end-to-end tests (real moto, real gateway,
+# real function binaries).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +44,10 @@ step "the shipped Lambda artifact: cargo lambda build as sam build runs it, glib
 
 step "ingest image: hadolint, runtime packages of ingest-node/Dockerfile vs the libraries rill-ingest links"
 "$ROOT/scripts/check-image.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/rill-ingest"
+
+step "fuzz: every AFL++ target for 20 s (scripts/fuzz.sh; fails on any crash)"
+# Instrumented build in its own target directory; cold ~15 min on 2 cores, warm seconds.
+"$ROOT/scripts/fuzz.sh" all --seconds 20
 
 step "cargo test --workspace"
 set +e

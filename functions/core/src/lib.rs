@@ -32,6 +32,8 @@ pub mod chat;
 pub mod event;
 pub mod fanout;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ids;
 pub mod json_int;
 pub mod key;

@@ -508,6 +508,41 @@ mod tests {
         assert_eq!(s.status, Preparing);
     }
 
+    /// Regression inputs of the rest_body fuzz harness (fuzz/corpus/rest_body): its
+    /// read-back check failed on both before the fix.
+    #[test]
+    fn a_created_stream_reads_back_as_written() {
+        // Sub-millisecond digits were kept in the stream but dropped by the stored text.
+        let s = new_stream(serde_json::json!({"channelId":"c","title":"t","scheduledAt":"2026-01-01T00:00:00.0001Z"}))
+            .expect("valid");
+        let text = serde_json::to_string(&s).expect("to JSON");
+        assert!(
+            text.contains(r#""scheduledAt":"2026-01-01T00:00:00.000Z""#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Stream>(&text).expect("reads back"),
+            s
+        );
+    }
+
+    #[test]
+    fn a_scheduled_at_before_the_year_0000_in_utc_is_refused() {
+        // Year -1 in UTC: stored as `-0001-12-31T23:00:00.000Z`, which nothing reads back.
+        let e = new_stream(serde_json::json!({"channelId":"c","title":"t","scheduledAt":"0000-01-01T00:00:00+01:00"}))
+            .unwrap_err();
+        assert_eq!(e.field, "scheduledAt");
+        let s = new_stream(
+            serde_json::json!({"channelId":"c","title":"t","scheduledAt":"0000-01-01T00:00:00Z"}),
+        )
+        .expect("year 0000 is fine");
+        let text = serde_json::to_string(&s).expect("to JSON");
+        assert_eq!(
+            serde_json::from_str::<Stream>(&text).expect("reads back"),
+            s
+        );
+    }
+
     #[test]
     fn create_validates_every_field() {
         assert_eq!(

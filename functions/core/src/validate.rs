@@ -132,8 +132,15 @@ pub fn thumbnail_url(raw: &str) -> Result<(), ValidationError> {
 }
 
 /// Not more than [`SCHEDULE_HORIZON_DAYS`] ahead. A time in the past is allowed: the stream
-/// simply starts out `preparing`.
+/// simply starts out `preparing`; but not before the year 0000 in UTC, which could not be
+/// stored as RFC 3339 ([`crate::time::formats_as_rfc3339`]).
 pub fn scheduled_at(at: Timestamp, now: Timestamp) -> Result<(), ValidationError> {
+    if !crate::time::formats_as_rfc3339(&at) {
+        return Err(err(
+            "scheduledAt",
+            "must lie in the years 0000 to 9999 (UTC)",
+        ));
+    }
     if at > now + chrono::Duration::days(SCHEDULE_HORIZON_DAYS) {
         return Err(err(
             "scheduledAt",

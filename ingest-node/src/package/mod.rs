@@ -23,6 +23,8 @@
 
 pub mod boxes;
 pub mod fmp4;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod playlist;
 pub mod resume;
 

@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::{Candidate, Rtc};
+use str0m::{Candidate, Rtc, RtcConfig};
 use tokio::sync::oneshot;
 
 use super::offer::OfferSummary;
@@ -336,13 +336,7 @@ async fn publish(
 /// PLI feedback included when offered), statistics on.
 fn negotiate(handle: &WhipHandle, offer: SdpOffer) -> Result<(Rtc, SdpAnswer), Box<Response>> {
     let config = &handle.shared.config;
-    let mut rtc = Rtc::builder()
-        .set_ice_lite(true)
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .set_stats_interval(Some(config.stats_interval))
-        .build(std::time::Instant::now());
+    let mut rtc = rtc_config(config.stats_interval).build(std::time::Instant::now());
     let internal = |what: String| {
         tracing::error!(error = %what, "whip negotiation failed");
         error(
@@ -364,12 +358,7 @@ fn negotiate(handle: &WhipHandle, offer: SdpOffer) -> Result<(Rtc, SdpAnswer), B
     })?;
     // The offer names H.264 and Opus (checked above), but maybe only in variants we cannot
     // receive (e.g. an H.264 profile str0m does not match): then no codec survives.
-    let text = answer.to_sdp_string();
-    let accepted = |codec: &str| {
-        text.lines()
-            .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_lowercase().contains(codec))
-    };
-    if !accepted("h264/90000") || !accepted("opus/48000") {
+    if !answer_receives_both(&answer.to_sdp_string()) {
         return Err(Box::new(error(
             StatusCode::NOT_ACCEPTABLE,
             "unsupported_codecs",
@@ -378,6 +367,27 @@ fn negotiate(handle: &WhipHandle, offer: SdpOffer) -> Result<(Rtc, SdpAnswer), B
         )));
     }
     Ok((rtc, answer))
+}
+
+/// What every publisher's `Rtc` is built from: ICE-lite, H.264 and Opus only, statistics
+/// every `stats_interval`. Shared with the fuzz harness (`super::fuzz`).
+pub(super) fn rtc_config(stats_interval: Duration) -> RtcConfig {
+    Rtc::builder()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .set_stats_interval(Some(stats_interval))
+}
+
+/// Whether an answer (SDP text) kept an H.264 and an Opus codec.
+pub(super) fn answer_receives_both(answer: &str) -> bool {
+    let accepted = |codec: &str| {
+        answer
+            .lines()
+            .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_lowercase().contains(codec))
+    };
+    accepted("h264/90000") && accepted("opus/48000")
 }
 
 /// A sink was handed out but no session will feed it: it still gets its End.

@@ -7,6 +7,7 @@
 //! - `frames`: RTP time → ms timeline, H.264 access units, the keyframe gate.
 //! - [`server`]: the UDP socket, one str0m `Rtc` per session, the engine task, stats.
 //! - [`http`]: the axum routes (POST/DELETE/PATCH/OPTIONS, CORS, error mapping).
+//! - `fuzz`: the fuzz harness of offer handling (`scripts/fuzz.sh`).
 //!
 //! What a sink receives, in order: [`MediaEvent::AudioConfig`] (Opus, 48 kHz, 2 channels,
 //! empty config) once ICE + DTLS are up; then [`MediaEvent::Video`] (`NalFraming::AnnexB`,
@@ -80,6 +81,8 @@
 //! [`MediaEvent::End`]: crate::media::MediaEvent::End
 
 mod frames;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 mod offer;
 pub mod server;

@@ -6,7 +6,8 @@
 //!
 //! - even: the rest is a program of writer operations (push the next segment with a
 //!   fuzzer-chosen duration, discontinuity and init change; push out of sequence; push after
-//!   the end; end; read the text back as a node taking over would). After every step the
+//!   the end; end; mark a segment missing, as the outbox does after a storage outage; read the
+//!   text back as a node taking over would). After every step the
 //!   rendered text is checked against a model of every segment pushed, for the invariants of
 //!   `playlist.rs`: the header tags in order; `#EXT-X-MEDIA-SEQUENCE` is the first listed
 //!   segment's, never going down; listed sequences are consecutive (no holes) and are the
@@ -15,7 +16,8 @@
 //!   the configured target, and never goes down; `#EXT-X-MAP` before the first segment and
 //!   at every init change only; `#EXT-X-DISCONTINUITY` exactly where flagged, and
 //!   `#EXT-X-DISCONTINUITY-SEQUENCE` counts the flagged segments that slid out; every
-//!   segment has its PDT and EXTINF; `#EXT-X-ENDLIST` last and only once ended; a refused
+//!   segment has its PDT and EXTINF; `#EXT-X-GAP` exactly on the marked segments (marking one
+//!   no longer listed is refused); `#EXT-X-ENDLIST` last and only once ended; a refused
 //!   push changes nothing. Reading the text back gives the same segments, target and next
 //!   position.
 //! - odd: the rest is playlist text from the bucket (what another node left), read as a
@@ -81,6 +83,8 @@ struct Pushed {
     extinf_ms: u64,
     discontinuity: bool,
     init: String,
+    /// Marked missing (`mark_gap`): `#EXT-X-GAP` after its EXTINF.
+    gap: bool,
 }
 
 struct Model {
@@ -120,10 +124,10 @@ fn writer_program(data: &[u8]) {
             .pushed
             .last()
             .map_or(first_sequence, |p| p.sequence + 1);
-        match op % 5 {
+        match op % 6 {
             0 | 1 => {
                 // The next segment: ms and a sub-ms part, as a timescale produces them.
-                let ms = u64::from(input.u16()) * if op % 5 == 1 { 100 } else { 1 };
+                let ms = u64::from(input.u16()) * if op % 6 == 1 { 100 } else { 1 };
                 let nanos = u64::from(input.u16()) % 1_000_000;
                 let duration = Duration::from_millis(ms) + Duration::from_nanos(nanos);
                 let flags = input.u8().unwrap_or(0);
@@ -138,6 +142,7 @@ fn writer_program(data: &[u8]) {
                     program_date_time: pdt,
                     discontinuity,
                     init_uri: init_uri(generation),
+                    gap: false,
                 };
                 pdt += chrono::Duration::milliseconds(i64::from(input.u16()));
                 let result = playlist.push(segment);
@@ -150,6 +155,7 @@ fn writer_program(data: &[u8]) {
                         extinf_ms: duration_ms(duration),
                         discontinuity,
                         init: init_uri(generation),
+                        gap: false,
                     });
                 }
             }
@@ -172,6 +178,7 @@ fn writer_program(data: &[u8]) {
                     program_date_time: pdt,
                     discontinuity: false,
                     init_uri: init_uri(generation),
+                    gap: false,
                 };
                 assert!(playlist.push(segment).is_err(), "segment {wrong} accepted");
                 assert_eq!(playlist, before, "a refused push changed the playlist");
@@ -179,6 +186,17 @@ fn writer_program(data: &[u8]) {
             3 => {
                 playlist.end();
                 model.ended = true;
+            }
+            4 => {
+                // A segment dropped in a storage outage: marked only while listed.
+                let back = u64::from(input.u8().unwrap_or(0));
+                let position = next.saturating_sub(back);
+                let listed = listed(&model).iter().position(|p| p.sequence == position);
+                assert_eq!(playlist.mark_gap(position), listed.is_some(), "{position}");
+                if let Some(i) = listed {
+                    let offset = model.pushed.len() - listed_len(&model);
+                    model.pushed[offset + i].gap = true;
+                }
             }
             _ => read_back(&playlist),
         }
@@ -204,14 +222,16 @@ fn read_back(playlist: &MediaPlaylist) {
                 &a.uri,
                 a.program_date_time,
                 a.discontinuity,
-                &a.init_uri
+                &a.init_uri,
+                a.gap
             ),
             (
                 b.sequence,
                 &b.uri,
                 b.program_date_time,
                 b.discontinuity,
-                &b.init_uri
+                &b.init_uri,
+                b.gap
             )
         );
         assert_eq!(duration_ms(a.duration), duration_ms(b.duration));
@@ -227,6 +247,7 @@ fn read_back(playlist: &MediaPlaylist) {
             program_date_time: t0(),
             discontinuity: true,
             init_uri: init_uri(99),
+            gap: false,
         };
         assert_eq!(original.push(next.clone()), Ok(()));
         assert_eq!(continued.push(next), Ok(()));
@@ -241,13 +262,22 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from((d.as_nanos() + 500_000) / 1_000_000).unwrap_or(u64::MAX)
 }
 
+/// The pushed segments the playlist lists.
+fn listed(model: &Model) -> &[Pushed] {
+    &model.pushed[model.pushed.len() - listed_len(model)..]
+}
+
+fn listed_len(model: &Model) -> usize {
+    match model.window {
+        Window::KeepAll => model.pushed.len(),
+        Window::Sliding(n) => model.pushed.len().min(n.max(1)),
+    }
+}
+
 /// The rendered text against the model.
 fn check(playlist: &MediaPlaylist, model: &mut Model) {
     let text = playlist.render();
-    let listed: &[Pushed] = match model.window {
-        Window::KeepAll => &model.pushed,
-        Window::Sliding(n) => &model.pushed[model.pushed.len().saturating_sub(n.max(1))..],
-    };
+    let listed = listed(model);
     let dropped = &model.pushed[..model.pushed.len() - listed.len()];
     let discontinuity_sequence = dropped.iter().filter(|p| p.discontinuity).count() as u64;
     let longest = model.pushed.iter().map(|p| p.extinf_ms).max().unwrap_or(0);
@@ -303,6 +333,9 @@ fn check(playlist: &MediaPlaylist, model: &mut Model) {
             format!("#EXTINF:{}.{:03},", p.extinf_ms / 1000, p.extinf_ms % 1000)
         );
         assert!(p.extinf_ms.div_ceil(1000) <= target);
+        if p.gap {
+            assert_eq!(next(), "#EXT-X-GAP");
+        }
         assert_eq!(next(), segment_uri(p.sequence));
     }
     if model.ended {
@@ -333,7 +366,7 @@ mod tests {
     fn writer_programs_reach_every_operation() {
         for window in [0u8, 1, 4] {
             let mut program = vec![0, window, 0x07, 0xd0, 0, 0, 0, 5];
-            for op in [0u8, 0, 1, 2, 4, 0, 3, 0, 4] {
+            for op in [0u8, 0, 1, 2, 4, 5, 0, 3, 0, 5] {
                 program.extend([op, 0x07, 0xd5, 0x12, 0x34, 3, 0x07, 0xd0]);
             }
             playlist(&program);
@@ -351,12 +384,14 @@ mod tests {
                 program_date_time: t0(),
                 discontinuity: s == 2,
                 init_uri: init_uri(0),
+                gap: false,
             };
             if s == 3 {
                 seg.init_uri = init_uri(1);
             }
             p.push(seg).expect("push");
         }
+        assert!(p.mark_gap(3));
         let mut data = vec![1u8];
         data.extend_from_slice(p.render().as_bytes());
         playlist(&data);

@@ -279,9 +279,9 @@ impl Node {
                             (protocol == Protocol::WebRtc).then(|| WEBRTC_X264_PARAMS.to_owned())
                         }),
                         thumbnail_url: format!(
-                            "{}/live/{}/{}",
+                            "{}/{}/{}",
                             self.config.hls_base_url,
-                            stream.id,
+                            Uploader::for_stream(self.ports.media.clone(), stream).prefix(),
                             crate::package::THUMBNAIL
                         ),
                         governor: self.config.governor.clone(),
@@ -297,7 +297,7 @@ impl Node {
                             })
                         },
                     };
-                    let uploader = Uploader::new(self.ports.media.clone(), &stream.id);
+                    let uploader = Uploader::for_stream(self.ports.media.clone(), stream);
                     let registry = self.streams.clone();
                     let id = stream.id.clone();
                     let membership = self.fleet.get().cloned();
@@ -363,7 +363,7 @@ impl Node {
         };
         let carried = self.lock().len();
         membership.claim(&stream.id, carried).await?;
-        let uploader = Uploader::new(self.ports.media.clone(), &stream.id);
+        let uploader = Uploader::for_stream(self.ports.media.clone(), stream);
         match pipeline::takeover::load(&uploader).await {
             Ok(None) => Ok(None),
             Ok(Some(resume)) => {

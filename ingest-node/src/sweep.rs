@@ -78,7 +78,7 @@ pub async fn sweep(node: &Node) -> Vec<String> {
                 Ok(None) => stream.started_at.is_some_and(|at| at + grace <= now),
                 Err(_) => false,
             };
-            if orphaned && finalise(node, &stream.id).await {
+            if orphaned && finalise(node, stream).await {
                 ended.push(stream.id.clone());
             }
         }
@@ -90,7 +90,8 @@ pub async fn sweep(node: &Node) -> Vec<String> {
     ended
 }
 
-async fn finalise(node: &Node, stream_id: &str) -> bool {
+async fn finalise(node: &Node, stream: &rill_core::Stream) -> bool {
+    let stream_id = stream.id.as_str();
     let ports = node.ports();
     let Some(membership) = node.membership() else {
         return false;
@@ -104,7 +105,7 @@ async fn finalise(node: &Node, stream_id: &str) -> bool {
         // Someone took it meanwhile (a publisher came back): not an orphan.
         Err(_) => return false,
     };
-    let uploader = Uploader::new(ports.media.clone(), stream_id);
+    let uploader = Uploader::for_stream(ports.media.clone(), stream);
     let done = match finalise_orphan(&uploader, ports.streams.as_ref(), stream_id).await {
         Ok(()) => {
             tracing::warn!(

@@ -28,11 +28,27 @@ impl fmt::Debug for Uploader {
 }
 
 impl Uploader {
+    /// The uploader of a public or unlisted stream (`live/{streamId}/`).
     pub fn new(bucket: Arc<dyn MediaBucket>, stream_id: &str) -> Uploader {
         Uploader {
             bucket,
             prefix: rill_core::media::live_prefix(stream_id),
         }
+    }
+
+    /// The uploader of `stream`: `members/{streamId}/` when it is members-only (served only
+    /// with a signed grant), `live/{streamId}/` otherwise.
+    pub fn for_stream(bucket: Arc<dyn MediaBucket>, stream: &rill_core::Stream) -> Uploader {
+        let members = stream.visibility == rill_core::stream::Visibility::Members;
+        Uploader {
+            bucket,
+            prefix: rill_core::media::media_prefix(&stream.id, members),
+        }
+    }
+
+    /// `live/{streamId}` or `members/{streamId}`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn key(&self, name: &str) -> String {

@@ -271,8 +271,8 @@ def deploy(expanded, params, stack):
 # image yet (first deploy), WHIP through the router on the HTTP API, no certificate, the
 # Cognito user pool, no JwtSecret.
 FIRST_DEPLOY = {}
-# Image pushed, RTMPS certificate, WHIP base URL overridden (a custom domain), and an
-# external identity provider instead of the user pool.
+# Image pushed, RTMPS certificate, WHIP base URL overridden (a custom domain), an external
+# identity provider instead of the user pool, and a key pair for members-only media.
 WITH_IMAGE = {
     "IngestImageUri": IMAGE,
     "IngestPublicUrl": "https://whip.rill.test",
@@ -282,6 +282,13 @@ WITH_IMAGE = {
         "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
     "JwtIssuer": "https://login.rill.test",
     "JwtAudience": "rill-api",
+    # Members-only media signed by a key group (a P-256 public key made with openssl).
+    "HlsSigningPublicKey": "-----BEGIN PUBLIC KEY-----\n"
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/jZz27sPeKQWqTNchDzpvMi34GGW\n"
+        "JeMSDOkKWz9dvvd5ULFy26mlY75X+r50lhpaTpwlBL4QSvh6Qh6+c6rnZQ==\n"
+        "-----END PUBLIC KEY-----\n",
+    "HlsSigningKeySecretArn":
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:rill/hls-signing-key-AbCdEf",
 }
 # No identity provider at all, as the LocalStack hook deploys it: HS256 development tokens.
 NO_USER_POOL = {"CreateUserPool": "false", "JwtSecret": "x" * 40}

@@ -265,6 +265,70 @@ def t_task_environment_is_what_the_node_reads(t, p):
         assert env[var] == f"0.0.0.0:{port}", (var, env[var])
 
 
+def t_members_media_needs_a_grant_from_the_key_group_or_is_refused(t, p):
+    """members/* (members-only streams): CloudFront checks a grant from the key group when
+    the stack has a key pair, else a viewer-request function refuses every request; the
+    behaviours come before any that would match a members/ path less strictly."""
+    signing = t.condition("HasMediaSigning")
+    assert signing == bool(p.get("HlsSigningPublicKey") and p.get("HlsSigningKeySecretArn"))
+    config = t.resources["MediaDistribution"]["Properties"]["DistributionConfig"]
+    patterns = [b["PathPattern"] for b in config["CacheBehaviors"]]
+    assert patterns[:2] == ["members/*.m3u8", "members/*"], patterns
+    for b in config["CacheBehaviors"][:2]:
+        assert b["ViewerProtocolPolicy"] == "https-only"
+        if signing:
+            assert b["TrustedKeyGroups"] == [{"Ref": "MediaSigningKeyGroup"}], b
+            assert "FunctionAssociations" not in b, b
+        else:
+            assert "TrustedKeyGroups" not in b, b
+            assert b["FunctionAssociations"] == [{
+                "EventType": "viewer-request",
+                "FunctionARN": {"Fn::GetAtt": ["MembersRefusedFunction", "FunctionARN"]}}], b
+    # The grant is no part of the cache key: members share cached objects.
+    for policy in ("PlaylistCachePolicy", "MediaCachePolicy"):
+        params = t.resources[policy]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+        assert params["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+        assert params["CookiesConfig"] == {"CookieBehavior": "none"}
+    if signing:
+        key = t.resources["MediaSigningPublicKey"]["Properties"]["PublicKeyConfig"]
+        assert key["EncodedKey"] == p["HlsSigningPublicKey"]
+        group = t.resources["MediaSigningKeyGroup"]["Properties"]["KeyGroupConfig"]
+        assert group["Items"] == [{"Ref": "MediaSigningPublicKey"}]
+        assert "MembersRefusedFunction" not in t.resources
+    else:
+        assert "MediaSigningPublicKey" not in t.resources
+        code = t.resources["MembersRefusedFunction"]["Properties"]["FunctionCode"]
+        assert "statusCode: 403" in code, code
+
+
+def t_streams_hls_reads_the_signing_key_from_its_secret_only(t, p):
+    """The private key is in Secrets Manager, never in the template or an environment:
+    streams-hls gets the secret's ARN and may read that one secret; no other function may."""
+    env = function(t, "streams-hls")["Environment"]["Variables"]
+    signing = t.condition("HasMediaSigning")
+    if signing:
+        assert env["HLS_KEY_PAIR_ID"] == {"Ref": "MediaSigningPublicKey"}
+        assert env["HLS_SIGNING_KEY_SECRET"] == p["HlsSigningKeySecretArn"]
+    else:
+        assert (env["HLS_KEY_PAIR_ID"], env["HLS_SIGNING_KEY_SECRET"]) == ("", "")
+    for name, r in t.rill_functions().items():
+        assert "HLS_SIGNING_KEY" not in r["Properties"].get("Environment", {}).get("Variables", {}), name
+    readers = set()
+    for name, r in t.of_type("AWS::IAM::Role").items():
+        inline = (st for pol in r["Properties"].get("Policies", [])
+                  for st in as_list(pol["PolicyDocument"]["Statement"]))
+        for st in inline:
+            if "secretsmanager:GetSecretValue" in as_list(st["Action"]):
+                # SAM's policy template writes the ARN as Fn::Sub ['${secretArn}', {...}].
+                resource = st["Resource"]
+                if isinstance(resource, dict) and "Fn::Sub" in resource:
+                    text, values = resource["Fn::Sub"]
+                    resource = values[text.strip("${}")]
+                assert resource == p["HlsSigningKeySecretArn"], (name, st)
+                readers.add(name)
+    assert readers == ({"StreamsHlsFunctionRole"} if signing else set()), readers
+
+
 def t_security_group_opens_rtmp_and_udp_media_and_node_http_to_the_router_only(t, p):
     assert set(t.of_type("AWS::EC2::SecurityGroup")) == {"IngestTaskSecurityGroup", "WhipRouterSecurityGroup"}
     sg = t.resources["IngestTaskSecurityGroup"]
@@ -296,8 +360,9 @@ def t_task_role_is_least_privilege(t, p):
             granted[a] = resources
         if "cloudwatch:PutMetricData" in actions:
             assert s["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Rill/Ingest"}}
-    assert granted["s3:PutObject"] == [{"Fn::Sub": "${MediaBucket.Arn}/live/*"}]
-    assert granted["s3:DeleteObject"] == [{"Fn::Sub": "${MediaBucket.Arn}/live/*"}]
+    media = [{"Fn::Sub": "${MediaBucket.Arn}/live/*"}, {"Fn::Sub": "${MediaBucket.Arn}/members/*"}]
+    assert granted["s3:PutObject"] == media
+    assert granted["s3:DeleteObject"] == media
     assert granted["dynamodb:UpdateItem"] == [
         {"Fn::GetAtt": ["StreamsTable", "Arn"]}, {"Fn::Sub": "${StreamsTable.Arn}/index/*"}]
     own_tasks = [{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
@@ -548,7 +613,8 @@ def m_iam_roles_exist_with_their_policies(ctx):
     doc = iam.get_role_policy(RoleName=task[0], PolicyName=name)["PolicyDocument"]
     doc = ast.literal_eval(doc) if isinstance(doc, str) else doc  # moto returns a repr
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
-    assert by_sid["HlsObjects"]["Resource"] == f"arn:aws:s3:::{ctx['bucket']}/live/*"
+    assert by_sid["HlsObjects"]["Resource"] == [
+        f"arn:aws:s3:::{ctx['bucket']}/live/*", f"arn:aws:s3:::{ctx['bucket']}/members/*"]
     table_arn = boto3.client("dynamodb").describe_table(TableName=ctx["table"])["Table"]["TableArn"]
     assert by_sid["Table"]["Resource"] == [table_arn, f"{table_arn}/index/*"]
     assert by_sid["OwnTasks"]["Resource"] == \

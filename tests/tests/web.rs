@@ -6,9 +6,13 @@
 //!
 //! Needs `web/node_modules` and `web/dist` (scripts/test.sh installs and builds them first).
 //! The second test signs in the production way (`web/e2e/signin.e2e.mjs`: an OpenID
-//! provider, PKCE, RS256). Screenshots land in `artifacts/web-e2e*/`.
+//! provider, PKCE, RS256). The third plays a members-only stream with its signed grant
+//! (`web/e2e/members.e2e.mjs`). Screenshots land in `artifacts/web-e2e*/`.
 
-use rill_tests::{BrowserStack, TestIdp, repo_root};
+use std::time::Duration;
+
+use rill_tests::{BrowserStack, RtmpPublisher, TestIdp, User, repo_root, token, wait_for};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
@@ -74,6 +78,46 @@ async fn signing_in_through_the_provider_with_pkce_goes_live_and_chats() {
         .get(&stack.stack, &format!("/api/streams/{id}"))
         .await;
     assert_eq!(r.body["ownerId"], "olga", "{}", r.text);
+}
+
+/// Members-only playback in the browser (`web/e2e/members.e2e.mjs`): a channel member's
+/// hls.js player adds the signed grant to every playlist and segment request and plays;
+/// an outsider's watch page finds no stream and the media unsigned is refused.
+#[tokio::test]
+async fn a_member_plays_a_members_only_stream_that_an_outsider_cannot_reach() {
+    let stack = BrowserStack::start();
+    let alice = User::named("alice");
+    let (id, key) = alice
+        .create_stream(
+            &stack.stack,
+            json!({"channelId": "club", "title": "Members only", "visibility": "members"}),
+        )
+        .await;
+    let r = alice
+        .send(
+            &stack.stack,
+            "PUT",
+            "/api/channels/club/members/carol",
+            Some(json!({"role": "subscriber"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let _publisher = RtmpPublisher::start(&stack.ingest.rtmp, &key, "640x360", 90);
+    let path = format!("/api/streams/{id}");
+    wait_for("live", Duration::from_secs(60), || async {
+        alice.get(&stack.stack, &path).await.body["status"] == "live"
+    })
+    .await;
+    run_e2e(
+        &stack,
+        "e2e/members.e2e.mjs",
+        "artifacts/web-e2e-members",
+        &[
+            ("RILL_STREAM_ID", &id),
+            ("RILL_MEMBER_TOKEN", &token("carol", "Carol")),
+        ],
+    )
+    .await;
 }
 
 /// Runs `web/<script>` with node against `stack` (plus `env`), prints its log and fails the

@@ -196,7 +196,22 @@ describe('settings patch', () => {
   });
 });
 
-import { playlistUrl } from '../src/client/playlist';
+import { playlistUrl, withGrant } from '../src/client/playlist';
+describe('members-only media grant', () => {
+  const grant = 'Policy=eyJ~&Signature=MEUC-_&Key-Pair-Id=K1&Hash-Algorithm=SHA256';
+  it('goes on every media request, after any query, once', () => {
+    expect(withGrant('http://h/hls/members/s/master.m3u8', grant)).toBe(`http://h/hls/members/s/master.m3u8?${grant}`);
+    expect(withGrant('http://h/hls/members/s/v0/seg-000001.m4s?x=1', grant)).toBe(`http://h/hls/members/s/v0/seg-000001.m4s?x=1&${grant}`);
+    const signed = withGrant('http://h/a.m3u8', grant);
+    expect(withGrant(signed, grant)).toBe(signed);
+    expect(playlistUrl(signed, 35)).toBe(`${signed}&_rill=z`);
+  });
+  it('leaves public media alone', () => {
+    expect(withGrant('http://h/hls/live/s/master.m3u8', null)).toBe('http://h/hls/live/s/master.m3u8');
+    expect(withGrant('http://h/hls/live/s/master.m3u8', undefined)).toBe('http://h/hls/live/s/master.m3u8');
+  });
+});
+
 describe('playlist cache busting', () => {
   it('adds a per-request query to playlists only', () => {
     expect(playlistUrl('http://h/hls/live/s/480p/index.m3u8', 35)).toBe('http://h/hls/live/s/480p/index.m3u8?_rill=z');

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use rill_aws::AwsSettings;
+use rill_aws::media_signing::MediaSigner;
 use rill_aws::notify::ManagementApi;
 use rill_aws::objects::S3Uploads;
 use rill_aws::prewarm::EventBridgeSchedules;
@@ -139,6 +140,37 @@ pub struct App {
     /// How long a reaction may wait for `ws-react` before it is refused `reaction_late`
     /// (`REACTION_MAX_WAIT_MS`, default [`crate::ws::REACTION_MAX_WAIT_MS`]).
     pub reaction_max_wait_ms: i64,
+    /// Signs CloudFront grants to members-only media: the key group's `HLS_KEY_PAIR_ID`
+    /// and the private key from the Secrets Manager secret `HLS_SIGNING_KEY_SECRET` (AWS)
+    /// or `HLS_SIGNING_KEY` itself (the local stack); `None` when unset or unusable, and
+    /// members-only media is then refused (503) rather than served unsigned.
+    pub media_signer: Option<Arc<MediaSigner>>,
+}
+
+/// The members-only media signer, and a log line saying which (never the key itself).
+async fn media_signer_from_env(sdk: &rill_aws::SdkConfig) -> Option<Arc<MediaSigner>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let key_pair_id = var("HLS_KEY_PAIR_ID")?;
+    let signer = if let Some(key) = var("HLS_SIGNING_KEY") {
+        MediaSigner::from_key_text(key_pair_id, &key)
+    } else if let Some(secret) = var("HLS_SIGNING_KEY_SECRET") {
+        match rill_aws::ecs::SignedClient::new(sdk) {
+            Ok(aws) => MediaSigner::from_secret(&aws, key_pair_id, &secret).await,
+            Err(e) => Err(rill_aws::media_signing::SigningKeyError::Secret(
+                e.to_string(),
+            )),
+        }
+    } else {
+        tracing::debug!("members-only media signing: off (no HLS_SIGNING_KEY[_SECRET])");
+        return None;
+    };
+    match signer {
+        Ok(signer) => Some(Arc::new(signer)),
+        Err(e) => {
+            tracing::error!(error = %e, "members-only media signing: off");
+            None
+        }
+    }
 }
 
 /// The shard dispatcher, and a log line saying which. Sharding only spreads work, so a
@@ -254,6 +286,7 @@ impl App {
             }),
             caches: Caches::default(),
             reaction_max_wait_ms: reaction_max_wait_from_env(),
+            media_signer: media_signer_from_env(&sdk).await,
         })
     }
 }

@@ -43,6 +43,7 @@ pub mod fleet;
 pub mod ingest;
 pub mod keys;
 pub mod media_bucket;
+pub mod media_signing;
 pub mod metrics;
 pub mod notify;
 pub mod objects;

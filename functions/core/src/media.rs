@@ -56,6 +56,23 @@ pub fn live_prefix(stream_id: &str) -> String {
     format!("live/{stream_id}")
 }
 
+/// The key prefix of a members-only stream's objects: `members/{streamId}`. The CDN serves
+/// this prefix only with a signed grant (cookie or query) for the one stream.
+pub fn members_prefix(stream_id: &str) -> String {
+    format!("members/{stream_id}")
+}
+
+/// Where a stream's media lives: [`members_prefix`] for members-only streams, else
+/// [`live_prefix`]. Fixed once the stream has media (a visibility change across the
+/// members line is refused from then on), so the objects never move.
+pub fn media_prefix(stream_id: &str, members_only: bool) -> String {
+    if members_only {
+        members_prefix(stream_id)
+    } else {
+        live_prefix(stream_id)
+    }
+}
+
 /// A `put` that still failed after the implementation's retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("upload of {key} failed after {attempts} attempts: {reason}")]

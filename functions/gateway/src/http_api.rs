@@ -57,6 +57,57 @@ pub struct AppState {
     pub websocket: Option<Arc<Hub>>,
     /// DynamoDB stream event source mappings, for the stats.
     pub event_sources: Arc<EventSources>,
+    /// How `/hls/members/*` is guarded.
+    pub media_access: MediaAccess,
+}
+
+/// The CloudFront trusted-key-group check of `members/*`, done locally: a signed grant
+/// (query parameters or cookies) for the requested URL, unexpired.
+#[derive(Debug, Clone)]
+pub struct MediaAccess {
+    pub verifier: rill_aws::media_signing::MediaVerifier,
+    /// The public base the functions sign for (`HLS_BASE_URL`).
+    pub hls_base: String,
+}
+
+impl MediaAccess {
+    fn check(
+        &self,
+        key: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(), rill_aws::media_signing::Refusal> {
+        use rill_aws::media_signing::Refusal;
+        let mut values = std::collections::HashMap::new();
+        for pair in query.unwrap_or_default().split('&') {
+            if let Some((k, v)) = pair.split_once('=')
+                && matches!(k, "Policy" | "Signature" | "Key-Pair-Id")
+            {
+                values.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        if values.is_empty() {
+            for header in headers.get_all(axum::http::header::COOKIE) {
+                for part in header.to_str().unwrap_or_default().split(';') {
+                    if let Some((k, v)) = part.trim().split_once('=')
+                        && let Some(k) = k.strip_prefix("CloudFront-")
+                        && matches!(k, "Policy" | "Signature" | "Key-Pair-Id")
+                    {
+                        values.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+            }
+        }
+        let get = |k: &str| values.get(k).map(String::as_str).ok_or(Refusal::Missing);
+        let url = format!("{}/{key}", self.hls_base.trim_end_matches('/'));
+        self.verifier.verify(
+            get("Policy")?,
+            get("Signature")?,
+            get("Key-Pair-Id")?,
+            &url,
+            chrono::Utc::now().timestamp(),
+        )
+    }
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -405,6 +456,7 @@ pub(crate) fn invoke_error_response(function: &str, e: &InvokeError) -> Response
 async fn hls(
     State(app): State<Arc<AppState>>,
     Path(key): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     if key.is_empty()
@@ -413,6 +465,18 @@ async fn hls(
             .any(|s| s.is_empty() || s == "." || s == "..")
     {
         return error_response(StatusCode::BAD_REQUEST, "bad_request", "invalid object key");
+    }
+    if key.starts_with("members/")
+        && let Err(refusal) = app.media_access.check(&key, uri.query(), &headers)
+    {
+        // CloudFront answers a missing or bad grant with 403 too.
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "signed_access_required",
+            &format!(
+                "members-only media needs a grant from GET /api/streams/{{id}}/hls: {refusal}"
+            ),
+        );
     }
     let media = &app.media;
     match media.get(&key).await {

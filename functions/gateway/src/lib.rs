@@ -186,9 +186,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?
         .port();
 
+    // Members-only media: the functions sign grants with this key, `/hls` checks them as
+    // CloudFront does. A key from the environment (HLS_KEY_PAIR_ID + HLS_SIGNING_KEY) is
+    // used as given; otherwise each start makes its own.
+    let (signer, generated_key) = media_signer_from_env();
+    let hls_base =
+        std::env::var("HLS_BASE_URL").unwrap_or_else(|_| format!("http://127.0.0.1:{port}/hls"));
     // This gateway is also the functions' Management API, Lambda Invoke API and CDN
     // stand-in.
-    let default_env = BTreeMap::from([
+    let mut default_env = BTreeMap::from([
         (
             "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
             format!("http://127.0.0.1:{port}"),
@@ -202,6 +208,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             format!("http://127.0.0.1:{port}/hls"),
         ),
     ]);
+    if let Some(key) = generated_key {
+        default_env.insert("HLS_KEY_PAIR_ID".to_owned(), LOCAL_KEY_PAIR_ID.to_owned());
+        default_env.insert("HLS_SIGNING_KEY".to_owned(), key);
+    }
     let pool = Arc::new(pool::Pool::new(
         &functions,
         &config.functions_dir,
@@ -241,6 +251,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         local_port: port,
         websocket: hub.clone(),
         event_sources: event_sources.clone(),
+        media_access: http_api::MediaAccess {
+            verifier: signer.verifier(),
+            hls_base,
+        },
     });
     let app = http_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -315,4 +329,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     info!("gateway stopped");
     Ok(())
+}
+
+/// The key pair id of the key a gateway makes for itself.
+pub const LOCAL_KEY_PAIR_ID: &str = "rill-local";
+
+/// The members-only media signer: from `HLS_KEY_PAIR_ID` + `HLS_SIGNING_KEY` when both are
+/// set and usable, else a new key (returned as base64 PKCS#8 for the functions).
+fn media_signer_from_env() -> (rill_aws::media_signing::MediaSigner, Option<String>) {
+    use rill_aws::media_signing::MediaSigner;
+    let id = std::env::var("HLS_KEY_PAIR_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let key = std::env::var("HLS_SIGNING_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    if let (Some(id), Some(key)) = (id, key) {
+        match MediaSigner::from_base64_pkcs8(id, &key) {
+            Ok(signer) => return (signer, None),
+            Err(e) => {
+                warn!(error = %e, "HLS_SIGNING_KEY unusable; signing members-only media with a key of this start")
+            }
+        }
+    }
+    let (signer, key) = MediaSigner::generate(LOCAL_KEY_PAIR_ID);
+    (signer, Some(key))
 }

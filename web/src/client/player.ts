@@ -1,6 +1,6 @@
 import Hls, { type HlsConfig, type Level } from 'hls.js';
 import { levelForQuality, levelLabel, type ViewerQuality } from './quality';
-import { bypassPlaylistCache } from './playlist';
+import { bypassPlaylistCache, withGrant } from './playlist';
 
 /**
  * hls.js settings for plain short-segment HLS (1 s fMP4 segments, PDT on each, no LL-HLS parts):
@@ -72,6 +72,8 @@ export class HlsPlayer {
   private listeners = new Set<PlayerListener>();
   private detach: (() => void) | null = null;
   private wantQuality: ViewerQuality = 'auto';
+  /** The members-only grant added to every media request (replaced when renewed). */
+  private grantQuery: string | null = null;
   onFatalError: ((detail: string) => void) | null = null;
 
   constructor(video: HTMLVideoElement, opts: { lowLatency?: boolean } = {}) {
@@ -83,13 +85,28 @@ export class HlsPlayer {
     return Hls.isSupported();
   }
 
-  load(manifestUrl: string): void {
+  /** Replaces the grant (members-only streams) for the requests from now on. */
+  setGrant(query: string | null): void {
+    this.grantQuery = query;
+  }
+
+  load(manifestUrl: string, grantQuery: string | null = null): void {
     this.destroyHls();
+    this.grantQuery = grantQuery;
     // window.__rillHlsConfig (if a test or benchmark sets it) overrides the defaults;
     // window.__rillHlsStock replaces them (benchmarks against stock hls.js settings).
     const g = globalThis as { __rillHlsConfig?: Partial<HlsConfig>; __rillHlsStock?: Partial<HlsConfig> };
     const defaults = g.__rillHlsStock ?? (this.lowLatency ? LOW_LATENCY_CONFIG : STANDARD_CONFIG);
-    const hls = new Hls({ ...defaults, ...(g.__rillHlsConfig ?? {}) });
+    const config: Partial<HlsConfig> = { ...defaults, ...(g.__rillHlsConfig ?? {}) };
+    const inner = config.xhrSetup;
+    config.xhrSetup = (xhr, url) => {
+      // Members-only media: the grant on every request (the playlists' relative URIs do
+      // not carry it); read per request so a renewed grant applies at once.
+      const signed = withGrant(url, this.grantQuery);
+      if (signed !== url) xhr.open('GET', signed, true);
+      return inner?.(xhr, signed);
+    };
+    const hls = new Hls(config);
     this.hls = hls;
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) this.stalls++;

@@ -15,3 +15,15 @@ export function bypassPlaylistCache(xhr: XMLHttpRequest, url: string): void {
   const fresh = playlistUrl(url);
   if (fresh !== url) xhr.open('GET', fresh, true);
 }
+
+/**
+ * A members-only stream's media URL with its signed grant (`access.query` from
+ * `GET /api/streams/{id}/hls`): every playlist and segment request carries it, since the
+ * playlists' relative URIs do not. A URL that already has a grant keeps it.
+ */
+export function withGrant(url: string, grantQuery: string | null | undefined): string {
+  if (!grantQuery || /[?&]Signature=/.test(url)) return url;
+  const hash = url.indexOf('#');
+  const [base, frag] = hash < 0 ? [url, ''] : [url.slice(0, hash), url.slice(hash)];
+  return base + (base.includes('?') ? '&' : '?') + grantQuery + frag;
+}

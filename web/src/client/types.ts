@@ -123,6 +123,15 @@ export interface Viewers {
 
 export interface HlsManifest {
   manifestUrl: string;
+  /** Members-only streams: the signed grant every media request must carry. */
+  access?: MediaAccess;
+}
+
+export interface MediaAccess {
+  /** `Policy=...&Signature=...&Key-Pair-Id=...&Hash-Algorithm=SHA256`. */
+  query: string;
+  /** ISO time the grant stops working; ask `GET /hls` again before. */
+  expiresAt: string;
 }
 
 export interface Question {

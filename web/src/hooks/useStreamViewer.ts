@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Stream } from '../client/types';
+import type { MediaAccess, Stream } from '../client/types';
+import { withGrant } from '../client/playlist';
 import { ApiError } from '../client/errors';
 import type { HlsPlayer, PlayerStats } from '../client/player';
 import type { ViewerQuality } from '../client/quality';
@@ -34,6 +35,7 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
   const [stats, setStats] = useState<PlayerStats | null>(null);
   const [currentQuality, setCurrentQuality] = useState<ViewerQuality>('auto');
   const [manifestUrl, setManifestUrl] = useState<string | null>(null);
+  const accessRef = useRef<MediaAccess | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [attempt, setAttempt] = useState(0);
 
@@ -76,9 +78,12 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
       try {
         const m = await api.getHls(streamId);
         // Wait for the playlist object itself (the stream turns live once segments exist).
-        const head = await fetch(m.manifestUrl, { method: 'GET', cache: 'no-store' });
+        const head = await fetch(withGrant(m.manifestUrl, m.access?.query), { method: 'GET', cache: 'no-store' });
         if (!head.ok) throw new Error(`manifest HTTP ${head.status}`);
-        if (alive) setManifestUrl(m.manifestUrl);
+        if (alive) {
+          accessRef.current = m.access ?? null;
+          setManifestUrl(m.manifestUrl);
+        }
       } catch {
         if (alive) timer = setTimeout(tryLoad, 1000);
       } finally {
@@ -91,6 +96,35 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
       if (timer) clearTimeout(timer);
     };
   }, [api, streamId, playable, manifestUrl]);
+
+  // Members-only: renew the grant five minutes before it expires (it lasts an hour), so
+  // a long watch never hits a 403.
+  useEffect(() => {
+    if (!manifestUrl) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let alive = true;
+    const schedule = () => {
+      const access = accessRef.current;
+      if (!access) return;
+      const wait = Math.max(10_000, Date.parse(access.expiresAt) - Date.now() - 5 * 60_000);
+      timer = setTimeout(() => {
+        api
+          .getHls(streamId)
+          .then((m) => {
+            if (!alive) return;
+            accessRef.current = m.access ?? null;
+            playerRef.current?.setGrant(m.access?.query ?? null);
+          })
+          .catch(() => undefined)
+          .finally(() => alive && schedule());
+      }, wait);
+    };
+    schedule();
+    return () => {
+      alive = false;
+      if (timer) clearTimeout(timer);
+    };
+  }, [api, streamId, manifestUrl]);
 
   useEffect(() => {
     if (stream && !mayHaveMedia(stream)) setIsLoading(false);
@@ -114,7 +148,7 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
         setError(`playback error: ${detail}; retrying`);
         retry = setTimeout(() => setAttempt((a) => a + 1), 2000);
       };
-      p.load(manifestUrl);
+      p.load(manifestUrl, accessRef.current?.query ?? null);
       p.setQuality(currentQuality);
       if (autoStart) void p.play();
       const tick = setInterval(() => setStats(p.stats()), 1000);

@@ -13,7 +13,7 @@ use lambda_http::{Body, Request, Response};
 use rill_core::channel::ListScope;
 use rill_core::key::StreamKey;
 use rill_core::store::{ListQuery, Listing};
-use rill_core::stream::{NewStream, StreamPatch};
+use rill_core::stream::{NewStream, StreamPatch, Visibility};
 use rill_core::{Command, Stream, StreamStatus, ids, prewarm, time, validate};
 use serde::Serialize;
 use serde_json::json;
@@ -164,6 +164,18 @@ pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
             ),
         ));
     }
+    if let Some(v) = patch.visibility
+        && stream.started_at.is_some()
+        && (v == Visibility::Members) != (stream.visibility == Visibility::Members)
+    {
+        // Its media is stored under a prefix chosen by membership (`members/` is served
+        // only with a signed grant); moving the objects of a live or recorded stream is
+        // not worth the risk of serving them under the wrong rule for a moment.
+        return Err(ApiError::conflict(
+            "visibility_locked",
+            "a stream that has gone live cannot switch members-only on or off",
+        ));
+    }
     let now = time::now();
     let updated = stream.patched(&patch, now)?;
     let stored = app.streams.update_stream(&updated).await?;
@@ -311,21 +323,66 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     )
 }
 
+/// How long a grant to members-only media lasts; players fetch a new one before it ends.
+pub const MEDIA_GRANT_SECONDS: i64 = 3600;
+
 /// `GET /api/streams/{id}/hls`: the master playlist on the CDN, once there is media
-/// (live, or ended and replayable).
+/// (live, or ended and replayable). A members-only stream's media is under `members/` and
+/// the answer carries a grant for it (only callers `load_stream` lets see the stream get
+/// here): `access.query` for the player to add to every media request, and the same
+/// values as CloudFront signed cookies scoped to the stream's path.
 pub async fn hls(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let id = id_param(&req, "id", "stream")?;
     let stream = load_stream(&app, &req, &id).await?;
-    match stream.status {
-        StreamStatus::Live | StreamStatus::Ended if stream.started_at.is_some() => json(
+    if !matches!(stream.status, StreamStatus::Live | StreamStatus::Ended)
+        || stream.started_at.is_none()
+    {
+        return Err(ApiError::conflict(
+            "not_playable",
+            format!("the stream is {} and has no media", stream.status),
+        ));
+    }
+    if stream.visibility != Visibility::Members {
+        return json(
             200,
             &json!({"manifestUrl": format!("{}/live/{id}/master.m3u8", app.urls.hls)}),
-        ),
-        status => Err(ApiError::conflict(
-            "not_playable",
-            format!("the stream is {status} and has no media"),
-        )),
+        );
     }
+    let Some(signer) = &app.media_signer else {
+        return Err(ApiError::Unavailable {
+            code: "media_signing_unavailable",
+            message: "members-only media cannot be signed here (no signing key configured)".into(),
+            retry_after_secs: 60,
+        });
+    };
+    let prefix = format!("{}/{}", app.urls.hls, rill_core::media::members_prefix(&id));
+    let expires = time::now() + chrono::Duration::seconds(MEDIA_GRANT_SECONDS);
+    let grant = signer.grant(&format!("{prefix}/*"), expires.timestamp());
+    let mut res = json_no_store(
+        200,
+        &json!({
+            "manifestUrl": format!("{prefix}/master.m3u8"),
+            "access": {"query": grant.query(), "expiresAt": time::format(&expires)},
+        }),
+    )?;
+    // Cookies for players that cannot add a query (and CDNs on the app's own domain):
+    // scoped to the stream's objects, gone when the browser closes.
+    let path = cookie_path(&prefix);
+    for (name, value) in grant.cookies() {
+        let cookie = format!("{name}={value}; Path={path}; Secure; HttpOnly; SameSite=Lax");
+        if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+    }
+    Ok(res)
+}
+
+/// The path part of a URL prefix, with a trailing slash (`https://cdn/x/members/s1` ->
+/// `/x/members/s1/`).
+fn cookie_path(prefix: &str) -> String {
+    let rest = prefix.split_once("://").map_or(prefix, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    format!("{}/", path.trim_end_matches('/'))
 }
 
 /// `GET /api/streams/{id}/viewers`

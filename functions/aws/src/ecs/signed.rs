@@ -1,7 +1,8 @@
 //! [`SignedClient`]: SigV4-signed requests to AWS APIs that Rill calls too rarely to justify
 //! an SDK crate each (ECS `DescribeTasks`, EC2 `DescribeNetworkInterfaces`, CloudWatch
 //! `PutMetricData`, EventBridge Scheduler's schedules, Application Auto Scaling's
-//! `RegisterScalableTarget`, Lambda's asynchronous `Invoke`), and plain requests to the task-local ECS endpoints (task
+//! `RegisterScalableTarget`, Lambda's asynchronous `Invoke`, Secrets Manager's
+//! `GetSecretValue`), and plain requests to the task-local ECS endpoints (task
 //! metadata, the agent's scale-in protection). Three wire protocols: JSON 1.1
 //! ([`SignedClient::call_json`]), Query ([`SignedClient::call_query`]) and REST-JSON
 //! ([`SignedClient::call_rest_json`]).
@@ -58,16 +59,19 @@ pub enum Service {
     ApplicationAutoScaling,
     /// AWS Lambda (REST-JSON protocol; `Invoke` takes the function's raw payload).
     Lambda,
+    /// AWS Secrets Manager (JSON 1.1 protocol; `GetSecretValue` once per cold start).
+    SecretsManager,
 }
 
 /// Every service, for resolving their endpoints once.
-const SERVICES: [Service; 6] = [
+const SERVICES: [Service; 7] = [
     Service::Ecs,
     Service::Ec2,
     Service::CloudWatch,
     Service::Scheduler,
     Service::ApplicationAutoScaling,
     Service::Lambda,
+    Service::SecretsManager,
 ];
 
 impl Service {
@@ -80,6 +84,7 @@ impl Service {
             Service::Scheduler => "scheduler",
             Service::ApplicationAutoScaling => "application-autoscaling",
             Service::Lambda => "lambda",
+            Service::SecretsManager => "secretsmanager",
         }
     }
 
@@ -92,6 +97,7 @@ impl Service {
             Service::Scheduler => "Scheduler",
             Service::ApplicationAutoScaling => "Application Auto Scaling",
             Service::Lambda => "Lambda",
+            Service::SecretsManager => "Secrets Manager",
         }
     }
 }

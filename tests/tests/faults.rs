@@ -103,3 +103,77 @@ async fn a_socket_frame_that_meets_a_failed_table_gets_an_error_frame() {
         .await;
     assert_eq!(got["data"]["content"], "back", "{got}");
 }
+
+/// A real function process dying in the middle of a request (killed while it waits on a
+/// stalled table): the caller gets 502 `function_crashed` at once, not a hang; the next
+/// request gets a fresh instance and works; what was acknowledged before is still there.
+#[tokio::test]
+async fn a_function_killed_mid_request_answers_502_and_the_next_request_works() {
+    let (stack, counter) = Stack::start_counted(&[]);
+    let owner = User::named("owner");
+    let (id, _) = owner
+        .create_stream(&stack, json!({"channelId": "faults", "title": "Crash"}))
+        .await;
+    let path = format!("/api/streams/{id}");
+    let chat = format!("{path}/chat");
+    let r = owner
+        .post(&stack, &chat, json!({"content": "acknowledged before"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    counter.set_fault(Fault::Stall);
+    let killed = async {
+        // The instance serving the request, busy because its table read is stalled.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stats = stack.gateway_stats().await;
+            let busy = stats["functions"]["streams-get"]["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["state"] == "busy")
+                .and_then(|i| i["pid"].as_u64());
+            if let Some(pid) = busy {
+                let status = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .expect("kill");
+                assert!(status.success(), "kill {pid}");
+                return (pid, Instant::now());
+            }
+            assert!(Instant::now() < deadline, "no busy streams-get instance");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (r, (pid, killed_at)) = tokio::join!(owner.get(&stack, &path), killed);
+    let answered_after_kill = killed_at.elapsed();
+    assert_eq!(
+        (r.status, r.code()),
+        (502, "function_crashed"),
+        "{}",
+        r.text
+    );
+    assert!(
+        answered_after_kill < Duration::from_secs(3),
+        "the crash was answered {answered_after_kill:?} after the kill"
+    );
+
+    counter.set_fault(Fault::None);
+    let r = owner.get(&stack, &path).await;
+    assert_eq!(r.status, 200, "after the crash: {}", r.text);
+    let stats = stack.gateway_stats().await;
+    let pids: Vec<u64> = stats["functions"]["streams-get"]["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|i| i["state"] != "dead")
+        .filter_map(|i| i["pid"].as_u64())
+        .collect();
+    assert!(
+        !pids.contains(&pid),
+        "the killed instance still serves: {stats}"
+    );
+    let r = owner.get(&stack, &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["content"], "acknowledged before");
+}

@@ -95,11 +95,16 @@ async fn a_reaction_is_one_write_and_a_heartbeat_at_most_one() {
         socket.expect("stream:reaction", WITHIN).await;
         let calls = counted(&counter, "ws-react").await;
         assert_eq!(writes(&calls), 1, "reaction made {calls:?}");
-        // Its batch: the connection list once and one write that counts the batch's
-        // reactions on the stream.
+        // Its batch: one write that counts the batch's reactions on the stream, the
+        // feed's head read and one transaction appending the batch's events, and the
+        // connection list once.
         let mut calls = counted(&counter, "events-fanout").await;
         calls.sort();
-        assert_eq!(calls, ["Query", "UpdateItem"], "the reaction's fan-out");
+        assert_eq!(
+            calls,
+            ["GetItem", "Query", "TransactWriteItems", "UpdateItem"],
+            "the reaction's fan-out"
+        );
     }
     for round in 0..2 {
         counter.clear();

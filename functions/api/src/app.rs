@@ -17,8 +17,8 @@ use rill_core::fleet::FleetStore;
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
-    ChannelStore, ChatStore, MetricsStore, Notifier, QuestionStore, RealtimeStore, StoreError,
-    StreamStore, UploadSigner,
+    ChannelStore, ChatStore, FeedStore, MetricsStore, Notifier, QuestionStore, RealtimeStore,
+    StoreError, StreamStore, UploadSigner,
 };
 
 use crate::auth::Auth;
@@ -111,6 +111,8 @@ pub struct App {
     pub streams: Arc<dyn StreamStore>,
     pub channels: Arc<dyn ChannelStore>,
     pub chat: Arc<dyn ChatStore>,
+    /// The ordered event feed of each stream (`events-fanout` appends, `streams-events` reads).
+    pub feed: Arc<dyn FeedStore>,
     pub realtime: Arc<dyn RealtimeStore>,
     pub questions: Arc<dyn QuestionStore>,
     pub metrics: Arc<dyn MetricsStore>,
@@ -269,6 +271,7 @@ impl App {
             streams: store.clone(),
             channels: store.clone(),
             chat: store.clone(),
+            feed: store.clone(),
             realtime: store.clone(),
             questions: store.clone(),
             metrics: store.clone(),

@@ -17,6 +17,11 @@
 //! not touched per reaction). The stream's connection list is read once per batch,
 //! whatever the number of events.
 //!
+//! The feed: every event of the batch, socket-born messages and questions included, is
+//! appended to the stream's ordered feed ([`rill_core::feed`]) with the position of its
+//! change (one read and one transaction per stream per batch), so
+//! `GET /api/streams/{id}/events` replays what the sockets saw, numbered.
+//!
 //! The reaction frame is
 //! `{"total": n, "counts": {"🔥": 3, ...}, "samples": [{"emoji","positionX","positionY"}...]}`
 //! with at most [`REACTION_SAMPLES`] samples for the overlay.
@@ -28,6 +33,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use rill_aws::changes::{self, Change};
 use rill_core::chat::Reaction;
 use rill_core::event::{Event, EventType};
+use rill_core::feed::FeedEntry;
 use rill_core::store::Origin;
 use rill_core::time;
 use serde::Serialize;
@@ -40,11 +46,34 @@ pub const REACTION_SAMPLES: usize = 20;
 
 #[derive(Default)]
 struct StreamBatch {
-    events: Vec<(EventType, Value)>,
+    events: Vec<Planned>,
     reactions: Vec<Reaction>,
     /// Position of the batch's last reaction: the stream's reaction counter is raised once
     /// per batch, idempotently ([`rill_core::store::ChatStore::count_reactions`]).
     reactions_at: Option<String>,
+    /// Position of the batch's last change of this stream (the coalesced reaction event's
+    /// place in the feed comes after it).
+    last_position: String,
+}
+
+/// One event of the plan: where its change was, and whether the sockets still need it
+/// (socket-born messages and questions went out already, but the feed has not had them).
+struct Planned {
+    position: String,
+    kind: EventType,
+    data: Value,
+    deliver: bool,
+}
+
+impl StreamBatch {
+    fn push(&mut self, position: &str, kind: EventType, data: Value, deliver: bool) {
+        self.events.push(Planned {
+            position: position.to_owned(),
+            kind,
+            data,
+            deliver,
+        });
+    }
 }
 
 /// A domain value as an event payload. Domain types serialise infallibly (plain structs of
@@ -53,47 +82,81 @@ fn payload<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// Turns changes into per-stream events, in change order, with the coalesced ones last.
-fn plan(changes: Vec<Change>) -> BTreeMap<String, StreamBatch> {
+/// Turns positioned changes into per-stream events, in change order, with the coalesced
+/// ones last.
+fn plan(changes: Vec<(String, Change)>) -> BTreeMap<String, StreamBatch> {
     let mut out: BTreeMap<String, StreamBatch> = BTreeMap::new();
-    for change in changes {
+    for (at, change) in changes {
         let batch = out.entry(change.stream_id().to_owned()).or_default();
+        if at > batch.last_position {
+            batch.last_position.clone_from(&at);
+        }
         match change {
             // The public stream, as `GET /api/streams/{id}` shows it (never the key hash).
-            Change::StreamStarted(stream) => batch
-                .events
-                .push((EventType::Start, json!({"stream": payload(&stream)}))),
-            Change::StreamEnded(stream) => batch
-                .events
-                .push((EventType::End, json!({"stream": payload(&stream)}))),
-            Change::MessagePinned { message_id, .. } => batch
-                .events
-                .push((EventType::ChatPinned, json!({"messageId": message_id}))),
+            Change::StreamStarted(stream) => batch.push(
+                &at,
+                EventType::Start,
+                json!({"stream": payload(&stream)}),
+                true,
+            ),
+            Change::StreamEnded(stream) => batch.push(
+                &at,
+                EventType::End,
+                json!({"stream": payload(&stream)}),
+                true,
+            ),
+            Change::MessagePinned { message_id, .. } => batch.push(
+                &at,
+                EventType::ChatPinned,
+                json!({"messageId": message_id}),
+                true,
+            ),
             // Socket-born items went out from the socket function already.
-            Change::ChatPosted { message, origin } if origin != Origin::Socket => batch
-                .events
-                .push((EventType::ChatMessage, payload(&message))),
-            Change::ChatDeleted { message_id, .. } => batch
-                .events
-                .push((EventType::ChatDeleted, json!({"messageId": message_id}))),
+            Change::ChatPosted { message, origin } => batch.push(
+                &at,
+                EventType::ChatMessage,
+                payload(&message),
+                origin != Origin::Socket,
+            ),
+            Change::ChatDeleted { message_id, .. } => batch.push(
+                &at,
+                EventType::ChatDeleted,
+                json!({"messageId": message_id}),
+                true,
+            ),
             Change::ReactionAdded { reaction, position } => {
                 batch.reactions.push(reaction);
                 batch.reactions_at = Some(position);
             }
-            Change::QuestionAsked { question, origin } if origin != Origin::Socket => batch
-                .events
-                .push((EventType::Question, json!({"question": payload(&question)}))),
-            Change::QuestionChanged(question) => batch
-                .events
-                .push((EventType::Question, json!({"question": payload(&question)}))),
-            Change::QualitySample(sample) => batch
-                .events
-                .push((EventType::QualityUpdate, payload(&sample))),
-            // Presence is `events-presence`'s; socket-born items were delivered.
-            Change::ViewerJoined { .. }
-            | Change::ViewerLeft { .. }
-            | Change::ChatPosted { .. }
-            | Change::QuestionAsked { .. } => {}
+            Change::QuestionAsked { question, origin } => batch.push(
+                &at,
+                EventType::Question,
+                json!({"question": payload(&question)}),
+                origin != Origin::Socket,
+            ),
+            Change::QuestionChanged(question) => batch.push(
+                &at,
+                EventType::Question,
+                json!({"question": payload(&question)}),
+                true,
+            ),
+            Change::QualitySample(sample) => {
+                batch.push(&at, EventType::QualityUpdate, payload(&sample), true)
+            }
+            // Presence is `events-presence`'s.
+            Change::ViewerJoined { .. } | Change::ViewerLeft { .. } => {}
+        }
+    }
+    for batch in out.values_mut() {
+        if !batch.reactions.is_empty() {
+            // After every change of the batch, so the feed's positions keep their order.
+            let at = format!("{}~", batch.last_position);
+            batch.push(
+                &at,
+                EventType::Reaction,
+                reaction_frame(&batch.reactions),
+                true,
+            );
         }
     }
     out
@@ -113,27 +176,32 @@ fn reaction_frame(reactions: &[Reaction]) -> Value {
     json!({"total": reactions.len(), "counts": counts, "samples": samples})
 }
 
-/// The Lambda handler: one batch of stream records.
+/// The Lambda handler: one batch of stream records. Per stream: the reaction counter, the
+/// feed (before any delivery, so a failed append fails the batch and its redelivery finds
+/// the feed as it was), then the fan-out.
 pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
     let now = time::now();
-    for (stream_id, batch) in plan(changes::decode(&event.records)) {
-        let mut events: Vec<Event> = batch
-            .events
-            .into_iter()
-            .map(|(kind, data)| Event::new(kind, &stream_id, data, now))
-            .collect();
+    for (stream_id, batch) in plan(changes::decode_positioned(&event.records)) {
         if let Some(at) = &batch.reactions_at {
             let n = batch.reactions.len() as u64;
             app.chat.count_reactions(&stream_id, n, at).await?;
         }
-        if !batch.reactions.is_empty() {
-            events.push(Event::new(
-                EventType::Reaction,
-                &stream_id,
-                reaction_frame(&batch.reactions),
-                now,
-            ));
+        if batch.events.is_empty() {
+            continue;
         }
+        let mut entries = Vec::with_capacity(batch.events.len());
+        let mut events = Vec::new();
+        for planned in batch.events {
+            let event = Event::new(planned.kind, &stream_id, planned.data, now);
+            if planned.deliver {
+                events.push(event.clone());
+            }
+            entries.push(FeedEntry {
+                position: planned.position,
+                event,
+            });
+        }
+        app.feed.append(&stream_id, &entries).await?;
         if events.is_empty() {
             continue;
         }

@@ -65,6 +65,7 @@ functions! {
     http streams_cancel => crate::handlers::streams::cancel;
     http streams_create => crate::handlers::streams::create;
     http streams_end => crate::handlers::streams::end;
+    http streams_events => crate::handlers::events::list;
     http streams_get => crate::handlers::streams::get;
     http streams_hls => crate::handlers::streams::hls;
     http streams_list => crate::handlers::streams::list;

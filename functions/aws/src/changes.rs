@@ -108,6 +108,19 @@ pub fn decode(records: &[EventRecord]) -> Vec<Change> {
     out
 }
 
+/// [`decode`], each change with the [`position`] of the record it came from (for the
+/// event feed, which must know what it appended already).
+pub fn decode_positioned(records: &[EventRecord]) -> Vec<(String, Change)> {
+    let mut out = Vec::new();
+    let mut one = Vec::new();
+    for record in records {
+        decode_record(record, &mut one);
+        let at = position(record);
+        out.extend(one.drain(..).map(|c| (at.clone(), c)));
+    }
+    out
+}
+
 /// The image as `T`; `None` when absent (an INSERT has no old image) or malformed.
 fn image<T: DeserializeOwned>(item: &Item, record: &EventRecord) -> Option<T> {
     if item.is_empty() {

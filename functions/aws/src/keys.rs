@@ -21,6 +21,8 @@
 //! | `STREAM#{id}` | `RATE#{user}` | chat token bucket (TTL) |
 //! | `STREAM#{id}` | `METRIC#{RFC 3339 ms}` | quality sample (TTL) |
 //! | `STREAM#{id}` | `LEASE` | which ingest node holds the stream (TTL) |
+//! | `STREAM#{id}` | `FEED` | the event feed's head: last sequence number and change position |
+//! | `STREAM#{id}` | `EVENT#{seq, 12 digits}` | one event of the ordered feed (TTL) |
 //! | `CHANNEL#{id}` | `META` | the channel: name, owner, stream count |
 //! | `CHANNEL#{id}` | `MEMBER#{user}` | a granted role (follower ... broadcaster) |
 //! | `NODE#{id}` | `META` | ingest node registry entry (TTL) |
@@ -43,6 +45,8 @@ use rill_core::time::{self, Timestamp};
 
 const META: &str = "META";
 const LEASE: &str = "LEASE";
+const FEED: &str = "FEED";
+const EVENT: &str = "EVENT#";
 const STREAM: &str = "STREAM#";
 const CONN: &str = "CONN#";
 const CHANNEL: &str = "CHANNEL#";
@@ -152,6 +156,20 @@ pub fn metric(stream_id: &str, at: &Timestamp) -> Key {
         stream_pk(stream_id),
         format!("{METRIC}{}", time::format(at)),
     )
+}
+
+/// The head of a stream's event feed.
+pub fn feed_head(stream_id: &str) -> Key {
+    Key::new(stream_pk(stream_id), FEED)
+}
+
+/// The largest feed sequence number a key holds (12 digits).
+pub const FEED_SEQ_MAX: u64 = 999_999_999_999;
+
+/// One feed event; zero-padded so that events sort by number within the stream (up to
+/// [`FEED_SEQ_MAX`]).
+pub fn feed_event(stream_id: &str, seq: u64) -> Key {
+    Key::new(stream_pk(stream_id), format!("{EVENT}{seq:012}"))
 }
 
 pub fn lease(stream_id: &str) -> Key {
@@ -272,6 +290,12 @@ pub enum ItemKey<'a> {
     Lease {
         stream_id: &'a str,
     },
+    FeedHead {
+        stream_id: &'a str,
+    },
+    FeedEvent {
+        stream_id: &'a str,
+    },
     Channel {
         channel_id: &'a str,
     },
@@ -294,6 +318,12 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
         }
         if sk == LEASE {
             return ItemKey::Lease { stream_id };
+        }
+        if sk == FEED {
+            return ItemKey::FeedHead { stream_id };
+        }
+        if sk.starts_with(EVENT) {
+            return ItemKey::FeedEvent { stream_id };
         }
         if let Some(message_id) = sk.strip_prefix(CHAT) {
             return ItemKey::Chat {
@@ -386,6 +416,8 @@ mod tests {
         let at = time::now();
         let cases = [
             (stream("s"), ItemKey::Stream { stream_id: "s" }),
+            (feed_head("s"), ItemKey::FeedHead { stream_id: "s" }),
+            (feed_event("s", 7), ItemKey::FeedEvent { stream_id: "s" }),
             (
                 chat("s", "m"),
                 ItemKey::Chat {

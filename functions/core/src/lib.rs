@@ -31,6 +31,7 @@ pub mod channel;
 pub mod chat;
 pub mod event;
 pub mod fanout;
+pub mod feed;
 pub mod fleet;
 #[doc(hidden)]
 pub mod fuzz;

@@ -161,6 +161,27 @@ pub trait ChannelStore: Send + Sync {
     ) -> Result<Page<Membership>, StoreError>;
 }
 
+/// The ordered event feed of each stream ([`crate::feed`]).
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    /// Appends the entries (in order, positions not decreasing) that come after the last
+    /// appended position, numbering them on from the stream's last sequence number; what
+    /// was appended before (a redelivered batch) is skipped. Returns the numbers given.
+    async fn append(
+        &self,
+        stream_id: &str,
+        entries: &[crate::feed::FeedEntry],
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// Events numbered after `after`, in order, at most `limit`.
+    async fn read(
+        &self,
+        stream_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::feed::SequencedEvent>, StoreError>;
+}
+
 #[async_trait]
 pub trait ChatStore: Send + Sync {
     /// Stores the message and counts it on the stream, atomically. Fails with `NotFound`

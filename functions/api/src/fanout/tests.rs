@@ -41,8 +41,31 @@ fn question(id: &str) -> Question {
     }
 }
 
+/// Changes as one batch delivers them: positions in record order.
+fn positioned(changes: Vec<Change>) -> Vec<(String, Change)> {
+    changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{i:0>40}"), c))
+        .collect()
+}
+
+/// What the sockets get.
 fn kinds(batch: &StreamBatch) -> Vec<EventType> {
-    batch.events.iter().map(|(k, _)| *k).collect()
+    delivered(batch).iter().map(|p| p.kind).collect()
+}
+
+fn delivered(batch: &StreamBatch) -> Vec<&Planned> {
+    batch.events.iter().filter(|p| p.deliver).collect()
+}
+
+/// What the feed gets, with positions.
+fn fed(batch: &StreamBatch) -> Vec<(&str, EventType)> {
+    batch
+        .events
+        .iter()
+        .map(|p| (p.position.as_str(), p.kind))
+        .collect()
 }
 
 #[test]
@@ -74,7 +97,7 @@ fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
         },
         position: "0".into(),
     });
-    let plan = plan(changes);
+    let plan = plan(positioned(changes));
     let a = &plan["a"];
     assert_eq!(a.reactions.len(), 50);
     assert_eq!(
@@ -82,8 +105,14 @@ fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
         Some(format!("{:0>40}", 49).as_str()),
         "the last position"
     );
-    assert!(a.events.is_empty(), "a join is no event here");
+    // One event: the coalesced reactions, after every change of the batch (the join's
+    // included), so the feed's positions stay in order. A join is no event here.
+    assert_eq!(
+        fed(a),
+        [(format!("{:0>40}~", 50).as_str(), EventType::Reaction)]
+    );
     let frame = reaction_frame(&a.reactions);
+    assert_eq!(a.events[0].data, frame);
     assert_eq!(frame["total"], 50);
     assert_eq!(frame["counts"]["🔥"], 25);
     assert_eq!(frame["samples"].as_array().unwrap().len(), REACTION_SAMPLES);
@@ -91,9 +120,9 @@ fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
 }
 
 #[test]
-fn socket_born_messages_and_questions_are_not_sent_twice() {
+fn socket_born_messages_and_questions_are_not_sent_twice_but_are_fed() {
     let rest = message("from-rest");
-    let plan = plan(vec![
+    let plan = plan(positioned(vec![
         Change::ChatPosted {
             message: message("from-socket"),
             origin: Origin::Socket,
@@ -112,8 +141,21 @@ fn socket_born_messages_and_questions_are_not_sent_twice() {
             stream_id: "a".into(),
             message_id: "from-rest".into(),
         },
-    ]);
+    ]));
     let a = &plan["a"];
+    let all: Vec<EventType> = fed(a).into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        all,
+        [
+            EventType::ChatMessage,
+            EventType::ChatMessage,
+            EventType::Question,
+            EventType::Question,
+            EventType::ChatDeleted
+        ],
+        "the feed has every event, in change order"
+    );
+    let a_delivered = delivered(a);
     assert_eq!(
         kinds(a),
         [
@@ -122,28 +164,28 @@ fn socket_born_messages_and_questions_are_not_sent_twice() {
             EventType::ChatDeleted
         ]
     );
-    assert_eq!(a.events[0].1, serde_json::to_value(&rest).unwrap());
-    assert_eq!(a.events[1].1["question"]["id"], "q-socket");
-    assert_eq!(a.events[2].1, json!({"messageId": "from-rest"}));
+    assert_eq!(a_delivered[0].data, serde_json::to_value(&rest).unwrap());
+    assert_eq!(a_delivered[1].data["question"]["id"], "q-socket");
+    assert_eq!(a_delivered[2].data, json!({"messageId": "from-rest"}));
 }
 
 #[test]
 fn stream_start_payload_has_no_secrets_and_is_the_public_stream() {
     let live = stream(StreamStatus::Live);
     let ended = stream(StreamStatus::Ended);
-    let plan = plan(vec![
+    let plan = plan(positioned(vec![
         Change::StreamStarted(live.clone()),
         Change::StreamEnded(ended.clone()),
-    ]);
+    ]));
     let a = &plan["a"];
     assert_eq!(kinds(a), [EventType::Start, EventType::End]);
     // Exactly what `GET /api/streams/{id}` returns: the client swaps it in as is.
     assert_eq!(
-        a.events[0].1,
+        a.events[0].data,
         json!({"stream": serde_json::to_value(&live).unwrap()})
     );
-    assert_eq!(a.events[1].1["stream"]["status"], "ended");
-    for (_, data) in &a.events {
+    assert_eq!(a.events[1].data["stream"]["status"], "ended");
+    for Planned { data, .. } in &a.events {
         let text = data.to_string();
         for secret in ["keyHash", "streamKey", "gsi1pk", "\"pk\"", "ttl", "origin"] {
             assert!(!text.contains(secret), "{secret} in {text}");
@@ -173,15 +215,15 @@ fn pins_and_quality_samples_become_their_events() {
         governor_level: 0,
         shed_frames: 0,
     };
-    let plan = plan(vec![
+    let plan = plan(positioned(vec![
         Change::MessagePinned {
             stream_id: "a".into(),
             message_id: "m".into(),
         },
         Change::QualitySample(sample.clone()),
-    ]);
+    ]));
     let a = &plan["a"];
     assert_eq!(kinds(a), [EventType::ChatPinned, EventType::QualityUpdate]);
-    assert_eq!(a.events[0].1, json!({"messageId": "m"}));
-    assert_eq!(a.events[1].1, serde_json::to_value(&sample).unwrap());
+    assert_eq!(a.events[0].data, json!({"messageId": "m"}));
+    assert_eq!(a.events[1].data, serde_json::to_value(&sample).unwrap());
 }

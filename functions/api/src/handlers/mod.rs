@@ -3,6 +3,7 @@
 pub mod channels;
 pub mod chat;
 pub mod docs;
+pub mod events;
 pub mod metrics;
 pub mod moderation;
 pub mod nodes;
@@ -13,6 +14,7 @@ pub mod whip;
 
 use lambda_http::Request;
 use rill_core::Stream;
+use rill_core::realtime::Standing;
 use rill_core::stream::Visibility;
 
 use crate::{ApiError, App};
@@ -52,6 +54,24 @@ pub(crate) fn ensure_owner(stream: &Stream, user_id: &str) -> Result<(), ApiErro
         Err(ApiError::forbidden(
             "not_owner",
             "only the stream's owner may do this",
+        ))
+    }
+}
+
+/// The caller's standing, if they moderate the stream (its owner, its moderators, the
+/// channel's moderators and above); otherwise 403.
+pub(crate) async fn ensure_moderator(
+    app: &App,
+    stream: &Stream,
+    user_id: &str,
+) -> Result<Standing, ApiError> {
+    let standing = app.realtime.standing(stream, user_id).await?;
+    if standing.moderates() {
+        Ok(standing)
+    } else {
+        Err(ApiError::forbidden(
+            "not_moderator",
+            "only the owner or a moderator may do this",
         ))
     }
 }

@@ -4,27 +4,11 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use rill_core::Stream;
-use rill_core::realtime::Standing;
 use serde_json::json;
 
-use super::{ensure_owner, load_stream};
+use super::{ensure_moderator, ensure_owner, load_stream};
 use crate::request::{id_param, json, user_param};
 use crate::{ApiError, App};
-
-/// The caller's standing, if they moderate the stream (its owner, its moderators, the
-/// channel's moderators and above); otherwise 403.
-async fn ensure_moderator(app: &App, stream: &Stream, user_id: &str) -> Result<Standing, ApiError> {
-    let standing = app.realtime.standing(stream, user_id).await?;
-    if standing.moderates() {
-        Ok(standing)
-    } else {
-        Err(ApiError::forbidden(
-            "not_moderator",
-            "only the owner or a moderator may do this",
-        ))
-    }
-}
 
 async fn ban(app: Arc<App>, req: Request, banned: bool) -> Result<Response<Body>, ApiError> {
     let caller = app.auth.require(&req).await?;

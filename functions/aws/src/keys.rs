@@ -164,7 +164,7 @@ pub fn feed_head(stream_id: &str) -> Key {
 }
 
 /// The largest feed sequence number a key holds (12 digits).
-pub const FEED_SEQ_MAX: u64 = 999_999_999_999;
+pub const FEED_SEQ_MAX: u64 = rill_core::feed::SEQ_MAX;
 
 /// One feed event; zero-padded so that events sort by number within the stream (up to
 /// [`FEED_SEQ_MAX`]).

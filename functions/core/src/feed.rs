@@ -23,6 +23,8 @@ pub const RETENTION_DAYS: i64 = 30;
 /// Events per page of `GET /events` by default, and at most.
 pub const PAGE_DEFAULT: u32 = 100;
 pub const PAGE_MAX: u32 = 500;
+/// The largest sequence number (twelve digits: a thousand events a second for 31 years).
+pub const SEQ_MAX: u64 = 999_999_999_999;
 
 /// An event to append, with the position of the change it came from (for a coalesced
 /// reaction batch, its last reaction's). Positions of one stream compare as strings in the

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use rill_core::feed::{PAGE_DEFAULT, PAGE_MAX};
+use rill_core::feed::{PAGE_DEFAULT, PAGE_MAX, SEQ_MAX as FEED_SEQ_MAX};
 use serde_json::json;
 
 use super::{ensure_moderator, load_stream};
@@ -20,11 +20,15 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
     let id = id_param(&req, "id", "stream")?;
     let after = match query_param(&req, "after") {
         None => 0,
-        Some(raw) => raw.parse::<u64>().map_err(|_| {
-            ApiError::InvalidQuery(
-                "after must be a non-negative integer (a sequence number)".into(),
-            )
-        })?,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= FEED_SEQ_MAX)
+            .ok_or_else(|| {
+                ApiError::InvalidQuery(
+                    "after must be a sequence number: an integer from 0 to 999999999999".into(),
+                )
+            })?,
     };
     let limit = rill_core::validate::limit(
         query_param(&req, "limit").as_deref(),

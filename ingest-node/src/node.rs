@@ -249,13 +249,14 @@ impl Node {
             None
         };
         let (tx, rx) = mpsc::channel::<MediaEvent>(256);
+        let mut reconnected = false;
         let input = {
             let mut streams = self.lock();
             match streams.get_mut(&stream.id) {
                 Some(a) if a.publishing => return Err(Refusal::AlreadyPublishing),
                 Some(a) => {
                     a.publishing = true;
-                    let _ = a.handle.input.try_send(Input::Reconnected);
+                    reconnected = true;
                     tracing::info!(stream_id = %stream.id, "publisher reconnected");
                     a.handle.input.clone()
                 }
@@ -334,12 +335,14 @@ impl Node {
         let id = stream.id.clone();
         tokio::task::spawn_blocking(move || {
             let mut rx = rx;
-            while let Some(event) = rx.blocking_recv() {
+            // Ahead of the new publisher's media and never dropped: a queue still full of
+            // the old publisher's frames only delays it (a lost `Reconnected` would leave
+            // out the discontinuity and let the reconnect window end the stream).
+            let mut open = !reconnected || input.send(Input::Reconnected).is_ok();
+            while open && let Some(event) = rx.blocking_recv() {
                 let end = matches!(event, MediaEvent::End);
                 let received = std::time::Instant::now();
-                if input.send(Input::Media(event, received)).is_err() || end {
-                    break;
-                }
+                open = input.send(Input::Media(event, received)).is_ok() && !end;
             }
             if let Some(a) = streams
                 .lock()

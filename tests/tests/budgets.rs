@@ -11,7 +11,9 @@ use std::time::Duration;
 use rill_tests::{Counter, Stack, User};
 use serde_json::json;
 
-const QUIET: Duration = Duration::from_millis(400);
+/// No function call for this long: the table stream's next poll (250 ms) and what it sets off
+/// (a presence send waits up to a second) have happened.
+const QUIET: Duration = Duration::from_millis(1500);
 const WITHIN: Duration = Duration::from_secs(10);
 
 async fn counted(counter: &Counter, function: &str) -> Vec<String> {

@@ -266,7 +266,8 @@ pub fn cloudfront_base64(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn cloudfront_unbase64(text: &str) -> Option<Vec<u8>> {
+/// The bytes of CloudFront's base64 ([`cloudfront_base64`]); `None` if it is not that.
+pub fn cloudfront_unbase64(text: &str) -> Option<Vec<u8>> {
     let standard: String = text
         .chars()
         .map(|c| match c {

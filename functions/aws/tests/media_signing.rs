@@ -11,7 +11,9 @@ use common::{Keys, run_setup, signed_client, start_moto};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rill_aws::media_signing::{MediaSigner, SigningKeyError, cloudfront_base64};
+use rill_aws::media_signing::{
+    MediaSigner, SigningKeyError, cloudfront_base64, cloudfront_unbase64,
+};
 
 fn openssl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
@@ -51,19 +53,7 @@ fn path(p: &Path) -> &str {
 }
 
 fn unbase64(text: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let standard: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(standard)
-        .expect("CloudFront base64")
+    cloudfront_unbase64(text).expect("CloudFront base64")
 }
 
 #[test]

@@ -362,11 +362,17 @@ async fn a_publisher_that_comes_back_within_the_window_continues_the_playlists()
     let before = text(&stack, &playlist).await.expect("playlist");
     let segments_before = playlist_seconds(&before);
 
-    // The publisher drops and returns within the window: same stream, same playlists.
-    assert!(
-        publish(&node.rtmp, &key, "640x360", 3, true),
-        "second session"
-    );
+    // The publisher drops and returns within the window: same stream, same playlists. A
+    // node still draining the first session's queue (a loaded machine) refuses the return
+    // as "already publishing" for a moment; the publisher retries, as OBS does.
+    let back = (0..4).any(|_| {
+        let ok = publish(&node.rtmp, &key, "640x360", 3, true);
+        if !ok {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ok
+    });
+    assert!(back, "second session");
     wait_for_playlist(&stack, &playlist, "#EXT-X-DISCONTINUITY").await;
     assert_eq!(
         User::anonymous().get(&stack, &path).await.body["status"],

@@ -8,6 +8,7 @@
 #   availability  segment availability lag (full ladder, passthrough) vs the S3 upload floor
 #   latency       glass-to-glass in Chromium (WHIP -> ingest -> S3 -> hls.js)
 #   overload      the ingest node under CPU pressure, governor on vs off (the anchor)
+#   soak          10 min of mixed REST + WebSocket chat + 2 live streams: errors, RSS growth
 # (The ladder's CPU benchmark is `cargo bench -p rill-ingest --bench bench-ladder`.)
 #
 # RILL_LAMBDA_DIR=<dir> runs the functions from cargo-lambda's output instead
@@ -19,15 +20,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 name="${1:-}"
 case "$name" in
-    api | realtime | post | availability | latency | overload) shift ;;
+    api | realtime | post | availability | latency | overload | soak) shift ;;
     *)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac
 "$ROOT/scripts/setup.sh"
 export RILL_VENV="${RILL_VENV:-$ROOT/.venv}"
-# The realtime benchmark opens thousands of sockets.
+# The realtime benchmark opens thousands of sockets (the soak, hundreds for minutes).
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 # The latency benchmark serves the web app.
 [ "$name" = latency ] && (cd web && npm run build --silent)

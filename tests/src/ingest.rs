@@ -161,6 +161,11 @@ impl RtmpPublisher {
         true
     }
 
+    /// Whether ffmpeg is still publishing, now (no wait).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

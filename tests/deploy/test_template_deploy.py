@@ -187,10 +187,22 @@ def _key_matches(rule, value):
 
 def t_each_table_stream_function_gets_only_its_items(t, p):
     patterns = {}
+    events = {}
     for esm in t.of_type("AWS::Lambda::EventSourceMapping").values():
         (f,) = esm["Properties"]["FilterCriteria"]["Filters"]
-        patterns[esm["Properties"]["FunctionName"]["Ref"]] = json.loads(f["Pattern"])["dynamodb"]["Keys"]
-    assert set(patterns) == {"EventsFanoutFunction", "EventsPresenceFunction"}, patterns
+        name = esm["Properties"]["FunctionName"]["Ref"]
+        pattern = json.loads(f["Pattern"])
+        patterns[name] = pattern["dynamodb"]["Keys"]
+        events[name] = pattern.get("eventName")
+    assert set(patterns) == {"EventsFanoutFunction", "EventsPresenceFunction",
+                             "WebhooksDispatchFunction"}, patterns
+    # Webhooks are fed from feed appends only: new EVENT# items, nothing else.
+    assert events["WebhooksDispatchFunction"] == ["INSERT"], events
+    hooks = patterns["WebhooksDispatchFunction"]
+    assert _key_matches(hooks["pk"]["S"], "STREAM#s") and _key_matches(hooks["sk"]["S"], "EVENT#000000000001")
+    for sk in ["META", "FEED", "CHAT#01H", "CONN#c", "METRIC#x"]:
+        assert not _key_matches(hooks["sk"]["S"], sk), sk
+    assert not _key_matches(hooks["pk"]["S"], "WEBHOOK#w"), "cursor writes invoke nothing"
 
     def gets(function, pk, sk):
         keys = patterns[function]
@@ -209,6 +221,27 @@ def t_each_table_stream_function_gets_only_its_items(t, p):
     # Node heartbeats and the sockets' reverse lookups invoke nothing.
     for pk, sk in [("NODE#n", "META"), ("CONN#c", "META"), ("CHANNEL#c", "META")]:
         assert not gets("EventsFanoutFunction", pk, sk) and not gets("EventsPresenceFunction", pk, sk)
+
+
+def t_webhook_runs_are_started_by_the_dispatcher_and_re_enabling_only(t, p):
+    """webhooks-deliver runs asynchronously, long enough for its retry window; only the
+    dispatcher and webhooks-update may invoke it; no function is told to reach local
+    targets (WEBHOOK_ALLOW_LOCAL is the local gateway's)."""
+    deliver = function(t, "webhooks-deliver")
+    assert deliver["Timeout"] >= 300 + 10 + 30, deliver["Timeout"]
+    invokers = set()
+    for name, r in t.of_type("AWS::IAM::Role").items():
+        for st in (st for pol in r["Properties"].get("Policies", [])
+                   for st in as_list(pol["PolicyDocument"]["Statement"])):
+            if "lambda:InvokeFunction" in as_list(st["Action"]) and \
+                    "WebhooksDeliverFunction" in json.dumps(st["Resource"]):
+                invokers.add(name)
+    assert invokers == {"WebhooksDispatchFunctionRole", "WebhooksUpdateFunctionRole"}, invokers
+    for name in ["webhooks-dispatch", "webhooks-update"]:
+        env = function(t, name)["Environment"]["Variables"]
+        assert env["WEBHOOK_DELIVER_FUNCTION"] == {"Ref": "WebhooksDeliverFunction"}, name
+    for name, r in t.rill_functions().items():
+        assert "WEBHOOK_ALLOW_LOCAL" not in r["Properties"].get("Environment", {}).get("Variables", {}), name
 
 
 def t_service_is_attached_to_the_1935_target_group(t, p):

@@ -236,7 +236,11 @@ fn the_websocket_api_routes_every_action_to_its_function() {
     assert_eq!(routes, expected);
     assert_eq!(
         stream_consumers(),
-        BTreeSet::from(["events-fanout".to_owned(), "events-presence".to_owned()])
+        BTreeSet::from([
+            "events-fanout".to_owned(),
+            "events-presence".to_owned(),
+            "webhooks-dispatch".to_owned()
+        ])
     );
 }
 

@@ -18,7 +18,7 @@ use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
     ChannelStore, ChatStore, FeedStore, MetricsStore, Notifier, QuestionStore, RealtimeStore,
-    StoreError, StreamStore, UploadSigner,
+    StoreError, StreamStore, UploadSigner, WebhookStore,
 };
 
 use crate::auth::Auth;
@@ -147,6 +147,13 @@ pub struct App {
     /// or `HLS_SIGNING_KEY` itself (the local stack); `None` when unset or unusable, and
     /// members-only media is then refused (503) rather than served unsigned.
     pub media_signer: Option<Arc<MediaSigner>>,
+    /// Channels' webhooks and their cursors.
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Where webhook delivery runs go (`WEBHOOK_DELIVER_FUNCTION`: asynchronous invokes of
+    /// `webhooks-deliver`); `None`: they run in the process that starts them.
+    pub deliveries: Option<Arc<dyn crate::webhooks::DeliveryQueue>>,
+    /// `WEBHOOK_ALLOW_LOCAL`, `WEBHOOK_RETRY_WINDOW_SECONDS` (checked at start).
+    pub webhook_settings: crate::webhooks::WebhookSettings,
 }
 
 /// The members-only media signer, and a log line saying which (never the key itself).
@@ -190,6 +197,18 @@ fn shards_from_env(sdk: &rill_aws::SdkConfig) -> Option<Arc<dyn ShardDispatcher>
             None
         }
     }
+}
+
+/// The webhook delivery queue: a misnamed function is a configuration error (webhooks
+/// would silently never be sent), so it fails the start.
+fn deliveries_from_env(
+    sdk: &rill_aws::SdkConfig,
+) -> Result<Option<Arc<dyn crate::webhooks::DeliveryQueue>>, String> {
+    let invoker =
+        rill_aws::invoke::AsyncInvoker::from_lookup(sdk, "WEBHOOK_DELIVER_FUNCTION", |name| {
+            std::env::var(name).ok()
+        })?;
+    Ok(invoker.map(|i| Arc::new(i) as Arc<dyn crate::webhooks::DeliveryQueue>))
 }
 
 /// The pre-warm schedules this instance writes, and a log line saying which. Pre-warming is
@@ -272,6 +291,7 @@ impl App {
             channels: store.clone(),
             chat: store.clone(),
             feed: store.clone(),
+            webhooks: store.clone(),
             realtime: store.clone(),
             questions: store.clone(),
             metrics: store.clone(),
@@ -290,6 +310,10 @@ impl App {
             caches: Caches::default(),
             reaction_max_wait_ms: reaction_max_wait_from_env(),
             media_signer: media_signer_from_env(&sdk).await,
+            deliveries: deliveries_from_env(&sdk)?,
+            webhook_settings: crate::webhooks::WebhookSettings::from_lookup(|name| {
+                std::env::var(name).ok()
+            })?,
         })
     }
 }

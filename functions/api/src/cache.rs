@@ -14,6 +14,9 @@
 //!   older than that but younger than [`CONNECTION_LISTS_STALE_MAX`] (10 s) is fanned out
 //!   to at once while it is re-read, and the newcomers the fresh list names get the event
 //!   right after: a message never waits for the read of a 1,000-connection list.
+//! - **Webhooks** of a channel (`webhooks-dispatch`): [`SHORT`]; a webhook registered,
+//!   changed or disabled is seen by the dispatcher within 2 s (a delivery run reads the
+//!   webhook itself, uncached).
 //! - **Presence pacing**: when this instance last sent each stream's count, so counts go
 //!   out at most once a second per stream (`rill_core::presence`).
 //! - **Rate buckets**: the bucket this instance last wrote for a user, so the next spend
@@ -100,6 +103,8 @@ pub struct Caches {
     pub connection_lists: TtlCache<String, Vec<String>>,
     /// When this instance last sent each stream's viewer count (`events-presence`).
     pub presence: Mutex<rill_core::presence::Pacer>,
+    /// A channel's webhooks, by channel id (`webhooks-dispatch`): [`SHORT`].
+    pub webhooks: TtlCache<String, Vec<rill_core::webhook::Webhook>>,
 }
 
 impl Default for Caches {
@@ -111,6 +116,7 @@ impl Default for Caches {
             buckets: TtlCache::new(BUCKETS),
             connection_lists: TtlCache::new(CONNECTION_LISTS),
             presence: Mutex::default(),
+            webhooks: TtlCache::new(SHORT),
         }
     }
 }

@@ -75,6 +75,10 @@ functions! {
     http streams_thumbnail => crate::handlers::streams::thumbnail_upload;
     http streams_update => crate::handlers::streams::update;
     http streams_viewers => crate::handlers::streams::viewers;
+    http webhooks_create => crate::handlers::webhooks::create;
+    http webhooks_delete => crate::handlers::webhooks::delete;
+    http webhooks_list => crate::handlers::webhooks::list;
+    http webhooks_update => crate::handlers::webhooks::update;
     ws ws_chat => crate::ws::chat;
     ws ws_connect => crate::ws::connect;
     ws ws_default => crate::ws::default;
@@ -85,6 +89,7 @@ functions! {
     ws ws_react => crate::ws::react;
     stream events_fanout => crate::fanout::handle;
     stream events_presence => crate::presence::handle;
+    stream webhooks_dispatch => crate::webhooks::dispatch;
 }
 
 /// `main` of `events-fanout-shard`: one shard of a large fan-out (see [`crate::shard`]),
@@ -97,6 +102,20 @@ pub fn events_fanout_shard() -> Result<(), lambda_runtime::Error> {
                     .map_err(|e| crate::ApiError::Internal(format!("not a shard: {e}")))?;
                 let report = crate::shard::handle(app, shard).await?;
                 serde_json::to_value(report).map_err(|e| crate::ApiError::Internal(e.to_string()))
+            })
+        },
+    ))))
+}
+
+/// `main` of `webhooks-deliver`: one delivery run (see [`crate::webhooks::deliver`]),
+/// invoked asynchronously by `webhooks-dispatch` and by re-enabling a webhook.
+pub fn webhooks_deliver() -> Result<(), lambda_runtime::Error> {
+    runtime::block_on(Box::pin(runtime::run_json(Box::new(
+        |app, payload| -> BoxFuture<_> {
+            Box::pin(async move {
+                let job: crate::webhooks::Job = serde_json::from_value(payload)
+                    .map_err(|e| crate::ApiError::Internal(format!("not a delivery job: {e}")))?;
+                crate::webhooks::deliver::run(&app, &job).await
             })
         },
     ))))

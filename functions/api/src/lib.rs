@@ -45,6 +45,7 @@ pub mod prewarm;
 pub mod request;
 pub mod runtime;
 pub mod shard;
+pub mod webhooks;
 pub mod ws;
 
 pub use app::App;

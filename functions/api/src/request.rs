@@ -34,12 +34,19 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let value = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             ApiError::InvalidJson(e.to_string())
         }
         _ => ApiError::InvalidBody(e.to_string()),
-    })
+    })?;
+    // Every body is an object: serde would also read a struct from an array (`[null]`).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::InvalidBody(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    Ok(value)
 }
 
 /// A path parameter that must be a ULID; anything else cannot name a stored item, so it is

@@ -99,6 +99,57 @@ impl Change {
     }
 }
 
+/// An event appended to a stream's feed (`rill_core::feed`), as the table stream reports
+/// it: what webhooks and the event bus are fed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedAppend {
+    pub stream_id: String,
+    pub seq: u64,
+    pub kind: rill_core::event::EventType,
+}
+
+/// The feed appends among `records`, in record order (a stream's in sequence order: one
+/// partition, one shard). Everything else is skipped.
+pub fn feed_appends(records: &[EventRecord]) -> Vec<FeedAppend> {
+    #[derive(serde::Deserialize)]
+    struct Appended {
+        seq: u64,
+        event: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: rill_core::event::EventType,
+    }
+    let mut out = Vec::new();
+    for record in records {
+        let change = &record.change;
+        let (Some(pk), Some(sk)) = (string(&change.keys, "pk"), string(&change.keys, "sk")) else {
+            continue;
+        };
+        let ItemKey::FeedEvent { stream_id } = keys::parse(pk, sk) else {
+            continue;
+        };
+        if record.event_name != "INSERT" {
+            continue;
+        }
+        let Some(item) = image::<Appended>(&change.new_image, record) else {
+            continue;
+        };
+        match serde_json::from_str::<Kind>(&item.event) {
+            Ok(k) => out.push(FeedAppend {
+                stream_id: stream_id.to_owned(),
+                seq: item.seq,
+                kind: k.kind,
+            }),
+            Err(e) => {
+                tracing::warn!(event_id = %record.event_id, error = %e, "undecodable feed event; skipped");
+            }
+        }
+    }
+    out
+}
+
 /// Every change a batch of records carries, in record order.
 pub fn decode(records: &[EventRecord]) -> Vec<Change> {
     let mut out = Vec::new();

@@ -244,9 +244,17 @@ impl rill_core::store::FeedStore for DynamoStore {
             })
             .collect()
     }
+
+    async fn last_seq(&self, stream_id: &str) -> Result<u64, StoreError> {
+        self.feed_last_seq(stream_id).await
+    }
 }
 
 impl DynamoStore {
+    async fn feed_last_seq(&self, stream_id: &str) -> Result<u64, StoreError> {
+        Ok(self.feed_head(stream_id).await?.map_or(0, |h| h.seq))
+    }
+
     /// The chat messages the events name, as they are now, by id.
     async fn feed_messages(
         &self,

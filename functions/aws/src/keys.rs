@@ -25,6 +25,8 @@
 //! | `STREAM#{id}` | `EVENT#{seq, 12 digits}` | one event of the ordered feed (TTL) |
 //! | `CHANNEL#{id}` | `META` | the channel: name, owner, stream count |
 //! | `CHANNEL#{id}` | `MEMBER#{user}` | a granted role (follower ... broadcaster) |
+//! | `CHANNEL#{id}` | `WEBHOOK#{webhook}` | a registered webhook: URL, secret, events, state |
+//! | `WEBHOOK#{webhook}` | `STREAM#{id}` | what the webhook owes the stream: cursor, lease |
 //! | `NODE#{id}` | `META` | ingest node registry entry (TTL) |
 //!
 //! GSIs: `byChannelStatus` (`gsi1pk = CH#{channel}#{status}`) and `byStatus`
@@ -62,6 +64,7 @@ const MODERATOR: &str = "MOD#";
 const RATE: &str = "RATE#";
 const METRIC: &str = "METRIC#";
 const MEMBER: &str = "MEMBER#";
+const WEBHOOK: &str = "WEBHOOK#";
 /// The registry's partition on the `byStatus` index.
 const NODES: &str = "NODES";
 
@@ -193,6 +196,32 @@ pub fn members_prefix() -> &'static str {
     MEMBER
 }
 
+/// A webhook of a channel (listed with `begins_with(sk, webhooks_prefix())`).
+pub fn webhook(channel_id: &str, webhook_id: &str) -> Key {
+    Key::new(channel_pk(channel_id), format!("{WEBHOOK}{webhook_id}"))
+}
+
+pub fn webhooks_prefix() -> &'static str {
+    WEBHOOK
+}
+
+pub fn webhook_cursor_pk(webhook_id: &str) -> String {
+    format!("{WEBHOOK}{webhook_id}")
+}
+
+/// What a webhook owes one stream (one partition per webhook: its cursors).
+pub fn webhook_cursor(webhook_id: &str, stream_id: &str) -> Key {
+    Key::new(
+        webhook_cursor_pk(webhook_id),
+        format!("{STREAM}{stream_id}"),
+    )
+}
+
+/// The stream a cursor's sort key names.
+pub fn cursor_stream(sk: &str) -> Option<&str> {
+    sk.strip_prefix(STREAM)
+}
+
 pub fn node(node_id: &str) -> Key {
     Key::new(format!("{NODE}{node_id}"), META)
 }
@@ -306,6 +335,14 @@ pub enum ItemKey<'a> {
     Node {
         node_id: &'a str,
     },
+    Webhook {
+        channel_id: &'a str,
+        webhook_id: &'a str,
+    },
+    WebhookCursor {
+        webhook_id: &'a str,
+        stream_id: &'a str,
+    },
     Unknown,
 }
 
@@ -388,7 +425,22 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
                 user_id,
             };
         }
+        if let Some(webhook_id) = sk.strip_prefix(WEBHOOK) {
+            return ItemKey::Webhook {
+                channel_id,
+                webhook_id,
+            };
+        }
         return ItemKey::Unknown;
+    }
+    if let Some(webhook_id) = pk.strip_prefix(WEBHOOK) {
+        return match sk.strip_prefix(STREAM) {
+            Some(stream_id) => ItemKey::WebhookCursor {
+                webhook_id,
+                stream_id,
+            },
+            None => ItemKey::Unknown,
+        };
     }
     if let Some(node_id) = pk.strip_prefix(NODE)
         && sk == META
@@ -479,6 +531,20 @@ mod tests {
                 },
             ),
             (node("n"), ItemKey::Node { node_id: "n" }),
+            (
+                webhook("c", "w"),
+                ItemKey::Webhook {
+                    channel_id: "c",
+                    webhook_id: "w",
+                },
+            ),
+            (
+                webhook_cursor("w", "s"),
+                ItemKey::WebhookCursor {
+                    webhook_id: "w",
+                    stream_id: "s",
+                },
+            ),
         ];
         for (key, expected) in cases {
             assert_eq!(parse(&key.pk, &key.sk), expected, "{key:?}");

@@ -42,6 +42,7 @@ pub mod ecs;
 pub mod feed;
 pub mod fleet;
 pub mod ingest;
+pub mod invoke;
 pub mod keys;
 pub mod media_bucket;
 pub mod media_signing;
@@ -55,6 +56,7 @@ pub mod shards;
 pub mod store;
 pub mod streams;
 pub mod table_stream;
+pub mod webhooks;
 
 pub use aws_config::SdkConfig;
 pub use config::{AwsSettings, dynamodb_client, s3_client, sdk_config};

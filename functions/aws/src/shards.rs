@@ -1,7 +1,7 @@
 //! [`LambdaShards`]: `rill-core`'s [`ShardDispatcher`] on AWS Lambda. A shard becomes an
 //! asynchronous invocation of the shard worker (`events-fanout-shard`):
 //! `POST /2015-03-31/functions/{name}/invocations` with `X-Amz-Invocation-Type: Event`,
-//! signed by [`SignedClient`] (no Lambda SDK crate for one call).
+//! through [`crate::invoke::AsyncInvoker`].
 //!
 //! Environment (read by [`LambdaShards::from_lookup`]): `FANOUT_SHARD_FUNCTION`, the
 //! worker's name or ARN; unset means sharding is off and every fan-out stays in-process.
@@ -18,25 +18,18 @@
 use aws_config::SdkConfig;
 use rill_core::fanout::{DispatchError, FanoutShard, ShardDispatcher, split_to_fit};
 
-use crate::ecs::signed::percent_encode;
-use crate::ecs::{Service, SignedClient};
-
-/// Lambda's payload limit for an asynchronous (`Event`) invocation: 256 KB.
-pub const MAX_EVENT_PAYLOAD: usize = 256 * 1024;
+use crate::invoke::AsyncInvoker;
+pub use crate::invoke::MAX_EVENT_PAYLOAD;
 
 /// Asynchronous invocations of the shard worker.
 #[derive(Debug, Clone)]
 pub struct LambdaShards {
-    aws: SignedClient,
-    function: String,
+    invoker: AsyncInvoker,
 }
 
 impl LambdaShards {
-    pub fn new(aws: SignedClient, function: impl Into<String>) -> LambdaShards {
-        LambdaShards {
-            aws,
-            function: function.into(),
-        }
+    pub fn new(invoker: AsyncInvoker) -> LambdaShards {
+        LambdaShards { invoker }
     }
 
     /// The dispatcher named by `FANOUT_SHARD_FUNCTION`, `None` when it is unset or empty.
@@ -44,32 +37,11 @@ impl LambdaShards {
         sdk: &SdkConfig,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<LambdaShards>, String> {
-        let Some(function) = lookup("FANOUT_SHARD_FUNCTION").filter(|v| !v.trim().is_empty())
-        else {
-            return Ok(None);
-        };
-        let aws = SignedClient::new(sdk).map_err(|e| e.to_string())?;
-        Ok(Some(LambdaShards::new(aws, function.trim())))
+        Ok(AsyncInvoker::from_lookup(sdk, "FANOUT_SHARD_FUNCTION", lookup)?.map(LambdaShards::new))
     }
 
     pub fn function(&self) -> &str {
-        &self.function
-    }
-
-    async fn invoke_event(&self, payload: Vec<u8>) -> Result<(), DispatchError> {
-        let path = format!(
-            "/2015-03-31/functions/{}/invocations",
-            percent_encode(&self.function)
-        );
-        let headers = [
-            ("content-type", "application/json"),
-            ("x-amz-invocation-type", "Event"),
-        ];
-        self.aws
-            .call_rest_raw(Service::Lambda, "Invoke", "POST", &path, &headers, payload)
-            .await
-            .map(|_| ())
-            .map_err(|e| DispatchError::Failed(e.to_string()))
+        self.invoker.function()
     }
 }
 
@@ -79,7 +51,10 @@ impl ShardDispatcher for LambdaShards {
         for part in split_to_fit(shard, MAX_EVENT_PAYLOAD)? {
             let payload =
                 serde_json::to_vec(&part).map_err(|e| DispatchError::Failed(e.to_string()))?;
-            self.invoke_event(payload).await?;
+            self.invoker
+                .invoke(payload)
+                .await
+                .map_err(DispatchError::Failed)?;
         }
         Ok(())
     }

@@ -47,6 +47,7 @@ pub mod store;
 pub mod stream;
 pub mod time;
 pub mod validate;
+pub mod webhook;
 
 pub use auth::Principal;
 pub use chat::{ChatMessage, Reaction};

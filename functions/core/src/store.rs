@@ -180,6 +180,98 @@ pub trait FeedStore: Send + Sync {
         after: u64,
         limit: u32,
     ) -> Result<Vec<crate::feed::SequencedEvent>, StoreError>;
+
+    /// The stream's last sequence number (0: nothing appended yet).
+    async fn last_seq(&self, stream_id: &str) -> Result<u64, StoreError>;
+}
+
+/// A channel's webhooks and what each still owes each stream ([`crate::webhook`]).
+///
+/// A cursor is leased: one delivery at a time per (webhook, stream), which is what keeps
+/// a stream's batches in order. A lease is held by an `owner` (an opaque id of one
+/// delivery run) until a time; an expired lease may be taken by anyone.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Adds the webhook, counting it on its channel: `Conflict` when the channel holds
+    /// [`crate::webhook::MAX_PER_CHANNEL`] already, `NotFound` when there is no channel.
+    async fn create_webhook(
+        &self,
+        webhook: &crate::webhook::Webhook,
+        secret: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn webhooks(&self, channel_id: &str) -> Result<Vec<crate::webhook::Webhook>, StoreError>;
+
+    /// The webhook with its secret (delivery only: never for an answer).
+    async fn webhook_with_secret(
+        &self,
+        channel_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<(crate::webhook::Webhook, String)>, StoreError>;
+
+    /// Replaces url, events, enabled state, reason and failures (and the secret when
+    /// given); `NotFound` when it is gone.
+    async fn update_webhook(
+        &self,
+        webhook: &crate::webhook::Webhook,
+        secret: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Removes it and its count on the channel; `NotFound` when it was not there.
+    async fn delete_webhook(&self, channel_id: &str, webhook_id: &str) -> Result<(), StoreError>;
+
+    /// One failed attempt; with `disable`, the webhook is disabled with that reason.
+    async fn record_failure(
+        &self,
+        channel_id: &str,
+        webhook_id: &str,
+        error: &str,
+        disable: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// A batch was acknowledged at `at`: failures back to 0, the last error cleared.
+    async fn record_success(
+        &self,
+        channel_id: &str,
+        webhook_id: &str,
+        at: crate::time::Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the (webhook, stream) cursor until `until` unless another owner holds it
+    /// unexpired; the cursor (a new one starts at 0) or `None` when it is held.
+    async fn lease_cursor(
+        &self,
+        webhook_id: &str,
+        stream_id: &str,
+        owner: &str,
+        until: crate::time::Timestamp,
+    ) -> Result<Option<crate::webhook::Cursor>, StoreError>;
+
+    /// Moves the cursor to `last_seq` and the lease to `until`, if `owner` still holds it
+    /// (`false`: the lease was lost, stop).
+    async fn advance_cursor(
+        &self,
+        webhook_id: &str,
+        stream_id: &str,
+        owner: &str,
+        last_seq: u64,
+        until: crate::time::Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease up, marking whether events were left undelivered.
+    async fn release_cursor(
+        &self,
+        webhook_id: &str,
+        stream_id: &str,
+        owner: &str,
+        pending: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Notes that the stream has events the webhook has not been sent (it is disabled).
+    async fn mark_pending(&self, webhook_id: &str, stream_id: &str) -> Result<(), StoreError>;
+
+    /// Streams with events left for the webhook (to resume them when it is re-enabled).
+    async fn pending_streams(&self, webhook_id: &str) -> Result<Vec<String>, StoreError>;
 }
 
 #[async_trait]

@@ -207,6 +207,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "HLS_BASE_URL".to_owned(),
             format!("http://127.0.0.1:{port}/hls"),
         ),
+        // Webhook receivers on this machine (tests, a developer's listener) over http;
+        // private ranges stay refused. On AWS the variable is unset: public https only.
+        ("WEBHOOK_ALLOW_LOCAL".to_owned(), "true".to_owned()),
     ]);
     if let Some(key) = generated_key {
         default_env.insert("HLS_KEY_PAIR_ID".to_owned(), LOCAL_KEY_PAIR_ID.to_owned());

@@ -188,7 +188,7 @@ export const API_ERROR_CODES = [
   'not_owner', 'not_moderator', 'not_operator', 'banned', 'chat_disabled', 'chat_restricted',
   'not_allowed', 'reactions_disabled', 'not_found', 'method_not_allowed', 'invalid_transition',
   'stream_over', 'conflict', 'already_exists', 'owner_role', 'not_scheduled', 'already_voted',
-  'not_live', 'not_playable', 'visibility_locked', 'media_signing_unavailable',
+  'not_live', 'not_playable', 'visibility_locked', 'media_signing_unavailable', 'webhook_limit',
   'payload_too_large', 'unsupported_media_type', 'validation_failed', 'slow_mode',
   'rate_limited', 'internal', 'no_capacity', 'node_unreachable', 'storage_unavailable',
 ] as const;

@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod questions;
 pub mod reactions;
 pub mod streams;
+pub mod webhooks;
 pub mod whip;
 
 use lambda_http::Request;

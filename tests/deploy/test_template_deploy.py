@@ -244,6 +244,16 @@ def t_webhook_runs_are_started_by_the_dispatcher_and_re_enabling_only(t, p):
         assert "WEBHOOK_ALLOW_LOCAL" not in r["Properties"].get("Environment", {}).get("Variables", {}), name
 
 
+def t_only_the_dispatcher_puts_events_on_the_bus(t, p):
+    putters = set()
+    for name, r in t.of_type("AWS::IAM::Role").items():
+        for st in (st for pol in r["Properties"].get("Policies", [])
+                   for st in as_list(pol["PolicyDocument"]["Statement"])):
+            if "events:PutEvents" in as_list(st["Action"]):
+                putters.add(name)
+    assert putters == {"WebhooksDispatchFunctionRole"}, putters
+
+
 def t_service_is_attached_to_the_1935_target_group(t, p):
     name, svc = t.one("AWS::ECS::Service")
     rtmp_tg = target(listeners(t)[1935]["Properties"]["DefaultActions"][0]["TargetGroupArn"])
@@ -594,6 +604,15 @@ def m_functions_hand_out_the_nlb_urls(ctx):
     assert router["Timeout"] == 20
     assert sorted(router["VpcConfig"]["SubnetIds"]) == sorted(ctx["subnets"]), router["VpcConfig"]
     assert router["VpcConfig"]["SecurityGroupIds"] == [ctx["res"]["WhipRouterSecurityGroup"]]
+
+
+def m_feed_events_go_to_the_stacks_event_bus(ctx):
+    """The bus exists under the stack's name and the dispatcher is told its name."""
+    name = f"{ctx['stack']}-events"
+    assert boto3.client("events").describe_event_bus(Name=name)["Name"] == name
+    env = boto3.client("lambda").get_function_configuration(
+        FunctionName=f"{ctx['stack']}-webhooks-dispatch")["Environment"]["Variables"]
+    assert env["EVENT_BUS_NAME"] == name, env
 
 
 def m_ecs_cluster_service_and_task_definition(ctx):

@@ -28,7 +28,7 @@ pub use browser::BrowserStack;
 pub use counting::Counter;
 pub use idp::TestIdp;
 pub use ingest::{IngestNode, RtmpPublisher, publish_rtmp, test_pattern_args};
-pub(crate) use services::moto_python;
+pub use services::moto_python;
 pub use services::{dynamodb_url, moto_url};
 
 pub const JWT_SECRET: &str = "rill-test-secret-0123456789abcdef";

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::{free_port, repo_root};
 
-/// The Python that has moto (the venv made by scripts/setup.sh).
-pub(crate) fn moto_python() -> PathBuf {
+/// The Python that has moto and boto3 (the venv made by scripts/setup.sh).
+pub fn moto_python() -> PathBuf {
     if let Ok(p) = std::env::var("RILL_MOTO_PYTHON") {
         return PathBuf::from(p);
     }

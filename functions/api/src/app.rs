@@ -152,6 +152,9 @@ pub struct App {
     /// Where webhook delivery runs go (`WEBHOOK_DELIVER_FUNCTION`: asynchronous invokes of
     /// `webhooks-deliver`); `None`: they run in the process that starts them.
     pub deliveries: Option<Arc<dyn crate::webhooks::DeliveryQueue>>,
+    /// The stack's EventBridge bus (`EVENT_BUS_NAME`; unset locally): every feed event is
+    /// also put there by `webhooks-dispatch`.
+    pub event_bus: Option<Arc<dyn crate::webhooks::bus::EventSink>>,
     /// `WEBHOOK_ALLOW_LOCAL`, `WEBHOOK_RETRY_WINDOW_SECONDS` (checked at start).
     pub webhook_settings: crate::webhooks::WebhookSettings,
 }
@@ -311,6 +314,10 @@ impl App {
             reaction_max_wait_ms: reaction_max_wait_from_env(),
             media_signer: media_signer_from_env(&sdk).await,
             deliveries: deliveries_from_env(&sdk)?,
+            event_bus: rill_aws::event_bus::EventBridgeBus::from_lookup(&sdk, |name| {
+                std::env::var(name).ok()
+            })?
+            .map(|bus| Arc::new(bus) as Arc<dyn crate::webhooks::bus::EventSink>),
             webhook_settings: crate::webhooks::WebhookSettings::from_lookup(|name| {
                 std::env::var(name).ok()
             })?,

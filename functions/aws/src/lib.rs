@@ -39,6 +39,7 @@ pub mod channels;
 pub mod chat;
 pub mod config;
 pub mod ecs;
+pub mod event_bus;
 pub mod feed;
 pub mod fleet;
 pub mod ingest;

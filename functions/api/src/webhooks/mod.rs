@@ -1,7 +1,8 @@
 //! Webhooks off the ordered event feed (`rill_core::webhook` has the contract).
 //!
 //! Path of an event: `events-fanout` appends it to the stream's feed (`EVENT#{seq}` items)
-//! -> the table stream -> `webhooks-dispatch` ([`dispatch`]), which finds the channel's
+//! -> the table stream -> `webhooks-dispatch` ([`dispatch`]), which puts it on the
+//! EventBridge bus when the stack has one ([`bus`], on AWS) and finds the channel's
 //! webhooks that want one of the batch's event types and queues one delivery job per
 //! (webhook, stream): an asynchronous invocation of `webhooks-deliver`
 //! (`WEBHOOK_DELIVER_FUNCTION`), or delivery in the same process when that is unset.
@@ -19,6 +20,7 @@
 //! release write and one feed-head read per run; the webhook's item is written only when
 //! an attempt fails, when a failure streak ends and once at the end of a run.
 
+pub mod bus;
 pub mod deliver;
 pub mod target;
 
@@ -128,21 +130,46 @@ impl App {
     }
 }
 
-/// `webhooks-dispatch`: feed appends from the table stream to delivery jobs. A job that
+/// What one batch appended to one stream's feed.
+struct Appended {
+    kinds: Vec<EventType>,
+    first: u64,
+    last: u64,
+}
+
+/// `webhooks-dispatch`: feed appends from the table stream to the event bus (when there is
+/// one) and to delivery jobs. A job that
 /// cannot be queued fails the batch, which Lambda then retries (a job queued twice is
 /// harmless: the cursor's lease makes the second run a no-op or a continuation).
 pub async fn dispatch(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
-    let mut by_stream: BTreeMap<String, Vec<EventType>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<String, Appended> = BTreeMap::new();
     for append in changes::feed_appends(&event.records) {
-        let kinds = by_stream.entry(append.stream_id).or_default();
-        if !kinds.contains(&append.kind) {
-            kinds.push(append.kind);
+        let batch = by_stream.entry(append.stream_id).or_insert(Appended {
+            kinds: Vec::new(),
+            first: append.seq,
+            last: append.seq,
+        });
+        if !batch.kinds.contains(&append.kind) {
+            batch.kinds.push(append.kind);
         }
+        batch.first = batch.first.min(append.seq);
+        batch.last = batch.last.max(append.seq);
     }
-    for (stream_id, kinds) in by_stream {
+    for (stream_id, Appended { kinds, first, last }) in by_stream {
         let Some(stream) = app.stream_cached(&stream_id).await? else {
             continue;
         };
+        if let Some(sink) = &app.event_bus {
+            bus::publish(
+                &app,
+                sink.as_ref(),
+                &stream.channel_id,
+                &stream_id,
+                first,
+                last,
+            )
+            .await?;
+        }
         for hook in app.webhooks_cached(&stream.channel_id).await? {
             if !kinds.iter().any(|k| hook.wants(*k)) {
                 continue;

@@ -379,3 +379,37 @@ fn a_malformed_image_is_skipped_not_half_decoded() {
     ]);
     assert_eq!(changes, []);
 }
+
+#[test]
+fn feed_appends_are_the_inserted_event_items_with_their_number_and_type() {
+    let key = crate::keys::feed_event("s1", 7);
+    let image = json!({
+        "pk": {"S": key.pk}, "sk": {"S": key.sk}, "entity": {"S": "event"},
+        "ttl": {"N": "1"}, "seq": {"N": "7"},
+        "event": {"S": r#"{"type":"stream:chat-message","streamId":"s1","data":{"id":"m"},"ts":1}"#},
+    });
+    let head = crate::keys::feed_head("s1");
+    let records = vec![
+        record("INSERT", &key, Some(image.clone()), None),
+        // A TTL removal, the head, and a chat item are not appends.
+        record("REMOVE", &key, None, Some(image)),
+        record("MODIFY", &head, Some(json!({"seq": {"N": "7"}})), None),
+        record(
+            "INSERT",
+            &crate::keys::chat("s1", "m"),
+            Some(json!({"pk": {"S": "x"}})),
+            None,
+        ),
+    ];
+    let event: Event = serde_json::from_value(json!({ "Records": records })).expect("event");
+    assert_eq!(
+        feed_appends(&event.records),
+        vec![FeedAppend {
+            stream_id: "s1".into(),
+            seq: 7,
+            kind: rill_core::event::EventType::ChatMessage,
+        }]
+    );
+    // The fan-out's decoder sees none of them as a change of its own.
+    assert!(decode(&event.records[..1]).is_empty());
+}

@@ -61,10 +61,12 @@ pub enum Service {
     Lambda,
     /// AWS Secrets Manager (JSON 1.1 protocol; `GetSecretValue` once per cold start).
     SecretsManager,
+    /// Amazon EventBridge (JSON 1.1 protocol, target prefix `AWSEvents`; `PutEvents`).
+    Events,
 }
 
 /// Every service, for resolving their endpoints once.
-const SERVICES: [Service; 7] = [
+const SERVICES: [Service; 8] = [
     Service::Ecs,
     Service::Ec2,
     Service::CloudWatch,
@@ -72,6 +74,7 @@ const SERVICES: [Service; 7] = [
     Service::ApplicationAutoScaling,
     Service::Lambda,
     Service::SecretsManager,
+    Service::Events,
 ];
 
 impl Service {
@@ -85,6 +88,7 @@ impl Service {
             Service::ApplicationAutoScaling => "application-autoscaling",
             Service::Lambda => "lambda",
             Service::SecretsManager => "secretsmanager",
+            Service::Events => "events",
         }
     }
 
@@ -98,6 +102,7 @@ impl Service {
             Service::ApplicationAutoScaling => "Application Auto Scaling",
             Service::Lambda => "Lambda",
             Service::SecretsManager => "Secrets Manager",
+            Service::Events => "EventBridge",
         }
     }
 }

@@ -69,8 +69,16 @@ pub fn parse_media_playlist(text: &str) -> Result<MediaPlaylist, ParseError> {
         if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
             target_secs = Some(v.parse::<u64>().map_err(|_| err("bad target duration"))?);
         } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            // RFC 8216 4.4.3.2/4.4.3.3: before the first segment. One after a segment would
+            // renumber the rest and leave a hole the text cannot say.
+            if !segments.is_empty() {
+                return Err(err("media sequence after a segment"));
+            }
             media_sequence = v.parse().map_err(|_| err("bad media sequence"))?;
         } else if let Some(v) = line.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:") {
+            if !segments.is_empty() {
+                return Err(err("discontinuity sequence after a segment"));
+            }
             discontinuity_sequence = v.parse().map_err(|_| err("bad discontinuity sequence"))?;
         } else if line == "#EXT-X-DISCONTINUITY" {
             discontinuity = true;

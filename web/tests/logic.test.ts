@@ -168,15 +168,21 @@ describe('routing', () => {
 const stream = (): Stream => ({
   id: 's', channelId: 'c', ownerId: 'o', title: 'T', description: 'D', thumbnailUrl: null, status: 'preparing',
   scheduledAt: null, startedAt: null, endedAt: null, createdAt: '', updatedAt: '',
-  settings: { quality: '1080p', maxBitrateKbps: null, chatEnabled: true, reactionsEnabled: true, chatMode: 'open', slowModeSeconds: 0 },
+  settings: { quality: '1080p', maxBitrateKbps: null, chatEnabled: true, reactionsEnabled: true, chatMode: 'open', slowModeSeconds: 0,
+    notifications: { audience: 'followers', atStart: true, reminders: [60] } },
   visibility: 'public',
   stats: { currentViewers: 0, peakViewers: 0, totalViews: 0, messages: 0, reactions: 0 }, pinnedMessageId: null, version: 1,
 });
 
 describe('settings patch', () => {
-  const form = { title: 'T', description: 'D', quality: '1080p' as const, maxBitrateKbps: '', chatEnabled: true, reactionsEnabled: true, chatMode: 'open' as const, slowModeSeconds: '0', visibility: 'public' as const };
+  const form = { title: 'T', description: 'D', quality: '1080p' as const, maxBitrateKbps: '', chatEnabled: true, reactionsEnabled: true, chatMode: 'open' as const, slowModeSeconds: '0', visibility: 'public' as const, notifyAudience: 'followers' as const, notifyAtStart: true };
   it('is empty when nothing changed', () => {
     expect(diffPatch(stream(), form)).toEqual({});
+  });
+  it('replaces the notification settings whole, keeping the reminders', () => {
+    expect(diffPatch(stream(), { ...form, notifyAudience: 'subscribers' })).toEqual({
+      settings: { notifications: { audience: 'subscribers', atStart: true, reminders: [60] } },
+    });
   });
   it('sends only changed fields, with numbers and null for a cleared limit', () => {
     expect(diffPatch(stream(), { ...form, title: 'New', quality: '720p', slowModeSeconds: '5', maxBitrateKbps: '2500', chatMode: 'followers' })).toEqual({

@@ -17,8 +17,8 @@ use rill_core::fleet::FleetStore;
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
-    ChannelStore, ChatStore, FeedStore, MetricsStore, Notifier, QuestionStore, RealtimeStore,
-    StoreError, StreamStore, UploadSigner, WebhookStore,
+    ChannelStore, ChatStore, FeedStore, MetricsStore, NotificationStore, Notifier, QuestionStore,
+    RealtimeStore, StoreError, StreamStore, UploadSigner, WebhookStore,
 };
 
 use crate::auth::Auth;
@@ -149,6 +149,8 @@ pub struct App {
     pub media_signer: Option<Arc<MediaSigner>>,
     /// Channels' webhooks and their cursors.
     pub webhooks: Arc<dyn WebhookStore>,
+    /// Users' notification lists.
+    pub notifications: Arc<dyn NotificationStore>,
     /// Where webhook delivery runs go (`WEBHOOK_DELIVER_FUNCTION`: asynchronous invokes of
     /// `webhooks-deliver`); `None`: they run in the process that starts them.
     pub deliveries: Option<Arc<dyn crate::webhooks::DeliveryQueue>>,
@@ -295,6 +297,7 @@ impl App {
             chat: store.clone(),
             feed: store.clone(),
             webhooks: store.clone(),
+            notifications: store.clone(),
             realtime: store.clone(),
             questions: store.clone(),
             metrics: store.clone(),

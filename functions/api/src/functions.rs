@@ -51,6 +51,8 @@ functions! {
     http chat_send => crate::handlers::chat::send;
     http channels_create => crate::handlers::channels::create;
     http channels_get => crate::handlers::channels::get;
+    http me_notifications_list => crate::handlers::me::notifications;
+    http me_notifications_read => crate::handlers::me::read;
     http members_list => crate::handlers::channels::members;
     http members_remove => crate::handlers::channels::remove_member;
     http members_set => crate::handlers::channels::set_member;

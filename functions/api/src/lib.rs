@@ -40,6 +40,7 @@ pub mod error;
 pub mod fanout;
 pub mod functions;
 pub mod handlers;
+pub mod notifications;
 pub mod presence;
 pub mod prewarm;
 pub mod request;

@@ -27,6 +27,7 @@
 //! | `CHANNEL#{id}` | `MEMBER#{user}` | a granted role (follower ... broadcaster) |
 //! | `CHANNEL#{id}` | `WEBHOOK#{webhook}` | a registered webhook: URL, secret, events, state |
 //! | `WEBHOOK#{webhook}` | `STREAM#{id}` | what the webhook owes the stream: cursor, lease |
+//! | `USER#{id}` | `NOTIF#{notification id}` | one notification in the user's list (TTL) |
 //! | `NODE#{id}` | `META` | ingest node registry entry (TTL) |
 //!
 //! GSIs: `byChannelStatus` (`gsi1pk = CH#{channel}#{status}`) and `byStatus`
@@ -65,6 +66,8 @@ const RATE: &str = "RATE#";
 const METRIC: &str = "METRIC#";
 const MEMBER: &str = "MEMBER#";
 const WEBHOOK: &str = "WEBHOOK#";
+const USER: &str = "USER#";
+const NOTIF: &str = "NOTIF#";
 /// The registry's partition on the `byStatus` index.
 const NODES: &str = "NODES";
 
@@ -222,6 +225,19 @@ pub fn cursor_stream(sk: &str) -> Option<&str> {
     sk.strip_prefix(STREAM)
 }
 
+pub fn user_pk(user_id: &str) -> String {
+    format!("{USER}{user_id}")
+}
+
+/// One notification of a user (listed with `begins_with(sk, notifications_prefix())`).
+pub fn notification(user_id: &str, notification_id: &str) -> Key {
+    Key::new(user_pk(user_id), format!("{NOTIF}{notification_id}"))
+}
+
+pub fn notifications_prefix() -> &'static str {
+    NOTIF
+}
+
 pub fn node(node_id: &str) -> Key {
     Key::new(format!("{NODE}{node_id}"), META)
 }
@@ -343,6 +359,9 @@ pub enum ItemKey<'a> {
         webhook_id: &'a str,
         stream_id: &'a str,
     },
+    Notification {
+        user_id: &'a str,
+    },
     Unknown,
 }
 
@@ -432,6 +451,12 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
             };
         }
         return ItemKey::Unknown;
+    }
+    if let Some(user_id) = pk.strip_prefix(USER) {
+        return match sk.starts_with(NOTIF) {
+            true => ItemKey::Notification { user_id },
+            false => ItemKey::Unknown,
+        };
     }
     if let Some(webhook_id) = pk.strip_prefix(WEBHOOK) {
         return match sk.strip_prefix(STREAM) {
@@ -537,6 +562,10 @@ mod tests {
                     channel_id: "c",
                     webhook_id: "w",
                 },
+            ),
+            (
+                notification("u", "n"),
+                ItemKey::Notification { user_id: "u" },
             ),
             (
                 webhook_cursor("w", "s"),

@@ -48,6 +48,7 @@ pub mod keys;
 pub mod media_bucket;
 pub mod media_signing;
 pub mod metrics;
+pub mod notifications;
 pub mod notify;
 pub mod objects;
 pub mod prewarm;

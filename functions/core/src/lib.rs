@@ -39,6 +39,7 @@ pub mod ids;
 pub mod json_int;
 pub mod key;
 pub mod media;
+pub mod notification;
 pub mod presence;
 pub mod prewarm;
 pub mod quality;

@@ -185,6 +185,28 @@ pub trait FeedStore: Send + Sync {
     async fn last_seq(&self, stream_id: &str) -> Result<u64, StoreError>;
 }
 
+/// Users' notification lists ([`crate::notification`]).
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Adds each notification to its user's list (the same id again replaces it).
+    async fn notify(
+        &self,
+        notes: &[(String, crate::notification::Notification)],
+    ) -> Result<(), StoreError>;
+
+    /// The user's notifications, newest first; only unread ones with `unread_only`.
+    async fn notifications(
+        &self,
+        user_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+        unread_only: bool,
+    ) -> Result<Page<crate::notification::Notification>, StoreError>;
+
+    /// Marks the user's notifications with these ids read; returns how many it found.
+    async fn mark_read(&self, user_id: &str, ids: &[String]) -> Result<u32, StoreError>;
+}
+
 /// A channel's webhooks and what each still owes each stream ([`crate::webhook`]).
 ///
 /// A cursor is leased: one delivery at a time per (webhook, stream), which is what keeps

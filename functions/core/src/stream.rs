@@ -168,6 +168,10 @@ pub struct Settings {
     pub reactions_enabled: bool,
     pub chat_mode: ChatMode,
     pub slow_mode_seconds: u32,
+    /// Whom to tell when it goes live and before `scheduledAt` (absent in items written
+    /// before it existed: the defaults).
+    #[serde(default)]
+    pub notifications: crate::notification::NotificationSettings,
 }
 
 impl Default for Settings {
@@ -179,6 +183,7 @@ impl Default for Settings {
             reactions_enabled: true,
             chat_mode: ChatMode::Open,
             slow_mode_seconds: 0,
+            notifications: crate::notification::NotificationSettings::default(),
         }
     }
 }
@@ -202,6 +207,9 @@ pub struct SettingsPatch {
     pub chat_mode: Option<ChatMode>,
     #[serde(default, deserialize_with = "crate::json_int::some_u32")]
     pub slow_mode_seconds: Option<u32>,
+    /// Replaces the notification settings as a whole (fields left out take their defaults).
+    #[serde(default, deserialize_with = "not_null")]
+    pub notifications: Option<crate::notification::NotificationSettings>,
 }
 
 /// An optional field that may be absent (`None`, with `#[serde(default)]`) but not `null`.
@@ -243,6 +251,9 @@ impl Settings {
         }
         if let Some(v) = patch.slow_mode_seconds {
             s.slow_mode_seconds = v;
+        }
+        if let Some(n) = &patch.notifications {
+            s.notifications = n.clone().normalised()?;
         }
         validate::settings(&s)?;
         Ok(s)

@@ -11,6 +11,15 @@ export interface Settings {
   reactionsEnabled: boolean;
   chatMode: ChatMode;
   slowModeSeconds: number;
+  notifications: NotificationSettings;
+}
+
+/** Whom a stream's notifications reach among the channel's people, and when. */
+export interface NotificationSettings {
+  audience: 'followers' | 'subscribers' | 'nobody';
+  atStart: boolean;
+  /** Minutes before `scheduledAt` (stored; not sent yet). */
+  reminders: number[];
 }
 
 export type SettingsPatch = Partial<Settings>;

@@ -4,6 +4,7 @@ pub mod channels;
 pub mod chat;
 pub mod docs;
 pub mod events;
+pub mod me;
 pub mod metrics;
 pub mod moderation;
 pub mod nodes;

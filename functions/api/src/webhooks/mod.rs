@@ -138,7 +138,7 @@ struct Appended {
 }
 
 /// `webhooks-dispatch`: feed appends from the table stream to the event bus (when there is
-/// one) and to delivery jobs. A job that
+/// one), to "live now" notifications (`stream:start`) and to delivery jobs. A job that
 /// cannot be queued fails the batch, which Lambda then retries (a job queued twice is
 /// harmless: the cursor's lease makes the second run a no-op or a continuation).
 pub async fn dispatch(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
@@ -167,6 +167,18 @@ pub async fn dispatch(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError>
                 &stream_id,
                 first,
                 last,
+            )
+            .await?;
+        }
+        if kinds.contains(&EventType::Start) {
+            // "Live now" to the channel's people; the same id again on a redelivery.
+            let at = stream.started_at.unwrap_or_else(rill_core::time::now);
+            crate::notifications::announce(
+                &app,
+                &stream,
+                rill_core::notification::NotificationKind::Start,
+                None,
+                at,
             )
             .await?;
         }

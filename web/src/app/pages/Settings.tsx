@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useRill } from '../../hooks/context';
-import type { ChatMode, QualityPreset, Stream, StreamPatch, Visibility } from '../../client/types';
+import type { ChatMode, NotificationSettings, QualityPreset, Stream, StreamPatch, Visibility } from '../../client/types';
 import { QUALITY_PRESETS } from '../../client/quality';
 import { MAX_THUMBNAIL_BYTES, THUMBNAIL_TYPES } from '../../client/rest';
 import { ApiError } from '../../client/errors';
@@ -17,7 +17,11 @@ interface Form {
   chatMode: ChatMode;
   slowModeSeconds: string;
   visibility: Visibility;
+  notifyAudience: NotificationSettings['audience'];
+  notifyAtStart: boolean;
 }
+
+const NOTIFY_DEFAULTS: NotificationSettings = { audience: 'followers', atStart: true, reminders: [] };
 
 const toForm = (s: Stream): Form => ({
   title: s.title,
@@ -29,6 +33,8 @@ const toForm = (s: Stream): Form => ({
   chatMode: s.settings.chatMode,
   slowModeSeconds: String(s.settings.slowModeSeconds),
   visibility: s.visibility ?? 'public',
+  notifyAudience: (s.settings.notifications ?? NOTIFY_DEFAULTS).audience,
+  notifyAtStart: (s.settings.notifications ?? NOTIFY_DEFAULTS).atStart,
 });
 
 /** Only what changed goes into the PATCH (absent fields keep their value). */
@@ -46,6 +52,11 @@ export function diffPatch(s: Stream, f: Form): StreamPatch {
   if (f.chatMode !== s.settings.chatMode) settings.chatMode = f.chatMode;
   const slow = Number(f.slowModeSeconds || 0);
   if (slow !== s.settings.slowModeSeconds) settings.slowModeSeconds = slow;
+  const notify = s.settings.notifications ?? NOTIFY_DEFAULTS;
+  if (f.notifyAudience !== notify.audience || f.notifyAtStart !== notify.atStart) {
+    // The API replaces the notification settings as a whole: keep the reminders.
+    settings.notifications = { audience: f.notifyAudience, atStart: f.notifyAtStart, reminders: notify.reminders };
+  }
   if (Object.keys(settings).length) p.settings = settings;
   return p;
 }
@@ -159,6 +170,17 @@ export function SettingsPage({ id }: { id: string }) {
           <label>
             Slow mode (seconds)
             <input type="number" min={0} value={form.slowModeSeconds} onChange={(e) => set('slowModeSeconds', e.target.value)} />
+          </label>
+          <label>
+            Notify the channel&apos;s
+            <select value={form.notifyAudience} onChange={(e) => set('notifyAudience', e.target.value as NotificationSettings['audience'])} data-testid="settings-notify-audience">
+              <option value="followers">followers</option>
+              <option value="subscribers">subscribers</option>
+              <option value="nobody">nobody</option>
+            </select>
+          </label>
+          <label className="check">
+            <input type="checkbox" checked={form.notifyAtStart} onChange={(e) => set('notifyAtStart', e.target.checked)} /> Tell them when it goes live
           </label>
           <button type="submit" className="primary" disabled={busy} data-testid="settings-save">
             Save

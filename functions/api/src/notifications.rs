@@ -1,0 +1,60 @@
+//! Notifications to a channel's people (`rill_core::notification`): who is told that a
+//! stream went live, and the list each user reads (`GET /api/me/notifications`).
+//!
+//! "Live now" is written by `webhooks-dispatch` when a `stream:start` reaches the feed
+//! (the stream's settings say whom: followers, subscribers or nobody; a members-only
+//! stream only ever reaches subscribers and up; never its owner). Recipients are the
+//! channel's memberships, read a page of 100 at a time; each page's notifications are
+//! written in batches of 25.
+//!
+//! Storage budget of one announcement: 1 query per 100 memberships + 1 `BatchWriteItem` per
+//! 25 recipients. The list: 1 query; marking read: 1 conditional update per id.
+
+use rill_core::Stream;
+use rill_core::notification::{Notification, NotificationKind};
+use rill_core::time::Timestamp;
+
+use crate::{ApiError, App};
+
+/// Memberships read per query.
+const MEMBERS_PAGE: u32 = 100;
+
+/// Tells the stream's audience about it (`kind`, at `at`); returns how many were told.
+pub async fn announce(
+    app: &App,
+    stream: &Stream,
+    kind: NotificationKind,
+    minutes_before: Option<u32>,
+    at: Timestamp,
+) -> Result<usize, ApiError> {
+    let settings = &stream.settings.notifications;
+    if kind == NotificationKind::Start && !settings.at_start {
+        return Ok(0);
+    }
+    let note = Notification::new(kind, stream, minutes_before, at);
+    let mut told = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = app
+            .channels
+            .members(&stream.channel_id, MEMBERS_PAGE, cursor.as_deref())
+            .await?;
+        let notes: Vec<(String, Notification)> = page
+            .items
+            .iter()
+            .filter(|m| settings.audience.reaches(m.role, stream.visibility))
+            .filter(|m| !stream.is_owned_by(&m.user_id))
+            .map(|m| (m.user_id.clone(), note.clone()))
+            .collect();
+        if !notes.is_empty() {
+            app.notifications.notify(&notes).await?;
+            told += notes.len();
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    tracing::info!(stream_id = %stream.id, kind = ?kind, told, "notifications written");
+    Ok(told)
+}

@@ -7,7 +7,8 @@
 //! Needs `web/node_modules` and `web/dist` (scripts/test.sh installs and builds them first).
 //! The second test signs in the production way (`web/e2e/signin.e2e.mjs`: an OpenID
 //! provider, PKCE, RS256). The third plays a members-only stream with its signed grant
-//! (`web/e2e/members.e2e.mjs`). Screenshots land in `artifacts/web-e2e*/`.
+//! (`web/e2e/members.e2e.mjs`); the fourth follows a 'live now' notification
+//! (`web/e2e/notifications.e2e.mjs`). Screenshots land in `artifacts/web-e2e*/`.
 
 use std::time::Duration;
 
@@ -115,6 +116,56 @@ async fn a_member_plays_a_members_only_stream_that_an_outsider_cannot_reach() {
         &[
             ("RILL_STREAM_ID", &id),
             ("RILL_MEMBER_TOKEN", &token("carol", "Carol")),
+        ],
+    )
+    .await;
+}
+
+/// "Live now" in the browser (`web/e2e/notifications.e2e.mjs`): a follower sees the unread
+/// badge when a stream of the channel they follow goes live, follows the link, and it is
+/// read afterwards.
+#[tokio::test]
+async fn a_follower_sees_live_now_in_the_header_and_follows_it_to_the_stream() {
+    let stack = BrowserStack::start();
+    let alice = User::named("alice");
+    let r = alice
+        .post(
+            &stack.stack,
+            "/api/channels",
+            json!({"id": "newsroom", "name": "Newsroom"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let dave = User::named("dave");
+    let r = dave
+        .send(
+            &stack.stack,
+            "PUT",
+            "/api/channels/newsroom/members/dave",
+            Some(json!({"role": "follower"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (id, _key) = alice
+        .create_stream(
+            &stack.stack,
+            json!({"channelId": "newsroom", "title": "Evening news"}),
+        )
+        .await;
+    stack.stack.go_live(&id).await;
+    wait_for("the notification", Duration::from_secs(15), || async {
+        let r = dave.get(&stack.stack, "/api/me/notifications").await;
+        r.body["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    run_e2e(
+        &stack,
+        "e2e/notifications.e2e.mjs",
+        "artifacts/web-e2e-notifications",
+        &[
+            ("RILL_STREAM_ID", &id),
+            ("RILL_STREAM_TITLE", "Evening news"),
+            ("RILL_FOLLOWER_TOKEN", &token("dave", "Dave")),
         ],
     )
     .await;

@@ -70,6 +70,11 @@ pub fn double_option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Optio
     option_u32(d).map(Some)
 }
 
+/// For `Vec<u32>` fields: every element any integral JSON number.
+pub fn vec_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    Vec::<Integral<u32>>::deserialize(d).map(|v| v.into_iter().map(|i| i.0).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -66,6 +66,7 @@ pub struct NotificationSettings {
     pub at_start: bool,
     /// Minutes before `scheduledAt` to remind the audience (distinct, 1..=10080, at most 3;
     /// kept sorted, largest first).
+    #[serde(deserialize_with = "crate::json_int::vec_u32")]
     pub reminders: Vec<u32>,
 }
 
@@ -219,6 +220,11 @@ mod tests {
             serde_json::from_str(r#"{"audience":"nobody"}"#).expect("partial");
         assert!(s.at_start && s.audience == Audience::Nobody);
         assert!(serde_json::from_str::<NotificationSettings>(r#"{"when":1}"#).is_err());
+        // JSON Schema's integers: 60.0 is 60; 1.5 is not an integer.
+        let s: NotificationSettings =
+            serde_json::from_str(r#"{"reminders":[60.0, 15]}"#).expect("integral floats");
+        assert_eq!(s.reminders, vec![60, 15]);
+        assert!(serde_json::from_str::<NotificationSettings>(r#"{"reminders":[1.5]}"#).is_err());
     }
 
     #[test]

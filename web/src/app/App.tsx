@@ -1,5 +1,5 @@
 import { Link, matchRoute, usePath } from './router';
-import { SignIn } from './components';
+import { NotificationBell, SignIn } from './components';
 import { HomePage } from './pages/Home';
 import { BroadcastNewPage, BroadcastPage } from './pages/Broadcast';
 import { WatchPage } from './pages/Watch';
@@ -35,6 +35,7 @@ export function App() {
           <Link to="/broadcast">Go live</Link>
           <Link to="/schedule">Schedule</Link>
         </nav>
+        <NotificationBell />
         <SignIn />
       </header>
       <main>

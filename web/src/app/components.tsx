@@ -4,7 +4,8 @@ import { displayName } from '../client/auth';
 import { REACTION_EMOJI, type ChatMessage, type Emoji, type StreamStatus } from '../client/types';
 import type { FloatingReaction } from '../client/reactions';
 import { ApiError } from '../client/errors';
-import { navigate } from './router';
+import { Link, navigate } from './router';
+import { useNotifications } from '../hooks/useNotifications';
 import { saveIngest } from '../hooks/useLiveStream';
 
 export function SignIn() {
@@ -261,5 +262,49 @@ export function NewStreamForm({ channelId }: { channelId: string }) {
       </button>
       <ErrorText error={error} />
     </form>
+  );
+}
+
+/** The signed-in user's unread notifications: a badge, and a list linking to each stream. */
+export function NotificationBell() {
+  const { claims } = useRill();
+  const { items, unread, markRead } = useNotifications();
+  const [open, setOpen] = useState(false);
+  if (!claims) return null;
+  return (
+    <div className="bell">
+      <button className="link" data-testid="notifications-button" onClick={() => setOpen((o) => !o)} aria-label={`${unread} unread notifications`}>
+        Notifications
+        {unread > 0 && (
+          <span className="badge" data-testid="notifications-badge">
+            {unread}
+          </span>
+        )}
+      </button>
+      {open && (
+        <div className="bell-list card" data-testid="notifications-list">
+          {items.length === 0 ? (
+            <p className="muted">Nothing new.</p>
+          ) : (
+            <>
+              <ul>
+                {items.map((n) => (
+                  <li key={n.id}>
+                    <Link to={`/watch/${encodeURIComponent(n.streamId)}`} onClick={() => { void markRead([n.id]); setOpen(false); }} data-testid="notification-link">
+                      {n.type === 'stream:start' ? 'Live now: ' : `In ${n.minutesBefore ?? '?'} min: `}
+                      {n.title}
+                    </Link>
+                    <small className="muted"> {n.channelId}</small>
+                  </li>
+                ))}
+              </ul>
+              <button className="link" data-testid="notifications-read-all" onClick={() => void markRead(items.map((n) => n.id))}>
+                Mark all read
+              </button>
+            </>
+          )}
+        </div>
+      )}
+    </div>
   );
 }

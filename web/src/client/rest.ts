@@ -1,6 +1,6 @@
 import { ApiError, errorFromResponse } from './errors';
 import type {
-  BanState, Channel, ChatMessage, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
+  BanState, Channel, ChatMessage, Notification, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
   Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamWithIngestUrls, ThumbnailUpload, Viewers,
 } from './types';
 
@@ -118,6 +118,17 @@ export class RillApi {
   listModerators(id: string) { return this.request<{ items: string[] }>('GET', `${this.s(id)}/moderators`); }
   addModerator(id: string, userId: string) { return this.request<ModeratorState>('PUT', `${this.s(id)}/moderators/${encodeURIComponent(userId)}`); }
   removeModerator(id: string, userId: string) { return this.request<ModeratorState>('DELETE', `${this.s(id)}/moderators/${encodeURIComponent(userId)}`); }
+
+  // The caller's notifications
+  listNotifications(opts: { unread?: boolean; limit?: number; cursor?: string } = {}) {
+    return this.request<Page<Notification>>('GET', '/api/me/notifications', undefined, {
+      unread: opts.unread ? 'true' : undefined, limit: opts.limit, cursor: opts.cursor,
+    });
+  }
+  /** Marks them read; answers how many were found in the caller's list. */
+  markNotificationsRead(ids: string[]) {
+    return this.request<{ read: number }>('POST', '/api/me/notifications/read', { ids });
+  }
 
   // Channels and roles
   private c(channelId: string) { return `/api/channels/${encodeURIComponent(channelId)}`; }

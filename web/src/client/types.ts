@@ -230,6 +230,18 @@ export interface Channel {
 export interface NewChannel { id?: string; name: string; description?: string }
 export type MemberPage = Page<{ userId: string; role: MemberRole }>;
 
+/** One notification in the caller's list (GET /api/me/notifications). */
+export interface Notification {
+  id: string;
+  type: 'stream:start' | 'stream:scheduled-reminder';
+  streamId: string;
+  channelId: string;
+  title: string;
+  minutesBefore?: number;
+  createdAt: string;
+  read: boolean;
+}
+
 const RANK: Record<ChannelRole, number> = { follower: 1, subscriber: 2, moderator: 3, broadcaster: 4, owner: 5 };
 /** Does `role` include `at_least` (the ranks of rill_core::channel)? */
 export function roleAtLeast(role: ChannelRole | null | undefined, atLeast: ChannelRole): boolean {

@@ -4,3 +4,4 @@ export { useStreamViewer } from './useStreamViewer';
 export { useStreamChat, mergeMessage } from './useStreamChat';
 export { useStreamReactions } from './useStreamReactions';
 export { useStreamQuestions, upsertQuestion } from './useStreamQuestions';
+export { useNotifications, NOTIFICATIONS_POLL_MS } from './useNotifications';

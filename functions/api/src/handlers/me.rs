@@ -32,7 +32,12 @@ pub async fn notifications(app: Arc<App>, req: Request) -> Result<Response<Body>
             ));
         }
     };
-    let cursor = query_param(&req, "cursor").filter(|c| !c.is_empty());
+    let cursor = query_param(&req, "cursor");
+    if cursor.as_deref() == Some("") {
+        return Err(ApiError::InvalidQuery(
+            "cursor must be one the previous page gave".into(),
+        ));
+    }
     let page = app
         .notifications
         .notifications(&caller.user_id, limit, cursor.as_deref(), unread_only)

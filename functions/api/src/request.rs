@@ -81,6 +81,17 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters().first(name).map(str::to_owned)
 }
 
+/// A `true`/`false` query flag, `false` when absent; anything else is 400 `invalid_query`.
+pub fn bool_param(req: &Request, name: &str) -> Result<bool, ApiError> {
+    match query_param(req, name).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::InvalidQuery(format!(
+            "{name} must be true or false"
+        ))),
+    }
+}
+
 pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response<Body>, ApiError> {
     let body = serde_json::to_string(value).map_err(|e| ApiError::Internal(e.to_string()))?;
     Response::builder()

@@ -25,7 +25,7 @@ struct ChannelView<'a> {
     your_role: Option<ChannelRole>,
 }
 
-fn channel_param(req: &Request) -> Result<String, ApiError> {
+pub(crate) fn channel_param(req: &Request) -> Result<String, ApiError> {
     let id = req
         .path_parameters()
         .first("channelId")
@@ -71,7 +71,7 @@ pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
 }
 
 /// The caller's role in an existing channel; 404 when there is no such channel.
-async fn role_in(
+pub(crate) async fn role_in(
     app: &App,
     channel_id: &str,
     user_id: &str,

@@ -10,7 +10,7 @@ use rill_core::validate::{self, ValidationError};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::request::{json, json_body, query_param};
+use crate::request::{bool_param, json, json_body, query_param};
 use crate::{ApiError, App};
 
 /// `GET /api/me/notifications?limit=&cursor=&unread=`: newest first; `unread=true` for
@@ -23,21 +23,9 @@ pub async fn notifications(app: Arc<App>, req: Request) -> Result<Response<Body>
         PAGE_MAX,
     )
     .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
-    let unread_only = match query_param(&req, "unread").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidQuery(
-                "unread must be true or false".into(),
-            ));
-        }
-    };
+    let unread_only = bool_param(&req, "unread")?;
+    // An empty or forged cursor is the store's to refuse (400), as for every listing.
     let cursor = query_param(&req, "cursor");
-    if cursor.as_deref() == Some("") {
-        return Err(ApiError::InvalidQuery(
-            "cursor must be one the previous page gave".into(),
-        ));
-    }
     let page = app
         .notifications
         .notifications(&caller.user_id, limit, cursor.as_deref(), unread_only)

@@ -15,7 +15,7 @@ use rill_core::fleet::NodeRecord;
 use rill_core::time;
 use serde::Serialize;
 
-use crate::request::{json, query_param};
+use crate::request::{bool_param, json};
 use crate::{ApiError, App};
 
 /// One registry entry as listed: the record plus whether its heartbeat is fresh.
@@ -41,11 +41,7 @@ struct NodeList {
 /// `GET /api/nodes?all=true|false`: registry entries sorted by id.
 pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     app.auth.require_operator(&req).await?;
-    let all = match query_param(&req, "all").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(ApiError::InvalidQuery("all must be true or false".into())),
-    };
+    let all = bool_param(&req, "all")?;
     let now = time::now();
     let mut items: Vec<Listed> = app
         .fleet

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::{ensure_owner, load_stream};
 use crate::app::PublicUrls;
-use crate::request::{id_param, json, json_body, json_no_store, query_param};
+use crate::request::{bool_param, id_param, json, json_body, json_no_store, query_param};
 use crate::{ApiError, App};
 
 /// Ingest credentials. `stream_key` is set only in the responses to create and rotate.
@@ -257,15 +257,7 @@ pub async fn get(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
     let caller = app.auth.principal(&req).await?;
     let id = id_param(&req, "id", "stream")?;
     let stream = load_stream(&app, &req, &id).await?;
-    let wants_ingest = match query_param(&req, "ingest").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidQuery(
-                "ingest must be true or false".into(),
-            ));
-        }
-    };
+    let wants_ingest = bool_param(&req, "ingest")?;
     if !wants_ingest {
         return json(200, &stream);
     }

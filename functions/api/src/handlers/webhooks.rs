@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use rill_core::channel::ChannelRole;
 use rill_core::store::StoreError;
 use rill_core::webhook::{
@@ -17,41 +17,20 @@ use rill_core::webhook::{
 use rill_core::{ids, time, validate};
 use serde_json::json;
 
-use crate::request::{json, json_body};
+use super::channels::{channel_param, role_in};
+use crate::request::{id_param, json, json_body};
 use crate::webhooks::Job;
 use crate::{ApiError, App};
 
-fn path_param(req: &Request, name: &str) -> String {
-    req.path_parameters()
-        .first(name)
-        .map(str::to_owned)
-        .unwrap_or_default()
-}
-
 /// The channel id of the path, after checking that the caller owns the channel.
 async fn owned_channel(app: &App, req: &Request) -> Result<String, ApiError> {
-    let id = path_param(req, "channelId");
-    validate::channel_id(&id).map_err(|_| ApiError::NotFound("channel"))?;
+    let id = channel_param(req)?;
     let caller = app.auth.require(req).await?;
-    let role = app
-        .channels
-        .channel_with_role(&id, &caller.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("channel"))?
-        .1;
-    if role != Some(ChannelRole::Owner) {
+    if role_in(app, &id, &caller.user_id).await? != Some(ChannelRole::Owner) {
         return Err(ApiError::forbidden(
             "not_owner",
             "only the channel's owner manages its webhooks",
         ));
-    }
-    Ok(id)
-}
-
-fn webhook_param(req: &Request) -> Result<String, ApiError> {
-    let id = path_param(req, "webhookId");
-    if !ids::is_valid_id(&id) {
-        return Err(ApiError::NotFound("webhook"));
     }
     Ok(id)
 }
@@ -129,7 +108,7 @@ pub async fn list(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiErro
 /// acknowledged batch ended.
 pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let channel_id = owned_channel(&app, &req).await?;
-    let webhook_id = webhook_param(&req)?;
+    let webhook_id = id_param(&req, "webhookId", "webhook")?;
     let patch: WebhookPatch = json_body(&req)?;
     let (mut hook, _) = app
         .webhooks
@@ -178,7 +157,7 @@ pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 /// `DELETE /api/channels/{channelId}/webhooks/{webhookId}`.
 pub async fn delete(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let channel_id = owned_channel(&app, &req).await?;
-    let webhook_id = webhook_param(&req)?;
+    let webhook_id = id_param(&req, "webhookId", "webhook")?;
     app.webhooks
         .delete_webhook(&channel_id, &webhook_id)
         .await

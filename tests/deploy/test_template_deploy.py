@@ -482,8 +482,10 @@ def t_prewarm_exists_only_with_the_ingest_tier(t, p):
         assert not [n for n in PREWARM if n in t.resources], "pre-warm without an ingest service"
         assert [env[k] for k in ("PREWARM_FUNCTION_ARN", "PREWARM_ROLE_ARN",
                                  "PREWARM_SCHEDULE_GROUP")] == ["", "", ""], env
-        assert not any(a.startswith(("scheduler:", "iam:"))
-                       for a in function_grants(t, "streams-create"))
+        granted = function_grants(t, "streams-create")
+        assert not any(PREWARM_SCHEDULES == r for a, rs in granted.items() for r, _ in rs
+                       if a.startswith("scheduler:")), granted
+        assert "IngestPrewarmSchedulerRole" not in json.dumps(granted.get("iam:PassRole", []))
         return
     assert all(n in t.resources for n in PREWARM), [n for n in PREWARM if n not in t.resources]
     assert env["PREWARM_FUNCTION_ARN"] == {"Fn::GetAtt": ["IngestPrewarmFunction", "Arn"]}
@@ -497,9 +499,18 @@ def t_prewarm_exists_only_with_the_ingest_tier(t, p):
     assert fn["INGEST_SERVICE"] == {"Fn::GetAtt": ["IngestService", "Name"]}
 
 
-def t_stream_functions_manage_only_their_prewarm_schedules(t, p):
-    if not p.get("IngestImageUri"):
-        return
+REMIND_SCHEDULES = json.dumps({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:"
+                               "${AWS::AccountId}:schedule/${NotificationsScheduleGroup}/remind-*"})
+
+
+def pass_role(role):
+    return (json.dumps({"Fn::GetAtt": [role, "Arn"]}),
+            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}})
+
+
+def t_stream_functions_manage_only_their_own_schedules(t, p):
+    """Reminders always; pre-warm with the ingest tier: each stream function may touch only
+    the schedules named for it in their own groups, and pass only their own roles."""
     expected = {
         "streams-create": {"scheduler:CreateSchedule", "scheduler:UpdateSchedule"},
         "streams-update": {"scheduler:CreateSchedule", "scheduler:UpdateSchedule",
@@ -507,23 +518,44 @@ def t_stream_functions_manage_only_their_prewarm_schedules(t, p):
         "streams-start": {"scheduler:DeleteSchedule"},
         "streams-cancel": {"scheduler:DeleteSchedule"},
     }
+    groups = [REMIND_SCHEDULES] + ([PREWARM_SCHEDULES] if p.get("IngestImageUri") else [])
+    roles = ["NotificationsSchedulerRole"] + (
+        ["IngestPrewarmSchedulerRole"] if p.get("IngestImageUri") else [])
     for name, actions in expected.items():
         granted = function_grants(t, name)
         scheduler = {a for a in granted if a.startswith("scheduler:")}
         assert scheduler == actions, (name, sorted(scheduler))
         for a in scheduler:
-            assert granted[a] == [(PREWARM_SCHEDULES, None)], (name, a, granted[a])
+            assert sorted(r for r, _ in granted[a]) == sorted(groups), (name, a, granted[a])
+            assert all(c is None for _, c in granted[a]), (name, a)
         passing = granted.get("iam:PassRole", [])
         if "scheduler:CreateSchedule" in actions:
-            assert passing == [(json.dumps({"Fn::GetAtt": ["IngestPrewarmSchedulerRole", "Arn"]}),
-                                {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}})], \
+            assert sorted(passing, key=str) == sorted((pass_role(r) for r in roles), key=str), \
                 (name, passing)
         else:
             assert not passing, (name, passing)
+        env = function(t, name)["Environment"]["Variables"]
+        assert env["REMINDER_FUNCTION_ARN"] == {"Fn::GetAtt": ["NotificationsRemindFunction", "Arn"]}
+        assert env["REMINDER_ROLE_ARN"] == {"Fn::GetAtt": ["NotificationsSchedulerRole", "Arn"]}
+        assert env["REMINDER_SCHEDULE_GROUP"] == {"Ref": "NotificationsScheduleGroup"}
     for fn in t.rill_functions().values():
         name = fn["Properties"]["FunctionName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
         if name not in expected:
             assert not any(a.startswith("scheduler:") for a in function_grants(t, name)), name
+
+
+def t_reminder_scheduler_role_only_invokes_the_remind_function(t, p):
+    role = t.resources["NotificationsSchedulerRole"]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == {
+        "Fn::GetAtt": ["NotificationsScheduleGroup", "Arn"]}
+    assert granted_by(role) == {"lambda:InvokeFunction": [
+        (json.dumps({"Fn::GetAtt": ["NotificationsRemindFunction", "Arn"]}), None)]}
+    remind = function(t, "notifications-remind")
+    assert remind.get("Events") in (None, {}), "invoked only by its schedules"
+    granted = function_grants(t, "notifications-remind")
+    assert not any(a.startswith(("scheduler:", "iam:", "lambda:")) for a in granted), granted
 
 
 def t_prewarm_function_may_set_the_ingest_minimum_and_read_scheduled_streams_only(t, p):

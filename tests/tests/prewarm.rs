@@ -53,7 +53,10 @@ async fn stack_with_prewarm() -> (Stack, String) {
         )
         .await
         .expect("schedule group");
+    // moto's Scheduler, not the gateway's stand-in: schedules are read back from moto.
+    let moto = rill_tests::moto_url();
     let stack = Stack::start_with(&[
+        ("AWS_ENDPOINT_URL_SCHEDULER", moto.as_str()),
         ("PREWARM_FUNCTION_ARN", FUNCTION_ARN),
         ("PREWARM_ROLE_ARN", ROLE_ARN),
         ("PREWARM_SCHEDULE_GROUP", group.as_str()),

@@ -9,11 +9,13 @@ use rill_aws::media_signing::MediaSigner;
 use rill_aws::notify::ManagementApi;
 use rill_aws::objects::S3Uploads;
 use rill_aws::prewarm::EventBridgeSchedules;
+use rill_aws::reminders::EventBridgeReminders;
 use rill_aws::shards::LambdaShards;
 use rill_aws::store::DynamoStore;
 use rill_core::Stream;
 use rill_core::fanout::ShardDispatcher;
 use rill_core::fleet::FleetStore;
+use rill_core::notification::{NoReminders, ReminderSchedule};
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
@@ -128,6 +130,10 @@ pub struct App {
     /// One-time pre-warm schedules of scheduled streams (EventBridge Scheduler with
     /// `PREWARM_FUNCTION_ARN`, `PREWARM_ROLE_ARN`, `PREWARM_SCHEDULE_GROUP`; otherwise off).
     pub prewarm: Arc<dyn PrewarmSchedule>,
+    /// One-time reminder schedules of scheduled streams (EventBridge Scheduler with
+    /// `REMINDER_FUNCTION_ARN`, `REMINDER_ROLE_ARN`, `REMINDER_SCHEDULE_GROUP`; the local
+    /// gateway sets them and fires the schedules itself; otherwise off).
+    pub reminders: Arc<dyn ReminderSchedule>,
     /// Where shards of a large fan-out go (`FANOUT_SHARD_FUNCTION`: asynchronous invokes of
     /// `events-fanout-shard`); `None`: every fan-out stays in-process.
     pub shards: Option<Arc<dyn ShardDispatcher>>,
@@ -241,6 +247,30 @@ fn prewarm_from_env(sdk: &rill_aws::SdkConfig) -> Arc<dyn PrewarmSchedule> {
     }
 }
 
+/// The reminder schedules this instance writes. A broken configuration switches them off
+/// with an error in the log (as pre-warming): a stream request never fails for a reminder.
+fn reminders_from_env(sdk: &rill_aws::SdkConfig) -> Arc<dyn ReminderSchedule> {
+    match EventBridgeReminders::from_lookup(sdk, |name| std::env::var(name).ok()) {
+        Ok(None) => {
+            tracing::info!(
+                "reminder schedules: off (REMINDER_FUNCTION_ARN, REMINDER_ROLE_ARN and \
+                 REMINDER_SCHEDULE_GROUP unset)"
+            );
+            Arc::new(NoReminders)
+        }
+        Ok(Some(schedules)) => {
+            let target = schedules.target();
+            tracing::info!(group = %target.group, function = %target.function_arn,
+                "reminder schedules: on");
+            Arc::new(schedules)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reminder schedules: off (configuration)");
+            Arc::new(NoReminders)
+        }
+    }
+}
+
 fn rate_limit_from_env() -> RateLimit {
     let read = |name: &str, default: f64| {
         std::env::var(name)
@@ -308,6 +338,7 @@ impl App {
             urls: PublicUrls::from_env(),
             rate_limit: rate_limit_from_env(),
             prewarm: prewarm_from_env(&sdk),
+            reminders: reminders_from_env(&sdk),
             shards: shards_from_env(&sdk),
             shard_size: crate::shard::shard_size_from_lookup(|name| std::env::var(name).ok()),
             fanout_concurrency: crate::broadcast::concurrency_from_lookup(|name| {

@@ -123,6 +123,20 @@ pub fn webhooks_deliver() -> Result<(), lambda_runtime::Error> {
     ))))
 }
 
+/// `main` of `notifications-remind`: one reminder before a scheduled stream (see
+/// [`crate::notifications::remind`]), invoked by its one-time schedule.
+pub fn notifications_remind() -> Result<(), lambda_runtime::Error> {
+    runtime::block_on(Box::pin(runtime::run_json(Box::new(
+        |app, payload| -> BoxFuture<_> {
+            Box::pin(async move {
+                let reminder: crate::notifications::Reminder = serde_json::from_value(payload)
+                    .map_err(|e| crate::ApiError::Internal(format!("not a reminder: {e}")))?;
+                crate::notifications::remind(&app, &reminder).await
+            })
+        },
+    ))))
+}
+
 /// `main` of `whip-router`: WHIP offers proxied to an ingest node with capacity.
 pub fn whip_router() -> Result<(), lambda_runtime::Error> {
     let router = Arc::new(crate::handlers::whip::WhipRouter::new()?);

@@ -58,3 +58,39 @@ pub async fn announce(
     tracing::info!(stream_id = %stream.id, kind = ?kind, told, "notifications written");
     Ok(told)
 }
+
+/// One reminder to send: what `notifications-remind` is invoked with (by its EventBridge
+/// Scheduler schedule `remind-{streamId}-{minutes}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reminder {
+    pub stream_id: String,
+    pub minutes: u32,
+}
+
+/// `notifications-remind`: sends the reminder if it is still wanted now
+/// (`rill_core::notification::reminder_due`: the stream is still scheduled, at this time,
+/// with this reminder and an audience); otherwise nothing (a cancelled, started or moved
+/// stream whose schedule was not deleted in time). The notification's id is fixed by the
+/// stream, the minutes and the reminder's time, so a retried invocation adds nothing.
+pub async fn remind(app: &App, reminder: &Reminder) -> Result<serde_json::Value, ApiError> {
+    let Some(stream) = app.streams.get_stream(&reminder.stream_id).await? else {
+        return Ok(serde_json::json!({"sent": 0, "why": "no such stream"}));
+    };
+    let now = rill_core::time::now();
+    if !rill_core::notification::reminder_due(&stream, reminder.minutes, now) {
+        tracing::info!(stream_id = %stream.id, minutes = reminder.minutes, "reminder no longer due; skipped");
+        return Ok(serde_json::json!({"sent": 0, "why": "not due"}));
+    }
+    let start = stream.scheduled_at.unwrap_or(now);
+    let at = start - chrono::Duration::minutes(i64::from(reminder.minutes));
+    let sent = announce(
+        app,
+        &stream,
+        NotificationKind::Reminder,
+        Some(reminder.minutes),
+        at,
+    )
+    .await?;
+    Ok(serde_json::json!({"sent": sent}))
+}

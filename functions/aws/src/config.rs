@@ -16,6 +16,9 @@ pub struct AwsSettings {
     /// `AWS_ENDPOINT_URL_LAMBDA`: the local gateway's Lambda Invoke API (sharded fan-out
     /// invokes `events-fanout-shard` through it), unset on AWS.
     pub lambda_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SCHEDULER`: the local gateway's EventBridge Scheduler stand-in
+    /// (it keeps and fires reminders' one-time schedules), unset on AWS.
+    pub scheduler_endpoint_url: Option<String>,
     pub region: String,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda, and by the local gateway): sent as the SDK's
     /// app name (`app/<name>` in every request's user agent), so storage calls can be
@@ -40,6 +43,7 @@ impl AwsSettings {
             endpoint_url: var("AWS_ENDPOINT_URL"),
             dynamodb_endpoint_url: var("AWS_ENDPOINT_URL_DYNAMODB"),
             lambda_endpoint_url: var("AWS_ENDPOINT_URL_LAMBDA"),
+            scheduler_endpoint_url: var("AWS_ENDPOINT_URL_SCHEDULER"),
             region: var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".to_owned()),
@@ -74,6 +78,7 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     sdk.set_service_config(Some(ServiceEndpoints {
         dynamodb: settings.dynamodb_endpoint_url.clone(),
         lambda: settings.lambda_endpoint_url.clone(),
+        scheduler: settings.scheduler_endpoint_url.clone(),
     }));
     sdk.build()
 }
@@ -85,6 +90,7 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
 struct ServiceEndpoints {
     dynamodb: Option<String>,
     lambda: Option<String>,
+    scheduler: Option<String>,
 }
 
 impl LoadServiceConfig for ServiceEndpoints {
@@ -95,6 +101,7 @@ impl LoadServiceConfig for ServiceEndpoints {
         match key.service_id() {
             "DynamoDB" | "DynamoDB Streams" => self.dynamodb.clone(),
             "Lambda" => self.lambda.clone(),
+            "Scheduler" => self.scheduler.clone(),
             _ => None,
         }
     }
@@ -205,6 +212,21 @@ mod tests {
             Some("http://127.0.0.1:3000")
         );
         assert_eq!(endpoint_of(&sdk, "DynamoDB"), None);
+        assert_eq!(endpoint_of(&sdk, "Scheduler"), None);
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_gets_its_own_endpoint() {
+        let sdk = sdk_config(&settings(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("AWS_ENDPOINT_URL_SCHEDULER", "http://127.0.0.1:3000"),
+        ]))
+        .await;
+        assert_eq!(
+            endpoint_of(&sdk, "Scheduler").as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(endpoint_of(&sdk, "Lambda"), None);
     }
 
     #[tokio::test]

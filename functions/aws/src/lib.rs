@@ -24,6 +24,8 @@
 //! - [`prewarm`]: pre-warming the ingest fleet before scheduled streams: EventBridge
 //!   Scheduler one-time schedules and the ingest service's minimum (Application Auto
 //!   Scaling), over the same signed plain HTTP as [`ecs`].
+//! - [`schedules`]: EventBridge Scheduler one-time schedules (what [`prewarm`] and
+//!   [`reminders`] write); [`reminders`]: a scheduled stream's reminders.
 //! - [`realtime`]: connections, moderation, rate limits and Q&A on the same table.
 //! - [`notify`]: frames to WebSocket connections through the Management API.
 //! - [`shards`]: large fan-outs split into shards run by asynchronous Lambda invocations of
@@ -54,6 +56,8 @@ pub mod objects;
 pub mod prewarm;
 pub mod questions;
 pub mod realtime;
+pub mod reminders;
+pub mod schedules;
 pub mod shards;
 pub mod store;
 pub mod streams;

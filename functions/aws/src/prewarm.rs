@@ -9,6 +9,8 @@
 //! The floor is `RegisterScalableTarget` with only `MinCapacity` (an update of the existing
 //! target: every other setting stays as the stack made it).
 //!
+//! Schedules are written through [`crate::schedules`].
+//!
 //! Environment (read once, validated, by [`ScheduleTarget::from_lookup`] and
 //! [`FloorSettings::from_lookup`]):
 //! - API functions: `PREWARM_FUNCTION_ARN`, `PREWARM_ROLE_ARN`, `PREWARM_SCHEDULE_GROUP`:
@@ -29,134 +31,60 @@ use rill_core::prewarm::{
     FloorRule, IngestFloor, PREWARM_LEAD, PrewarmError, PrewarmSchedule, schedule_name,
 };
 use rill_core::time::Timestamp;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::ecs::signed::percent_encode;
 use crate::ecs::{EcsError, Service, SignedClient};
+use crate::schedules::{OneTime, OneTimeSchedules};
+pub use crate::schedules::{ScheduleTarget, at_expression};
 
-/// Where one-time schedules go and what they invoke.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleTarget {
-    /// `PREWARM_FUNCTION_ARN`: the `ingest-prewarm` function.
-    pub function_arn: String,
-    /// `PREWARM_ROLE_ARN`: the role EventBridge Scheduler assumes to invoke it.
-    pub role_arn: String,
-    /// `PREWARM_SCHEDULE_GROUP`: the stack's schedule group.
-    pub group: String,
-}
-
-impl ScheduleTarget {
-    /// `Ok(None)` when none of the three variables is set (pre-warming off); an error
-    /// naming the missing ones when only some are. An empty value counts as unset.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<ScheduleTarget>, String> {
-        const NAMES: [&str; 3] = [
-            "PREWARM_FUNCTION_ARN",
-            "PREWARM_ROLE_ARN",
-            "PREWARM_SCHEDULE_GROUP",
-        ];
-        let values: Vec<Option<String>> = NAMES
-            .iter()
-            .map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
-            .collect();
-        match values.as_slice() {
-            [None, None, None] => Ok(None),
-            [Some(f), Some(r), Some(g)] => {
-                if !valid_group(g) {
-                    return Err(format!(
-                        "PREWARM_SCHEDULE_GROUP {g:?} is not a valid group name"
-                    ));
-                }
-                Ok(Some(ScheduleTarget {
-                    function_arn: f.clone(),
-                    role_arn: r.clone(),
-                    group: g.clone(),
-                }))
-            }
-            _ => {
-                let missing: Vec<&str> = NAMES
-                    .iter()
-                    .zip(&values)
-                    .filter(|(_, v)| v.is_none())
-                    .map(|(n, _)| *n)
-                    .collect();
-                Err(format!(
-                    "pre-warm schedules need all of {NAMES:?}; missing {missing:?}"
-                ))
-            }
-        }
-    }
-}
-
-/// Schedule group and schedule names: `[0-9a-zA-Z-_.]+`, 1 to 64 characters.
-fn valid_group(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// `at(yyyy-mm-ddThh:mm:ss)` in UTC (EventBridge Scheduler's one-time expression; seconds
-/// precision).
-pub fn at_expression(at: Timestamp) -> String {
-    at.format("at(%Y-%m-%dT%H:%M:%S)").to_string()
-}
-
-/// One-time pre-warm schedules in EventBridge Scheduler.
+/// One-time pre-warm schedules in EventBridge Scheduler (`PREWARM_*`).
 #[derive(Debug, Clone)]
 pub struct EventBridgeSchedules {
-    aws: SignedClient,
-    target: ScheduleTarget,
+    schedules: OneTimeSchedules,
 }
 
 impl EventBridgeSchedules {
     pub fn new(aws: SignedClient, target: ScheduleTarget) -> EventBridgeSchedules {
-        EventBridgeSchedules { aws, target }
+        EventBridgeSchedules {
+            schedules: OneTimeSchedules::new(aws, target),
+        }
     }
 
-    /// From the environment ([`ScheduleTarget::from_lookup`]) with the credentials, region
-    /// and endpoint override of `sdk`: `Ok(None)` when pre-warming is off.
+    /// From the `PREWARM_*` environment with the credentials, region and endpoint override
+    /// of `sdk`: `Ok(None)` when pre-warming is off.
     pub fn from_lookup(
         sdk: &SdkConfig,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<EventBridgeSchedules>, String> {
-        let Some(target) = ScheduleTarget::from_lookup(lookup)? else {
-            return Ok(None);
-        };
-        let aws = SignedClient::new(sdk).map_err(|e| e.to_string())?;
-        Ok(Some(EventBridgeSchedules::new(aws, target)))
+        Ok(OneTimeSchedules::from_lookup(sdk, "PREWARM", lookup)?
+            .map(|schedules| EventBridgeSchedules { schedules }))
     }
 
     pub fn target(&self) -> &ScheduleTarget {
-        &self.target
+        self.schedules.target()
     }
 
-    /// The body of `CreateSchedule` and `UpdateSchedule` (an update replaces every field, so
-    /// both carry all of them).
-    pub fn schedule_request(&self, stream_id: &str, at: Timestamp) -> Value {
+    /// The body of `CreateSchedule` and `UpdateSchedule` for the stream's pre-warm.
+    pub fn schedule_request(&self, stream_id: &str, at: Timestamp) -> serde_json::Value {
+        self.schedules
+            .request(&Self::one_time(&schedule_name(stream_id), stream_id, at))
+    }
+
+    fn one_time<'a>(name: &'a str, stream_id: &str, at: Timestamp) -> OneTime<'a> {
         let lead = PREWARM_LEAD.as_secs();
-        json!({
-            "GroupName": self.target.group,
-            "Description": format!("Rill: pre-warm ingest {} min before stream {stream_id}", lead / 60),
-            "ScheduleExpression": at_expression(at),
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "State": "ENABLED",
-            "Target": {
-                "Arn": self.target.function_arn,
-                "RoleArn": self.target.role_arn,
-                "Input": json!({"streamId": stream_id}).to_string(),
-                // A pre-warm later than the stream's start is still worth running once
-                // (the reconciler counts overdue streams), but not for a day.
-                "RetryPolicy": {"MaximumEventAgeInSeconds": lead, "MaximumRetryAttempts": 5},
-            },
-        })
-    }
-
-    fn path(stream_id: &str) -> String {
-        format!("/schedules/{}", percent_encode(&schedule_name(stream_id)))
+        OneTime {
+            name,
+            at,
+            description: format!(
+                "Rill: pre-warm ingest {} min before stream {stream_id}",
+                lead / 60
+            ),
+            input: json!({"streamId": stream_id}),
+            // A pre-warm later than the stream's start is still worth running once (the
+            // reconciler counts overdue streams), but not for a day.
+            max_event_age_secs: lead,
+            max_retries: 5,
+        }
     }
 }
 
@@ -164,59 +92,21 @@ fn failed(e: EcsError) -> PrewarmError {
     PrewarmError(e.to_string())
 }
 
-fn is_api(e: &EcsError, status: u16, code: &str) -> bool {
-    matches!(e, EcsError::Api { status: s, code: c, .. } if *s == status || c == code)
-}
-
 #[async_trait]
 impl PrewarmSchedule for EventBridgeSchedules {
-    /// `CreateSchedule`; when it exists already (`ConflictException`), `UpdateSchedule`.
     async fn upsert(&self, stream_id: &str, at: Timestamp) -> Result<(), PrewarmError> {
-        let body = self.schedule_request(stream_id, at);
-        let path = Self::path(stream_id);
-        let created = self
-            .aws
-            .call_rest_json(
-                Service::Scheduler,
-                "CreateSchedule",
-                "POST",
-                &path,
-                Some(&body),
-            )
-            .await;
-        match created {
-            Ok(_) => Ok(()),
-            Err(e) if is_api(&e, 409, "ConflictException") => self
-                .aws
-                .call_rest_json(
-                    Service::Scheduler,
-                    "UpdateSchedule",
-                    "PUT",
-                    &path,
-                    Some(&body),
-                )
-                .await
-                .map(drop)
-                .map_err(failed),
-            Err(e) => Err(failed(e)),
-        }
+        let name = schedule_name(stream_id);
+        self.schedules
+            .put(&Self::one_time(&name, stream_id, at))
+            .await
+            .map_err(failed)
     }
 
     async fn delete(&self, stream_id: &str) -> Result<(), PrewarmError> {
-        let path = format!(
-            "{}?groupName={}",
-            Self::path(stream_id),
-            percent_encode(&self.target.group)
-        );
-        match self
-            .aws
-            .call_rest_json(Service::Scheduler, "DeleteSchedule", "DELETE", &path, None)
+        self.schedules
+            .delete(&schedule_name(stream_id))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_api(&e, 404, "ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(failed(e)),
-        }
+            .map_err(failed)
     }
 }
 
@@ -318,42 +208,6 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         }
-    }
-
-    #[test]
-    fn schedules_are_off_without_any_variable_and_an_error_with_only_some() {
-        assert_eq!(ScheduleTarget::from_lookup(lookup(&[])), Ok(None));
-        assert_eq!(
-            ScheduleTarget::from_lookup(lookup(&[("PREWARM_FUNCTION_ARN", "")])),
-            Ok(None)
-        );
-        let partial = ScheduleTarget::from_lookup(lookup(&[("PREWARM_FUNCTION_ARN", "arn:f")]))
-            .expect_err("partial");
-        assert!(partial.contains("PREWARM_ROLE_ARN"), "{partial}");
-        let on = ScheduleTarget::from_lookup(lookup(&[
-            ("PREWARM_FUNCTION_ARN", "arn:f"),
-            ("PREWARM_ROLE_ARN", "arn:r"),
-            ("PREWARM_SCHEDULE_GROUP", "rill-prewarm"),
-        ]))
-        .expect("valid")
-        .expect("on");
-        assert_eq!(on.group, "rill-prewarm");
-        assert!(
-            ScheduleTarget::from_lookup(lookup(&[
-                ("PREWARM_FUNCTION_ARN", "arn:f"),
-                ("PREWARM_ROLE_ARN", "arn:r"),
-                ("PREWARM_SCHEDULE_GROUP", "bad/name"),
-            ]))
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn at_expressions_are_utc_to_the_second() {
-        let t = chrono::DateTime::parse_from_rfc3339("2027-03-04T05:06:07.890Z")
-            .expect("time")
-            .with_timezone(&chrono::Utc);
-        assert_eq!(at_expression(t), "at(2027-03-04T05:06:07)");
     }
 
     #[test]

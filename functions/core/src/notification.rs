@@ -179,6 +179,116 @@ pub fn is_valid_id(id: &str) -> bool {
             }))
 }
 
+/// How late a reminder may still be sent (a schedule that fired late, a retry).
+pub const REMINDER_LATE_MAX_SECS: i64 = 5 * 60;
+
+/// The reminders a stream should have scheduled now: `(minutes, when)` for each of its
+/// settings' reminders whose time is still ahead, while it is scheduled with a start and
+/// an audience. Anything else (started, cancelled, no `scheduledAt`, audience nobody) has
+/// none.
+pub fn reminders_due_later(stream: &crate::Stream, now: Timestamp) -> Vec<(u32, Timestamp)> {
+    let n = &stream.settings.notifications;
+    let (Some(start), true, false) = (
+        stream.scheduled_at,
+        stream.status == crate::stream::StreamStatus::Scheduled,
+        n.audience == Audience::Nobody,
+    ) else {
+        return Vec::new();
+    };
+    n.reminders
+        .iter()
+        .map(|m| (*m, start - chrono::Duration::minutes(i64::from(*m))))
+        .filter(|(_, at)| *at > now)
+        .collect()
+}
+
+/// What to change in the schedules after a stream changed from `before` (`None`: it was
+/// just created) to `after`: `(upserts, deletes)`. Every reminder `after` should have is
+/// upserted (an unchanged one too: upserting is idempotent and cheap, and it repairs a lost
+/// one); every reminder `before` had that `after` has not is deleted.
+pub fn reminder_changes(
+    before: Option<&crate::Stream>,
+    after: &crate::Stream,
+    now: Timestamp,
+) -> (Vec<(u32, Timestamp)>, Vec<u32>) {
+    let upserts = reminders_due_later(after, now);
+    let deletes = before
+        .map(|b| {
+            b.settings
+                .notifications
+                .reminders
+                .iter()
+                .copied()
+                .filter(|m| !upserts.iter().any(|(k, _)| k == m))
+                .collect()
+        })
+        .unwrap_or_default();
+    (upserts, deletes)
+}
+
+/// Whether the reminder `minutes` before the start, firing at `now`, is still wanted: the
+/// stream is scheduled, still has that reminder and an audience, and `now` is that
+/// reminder's time (up to a minute early, [`REMINDER_LATE_MAX_SECS`] late). A reminder of a
+/// cancelled, started or moved stream (its schedule not deleted in time) is refused here.
+pub fn reminder_due(stream: &crate::Stream, minutes: u32, now: Timestamp) -> bool {
+    let n = &stream.settings.notifications;
+    let Some(start) = stream.scheduled_at else {
+        return false;
+    };
+    if stream.status != crate::stream::StreamStatus::Scheduled
+        || n.audience == Audience::Nobody
+        || !n.reminders.contains(&minutes)
+    {
+        return false;
+    }
+    let at = start - chrono::Duration::minutes(i64::from(minutes));
+    let early = (at - now).num_seconds();
+    let late = (now - at).num_seconds();
+    early <= 60 && late <= REMINDER_LATE_MAX_SECS
+}
+
+/// The one-time schedule of a stream's reminder `minutes` before its start (EventBridge
+/// Scheduler on AWS): `remind-{streamId}-{minutes}`, at most 7 + 26 + 1 + 5 characters,
+/// within Scheduler's 64.
+pub fn reminder_schedule_name(stream_id: &str, minutes: u32) -> String {
+    format!("remind-{stream_id}-{minutes}")
+}
+
+/// Why a reminder's schedule could not be written or deleted. The text is for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScheduleError(pub String);
+
+/// One-time schedules that invoke the reminder function at a reminder's time. A schedule
+/// is only ever a wake-up call: what fires re-checks [`reminder_due`], so a schedule left
+/// behind (a delete that failed) sends nothing.
+#[async_trait::async_trait]
+pub trait ReminderSchedule: Send + Sync {
+    /// Creates the reminder's schedule at `at`, or moves it there if it exists.
+    async fn upsert(
+        &self,
+        stream_id: &str,
+        minutes: u32,
+        at: Timestamp,
+    ) -> Result<(), ScheduleError>;
+    /// Removes it; one that does not exist (never made, fired and gone) is `Ok`.
+    async fn delete(&self, stream_id: &str, minutes: u32) -> Result<(), ScheduleError>;
+}
+
+/// Reminders switched off (no scheduler configured): nothing is ever scheduled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReminders;
+
+#[async_trait::async_trait]
+impl ReminderSchedule for NoReminders {
+    async fn upsert(&self, _: &str, _: u32, _: Timestamp) -> Result<(), ScheduleError> {
+        Ok(())
+    }
+    async fn delete(&self, _: &str, _: u32) -> Result<(), ScheduleError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +358,99 @@ mod tests {
         let json = serde_json::to_value(&a).expect("json");
         assert_eq!(json["type"], "stream:start");
         assert!(json.get("minutesBefore").is_none());
+    }
+
+    fn scheduled(minutes: &[u32], in_minutes: i64) -> crate::Stream {
+        let at = crate::time::now() + chrono::Duration::minutes(in_minutes);
+        let input: crate::stream::NewStream = serde_json::from_value(serde_json::json!({
+            "channelId": "c", "title": "Later",
+            "scheduledAt": crate::time::format(&at),
+            "settings": {"notifications": {"reminders": minutes}},
+        }))
+        .expect("input");
+        crate::Stream::create(crate::ids::new_id(), "o".into(), input, crate::time::now())
+            .expect("stream")
+    }
+
+    #[test]
+    fn reminder_schedule_names_are_valid_for_eventbridge_scheduler() {
+        let name = reminder_schedule_name(&crate::ids::new_id(), REMINDER_MINUTES_MAX);
+        assert!(name.len() <= 64, "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        );
+    }
+
+    #[test]
+    fn a_scheduled_stream_has_the_reminders_still_ahead() {
+        let s = scheduled(&[60, 15], 30);
+        assert_eq!(s.status, crate::stream::StreamStatus::Scheduled);
+        let now = crate::time::now();
+        let later = reminders_due_later(&s, now);
+        assert_eq!(
+            later.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
+            vec![15],
+            "60 min before is past"
+        );
+        assert_eq!(
+            later[0].1,
+            s.scheduled_at.expect("at") - chrono::Duration::minutes(15)
+        );
+        let mut quiet = s.clone();
+        quiet.settings.notifications.audience = Audience::Nobody;
+        assert!(reminders_due_later(&quiet, now).is_empty());
+        let mut live = s.clone();
+        live.status = crate::stream::StreamStatus::Live;
+        assert!(reminders_due_later(&live, now).is_empty());
+    }
+
+    #[test]
+    fn changes_delete_what_a_cancelled_started_or_edited_stream_no_longer_has() {
+        let now = crate::time::now();
+        let before = scheduled(&[60, 15], 120);
+        let (up, del) = reminder_changes(None, &before, now);
+        assert_eq!((up.len(), del.len()), (2, 0));
+        let mut cancelled = before.clone();
+        cancelled.status = crate::stream::StreamStatus::Cancelled;
+        assert_eq!(
+            reminder_changes(Some(&before), &cancelled, now),
+            (vec![], vec![60, 15])
+        );
+        let mut edited = before.clone();
+        edited.settings.notifications.reminders = vec![15];
+        let (up, del) = reminder_changes(Some(&before), &edited, now);
+        assert_eq!(
+            (up.iter().map(|(m, _)| *m).collect::<Vec<_>>(), del),
+            (vec![15], vec![60])
+        );
+    }
+
+    #[test]
+    fn a_reminder_fires_only_at_its_time_for_a_stream_still_scheduled() {
+        let s = scheduled(&[15], 15);
+        let at = s.scheduled_at.expect("at") - chrono::Duration::minutes(15);
+        assert!(reminder_due(&s, 15, at));
+        assert!(reminder_due(
+            &s,
+            15,
+            at + chrono::Duration::seconds(REMINDER_LATE_MAX_SECS)
+        ));
+        assert!(!reminder_due(
+            &s,
+            15,
+            at + chrono::Duration::seconds(REMINDER_LATE_MAX_SECS + 1)
+        ));
+        assert!(
+            !reminder_due(&s, 15, at - chrono::Duration::minutes(2)),
+            "moved later"
+        );
+        assert!(!reminder_due(&s, 60, at), "not one of its reminders");
+        let mut started = s.clone();
+        started.status = crate::stream::StreamStatus::Live;
+        assert!(!reminder_due(&started, 15, at), "started early");
+        let mut cancelled = s;
+        cancelled.status = crate::stream::StreamStatus::Cancelled;
+        assert!(!reminder_due(&cancelled, 15, at));
     }
 }

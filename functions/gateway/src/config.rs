@@ -36,6 +36,9 @@ Serves on 127.0.0.1 only:
                             Lambda's Invoke API for the template's functions (Event: 202, run
                             in the background; RequestResponse: the result); functions get
                             AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:<port> unless set
+  /schedules/{name}         EventBridge Scheduler's one-time at(...) schedules, fired here at
+                            their time; functions get AWS_ENDPOINT_URL_SCHEDULER=
+                            http://127.0.0.1:<port> and REMINDER_* unless set
   /hls/...                  the media bucket (CDN stand-in); anything else: the web app
 
 The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL_DYNAMODB_STREAMS

@@ -39,7 +39,7 @@ use crate::event_source::EventSources;
 use crate::pool::{InvokeError, Outcome, Pool};
 use crate::routes::{Lookup, Router as RouteTable};
 use crate::websocket::Hub;
-use crate::{invoke_api, management};
+use crate::{invoke_api, management, scheduler_api};
 
 /// API Gateway HTTP API's payload limit.
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
@@ -59,6 +59,8 @@ pub struct AppState {
     pub event_sources: Arc<EventSources>,
     /// How `/hls/members/*` is guarded.
     pub media_access: MediaAccess,
+    /// EventBridge Scheduler's one-time schedules, fired by this gateway.
+    pub schedules: Arc<crate::scheduler_api::Schedules>,
 }
 
 /// The CloudFront trusted-key-group check of `members/*`, done locally: a signed grant
@@ -123,6 +125,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(invoke_api::invoke),
+        )
+        .route(
+            "/schedules/{name}",
+            post(scheduler_api::create)
+                .put(scheduler_api::update)
+                .delete(scheduler_api::delete)
+                .get(scheduler_api::get),
         );
     if state.websocket.is_some() {
         router = router.route("/ws", get(websocket));

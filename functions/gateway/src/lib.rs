@@ -18,6 +18,8 @@
 //!   and `$disconnect` whatever ends the socket.
 //! - [`management`]: `POST/GET/DELETE /@connections/{id}` for
 //!   `aws-sdk-apigatewaymanagement`, with 410 `GoneException` for closed connections.
+//! - [`scheduler_api`]: EventBridge Scheduler's one-time schedules, kept and fired here
+//!   (reminders).
 //! - [`invoke_api`]: Lambda's Invoke API for the template's functions (`Event` runs in
 //!   the background, `RequestResponse` answers the result): sharded fan-out invokes
 //!   `events-fanout-shard` through it.
@@ -51,6 +53,7 @@ pub mod management;
 pub mod pool;
 pub mod routes;
 pub mod runtime_api;
+pub mod scheduler_api;
 pub mod template;
 pub mod websocket;
 pub mod websocket_event;
@@ -146,7 +149,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .as_ref()
             .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
         if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
-            if invoked_directly.contains(f.name.as_str()) {
+            if f.name == REMINDER_FUNCTION {
+                info!(function = %f.name, "function is invoked by this gateway's one-time schedules");
+            } else if invoked_directly.contains(f.name.as_str()) {
                 info!(function = %f.name, "function is invoked by other functions (Lambda Invoke API)");
             } else if f.other_events.is_empty() {
                 warn!(function = %f.name, "function has no HTTP route, WebSocket route or stream trigger");
@@ -210,7 +215,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         // Webhook receivers on this machine (tests, a developer's listener) over http;
         // private ranges stay refused. On AWS the variable is unset: public https only.
         ("WEBHOOK_ALLOW_LOCAL".to_owned(), "true".to_owned()),
+        // One-time schedules (reminders) are kept and fired by this gateway.
+        (
+            "AWS_ENDPOINT_URL_SCHEDULER".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+        ),
     ]);
+    if functions.iter().any(|f| f.name == REMINDER_FUNCTION) {
+        // On AWS these come from the stack (`!GetAtt`, left out locally): the gateway's
+        // Scheduler stand-in invokes the function named in the ARN and ignores the role.
+        default_env.insert(
+            "REMINDER_FUNCTION_ARN".to_owned(),
+            format!("arn:aws:lambda:us-east-1:000000000000:function:{REMINDER_FUNCTION}"),
+        );
+        default_env.insert(
+            "REMINDER_ROLE_ARN".to_owned(),
+            "arn:aws:iam::000000000000:role/rill-local-scheduler".to_owned(),
+        );
+        default_env.insert(
+            "REMINDER_SCHEDULE_GROUP".to_owned(),
+            "rill-local".to_owned(),
+        );
+    }
     if let Some(key) = generated_key {
         default_env.insert("HLS_KEY_PAIR_ID".to_owned(), LOCAL_KEY_PAIR_ID.to_owned());
         default_env.insert("HLS_SIGNING_KEY".to_owned(), key);
@@ -254,6 +280,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         local_port: port,
         websocket: hub.clone(),
         event_sources: event_sources.clone(),
+        schedules: Arc::default(),
         media_access: http_api::MediaAccess {
             verifier: signer.verifier(),
             hls_base,
@@ -333,6 +360,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("gateway stopped");
     Ok(())
 }
+
+/// The function reminders' schedules invoke (its binary name).
+const REMINDER_FUNCTION: &str = "notifications-remind";
 
 /// The key pair id of the key a gateway makes for itself.
 pub const LOCAL_KEY_PAIR_ID: &str = "rill-local";

@@ -36,6 +36,9 @@ fn repository_template_routes_compile_and_resolve() {
                 || websocket.routes.iter().any(|r| r.function == f.name)
                 // Triggered on AWS only (ingest-prewarm's ScheduleV2).
                 || f.other_events.iter().any(|e| e == "ScheduleV2")
+                // Invoked by the one-time schedules the stream functions write (on AWS
+                // EventBridge Scheduler; locally the gateway fires them).
+                || f.name == "notifications-remind"
                 // Invoked by another function through the Lambda Invoke API
                 // (events-fanout-shard: `!Ref` resolved to its local name).
                 || functions.iter().any(|g| g.environment.values().any(|v| *v == f.name)),

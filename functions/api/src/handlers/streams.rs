@@ -6,6 +6,11 @@
 //! fails or undoes the request (the write stands, the failure is logged, and the
 //! `ingest-prewarm` reconciler, which runs every 5 minutes, counts the stream anyway). The
 //! storage-call budget of each handler is unchanged by pre-warming.
+//!
+//! Reminders (see `rill_core::notification`) follow the same rule: create, a reschedule or
+//! a change of the notification settings upsert one schedule per reminder still ahead and
+//! delete the ones the stream no longer has; start and cancel delete them all. A schedule
+//! left behind by a failed delete sends nothing: `notifications-remind` re-checks the stream.
 
 use std::sync::Arc;
 
@@ -14,7 +19,7 @@ use rill_core::channel::ListScope;
 use rill_core::key::StreamKey;
 use rill_core::store::{ListQuery, Listing};
 use rill_core::stream::{NewStream, StreamPatch, Visibility};
-use rill_core::{Command, Stream, StreamStatus, ids, prewarm, time, validate};
+use rill_core::{Command, Stream, StreamStatus, ids, notification, prewarm, time, validate};
 use serde::Serialize;
 use serde_json::json;
 
@@ -83,6 +88,43 @@ async fn drop_prewarm(app: &App, before: &Stream) {
     }
 }
 
+/// Moves the stream's reminder schedules from what `before` had (`None`: just created) to
+/// what `after` should have ([`notification::reminder_changes`]), all calls at once. Never
+/// fails the request (module docs).
+async fn sync_reminders(app: &App, before: Option<&Stream>, after: &Stream, now: time::Timestamp) {
+    let (upserts, deletes) = notification::reminder_changes(before, after, now);
+    let upserts = upserts.into_iter().map(|(minutes, at)| async move {
+        (minutes, app.reminders.upsert(&after.id, minutes, at).await)
+    });
+    let deletes = deletes
+        .into_iter()
+        .map(|minutes| async move { (minutes, app.reminders.delete(&after.id, minutes).await) });
+    let (upserted, deleted) = futures_util::future::join(
+        futures_util::future::join_all(upserts),
+        futures_util::future::join_all(deletes),
+    )
+    .await;
+    for (minutes, result) in upserted {
+        if let Err(e) = result {
+            tracing::warn!(stream_id = %after.id, minutes, error = %e,
+                "reminder schedule not written; this reminder will not be sent");
+        }
+    }
+    for (minutes, result) in deleted {
+        if let Err(e) = result {
+            tracing::warn!(stream_id = %after.id, minutes, error = %e,
+                "reminder schedule not deleted; it fires, finds the reminder not due, sends nothing");
+        }
+    }
+}
+
+/// Whether a change from `before` to `after` can change the stream's reminders.
+fn reminders_changed(before: &Stream, after: &Stream) -> bool {
+    before.status != after.status
+        || before.scheduled_at != after.scheduled_at
+        || before.settings.notifications != after.settings.notifications
+}
+
 /// `POST /api/streams/create`: by the channel's owner or a broadcaster, or by anyone in a
 /// channel id nobody holds yet (which makes them its owner). Storage: one read of the
 /// caller's channel role, one transactional write. Pre-warm: a stream
@@ -99,6 +141,7 @@ pub async fn create(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     if prewarm::prewarm_at(&stream, now).is_some() {
         reschedule_prewarm(&app, &stream, now).await;
     }
+    sync_reminders(&app, None, &stream, now).await;
     let ingest = Ingest::new(&app.urls, &req, &stream.id, Some(&key));
     json_no_store(
         201,
@@ -118,10 +161,14 @@ async fn command(
     let id = id_param(&req, "id", "stream")?;
     let before = load_stream(&app, &req, &id).await?;
     ensure_owner(&before, &user.user_id)?;
-    let stream = app.streams.apply(&id, command, time::now()).await?;
+    let now = time::now();
+    let stream = app.streams.apply(&id, command, now).await?;
     tracing::info!(stream_id = %id, status = %stream.status, ?command, "stream command applied");
     if matches!(command, Command::Start | Command::Cancel) {
         drop_prewarm(&app, &before).await;
+        if before.scheduled_at.is_some() {
+            sync_reminders(&app, Some(&before), &stream, now).await;
+        }
     }
     json(200, &stream)
 }
@@ -129,7 +176,8 @@ async fn command(
 /// `POST /api/streams/{id}/start`: `scheduled -> preparing`, idempotent on `preparing`.
 /// Storage: one read, then the store's conditional transition. Pre-warm: a stream with a
 /// start time has its schedule deleted (one scheduler call; also on the idempotent repeat,
-/// which covers a stream an early publisher started).
+/// which covers a stream an early publisher started). Reminders: each of the stream's is
+/// deleted (one scheduler call per reminder, at once).
 pub async fn start(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     command(app, req, Command::Start).await
 }
@@ -139,7 +187,7 @@ pub async fn end(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError
     command(app, req, Command::End).await
 }
 
-/// `POST /api/streams/{id}/cancel`. Storage: as start. Pre-warm: as start.
+/// `POST /api/streams/{id}/cancel`. Storage: as start. Pre-warm and reminders: as start.
 pub async fn cancel(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     command(app, req, Command::Cancel).await
 }
@@ -148,7 +196,9 @@ pub async fn cancel(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
 /// of a `scheduled` stream (a reschedule; 409 `not_scheduled` in any other status).
 /// Storage: one read, one conditional write. Pre-warm: only a reschedule touches the
 /// schedule: moved to the new start − 10 min (one or two scheduler calls), or deleted when
-/// the new start is less than 10 min away (one call).
+/// the new start is less than 10 min away (one call). Reminders: a reschedule or a change
+/// of `settings.notifications` upserts the ones still ahead and deletes the rest (one call
+/// per reminder, at once).
 pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
     let user = app.auth.require(&req).await?;
     let id = id_param(&req, "id", "stream")?;
@@ -182,6 +232,9 @@ pub async fn update(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     if patch.scheduled_at.is_some() {
         tracing::info!(stream_id = %id, scheduled_at = ?stored.scheduled_at, "stream rescheduled");
         reschedule_prewarm(&app, &stored, now).await;
+    }
+    if reminders_changed(&stream, &stored) {
+        sync_reminders(&app, Some(&stream), &stored, now).await;
     }
     json(200, &stored)
 }

@@ -121,9 +121,10 @@ async fn a_member_plays_a_members_only_stream_that_an_outsider_cannot_reach() {
     .await;
 }
 
-/// "Live now" in the browser (`web/e2e/notifications.e2e.mjs`): a follower sees the unread
-/// badge when a stream of the channel they follow goes live, follows the link, and it is
-/// read afterwards.
+/// Notifications in the browser (`web/e2e/notifications.e2e.mjs`): a follower sees the
+/// unread badge for a stream of the channel they follow that went live and for another's
+/// 15-minute reminder, follows the "live now" link, and it is read afterwards; the owner
+/// schedules a stream with reminders from the Schedule page.
 #[tokio::test]
 async fn a_follower_sees_live_now_in_the_header_and_follows_it_to_the_stream() {
     let stack = BrowserStack::start();
@@ -153,9 +154,20 @@ async fn a_follower_sees_live_now_in_the_header_and_follows_it_to_the_stream() {
         )
         .await;
     stack.stack.go_live(&id).await;
-    wait_for("the notification", Duration::from_secs(15), || async {
+    // A scheduled stream whose 15-minute reminder is due 3 s from now (the gateway fires
+    // its schedule).
+    let start = chrono::Utc::now() + chrono::Duration::minutes(15) + chrono::Duration::seconds(3);
+    alice
+        .create_stream(
+            &stack.stack,
+            json!({"channelId": "newsroom", "title": "Morning show",
+                   "scheduledAt": rill_core::time::format(&start),
+                   "settings": {"notifications": {"reminders": [15]}}}),
+        )
+        .await;
+    wait_for("both notifications", Duration::from_secs(20), || async {
         let r = dave.get(&stack.stack, "/api/me/notifications").await;
-        r.body["items"].as_array().is_some_and(|i| !i.is_empty())
+        r.body["items"].as_array().is_some_and(|i| i.len() == 2)
     })
     .await;
     run_e2e(
@@ -166,6 +178,9 @@ async fn a_follower_sees_live_now_in_the_header_and_follows_it_to_the_stream() {
             ("RILL_STREAM_ID", &id),
             ("RILL_STREAM_TITLE", "Evening news"),
             ("RILL_FOLLOWER_TOKEN", &token("dave", "Dave")),
+            ("RILL_REMINDER_TITLE", "Morning show"),
+            ("RILL_OWNER_TOKEN", &token("alice", "Alice")),
+            ("RILL_CHANNEL", "newsroom"),
         ],
     )
     .await;

@@ -175,13 +175,21 @@ const stream = (): Stream => ({
 });
 
 describe('settings patch', () => {
-  const form = { title: 'T', description: 'D', quality: '1080p' as const, maxBitrateKbps: '', chatEnabled: true, reactionsEnabled: true, chatMode: 'open' as const, slowModeSeconds: '0', visibility: 'public' as const, notifyAudience: 'followers' as const, notifyAtStart: true };
+  const form = { title: 'T', description: 'D', quality: '1080p' as const, maxBitrateKbps: '', chatEnabled: true, reactionsEnabled: true, chatMode: 'open' as const, slowModeSeconds: '0', visibility: 'public' as const, notifyAudience: 'followers' as const, notifyAtStart: true, notifyReminders: [60] };
   it('is empty when nothing changed', () => {
     expect(diffPatch(stream(), form)).toEqual({});
   });
   it('replaces the notification settings whole, keeping the reminders', () => {
     expect(diffPatch(stream(), { ...form, notifyAudience: 'subscribers' })).toEqual({
       settings: { notifications: { audience: 'subscribers', atStart: true, reminders: [60] } },
+    });
+  });
+  it('sends the reminders whole when they change', () => {
+    expect(diffPatch(stream(), { ...form, notifyReminders: [60, 15] })).toEqual({
+      settings: { notifications: { audience: 'followers', atStart: true, reminders: [60, 15] } },
+    });
+    expect(diffPatch(stream(), { ...form, notifyReminders: [] })).toEqual({
+      settings: { notifications: { audience: 'followers', atStart: true, reminders: [] } },
     });
   });
   it('sends only changed fields, with numbers and null for a cleared limit', () => {

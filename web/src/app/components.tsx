@@ -308,3 +308,26 @@ export function NotificationBell() {
     </div>
   );
 }
+
+/** The reminder times offered (minutes before the start; the API takes up to 3 of 1..10080). */
+export const REMINDER_CHOICES: ReadonlyArray<[number, string]> = [
+  [15, '15 min'],
+  [60, '1 hour'],
+  [1440, '1 day'],
+];
+
+/** Reminders before a scheduled stream, as checkboxes; `value` keeps the API's order (largest first). */
+export function ReminderChoices({ value, onChange }: { value: number[]; onChange: (v: number[]) => void }) {
+  const toggle = (m: number, on: boolean) =>
+    onChange((on ? [...value.filter((x) => x !== m), m] : value.filter((x) => x !== m)).sort((a, b) => b - a));
+  return (
+    <fieldset className="reminders" data-testid="reminder-choices">
+      <legend>Remind the audience before the start</legend>
+      {REMINDER_CHOICES.map(([m, label]) => (
+        <label className="check" key={m}>
+          <input type="checkbox" checked={value.includes(m)} onChange={(e) => toggle(m, e.target.checked)} data-testid={`remind-${m}`} /> {label}
+        </label>
+      ))}
+    </fieldset>
+  );
+}

@@ -1,8 +1,8 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { useRill } from '../../hooks/context';
-import type { Stream } from '../../client/types';
+import type { NotificationSettings, Stream } from '../../client/types';
 import { saveIngest } from '../../hooks/useLiveStream';
-import { CHANNEL_KEY, ErrorText, StatusBadge, defaultChannel } from '../components';
+import { CHANNEL_KEY, ErrorText, ReminderChoices, StatusBadge, defaultChannel } from '../components';
 import { Link, navigate } from '../router';
 
 /** `<input type=datetime-local>` value (local time) -> ISO string (UTC). */
@@ -25,6 +25,8 @@ export function SchedulePage() {
   const [title, setTitle] = useState('');
   const [description, setDescription] = useState('');
   const [when, setWhen] = useState(inOneHour);
+  const [audience, setAudience] = useState<NotificationSettings['audience']>('followers');
+  const [reminders, setReminders] = useState<number[]>([15]);
   const [items, setItems] = useState<Stream[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -58,7 +60,13 @@ export function SchedulePage() {
     e.preventDefault();
     const scheduledAt = localInputToIso(when);
     void act(async () => {
-      const created = await api.createStream({ channelId: channel, title: title.trim(), description, scheduledAt });
+      const created = await api.createStream({
+        channelId: channel,
+        title: title.trim(),
+        description,
+        scheduledAt,
+        settings: { notifications: { audience, atStart: true, reminders: audience === 'nobody' ? [] : reminders } },
+      });
       saveIngest(created.id, { streamKey: created.ingest.streamKey, whipUrl: created.ingest.whipUrl });
       setTitle('');
       setDescription('');
@@ -117,6 +125,15 @@ export function SchedulePage() {
             <label>
               Starts at <input type="datetime-local" required value={when} onChange={(e) => setWhen(e.target.value)} data-testid="schedule-when" />
             </label>
+            <label>
+              Notify the channel&apos;s
+              <select value={audience} onChange={(e) => setAudience(e.target.value as NotificationSettings['audience'])} data-testid="schedule-notify-audience">
+                <option value="followers">followers</option>
+                <option value="subscribers">subscribers</option>
+                <option value="nobody">nobody</option>
+              </select>
+            </label>
+            {audience !== 'nobody' && <ReminderChoices value={reminders} onChange={setReminders} />}
             <button type="submit" disabled={busy || !title.trim()} data-testid="schedule-create">
               Schedule
             </button>

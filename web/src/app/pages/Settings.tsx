@@ -4,7 +4,7 @@ import type { ChatMode, NotificationSettings, QualityPreset, Stream, StreamPatch
 import { QUALITY_PRESETS } from '../../client/quality';
 import { MAX_THUMBNAIL_BYTES, THUMBNAIL_TYPES } from '../../client/rest';
 import { ApiError } from '../../client/errors';
-import { ErrorText, StatusBadge } from '../components';
+import { ErrorText, ReminderChoices, StatusBadge } from '../components';
 import { Link } from '../router';
 
 interface Form {
@@ -19,6 +19,7 @@ interface Form {
   visibility: Visibility;
   notifyAudience: NotificationSettings['audience'];
   notifyAtStart: boolean;
+  notifyReminders: number[];
 }
 
 const NOTIFY_DEFAULTS: NotificationSettings = { audience: 'followers', atStart: true, reminders: [] };
@@ -35,6 +36,7 @@ const toForm = (s: Stream): Form => ({
   visibility: s.visibility ?? 'public',
   notifyAudience: (s.settings.notifications ?? NOTIFY_DEFAULTS).audience,
   notifyAtStart: (s.settings.notifications ?? NOTIFY_DEFAULTS).atStart,
+  notifyReminders: (s.settings.notifications ?? NOTIFY_DEFAULTS).reminders,
 });
 
 /** Only what changed goes into the PATCH (absent fields keep their value). */
@@ -53,9 +55,10 @@ export function diffPatch(s: Stream, f: Form): StreamPatch {
   const slow = Number(f.slowModeSeconds || 0);
   if (slow !== s.settings.slowModeSeconds) settings.slowModeSeconds = slow;
   const notify = s.settings.notifications ?? NOTIFY_DEFAULTS;
-  if (f.notifyAudience !== notify.audience || f.notifyAtStart !== notify.atStart) {
-    // The API replaces the notification settings as a whole: keep the reminders.
-    settings.notifications = { audience: f.notifyAudience, atStart: f.notifyAtStart, reminders: notify.reminders };
+  const sameReminders = f.notifyReminders.join(',') === notify.reminders.join(',');
+  if (f.notifyAudience !== notify.audience || f.notifyAtStart !== notify.atStart || !sameReminders) {
+    // The API replaces the notification settings as a whole.
+    settings.notifications = { audience: f.notifyAudience, atStart: f.notifyAtStart, reminders: f.notifyReminders };
   }
   if (Object.keys(settings).length) p.settings = settings;
   return p;
@@ -182,6 +185,7 @@ export function SettingsPage({ id }: { id: string }) {
           <label className="check">
             <input type="checkbox" checked={form.notifyAtStart} onChange={(e) => set('notifyAtStart', e.target.checked)} /> Tell them when it goes live
           </label>
+          {stream.status === 'scheduled' && <ReminderChoices value={form.notifyReminders} onChange={(v) => set('notifyReminders', v)} />}
           <button type="submit" className="primary" disabled={busy} data-testid="settings-save">
             Save
           </button>

@@ -504,13 +504,29 @@ pub enum Connect {
 impl Stack {
     /// Opens `/ws?streamId=...&token=...`.
     pub async fn connect(&self, stream_id: &str, user: &User) -> Connect {
-        let mut url = format!(
-            "{}/ws?streamId={stream_id}",
-            self.base.replacen("http://", "ws://", 1)
-        );
-        if let Some(t) = &user.token {
-            url.push_str(&format!("&token={t}"));
+        self.connect_with(&format!("streamId={stream_id}"), user)
+            .await
+    }
+
+    /// Opens a notifications socket: `/ws?token=...`, no stream.
+    pub async fn notifications_socket(&self, user: &User) -> Connect {
+        self.connect_with("", user).await
+    }
+
+    /// Opens `/ws?{query}&token=...` (the token of `user`, if any).
+    async fn connect_with(&self, query: &str, user: &User) -> Connect {
+        let mut params: Vec<String> = Vec::new();
+        if !query.is_empty() {
+            params.push(query.to_owned());
         }
+        if let Some(t) = &user.token {
+            params.push(format!("token={t}"));
+        }
+        let url = format!(
+            "{}/ws?{}",
+            self.base.replacen("http://", "ws://", 1),
+            params.join("&")
+        );
         match tokio_tungstenite::connect_async(url).await {
             Ok((stream, _)) => Connect::Open(Box::new(Socket { stream })),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {

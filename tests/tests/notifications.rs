@@ -1,11 +1,12 @@
 //! Notifications on the real binaries: when a stream goes live its channel's people find a
 //! `stream:start` notification in `GET /api/me/notifications`, as its settings say (whom:
 //! followers, subscribers, nobody; a members-only stream never reaches followers; never its
-//! owner), and mark them read; bad settings are refused.
+//! owner), and mark them read; bad settings are refused. A signed-in user's notifications
+//! socket (no stream) gets each new notification pushed at once.
 
 use std::time::{Duration, Instant};
 
-use rill_tests::{Stack, User};
+use rill_tests::{Connect, Stack, User};
 use serde_json::{Value, json};
 
 async fn list(stack: &Stack, user: &User, query: &str) -> Vec<Value> {
@@ -245,4 +246,143 @@ async fn bad_notification_settings_and_requests_are_refused() {
         .get(&stack, "/api/me/notifications?unread=maybe")
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_notifications_socket_is_told_at_once_and_only_its_users_notifications() {
+    let stack = Stack::start();
+    let owner = User::named("push-owner");
+    let follower = User::named("push-follower");
+    let outsider = User::named("push-outsider");
+    let r = owner
+        .post(
+            &stack,
+            "/api/channels",
+            json!({"id": "pushes", "name": "Pushes"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = follower
+        .send(
+            &stack,
+            "PUT",
+            "/api/channels/pushes/members/push-follower",
+            Some(json!({"role": "follower"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // A notifications socket needs a signed-in user.
+    match stack.notifications_socket(&User::anonymous()).await {
+        Connect::Refused(status) => assert_eq!(status, 400),
+        Connect::Open(_) => panic!("an anonymous notifications socket was accepted"),
+    }
+    match stack
+        .notifications_socket(&User::bearing("not-a-token".into()))
+        .await
+    {
+        Connect::Refused(status) => assert_eq!(status, 401),
+        Connect::Open(_) => panic!("a bad token was accepted"),
+    }
+    let open = |user: &User| {
+        let stack = &stack;
+        let user = user.clone();
+        async move {
+            match stack.notifications_socket(&user).await {
+                Connect::Open(s) => *s,
+                Connect::Refused(status) => panic!("refused with {status}"),
+            }
+        }
+    };
+    // Two tabs of the follower, one of the outsider.
+    let mut tab1 = open(&follower).await;
+    let mut tab2 = open(&follower).await;
+    let mut other = open(&outsider).await;
+    tab1.send_json(json!({"action": "ping"})).await;
+    assert_eq!(
+        tab1.expect("pong", Duration::from_secs(5)).await["type"],
+        "pong"
+    );
+
+    let r = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId": "pushes", "title": "Pushed"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    stack.go_live(&id).await;
+    for tab in [&mut tab1, &mut tab2] {
+        let f = tab.expect("stream:start", Duration::from_secs(15)).await;
+        assert_eq!(f["streamId"], id.as_str());
+        assert_eq!(f["data"]["title"], "Pushed");
+        assert_eq!(f["data"]["read"], false);
+        let listed = wait_for(&stack, &follower, &id).await;
+        assert_eq!(
+            f["data"]["id"], listed["id"],
+            "the same notification as the list"
+        );
+    }
+    assert!(
+        other.drain(Duration::from_secs(1)).await.is_empty(),
+        "not the outsider's"
+    );
+
+    // A closed tab leaves the user's set; the other still gets the next one (a reminder).
+    tab1.close().await;
+    let dynamo = stack.dynamodb().await;
+    let key = |pk: &str, sk: &str| {
+        std::collections::HashMap::from([
+            (
+                "pk".to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.into()),
+            ),
+            (
+                "sk".to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S(sk.into()),
+            ),
+        ])
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let item = dynamo
+            .get_item()
+            .table_name(&stack.table)
+            .set_key(Some(key("USER#push-follower", "SOCKETS")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get")
+            .item
+            .unwrap_or_default();
+        let ids = item
+            .get("ids")
+            .and_then(|v| v.as_ss().ok())
+            .map_or(0, Vec::len);
+        if ids == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ids} sockets left, not 1");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let start = chrono::Utc::now() + chrono::Duration::minutes(15) + chrono::Duration::seconds(3);
+    let r = owner
+        .post(
+            &stack,
+            "/api/streams/create",
+            json!({"channelId": "pushes", "title": "Later",
+                   "scheduledAt": rill_core::time::format(&start),
+                   "settings": {"notifications": {"reminders": [15]}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let f = tab2
+        .expect("stream:scheduled-reminder", Duration::from_secs(20))
+        .await;
+    assert_eq!(f["data"]["minutesBefore"], 15);
+    assert_eq!(f["data"]["title"], "Later");
+    tab2.close().await;
+    other.close().await;
 }

@@ -91,6 +91,25 @@ async function main() {
       if (JSON.stringify(reminders) !== '[1440,15]') throw new Error(`stored reminders: ${JSON.stringify(reminders)}`);
     });
     await shot('05-scheduled');
+    await step('a new reminder reaches the open page through its socket, no reload', async () => {
+      // The list is polled every 30 s; this must arrive in well under that.
+      const started = Date.now();
+      const created = await owner.page.evaluate(async ([b, t, c]) => {
+        const at = new Date(Date.now() + 15 * 60_000 + 3_000).toISOString();
+        const r = await fetch(`${b}/api/streams/create`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ channelId: c, title: 'Pushed reminder', scheduledAt: at, settings: { notifications: { reminders: [15] } } }),
+        });
+        return r.status;
+      }, [base, ownerToken, channel]);
+      if (created !== 201) throw new Error(`create answered ${created}`);
+      const badge = page.getByTestId('notifications-badge');
+      await page.waitForFunction(() => document.querySelector('[data-testid="notifications-badge"]')?.textContent?.trim() === '2', null, { timeout: 15_000 });
+      log(`pushed reminder shown ${Date.now() - started} ms after the stream was scheduled (due 3 s after)`);
+      if ((await badge.innerText()).trim() !== '2') throw new Error('badge did not reach 2');
+    });
+    await shot('06-pushed');
     const ours = errors.slice(0, beforeWatch);
     if (ours.length) throw new Error(`console errors: ${ours.join(' | ')}`);
     log('notifications: badge, list, link and read state all seen');

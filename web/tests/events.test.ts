@@ -68,6 +68,13 @@ describe('socketUrl', () => {
     expect(socketUrl('ws://h:1/ws', 'a b', 't')).toBe('ws://h:1/ws?streamId=a+b&token=t');
     expect(socketUrl('ws://h:1/ws', 'x', null)).toBe('ws://h:1/ws?streamId=x');
   });
+  it('leaves the stream out for a notifications socket', () => {
+    expect(socketUrl('ws://h:1/ws', '', 't')).toBe('ws://h:1/ws?token=t');
+  });
+  it('parses a pushed reminder as an event', () => {
+    const f = parseServerFrame(JSON.stringify({ type: 'stream:scheduled-reminder', streamId: 's', data: { id: 'n', minutesBefore: 15 }, ts: 1 }));
+    expect(f?.kind).toBe('event');
+  });
 });
 
 describe('EventsClient', () => {

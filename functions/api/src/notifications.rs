@@ -7,12 +7,24 @@
 //! channel's memberships, read a page of 100 at a time; each page's notifications are
 //! written in batches of 25.
 //!
+//! Reminders are written by `notifications-remind` when a reminder's one-time schedule
+//! fires (see [`remind`]).
+//!
+//! Each written notification is also pushed to its user's open notifications sockets (a
+//! WebSocket connection without a stream, `crate::ws::connect`) as a frame
+//! `{"type", "streamId", "data": <the notification>, "ts"}`; best effort: the list is
+//! what is kept, a failed push is logged, a socket found gone (410) leaves its user's set.
+//!
 //! Storage budget of one announcement: 1 query per 100 memberships + 1 `BatchWriteItem` per
-//! 25 recipients. The list: 1 query; marking read: 1 conditional update per id.
+//! 25 recipients + 1 `BatchGetItem` of sockets per 100 recipients (+ 1 update per gone
+//! socket). The list: 1 query; marking read: 1 conditional update per id.
 
 use rill_core::Stream;
 use rill_core::notification::{Notification, NotificationKind};
 use rill_core::time::Timestamp;
+
+use futures_util::StreamExt;
+use rill_core::store::NotifyError;
 
 use crate::{ApiError, App};
 
@@ -49,6 +61,7 @@ pub async fn announce(
         if !notes.is_empty() {
             app.notifications.notify(&notes).await?;
             told += notes.len();
+            push(app, &notes).await;
         }
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -57,6 +70,66 @@ pub async fn announce(
     }
     tracing::info!(stream_id = %stream.id, kind = ?kind, told, "notifications written");
     Ok(told)
+}
+
+/// Pushes each notification to its user's open notifications sockets. Never fails the
+/// announcement: the notifications are stored already.
+async fn push(app: &App, notes: &[(String, Notification)]) {
+    let users: Vec<String> = notes.iter().map(|(u, _)| u.clone()).collect();
+    let sockets = match app.notifications.sockets(&users).await {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            tracing::warn!(error = %e, "notifications sockets not read; nothing pushed");
+            return;
+        }
+    };
+    if sockets.is_empty() {
+        return;
+    }
+    let frames: std::collections::HashMap<String, String> =
+        notes.iter().map(|(u, n)| (u.clone(), frame(n))).collect();
+    let total = sockets.len();
+    let sends: Vec<_> = sockets
+        .into_iter()
+        .map(|(user, connection)| {
+            let frame = frames.get(&user).cloned().unwrap_or_default();
+            push_one(app, user, connection, frame)
+        })
+        .collect();
+    let results: Vec<bool> = futures_util::stream::iter(sends)
+        .buffer_unordered(app.fanout_concurrency)
+        .collect()
+        .await;
+    let pushed = results.into_iter().filter(|ok| *ok).count();
+    tracing::info!(sockets = total, pushed, "notifications pushed");
+}
+
+/// One frame to one socket; a gone socket leaves its user's set.
+async fn push_one(app: &App, user: String, connection: String, frame: String) -> bool {
+    match app.notifier.post(&connection, frame.as_bytes()).await {
+        Ok(()) => true,
+        Err(NotifyError::Gone) => {
+            if let Err(e) = app.notifications.forget_socket(&user, &connection).await {
+                tracing::warn!(error = %e, "gone notifications socket not forgotten");
+            }
+            false
+        }
+        Err(NotifyError::Failed(e)) => {
+            tracing::warn!(error = %e, "notification push failed");
+            false
+        }
+    }
+}
+
+/// The frame a notifications socket receives: shaped like every server event.
+fn frame(n: &Notification) -> String {
+    serde_json::json!({
+        "type": n.kind,
+        "streamId": n.stream_id,
+        "data": n,
+        "ts": rill_core::time::now().timestamp_millis(),
+    })
+    .to_string()
 }
 
 /// One reminder to send: what `notifications-remind` is invoked with (by its EventBridge

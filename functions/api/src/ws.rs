@@ -84,20 +84,13 @@ fn refusal_of(e: &ApiError) -> Refusal {
 
 /// `$connect`: `?streamId=...&token=...`. Anonymous viewers may connect (they watch and
 /// are counted); a token that is present must be valid; banned users are refused.
+///
+/// Without `streamId`, a signed-in user's *notifications socket*: it receives each new
+/// notification of theirs (`stream:start`, `stream:scheduled-reminder`, pushed by
+/// `crate::notifications`) and answers `ping`; it is in no stream's audience. Storage:
+/// one transaction.
 pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
-    let Some(stream_id) = req
-        .query_string_parameters
-        .first("streamId")
-        .map(str::to_owned)
-    else {
-        return Ok(refuse(ApiError::InvalidQuery(
-            "streamId is required".into(),
-        )));
-    };
-    if !ids::is_valid_id(&stream_id) {
-        return Ok(refuse(ApiError::NotFound("stream")));
-    }
     let token = req
         .query_string_parameters
         .first("token")
@@ -116,6 +109,24 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
             Err(e) => return Ok(refuse(e)),
         },
     };
+    let Some(stream_id) = req
+        .query_string_parameters
+        .first("streamId")
+        .map(str::to_owned)
+    else {
+        let Some(user) = user else {
+            return Ok(refuse(ApiError::InvalidQuery(
+                "streamId is required (or a token, for a notifications socket)".into(),
+            )));
+        };
+        app.notifications
+            .open_socket(&user.user_id, &conn_id, time::now() + CONNECTION_TTL)
+            .await?;
+        return Ok(ok());
+    };
+    if !ids::is_valid_id(&stream_id) {
+        return Ok(refuse(ApiError::NotFound("stream")));
+    }
     let Some(stream) = app.stream_cached(&stream_id).await? else {
         return Ok(refuse(ApiError::NotFound("stream")));
     };
@@ -158,10 +169,20 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
 }
 
 /// `$disconnect`: removes the connection and records the ended view. The count and the
-/// leave go out from `events-presence`.
+/// leave go out from `events-presence`. Storage: 2 for a stream's socket; a notifications
+/// socket 3 (the stream lookup that misses, its own lookup, its user's set).
 pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
-    app.realtime.close_connection(&conn_id, time::now()).await?;
+    // A stream's socket (the usual case) is closed by the first call; only when it was
+    // none is the socket looked up as a notifications socket.
+    if app
+        .realtime
+        .close_connection(&conn_id, time::now())
+        .await?
+        .is_none()
+    {
+        app.notifications.close_socket(&conn_id).await?;
+    }
     app.caches.connections.remove(&conn_id);
     Ok(ok())
 }

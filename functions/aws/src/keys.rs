@@ -28,6 +28,8 @@
 //! | `CHANNEL#{id}` | `WEBHOOK#{webhook}` | a registered webhook: URL, secret, events, state |
 //! | `WEBHOOK#{webhook}` | `STREAM#{id}` | what the webhook owes the stream: cursor, lease |
 //! | `USER#{id}` | `NOTIF#{notification id}` | one notification in the user's list (TTL) |
+//! | `USER#{id}` | `SOCKETS` | the user's open notifications sockets (a string set; TTL) |
+//! | `CONN#{connection}` | `USER` | reverse lookup of a notifications socket (TTL) |
 //! | `NODE#{id}` | `META` | ingest node registry entry (TTL) |
 //!
 //! GSIs: `byChannelStatus` (`gsi1pk = CH#{channel}#{status}`) and `byStatus`
@@ -68,6 +70,8 @@ const MEMBER: &str = "MEMBER#";
 const WEBHOOK: &str = "WEBHOOK#";
 const USER: &str = "USER#";
 const NOTIF: &str = "NOTIF#";
+const SOCKETS: &str = "SOCKETS";
+const USER_SOCKET: &str = "USER";
 /// The registry's partition on the `byStatus` index.
 const NODES: &str = "NODES";
 
@@ -234,6 +238,17 @@ pub fn notification(user_id: &str, notification_id: &str) -> Key {
     Key::new(user_pk(user_id), format!("{NOTIF}{notification_id}"))
 }
 
+/// The set of a user's open notifications sockets (one item, so a page of recipients is
+/// one `BatchGetItem`).
+pub fn user_sockets(user_id: &str) -> Key {
+    Key::new(user_pk(user_id), SOCKETS)
+}
+
+/// A notifications socket found by its id alone (`$disconnect` carries nothing else).
+pub fn socket_lookup(connection_id: &str) -> Key {
+    Key::new(format!("{CONN}{connection_id}"), USER_SOCKET)
+}
+
 pub fn notifications_prefix() -> &'static str {
     NOTIF
 }
@@ -310,6 +325,12 @@ pub enum ItemKey<'a> {
         connection_id: &'a str,
     },
     ConnectionLookup {
+        connection_id: &'a str,
+    },
+    UserSockets {
+        user_id: &'a str,
+    },
+    SocketLookup {
         connection_id: &'a str,
     },
     Viewer {
@@ -431,6 +452,7 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
     if let Some(connection_id) = pk.strip_prefix(CONN) {
         return match sk {
             META => ItemKey::ConnectionLookup { connection_id },
+            USER_SOCKET => ItemKey::SocketLookup { connection_id },
             _ => ItemKey::Unknown,
         };
     }
@@ -453,9 +475,10 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
         return ItemKey::Unknown;
     }
     if let Some(user_id) = pk.strip_prefix(USER) {
-        return match sk.starts_with(NOTIF) {
-            true => ItemKey::Notification { user_id },
-            false => ItemKey::Unknown,
+        return match sk {
+            _ if sk.starts_with(NOTIF) => ItemKey::Notification { user_id },
+            SOCKETS => ItemKey::UserSockets { user_id },
+            _ => ItemKey::Unknown,
         };
     }
     if let Some(webhook_id) = pk.strip_prefix(WEBHOOK) {
@@ -566,6 +589,11 @@ mod tests {
             (
                 notification("u", "n"),
                 ItemKey::Notification { user_id: "u" },
+            ),
+            (user_sockets("u"), ItemKey::UserSockets { user_id: "u" }),
+            (
+                socket_lookup("c"),
+                ItemKey::SocketLookup { connection_id: "c" },
             ),
             (
                 webhook_cursor("w", "s"),

@@ -2,21 +2,30 @@
 //! user's own partition (`USER#{id}` / `NOTIF#{id}`, key shapes in [`crate::keys`]), newest
 //! last by sort key, kept [`RETENTION_DAYS`] (TTL).
 //!
+//! Notifications sockets (WebSocket connections without a stream, which get each new
+//! notification pushed): one string set per user (`USER#{id}` / `SOCKETS`), so the
+//! sockets of a page of 100 recipients are one `BatchGetItem`; each socket also has a
+//! lookup (`CONN#{connection}` / `USER`) for its `$disconnect`. Ids of sockets that died
+//! without a `$disconnect` stay in the set until a push finds them gone (410).
+//!
 //! Writes are `BatchWriteItem` puts (25 per call): a channel's audience of 10,000 is 400
 //! calls. A put of an id that exists replaces it (a redelivered batch), which is also how
 //! a notice stays once per user and event.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
 use serde::{Deserialize, Serialize};
 
 use rill_core::notification::{Notification, RETENTION_DAYS};
 use rill_core::store::{NotificationStore, Page, StoreError};
+use rill_core::time::Timestamp;
 
 use crate::keys::{self, ItemKey};
 use crate::realtime::DAY_SECONDS;
 use crate::store::{
-    DynamoStore, decode_item_cursor, encode_cursor, from_item, s, to_item, unavailable,
+    DynamoStore, decode_item_cursor, encode_cursor, from_item, n, s, to_item, unavailable,
     unless_condition_failed,
 };
 
@@ -118,5 +127,101 @@ impl NotificationStore for DynamoStore {
             }
         }
         Ok(found)
+    }
+
+    async fn open_socket(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ttl = n(expires_at.timestamp());
+        // One transaction: the socket joins its user's set (whose TTL follows the newest
+        // socket) and gets its lookup for `$disconnect`.
+        let add = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::user_sockets(user_id).item()))
+            .update_expression("ADD ids :id SET #ttl = :ttl, entity = :entity")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![connection_id.to_owned()]))
+            .expression_attribute_values(":ttl", ttl.clone())
+            .expression_attribute_values(":entity", s("user-sockets"))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let lookup = keys::socket_lookup(connection_id);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(lookup.pk))
+            .item("sk", s(lookup.sk))
+            .item("entity", s("user-socket"))
+            .item("userId", s(user_id))
+            .item("ttl", ttl)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.transact(
+            vec![
+                TransactWriteItem::builder().update(add).build(),
+                TransactWriteItem::builder().put(put).build(),
+            ],
+            "open notifications socket",
+        )
+        .await
+        .map_err(|e| {
+            e.unwrap_or_else(|| {
+                StoreError::Unavailable("open notifications socket: condition".into())
+            })
+        })
+    }
+
+    async fn close_socket(&self, connection_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::socket_lookup(connection_id).item()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("close notifications socket", e.into_service_error()))?;
+        let Some(user_id) = out
+            .attributes
+            .and_then(|a| a.get("userId").and_then(|v| v.as_s().ok()).cloned())
+        else {
+            return Ok(None);
+        };
+        self.forget_socket(&user_id, connection_id).await?;
+        Ok(Some(user_id))
+    }
+
+    async fn sockets(&self, user_ids: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in user_ids.chunks(100) {
+            let wanted = chunk.iter().map(|u| keys::user_sockets(u).item()).collect();
+            // Eventually consistent is enough: a socket opened this very second misses
+            // one push and finds the notification in the list.
+            for item in self.get_many(wanted, "read notifications sockets").await? {
+                let ItemKey::UserSockets { user_id } = keys::parse_item(&item) else {
+                    continue;
+                };
+                let user_id = user_id.to_owned();
+                if let Some(ids) = item.get("ids").and_then(|v| v.as_ss().ok()) {
+                    found.extend(ids.iter().map(|id| (user_id.clone(), id.clone())));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn forget_socket(&self, user_id: &str, connection_id: &str) -> Result<(), StoreError> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::user_sockets(user_id).item()))
+            .update_expression("DELETE ids :id")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![connection_id.to_owned()]))
+            .send()
+            .await
+            .map_err(|e| unavailable("forget notifications socket", e.into_service_error()))?;
+        Ok(())
     }
 }

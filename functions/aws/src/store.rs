@@ -89,6 +89,53 @@ impl DynamoStore {
             .unwrap_or_default())
     }
 
+    /// Eventually consistent reads of up to 100 keys in one `BatchGetItem`, retrying
+    /// unprocessed keys (throttling) a few times: the items that exist, in no order.
+    pub(crate) async fn get_many(
+        &self,
+        keys: Vec<Item>,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        for attempt in 0..4u32 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let out = self
+                .db
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .send()
+                .await
+                .map_err(|e| unavailable(what, e.into_service_error()))?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "{what}: {} keys left unprocessed",
+                pending.len()
+            )));
+        }
+        Ok(found)
+    }
+
     /// Every item of one kind under a stream (`listed`), all pages; `projection` limits the
     /// attributes read, `what` names it in the error.
     pub(crate) async fn query_listed(

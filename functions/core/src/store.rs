@@ -205,6 +205,25 @@ pub trait NotificationStore: Send + Sync {
 
     /// Marks the user's notifications with these ids read; returns how many it found.
     async fn mark_read(&self, user_id: &str, ids: &[String]) -> Result<u32, StoreError>;
+
+    /// Registers an open notifications socket of the user (a WebSocket connection
+    /// without a stream), kept until it closes or `expires_at`.
+    async fn open_socket(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        expires_at: crate::time::Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets a notifications socket by its id; its user, or `None` when it was not one
+    /// (or is gone already).
+    async fn close_socket(&self, connection_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// The open notifications sockets of these users, as `(user, connection)`.
+    async fn sockets(&self, user_ids: &[String]) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Drops one socket from a user's set (the connection is gone: a 410 on a push).
+    async fn forget_socket(&self, user_id: &str, connection_id: &str) -> Result<(), StoreError>;
 }
 
 /// A channel's webhooks and what each still owes each stream ([`crate::webhook`]).

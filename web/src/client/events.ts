@@ -1,5 +1,5 @@
 import { backoffDelay, type BackoffOptions } from './backoff';
-import type { ChatMessage, Emoji, QualitySample, Question, Stream } from './types';
+import type { ChatMessage, Emoji, Notification, QualitySample, Question, Stream } from './types';
 
 export interface ReactionSample {
   emoji: Emoji | string;
@@ -13,9 +13,15 @@ export interface ReactionBatch {
   samples: ReactionSample[];
 }
 
-/** Server event `type` -> `data` shape (functions/api/src/ws.rs, fanout.rs). */
+/**
+ * Server event `type` -> `data` shape on a stream's socket (functions/api/src/ws.rs,
+ * fanout.rs). A notifications socket (no stream id) carries only `stream:start` and
+ * `stream:scheduled-reminder`, both with a `Notification` as `data`
+ * (functions/api/src/notifications.rs): read them with `onAny` and the event type alone.
+ */
 export interface EventDataMap {
   'stream:start': { stream: Stream };
+  'stream:scheduled-reminder': Notification;
   'stream:end': { stream: Stream };
   'stream:quality-update': QualitySample;
   'stream:viewer-joined': { userId: string | null; displayName: string | null; count?: number };
@@ -32,7 +38,7 @@ export type EventType = keyof EventDataMap;
 export const EVENT_TYPES: readonly EventType[] = [
   'stream:start', 'stream:end', 'stream:quality-update', 'stream:viewer-joined', 'stream:viewer-left',
   'stream:viewer-count', 'stream:chat-message', 'stream:chat-deleted', 'stream:chat-pinned',
-  'stream:reaction', 'stream:question',
+  'stream:reaction', 'stream:question', 'stream:scheduled-reminder',
 ];
 
 export type RillEvent = { [K in EventType]: { type: K; streamId: string; data: EventDataMap[K]; ts: number } }[EventType];
@@ -106,10 +112,10 @@ export interface EventsClientOptions {
 
 type Handler<T> = (v: T) => void;
 
-/** Builds the socket URL: `<url>?streamId=<id>&token=<jwt>`. */
+/** Builds the socket URL: `<url>?streamId=<id>&token=<jwt>`; no stream id: a notifications socket. */
 export function socketUrl(base: string, streamId: string, token?: string | null): string {
   const u = new URL(base);
-  u.searchParams.set('streamId', streamId);
+  if (streamId) u.searchParams.set('streamId', streamId);
   if (token) u.searchParams.set('token', token);
   return u.toString();
 }

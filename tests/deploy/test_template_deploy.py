@@ -535,7 +535,7 @@ def t_stream_functions_manage_only_their_own_schedules(t, p):
         else:
             assert not passing, (name, passing)
         env = function(t, name)["Environment"]["Variables"]
-        assert env["REMINDER_FUNCTION_ARN"] == {"Fn::GetAtt": ["NotificationsRemindFunction", "Arn"]}
+        assert env["REMINDER_FUNCTION_ARN"] == {"Fn::GetAtt": ["NotificationsSendFunction", "Arn"]}
         assert env["REMINDER_ROLE_ARN"] == {"Fn::GetAtt": ["NotificationsSchedulerRole", "Arn"]}
         assert env["REMINDER_SCHEDULE_GROUP"] == {"Ref": "NotificationsScheduleGroup"}
     for fn in t.rill_functions().values():
@@ -544,17 +544,27 @@ def t_stream_functions_manage_only_their_own_schedules(t, p):
             assert not any(a.startswith("scheduler:") for a in function_grants(t, name)), name
 
 
-def t_reminder_scheduler_role_only_invokes_the_remind_function(t, p):
+def t_only_reminder_schedules_and_the_dispatcher_invoke_notifications_send(t, p):
     role = t.resources["NotificationsSchedulerRole"]
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == {
         "Fn::GetAtt": ["NotificationsScheduleGroup", "Arn"]}
     assert granted_by(role) == {"lambda:InvokeFunction": [
-        (json.dumps({"Fn::GetAtt": ["NotificationsRemindFunction", "Arn"]}), None)]}
-    remind = function(t, "notifications-remind")
-    assert remind.get("Events") in (None, {}), "invoked only by its schedules"
-    granted = function_grants(t, "notifications-remind")
+        (json.dumps({"Fn::GetAtt": ["NotificationsSendFunction", "Arn"]}), None)]}
+    remind = function(t, "notifications-send")
+    assert remind.get("Events") in (None, {}), "invoked only by its schedules and the dispatcher"
+    invokers = set()
+    for name, r in t.of_type("AWS::IAM::Role").items():
+        for st in (st for pol in r["Properties"].get("Policies", [])
+                   for st in as_list(pol["PolicyDocument"]["Statement"])):
+            if "lambda:InvokeFunction" in as_list(st["Action"]) and \
+                    "NotificationsSendFunction" in json.dumps(st["Resource"]):
+                invokers.add(name)
+    assert invokers == {"NotificationsSchedulerRole", "WebhooksDispatchFunctionRole"}, invokers
+    env = function(t, "webhooks-dispatch")["Environment"]["Variables"]
+    assert env["NOTIFY_FUNCTION"] == {"Ref": "NotificationsSendFunction"}, env
+    granted = function_grants(t, "notifications-send")
     assert not any(a.startswith(("scheduler:", "iam:", "lambda:")) for a in granted), granted
 
 

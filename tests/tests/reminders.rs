@@ -1,7 +1,7 @@
 //! Reminders before scheduled streams on the real binaries: the stream functions write
 //! EventBridge Scheduler one-time schedules `remind-{stream}-{minutes}` into the gateway's
 //! Scheduler stand-in (the local `AWS_ENDPOINT_URL_SCHEDULER`), which fires
-//! `notifications-remind` at the schedule's time, as Scheduler does on AWS.
+//! `notifications-send` at the schedule's time, as Scheduler does on AWS.
 //!
 //! What is asserted: the schedule's time is exactly `scheduledAt - minutes` (read back with
 //! `GetSchedule`); a reminder due a few seconds after creation reaches the channel's people
@@ -125,7 +125,7 @@ async fn a_reminder_fires_at_its_time_for_the_channels_people() {
     assert_eq!(s["ActionAfterCompletion"], "DELETE");
     assert_eq!(
         serde_json::from_str::<Value>(s["Target"]["Input"].as_str().expect("input")).expect("json"),
-        json!({"streamId": id, "minutes": 15})
+        json!({"type": "stream:scheduled-reminder", "streamId": id, "minutes": 15})
     );
     assert!(
         schedule(&stack, &id, 60).await.is_none(),
@@ -250,9 +250,9 @@ async fn reminders_move_with_the_stream_and_never_fire_after_cancel_or_start() {
         "FlexibleTimeWindow": {"Mode": "OFF"},
         "ActionAfterCompletion": "DELETE",
         "Target": {
-            "Arn": "arn:aws:lambda:us-east-1:000000000000:function:notifications-remind",
+            "Arn": "arn:aws:lambda:us-east-1:000000000000:function:notifications-send",
             "RoleArn": "arn:aws:iam::000000000000:role/rill-local-scheduler",
-            "Input": json!({"streamId": cancelled, "minutes": 15}).to_string(),
+            "Input": json!({"type": "stream:scheduled-reminder", "streamId": cancelled, "minutes": 15}).to_string(),
         },
     });
     let r = stack
@@ -291,7 +291,7 @@ async fn the_local_scheduler_refuses_what_it_cannot_fire() {
     let stack = Stack::start();
     let base = json!({
         "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Target": {"Arn": "arn:aws:lambda:us-east-1:000000000000:function:notifications-remind",
+        "Target": {"Arn": "arn:aws:lambda:us-east-1:000000000000:function:notifications-send",
                    "RoleArn": "arn:aws:iam::000000000000:role/r", "Input": "{}"},
     });
     for (expression, name) in [

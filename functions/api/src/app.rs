@@ -160,6 +160,9 @@ pub struct App {
     /// Where webhook delivery runs go (`WEBHOOK_DELIVER_FUNCTION`: asynchronous invokes of
     /// `webhooks-deliver`); `None`: they run in the process that starts them.
     pub deliveries: Option<Arc<dyn crate::webhooks::DeliveryQueue>>,
+    /// Where "live now" announcements go (`NOTIFY_FUNCTION`: asynchronous invokes of
+    /// `notifications-send`); `None`: `webhooks-dispatch` announces in-process.
+    pub notify_queue: Option<rill_aws::invoke::AsyncInvoker>,
     /// The stack's EventBridge bus (`EVENT_BUS_NAME`; unset locally): every feed event is
     /// also put there by `webhooks-dispatch`.
     pub event_bus: Option<Arc<dyn crate::webhooks::bus::EventSink>>,
@@ -348,6 +351,11 @@ impl App {
             reaction_max_wait_ms: reaction_max_wait_from_env(),
             media_signer: media_signer_from_env(&sdk).await,
             deliveries: deliveries_from_env(&sdk)?,
+            notify_queue: rill_aws::invoke::AsyncInvoker::from_lookup(
+                &sdk,
+                "NOTIFY_FUNCTION",
+                |name| std::env::var(name).ok(),
+            )?,
             event_bus: rill_aws::event_bus::EventBridgeBus::from_lookup(&sdk, |name| {
                 std::env::var(name).ok()
             })?

@@ -123,15 +123,18 @@ pub fn webhooks_deliver() -> Result<(), lambda_runtime::Error> {
     ))))
 }
 
-/// `main` of `notifications-remind`: one reminder before a scheduled stream (see
-/// [`crate::notifications::remind`]), invoked by its one-time schedule.
-pub fn notifications_remind() -> Result<(), lambda_runtime::Error> {
+/// `main` of `notifications-send`: one reminder or one "live now" announcement (see
+/// [`crate::notifications::send`]), invoked by a reminder's one-time schedule or
+/// asynchronously by `webhooks-dispatch`.
+pub fn notifications_send() -> Result<(), lambda_runtime::Error> {
     runtime::block_on(Box::pin(runtime::run_json(Box::new(
         |app, payload| -> BoxFuture<_> {
             Box::pin(async move {
-                let reminder: crate::notifications::Reminder = serde_json::from_value(payload)
-                    .map_err(|e| crate::ApiError::Internal(format!("not a reminder: {e}")))?;
-                crate::notifications::remind(&app, &reminder).await
+                let job: crate::notifications::Job =
+                    serde_json::from_value(payload).map_err(|e| {
+                        crate::ApiError::Internal(format!("not a notifications job: {e}"))
+                    })?;
+                crate::notifications::send(&app, &job).await
             })
         },
     ))))

@@ -1,14 +1,15 @@
 //! Notifications to a channel's people (`rill_core::notification`): who is told that a
 //! stream went live, and the list each user reads (`GET /api/me/notifications`).
 //!
-//! "Live now" is written by `webhooks-dispatch` when a `stream:start` reaches the feed
+//! "Live now" is written by `notifications-send`, which `webhooks-dispatch` invokes
+//! asynchronously when a `stream:start` reaches the feed
 //! (the stream's settings say whom: followers, subscribers or nobody; a members-only
 //! stream only ever reaches subscribers and up; never its owner). Recipients are the
 //! channel's memberships, read a page of 100 at a time; each page's notifications are
 //! written in batches of 25.
 //!
-//! Reminders are written by `notifications-remind` when a reminder's one-time schedule
-//! fires (see [`remind`]).
+//! Reminders are written by `notifications-send` when a reminder's one-time schedule
+//! fires (see [`send`]).
 //!
 //! Each written notification is also pushed to its user's open notifications sockets (a
 //! WebSocket connection without a stream, `crate::ws::connect`) as a frame
@@ -132,38 +133,89 @@ fn frame(n: &Notification) -> String {
     .to_string()
 }
 
-/// One reminder to send: what `notifications-remind` is invoked with (by its EventBridge
-/// Scheduler schedule `remind-{streamId}-{minutes}`).
+/// What `notifications-send` is invoked with: a reminder (by its one-time EventBridge
+/// Scheduler schedule `remind-{streamId}-{minutes}`) or "live now" (by `webhooks-dispatch`,
+/// asynchronously: a channel with a large audience never holds up the dispatcher's shard).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Reminder {
-    pub stream_id: String,
-    pub minutes: u32,
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum Job {
+    #[serde(rename = "stream:scheduled-reminder", rename_all = "camelCase")]
+    Reminder { stream_id: String, minutes: u32 },
+    #[serde(rename = "stream:start", rename_all = "camelCase")]
+    Start { stream_id: String },
 }
 
-/// `notifications-remind`: sends the reminder if it is still wanted now
+/// `notifications-send`: runs one [`Job`].
+pub async fn send(app: &App, job: &Job) -> Result<serde_json::Value, ApiError> {
+    match job {
+        Job::Reminder { stream_id, minutes } => remind(app, stream_id, *minutes).await,
+        Job::Start { stream_id } => {
+            let Some(stream) = app.streams.get_stream(stream_id).await? else {
+                return Ok(serde_json::json!({"sent": 0, "why": "no such stream"}));
+            };
+            let sent = live_now(app, &stream).await?;
+            Ok(serde_json::json!({"sent": sent}))
+        }
+    }
+}
+
+/// "Live now" to the channel's people; the same id again on a redelivery.
+pub async fn live_now(app: &App, stream: &Stream) -> Result<usize, ApiError> {
+    let at = stream.started_at.unwrap_or_else(rill_core::time::now);
+    announce(app, stream, NotificationKind::Start, None, at).await
+}
+
+/// `notifications-send`: sends the reminder if it is still wanted now
 /// (`rill_core::notification::reminder_due`: the stream is still scheduled, at this time,
 /// with this reminder and an audience); otherwise nothing (a cancelled, started or moved
 /// stream whose schedule was not deleted in time). The notification's id is fixed by the
 /// stream, the minutes and the reminder's time, so a retried invocation adds nothing.
-pub async fn remind(app: &App, reminder: &Reminder) -> Result<serde_json::Value, ApiError> {
-    let Some(stream) = app.streams.get_stream(&reminder.stream_id).await? else {
+async fn remind(app: &App, stream_id: &str, minutes: u32) -> Result<serde_json::Value, ApiError> {
+    let Some(stream) = app.streams.get_stream(stream_id).await? else {
         return Ok(serde_json::json!({"sent": 0, "why": "no such stream"}));
     };
     let now = rill_core::time::now();
-    if !rill_core::notification::reminder_due(&stream, reminder.minutes, now) {
-        tracing::info!(stream_id = %stream.id, minutes = reminder.minutes, "reminder no longer due; skipped");
+    if !rill_core::notification::reminder_due(&stream, minutes, now) {
+        tracing::info!(stream_id = %stream.id, minutes = minutes, "reminder no longer due; skipped");
         return Ok(serde_json::json!({"sent": 0, "why": "not due"}));
     }
     let start = stream.scheduled_at.unwrap_or(now);
-    let at = start - chrono::Duration::minutes(i64::from(reminder.minutes));
-    let sent = announce(
-        app,
-        &stream,
-        NotificationKind::Reminder,
-        Some(reminder.minutes),
-        at,
-    )
-    .await?;
+    let at = start - chrono::Duration::minutes(i64::from(minutes));
+    let sent = announce(app, &stream, NotificationKind::Reminder, Some(minutes), at).await?;
     Ok(serde_json::json!({"sent": sent}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Job;
+    use serde_json::json;
+
+    #[test]
+    fn a_job_is_what_a_reminder_schedule_or_the_dispatcher_sends() {
+        let reminder: Job = serde_json::from_value(
+            json!({"type": "stream:scheduled-reminder", "streamId": "s", "minutes": 15}),
+        )
+        .expect("reminder");
+        assert_eq!(
+            reminder,
+            Job::Reminder {
+                stream_id: "s".into(),
+                minutes: 15
+            }
+        );
+        let start = Job::Start {
+            stream_id: "s".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&start).expect("json"),
+            json!({"type": "stream:start", "streamId": "s"})
+        );
+        for bad in [
+            json!({"streamId": "s", "minutes": 15}),
+            json!({"type": "stream:end", "streamId": "s"}),
+            json!({"type": "stream:start", "streamId": "s", "extra": 1}),
+        ] {
+            assert!(serde_json::from_value::<Job>(bad.clone()).is_err(), "{bad}");
+        }
+    }
 }

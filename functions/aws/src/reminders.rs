@@ -1,6 +1,7 @@
 //! Reminders on AWS: `rill-core`'s [`ReminderSchedule`] as EventBridge Scheduler one-time
 //! schedules `remind-{streamId}-{minutes}` ([`crate::schedules`]) invoking the
-//! `notifications-remind` function with `{"streamId", "minutes"}`.
+//! `notifications-send` function with
+//! `{"type": "stream:scheduled-reminder", "streamId", "minutes"}`.
 //!
 //! Environment: `REMINDER_FUNCTION_ARN`, `REMINDER_ROLE_ARN`, `REMINDER_SCHEDULE_GROUP`
 //! (all three: on; none: off; some: a configuration error). Locally the gateway is the
@@ -58,7 +59,7 @@ impl ReminderSchedule for EventBridgeReminders {
                 name: &name,
                 at,
                 description: format!("Rill: reminder {minutes} min before stream {stream_id}"),
-                input: json!({"streamId": stream_id, "minutes": minutes}),
+                input: json!({"type": "stream:scheduled-reminder", "streamId": stream_id, "minutes": minutes}),
                 max_event_age_secs: REMINDER_LATE_MAX_SECS as u64,
                 max_retries: 3,
             })

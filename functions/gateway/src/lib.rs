@@ -149,7 +149,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .as_ref()
             .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
         if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
-            if f.name == REMINDER_FUNCTION {
+            if f.name == NOTIFY_FUNCTION {
                 info!(function = %f.name, "function is invoked by this gateway's one-time schedules");
             } else if invoked_directly.contains(f.name.as_str()) {
                 info!(function = %f.name, "function is invoked by other functions (Lambda Invoke API)");
@@ -221,12 +221,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             format!("http://127.0.0.1:{port}"),
         ),
     ]);
-    if functions.iter().any(|f| f.name == REMINDER_FUNCTION) {
+    if functions.iter().any(|f| f.name == NOTIFY_FUNCTION) {
         // On AWS these come from the stack (`!GetAtt`, left out locally): the gateway's
         // Scheduler stand-in invokes the function named in the ARN and ignores the role.
         default_env.insert(
             "REMINDER_FUNCTION_ARN".to_owned(),
-            format!("arn:aws:lambda:us-east-1:000000000000:function:{REMINDER_FUNCTION}"),
+            format!("arn:aws:lambda:us-east-1:000000000000:function:{NOTIFY_FUNCTION}"),
         );
         default_env.insert(
             "REMINDER_ROLE_ARN".to_owned(),
@@ -362,7 +362,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// The function reminders' schedules invoke (its binary name).
-const REMINDER_FUNCTION: &str = "notifications-remind";
+const NOTIFY_FUNCTION: &str = "notifications-send";
 
 /// The key pair id of the key a gateway makes for itself.
 pub const LOCAL_KEY_PAIR_ID: &str = "rill-local";

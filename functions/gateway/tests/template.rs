@@ -38,7 +38,7 @@ fn repository_template_routes_compile_and_resolve() {
                 || f.other_events.iter().any(|e| e == "ScheduleV2")
                 // Invoked by the one-time schedules the stream functions write (on AWS
                 // EventBridge Scheduler; locally the gateway fires them).
-                || f.name == "notifications-remind"
+                || f.name == "notifications-send"
                 // Invoked by another function through the Lambda Invoke API
                 // (events-fanout-shard: `!Ref` resolved to its local name).
                 || functions.iter().any(|g| g.environment.values().any(|v| *v == f.name)),

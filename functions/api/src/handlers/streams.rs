@@ -10,7 +10,7 @@
 //! Reminders (see `rill_core::notification`) follow the same rule: create, a reschedule or
 //! a change of the notification settings upsert one schedule per reminder still ahead and
 //! delete the ones the stream no longer has; start and cancel delete them all. A schedule
-//! left behind by a failed delete sends nothing: `notifications-remind` re-checks the stream.
+//! left behind by a failed delete sends nothing: `notifications-send` re-checks the stream.
 
 use std::sync::Arc;
 

@@ -171,16 +171,25 @@ pub async fn dispatch(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError>
             .await?;
         }
         if kinds.contains(&EventType::Start) {
-            // "Live now" to the channel's people; the same id again on a redelivery.
-            let at = stream.started_at.unwrap_or_else(rill_core::time::now);
-            crate::notifications::announce(
-                &app,
-                &stream,
-                rill_core::notification::NotificationKind::Start,
-                None,
-                at,
-            )
-            .await?;
+            // "Live now" to the channel's people, in its own invocation when there is a
+            // function for it (on AWS, and on the local gateway): a large audience's writes
+            // and pushes never hold up this shard. Without one, here.
+            match &app.notify_queue {
+                Some(queue) => queue
+                    .invoke(
+                        serde_json::to_vec(&crate::notifications::Job::Start {
+                            stream_id: stream_id.clone(),
+                        })
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                    )
+                    .await
+                    .map_err(|e| {
+                        ApiError::Internal(format!("queue live-now notifications: {e}"))
+                    })?,
+                None => {
+                    crate::notifications::live_now(&app, &stream).await?;
+                }
+            }
         }
         for hook in app.webhooks_cached(&stream.channel_id).await? {
             if !kinds.iter().any(|k| hook.wants(*k)) {

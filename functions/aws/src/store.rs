@@ -62,38 +62,32 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Strongly consistent reads of up to 100 keys in one `BatchGetItem`: the items that
-    /// exist, in no particular order (unprocessed keys, which only throttling leaves, are
-    /// not retried: a caller reading flags treats them as absent). `what` names it in the
-    /// error.
+    /// Strongly consistent reads of up to 100 keys (one `BatchGetItem`, see
+    /// [`DynamoStore::get_many`]).
     pub(crate) async fn get_many_consistent(
         &self,
         keys: Vec<Item>,
         what: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let out = self
-            .db
-            .batch_get_item()
-            .request_items(&self.table, wanted)
-            .send()
-            .await
-            .map_err(|e| unavailable(what, e.into_service_error()))?;
-        Ok(out
-            .responses
-            .and_then(|mut r| r.remove(&self.table))
-            .unwrap_or_default())
+        self.batch_get(keys, true, what).await
     }
 
-    /// Eventually consistent reads of up to 100 keys in one `BatchGetItem`, retrying
-    /// unprocessed keys (throttling) a few times: the items that exist, in no order.
+    /// Eventually consistent reads of up to 100 keys in one `BatchGetItem`: the items that
+    /// exist, in no order. Keys DynamoDB leaves unprocessed (throttling) are asked again a
+    /// few times with backoff, then the call fails: a key is never silently taken as
+    /// absent (a ban flag read as "none" would let a banned user in).
     pub(crate) async fn get_many(
         &self,
         keys: Vec<Item>,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.batch_get(keys, false, what).await
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
         what: &str,
     ) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::new();
@@ -107,6 +101,7 @@ impl DynamoStore {
             }
             let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(consistent)
                 .build()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let out = self

@@ -19,6 +19,21 @@ use serde_json::json;
 async fn a_broadcast_from_the_browser_is_watched_chatted_and_reacted_to_in_another() {
     let stack = BrowserStack::start();
     let id = run_e2e(&stack, "e2e/browser.e2e.mjs", "artifacts/web-e2e", &[]).await;
+    // The watching browser reported its playback (web/src/client/qoe.ts): a startup time
+    // from its play request to the first frame, once playback started.
+    let viewers = stack.stack.items_with_sk_prefix("VIEWER#").await;
+    let startups: Vec<u64> = viewers
+        .iter()
+        .filter(|i| i.get("started").and_then(|v| v.as_bool().ok()) == Some(&true))
+        .filter_map(|i| i.get("startupMs")?.as_n().ok()?.parse().ok())
+        .collect();
+    assert!(
+        !startups.is_empty()
+            && startups
+                .iter()
+                .all(|ms| *ms <= rill_core::qoe::STARTUP_MS_MAX),
+        "no playback report with a startup time: {viewers:?}"
+    );
     // What the browser published over WHIP is an HLS recording ffprobe reads: H.264 video
     // and AAC audio (transcoded from Opus), every playlist closed.
     let master = stack.stack.url(&format!("/hls/live/{id}/master.m3u8"));

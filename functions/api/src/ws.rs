@@ -447,7 +447,7 @@ pub async fn question(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiEr
 /// `heartbeat {quality, buffering}`: the viewer's playback report, for analytics.
 pub async fn heartbeat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let (conn_id, frame, connection) = prepared!(app, req);
-    let ClientFrame::Heartbeat { quality, buffering } = frame else {
+    let ClientFrame::Heartbeat(heartbeat) = frame else {
         return Ok(reply_error(
             &app,
             &conn_id,
@@ -455,7 +455,7 @@ pub async fn heartbeat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiE
         )
         .await);
     };
-    if quality.as_ref().is_some_and(|q| q.len() > 32) {
+    if heartbeat.quality.as_ref().is_some_and(|q| q.len() > 32) {
         return Ok(reply_error(
             &app,
             &conn_id,
@@ -467,8 +467,7 @@ pub async fn heartbeat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiE
         .record_heartbeat(
             &connection.stream_id,
             &conn_id,
-            quality.as_deref(),
-            buffering.unwrap_or(0),
+            &heartbeat.report(),
             time::now(),
         )
         .await?;

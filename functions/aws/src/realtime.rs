@@ -468,32 +468,58 @@ impl RealtimeStore for DynamoStore {
         &self,
         stream_id: &str,
         connection_id: &str,
-        quality: Option<&str>,
-        buffering_ms: u64,
+        report: &rill_core::qoe::PlaybackReport,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let mut set = vec!["entity = :e", "lastSeen = :now", "#ttl = :ttl"];
         let mut req = self
             .db
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::viewer(stream_id, connection_id).item()))
-            .update_expression(
-                "SET entity = :e, lastSeen = :now, #ttl = :ttl ADD heartbeats :one, bufferingMs :b",
-            )
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":e", s("viewer"))
             .expression_attribute_values(":now", s(time::format(&now)))
             .expression_attribute_values(":ttl", n(now.timestamp() + DAY_SECONDS))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":b", n(buffering_ms));
-        if let Some(q) = quality {
-            req = req
-                .update_expression(
-                    "SET entity = :e, lastSeen = :now, #ttl = :ttl, quality = :q ADD heartbeats :one, bufferingMs :b",
-                )
-                .expression_attribute_values(":q", s(q));
+            .expression_attribute_values(":b", n(report.rebuffer_ms))
+            .expression_attribute_values(":rb", n(report.rebuffers))
+            .expression_attribute_values(":up", n(report.switches_up))
+            .expression_attribute_values(":down", n(report.switches_down))
+            .expression_attribute_values(":drop", n(report.dropped_frames));
+        if let Some(q) = &report.rendition {
+            set.push("quality = :q");
+            req = req.expression_attribute_values(":q", s(q));
         }
-        req.send()
+        if let Some(v) = report.startup_ms {
+            // The first report of it wins: a player restarting after an error does not
+            // rewrite how long the view took to start.
+            set.push("startupMs = if_not_exists(startupMs, :st)");
+            req = req.expression_attribute_values(":st", n(v));
+        }
+        if let Some(v) = report.latency_ms {
+            set.push("latencyMs = :lat");
+            req = req.expression_attribute_values(":lat", n(v));
+        }
+        if let Some(v) = report.bandwidth_kbps {
+            set.push("bandwidthKbps = :bw");
+            req = req.expression_attribute_values(":bw", n(v));
+        }
+        if let Some(e) = &report.fatal_error {
+            set.push("fatalError = :err");
+            req = req.expression_attribute_values(":err", s(e));
+        }
+        if report.started {
+            set.push("started = :started");
+            req = req.expression_attribute_values(":started", AttributeValue::Bool(true));
+        }
+        let expression = format!(
+            "SET {} ADD heartbeats :one, bufferingMs :b, rebuffers :rb, switchesUp :up, \
+             switchesDown :down, droppedFrames :drop",
+            set.join(", ")
+        );
+        req.update_expression(expression)
+            .send()
             .await
             .map_err(|e| unavailable("heartbeat", e.into_service_error()))?;
         Ok(())

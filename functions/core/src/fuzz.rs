@@ -93,7 +93,21 @@ pub fn client_frame(data: &[u8]) {
             position_x,
             position_y,
         }),
-        ClientFrame::Heartbeat { .. } | ClientFrame::Ping => {}
+        ClientFrame::Heartbeat(h) => {
+            let r = h.report();
+            assert!(r.rebuffer_ms <= crate::qoe::INTERVAL_MS_MAX);
+            assert!(r.startup_ms.is_none_or(|v| v <= crate::qoe::STARTUP_MS_MAX));
+            assert!(r.latency_ms.is_none_or(|v| v <= crate::qoe::LATENCY_MS_MAX));
+            assert!(
+                r.rendition
+                    .is_none_or(|t| t.chars().count() <= crate::qoe::TEXT_MAX)
+            );
+            assert!(
+                r.fatal_error
+                    .is_none_or(|t| t.chars().count() <= crate::qoe::TEXT_MAX)
+            );
+        }
+        ClientFrame::Ping => {}
     }
 }
 
@@ -126,8 +140,10 @@ fn frame_json(frame: &ClientFrame) -> serde_json::Value {
         } => {
             json!({"action": "react", "emoji": emoji, "positionX": position_x, "positionY": position_y})
         }
-        ClientFrame::Heartbeat { quality, buffering } => {
-            json!({"action": "heartbeat", "quality": quality, "buffering": buffering})
+        ClientFrame::Heartbeat(h) => {
+            let mut v = serde_json::to_value(h).unwrap_or_else(|e| panic!("heartbeat: {e}"));
+            v["action"] = json!("heartbeat");
+            v
         }
         ClientFrame::Ping => json!({"action": "ping"}),
     }

@@ -42,6 +42,7 @@ pub mod media;
 pub mod notification;
 pub mod presence;
 pub mod prewarm;
+pub mod qoe;
 pub mod quality;
 pub mod realtime;
 pub mod store;

@@ -62,12 +62,8 @@ pub enum ClientFrame {
     Question {
         content: String,
     },
-    Heartbeat {
-        /// Rendition the player is on, e.g. "720p".
-        quality: Option<String>,
-        /// Milliseconds spent buffering since the previous heartbeat.
-        buffering: Option<u64>,
-    },
+    /// The player's playback report ([`crate::qoe`]).
+    Heartbeat(crate::qoe::HeartbeatFrame),
     Ping,
 }
 

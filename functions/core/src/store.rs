@@ -490,13 +490,13 @@ pub trait RealtimeStore: Send + Sync {
         known: Option<Bucket>,
     ) -> Result<Result<Bucket, Refusal>, StoreError>;
 
-    /// Records a viewer's playback report (quality, buffering) on its viewer session.
+    /// Records a viewer's playback report on its viewer session: counts add up, the rest
+    /// is the latest value (the startup time: the first one), in one write.
     async fn record_heartbeat(
         &self,
         stream_id: &str,
         connection_id: &str,
-        quality: Option<&str>,
-        buffering_ms: u64,
+        report: &crate::qoe::PlaybackReport,
         now: Timestamp,
     ) -> Result<(), StoreError>;
 }

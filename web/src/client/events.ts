@@ -1,4 +1,5 @@
 import { backoffDelay, type BackoffOptions } from './backoff';
+import type { QoeReport } from './qoe';
 import type { ChatMessage, Emoji, Notification, QualitySample, Question, Stream } from './types';
 
 export interface ReactionSample {
@@ -52,7 +53,7 @@ export type ClientFrame =
   | { action: 'chat'; content: string }
   | { action: 'react'; emoji: string; positionX?: number | null; positionY?: number | null }
   | { action: 'question'; content: string }
-  | { action: 'heartbeat'; quality: string; buffering: number }
+  | ({ action: 'heartbeat' } & QoeReport)
   | { action: 'ping' };
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);

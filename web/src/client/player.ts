@@ -1,6 +1,7 @@
 import Hls, { type HlsConfig, type Level } from 'hls.js';
 import { levelForQuality, levelLabel, type ViewerQuality } from './quality';
 import { bypassPlaylistCache, withGrant } from './playlist';
+import { QoeTracker, type QoeReport } from './qoe';
 
 /**
  * hls.js settings for plain short-segment HLS (1 s fMP4 segments, PDT on each, no LL-HLS parts):
@@ -75,6 +76,8 @@ export class HlsPlayer {
   /** The members-only grant added to every media request (replaced when renewed). */
   private grantQuery: string | null = null;
   onFatalError: ((detail: string) => void) | null = null;
+  /** What the viewer experienced, for the `heartbeat` frame (survives a reload of the source). */
+  readonly qoe = new QoeTracker();
 
   constructor(video: HTMLVideoElement, opts: { lowLatency?: boolean } = {}) {
     this.video = video;
@@ -114,6 +117,7 @@ export class HlsPlayer {
         if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
           hls.recoverMediaError();
         } else {
+          this.qoe.fatalError(String(data.details));
           this.onFatalError?.(String(data.details));
         }
       }
@@ -123,12 +127,17 @@ export class HlsPlayer {
       this.applyQuality();
       this.emit();
     });
-    hls.on(Hls.Events.LEVEL_SWITCHED, () => this.emit());
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+      const level = hls.levels[data.level];
+      if (level) this.qoe.switched(level.bitrate);
+      this.emit();
+    });
     hls.on(Hls.Events.FRAG_CHANGED, () => this.emit());
     hls.attachMedia(this.video);
     hls.loadSource(manifestUrl);
     const v = this.video;
     const onWaiting = () => {
+      this.qoe.waiting(Date.now());
       if (this.hasPlayed) {
         this.waitingEvents++;
         this.bufferingSince ??= Date.now();
@@ -136,6 +145,7 @@ export class HlsPlayer {
       this.emit();
     };
     const onPlaying = () => {
+      this.qoe.playing(Date.now());
       this.hasPlayed = true;
       if (this.bufferingSince !== null) this.bufferingMs += Date.now() - this.bufferingSince;
       this.bufferingSince = null;
@@ -198,15 +208,17 @@ export class HlsPlayer {
     hls.currentLevel = idx;
   }
 
-  /** Milliseconds spent re-buffering since the previous call (for the `heartbeat` frame). */
-  takeBufferingMs(now = Date.now()): number {
-    let ms = this.bufferingMs;
-    if (this.bufferingSince !== null) {
-      ms += now - this.bufferingSince;
-      this.bufferingSince = now;
-    }
-    this.bufferingMs = 0;
-    return Math.round(ms);
+  /** The playback report since the previous call (for the `heartbeat` frame). */
+  takeReport(now = Date.now()): QoeReport {
+    const st = this.stats();
+    const quality = st.currentLevel >= 0 ? (st.levels[st.currentLevel]?.label ?? 'auto') : 'auto';
+    const dropped = typeof this.video.getVideoPlaybackQuality === 'function' ? this.video.getVideoPlaybackQuality().droppedVideoFrames : 0;
+    return this.qoe.take(now, {
+      quality,
+      latencyMs: this.latencyMs(now),
+      bandwidthBps: st.bandwidthEstimate > 0 ? st.bandwidthEstimate : null,
+      droppedTotal: dropped,
+    });
   }
 
   latencyMs(now = Date.now()): number | null {
@@ -240,6 +252,7 @@ export class HlsPlayer {
   }
 
   play(): Promise<void> {
+    this.qoe.playRequested(Date.now());
     return this.video.play().catch(() => {
       // Autoplay with sound refused: retry muted.
       this.video.muted = true;

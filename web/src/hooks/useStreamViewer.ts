@@ -19,6 +19,13 @@ declare global {
 }
 
 /** Playable once media may exist: preparing (manifest may appear), live, ended (VOD). */
+/**
+ * How often a watching player reports its playback. 15 s is what the cost model in the
+ * README was measured with (scripts/cost-counts.json); reports also go out at once when
+ * playback starts and after a fatal error.
+ */
+export const HEARTBEAT_MS = 15_000;
+
 export const mayHaveMedia = (s: Pick<Stream, 'status' | 'startedAt'> | null) =>
   !!s && (s.status === 'preparing' || s.status === 'live' || (s.status === 'ended' && !!s.startedAt));
 
@@ -152,15 +159,27 @@ export function useStreamViewer({ streamId, autoStart = true, lowLatencyMode = t
       p.setQuality(currentQuality);
       if (autoStart) void p.play();
       const tick = setInterval(() => setStats(p.stats()), 1000);
-      // Quality-of-experience report for analytics: rendition and re-buffering time.
-      const heartbeat = setInterval(() => {
-        const st = p.stats();
-        if (!clientRef.current || st.currentLevel < 0) return;
-        clientRef.current.send({ action: 'heartbeat', quality: st.levels[st.currentLevel]?.label ?? 'auto', buffering: p.takeBufferingMs() });
-      }, 15_000);
+      // Quality-of-experience report for analytics (client/qoe.ts): every HEARTBEAT_MS, at once
+      // when playback starts and after a fatal error, so exits before video start and
+      // failures are counted even when the viewer leaves right after.
+      const report = () => clientRef.current?.send({ action: 'heartbeat', ...p.takeReport() });
+      const heartbeat = setInterval(report, HEARTBEAT_MS);
+      let startReported = false;
+      const offStart = p.subscribe(() => {
+        if (!startReported && p.qoe.started) {
+          startReported = true;
+          report();
+        }
+      });
+      const fatal = p.onFatalError;
+      p.onFatalError = (detail) => {
+        report();
+        fatal?.(detail);
+      };
       cleanup = () => {
         clearInterval(tick);
         clearInterval(heartbeat);
+        offStart();
         if (retry) clearTimeout(retry);
         off();
         p.destroy();

@@ -11,7 +11,8 @@
 //! binaries; docs/architecture.md section 6): `$connect` <= 2 (the standing of a signed-in
 //! user not seen in the last 2 s, then one transaction), `$disconnect` 2, a chat message
 //! <= 2 before its fan-out (the rate bucket's conditional write and the message's
-//! transaction), a reaction 1 write, a heartbeat 1 write. Reads come from the warm caches
+//! transaction), a reaction 1 write, a heartbeat 1 write. A notifications socket (no
+//! `streamId`): `$connect` 1 transaction, `$disconnect` 3. Reads come from the warm caches
 //! (`cache.rs`, stated staleness) when they can.
 
 use std::sync::Arc;

@@ -413,6 +413,35 @@ pub struct User {
     pub token: Option<String>,
 }
 
+/// A channel `channel` created by `owner`, followed by a new user `follower` (who signs
+/// up for it as followers do: a `PUT` of their own membership). Returns the follower.
+pub async fn channel_with_follower(
+    stack: &Stack,
+    owner: &User,
+    channel: &str,
+    follower: &str,
+) -> User {
+    let r = owner
+        .post(
+            stack,
+            "/api/channels",
+            serde_json::json!({"id": channel, "name": channel}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let user = User::named(follower);
+    let r = user
+        .send(
+            stack,
+            "PUT",
+            &format!("/api/channels/{channel}/members/{follower}"),
+            Some(serde_json::json!({"role": "follower"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    user
+}
+
 impl User {
     pub fn named(sub: &str) -> User {
         User {

@@ -252,25 +252,9 @@ async fn bad_notification_settings_and_requests_are_refused() {
 async fn a_notifications_socket_is_told_at_once_and_only_its_users_notifications() {
     let stack = Stack::start();
     let owner = User::named("push-owner");
-    let follower = User::named("push-follower");
+    let follower =
+        rill_tests::channel_with_follower(&stack, &owner, "pushes", "push-follower").await;
     let outsider = User::named("push-outsider");
-    let r = owner
-        .post(
-            &stack,
-            "/api/channels",
-            json!({"id": "pushes", "name": "Pushes"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = follower
-        .send(
-            &stack,
-            "PUT",
-            "/api/channels/pushes/members/push-follower",
-            Some(json!({"role": "follower"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
 
     // A notifications socket needs a signed-in user.
     match stack.notifications_socket(&User::anonymous()).await {

@@ -19,8 +19,8 @@ use rill_core::time::{self, Timestamp};
 use rill_tests::{Stack, User};
 use serde_json::{Value, json};
 
-/// The group and role the gateway gives the functions locally.
-const GROUP: &str = "rill-local";
+/// The reminders' schedule group as the gateway resolves it from the template (its logical id).
+const GROUP: &str = "NotificationsScheduleGroup";
 
 /// The reminder's schedule as the gateway holds it; `None` when there is none.
 async fn schedule(stack: &Stack, stream_id: &str, minutes: u32) -> Option<Value> {
@@ -90,24 +90,8 @@ async fn scheduled(
 async fn channel() -> (Stack, User, User) {
     let stack = Stack::start();
     let owner = User::named("remind-owner");
-    let follower = User::named("remind-follower");
-    let r = owner
-        .post(
-            &stack,
-            "/api/channels",
-            json!({"id": "remind", "name": "Reminders"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = follower
-        .send(
-            &stack,
-            "PUT",
-            "/api/channels/remind/members/remind-follower",
-            Some(json!({"role": "follower"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let follower =
+        rill_tests::channel_with_follower(&stack, &owner, "remind", "remind-follower").await;
     (stack, owner, follower)
 }
 

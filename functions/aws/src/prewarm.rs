@@ -201,14 +201,7 @@ impl FloorSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup<'a>(env: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            env.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use crate::schedules::tests::lookup;
 
     #[test]
     fn floor_settings_turn_task_cpu_into_streams_per_task() {

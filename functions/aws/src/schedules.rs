@@ -214,10 +214,13 @@ fn is_api(e: &EcsError, status: u16, code: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn lookup<'a>(env: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    /// A variable lookup over a fixed list (the `from_lookup` constructors' tests).
+    pub(crate) fn lookup<'a>(
+        env: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {
             env.iter()
                 .find(|(k, _)| *k == name)

@@ -38,7 +38,7 @@ Serves on 127.0.0.1 only:
                             AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:<port> unless set
   /schedules/{name}         EventBridge Scheduler's one-time at(...) schedules, fired here at
                             their time; functions get AWS_ENDPOINT_URL_SCHEDULER=
-                            http://127.0.0.1:<port> and REMINDER_* unless set
+                            http://127.0.0.1:<port> unless set
   /hls/...                  the media bucket (CDN stand-in); anything else: the web app
 
 The stream poller reads the stream of TABLE_NAME from AWS_ENDPOINT_URL_DYNAMODB_STREAMS

@@ -135,12 +135,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .iter()
             .flat_map(|f| f.routes.iter().map(move |r| (f.name.as_str(), r))),
     )?;
-    // Functions another function names in its environment (`!Ref XFunction`), which the
-    // template resolved to their local names.
+    // Functions another function names in its environment (`!Ref XFunction` or
+    // `!GetAtt XFunction.Arn`, which the template resolved to local names and ARNs): the
+    // Lambda Invoke API, or one-time schedules the gateway fires.
     let invoked_directly: std::collections::BTreeSet<&str> = functions
         .iter()
         .flat_map(|f| f.environment.values())
-        .filter_map(|v| functions.iter().find(|g| &g.name == v))
+        .filter_map(|v| {
+            functions
+                .iter()
+                .find(|g| *v == g.name || *v == template::local_function_arn(&g.name))
+        })
         .map(|g| g.name.as_str())
         .collect();
     for f in &functions {
@@ -149,10 +154,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .as_ref()
             .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
         if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
-            if f.name == NOTIFY_FUNCTION {
-                info!(function = %f.name, "function is invoked by this gateway's one-time schedules");
-            } else if invoked_directly.contains(f.name.as_str()) {
-                info!(function = %f.name, "function is invoked by other functions (Lambda Invoke API)");
+            if invoked_directly.contains(f.name.as_str()) {
+                info!(function = %f.name, "function is invoked by other functions or their schedules");
             } else if f.other_events.is_empty() {
                 warn!(function = %f.name, "function has no HTTP route, WebSocket route or stream trigger");
             } else {
@@ -221,22 +224,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             format!("http://127.0.0.1:{port}"),
         ),
     ]);
-    if functions.iter().any(|f| f.name == NOTIFY_FUNCTION) {
-        // On AWS these come from the stack (`!GetAtt`, left out locally): the gateway's
-        // Scheduler stand-in invokes the function named in the ARN and ignores the role.
-        default_env.insert(
-            "REMINDER_FUNCTION_ARN".to_owned(),
-            format!("arn:aws:lambda:us-east-1:000000000000:function:{NOTIFY_FUNCTION}"),
-        );
-        default_env.insert(
-            "REMINDER_ROLE_ARN".to_owned(),
-            "arn:aws:iam::000000000000:role/rill-local-scheduler".to_owned(),
-        );
-        default_env.insert(
-            "REMINDER_SCHEDULE_GROUP".to_owned(),
-            "rill-local".to_owned(),
-        );
-    }
     if let Some(key) = generated_key {
         default_env.insert("HLS_KEY_PAIR_ID".to_owned(), LOCAL_KEY_PAIR_ID.to_owned());
         default_env.insert("HLS_SIGNING_KEY".to_owned(), key);
@@ -360,9 +347,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("gateway stopped");
     Ok(())
 }
-
-/// The function reminders' schedules invoke (its binary name).
-const NOTIFY_FUNCTION: &str = "notifications-send";
 
 /// The key pair id of the key a gateway makes for itself.
 pub const LOCAL_KEY_PAIR_ID: &str = "rill-local";

@@ -36,9 +36,6 @@ fn repository_template_routes_compile_and_resolve() {
                 || websocket.routes.iter().any(|r| r.function == f.name)
                 // Triggered on AWS only (ingest-prewarm's ScheduleV2).
                 || f.other_events.iter().any(|e| e == "ScheduleV2")
-                // Invoked by the one-time schedules the stream functions write (on AWS
-                // EventBridge Scheduler; locally the gateway fires them).
-                || f.name == "notifications-send"
                 // Invoked by another function through the Lambda Invoke API
                 // (events-fanout-shard: `!Ref` resolved to its local name).
                 || functions.iter().any(|g| g.environment.values().any(|v| *v == f.name)),
@@ -46,6 +43,24 @@ fn repository_template_routes_compile_and_resolve() {
             f.name
         );
     }
+    // The reminder schedules' settings resolve locally from the template itself.
+    let create = functions
+        .iter()
+        .find(|f| f.name == "streams-create")
+        .expect("streams-create");
+    let env = |k: &str| create.environment.get(k).map(String::as_str);
+    assert_eq!(
+        env("REMINDER_FUNCTION_ARN"),
+        Some(rill_gateway::template::local_function_arn("notifications-send").as_str())
+    );
+    assert_eq!(
+        env("REMINDER_ROLE_ARN"),
+        Some("arn:aws:iam::000000000000:role/NotificationsSchedulerRole")
+    );
+    assert_eq!(
+        env("REMINDER_SCHEDULE_GROUP"),
+        Some("NotificationsScheduleGroup")
+    );
     let router = Router::new(
         functions
             .iter()

@@ -231,9 +231,20 @@ fn collect_functions(doc: &Value, resources: &Mapping) -> Result<Vec<FunctionSpe
     Ok(functions)
 }
 
-/// `!Ref XFunction` in a function's `Environment.Variables` is the other function's name
-/// (on AWS, `!Ref` of a function is its name): locally, its binary name, which is what the
-/// gateway's Invoke API serves. Other intrinsics stay unresolved (left out).
+/// The local stand-in of the ARN of the function (binary) `name`: what the gateway's
+/// Invoke API and Scheduler stand-in take (they use the name inside it).
+pub fn local_function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:000000000000:function:{name}")
+}
+
+/// What a function's `Environment.Variables` names of the stack, resolved as locally
+/// meaningful values (other intrinsics stay unresolved and are left out):
+/// - `!Ref XFunction`: the other function's name (on AWS, `!Ref` of a function is its
+///   name); locally its binary name, which is what the gateway's Invoke API serves;
+/// - `!GetAtt XFunction.Arn`: [`local_function_arn`] of it;
+/// - `!GetAtt XRole.Arn` of an `AWS::IAM::Role`: a local role ARN named by the logical id
+///   (the local Scheduler stand-in ignores roles, as nothing local assumes them);
+/// - `!Ref XGroup` of an `AWS::Scheduler::ScheduleGroup`: the logical id as the group name.
 fn resolve_function_refs(
     globals: Option<&Value>,
     resources: &Mapping,
@@ -243,6 +254,28 @@ fn resolve_function_refs(
         .iter()
         .map(|f| (f.logical_id.clone(), f.name.clone()))
         .collect();
+    let kind_of = |id: &str| {
+        resources
+            .get(id)
+            .and_then(|r| field(r, "Type"))
+            .and_then(Value::as_str)
+    };
+    let resolve = |v: &Value| -> Option<String> {
+        if let Some(id) = reference(v) {
+            if let Some(name) = names.get(id) {
+                return Some(name.clone());
+            }
+            return (kind_of(id) == Some("AWS::Scheduler::ScheduleGroup")).then(|| id.to_owned());
+        }
+        match get_att(v)? {
+            (id, "Arn") => match names.get(id) {
+                Some(name) => Some(local_function_arn(name)),
+                None => (kind_of(id) == Some("AWS::IAM::Role"))
+                    .then(|| format!("arn:aws:iam::000000000000:role/{id}")),
+            },
+            _ => None,
+        }
+    };
     let vars_of = |source: Option<&Value>| {
         source
             .and_then(|s| field(s, "Environment"))
@@ -257,10 +290,8 @@ fn resolve_function_refs(
             .and_then(|r| field(r, "Properties"));
         for source in [globals, props] {
             for (k, v) in &vars_of(source) {
-                if let (Some(k), Some(name)) =
-                    (k.as_str(), reference(v).and_then(|id| names.get(id)))
-                {
-                    f.environment.insert(k.to_owned(), name.clone());
+                if let (Some(k), Some(value)) = (k.as_str(), resolve(v)) {
+                    f.environment.insert(k.to_owned(), value);
                 }
             }
         }

@@ -209,12 +209,17 @@ def t_each_table_stream_function_gets_only_its_items(t, p):
         return _key_matches(keys["pk"]["S"], pk) and _key_matches(keys["sk"]["S"], sk)
 
     fanout = ["META", "CHAT#01H", "REACT#01H", "Q#01H", "METRIC#2026-01-01T00:00:00.000Z"]
-    nobody = ["LEASE", "QVOTE#q#u", "RATE#u", "VIEWER#c", "BAN#u", "MOD#u"]
+    # The audience's items: presence (CONN#) and the analytics folded with it.
+    audience = ["META", "CONN#c", "SESSION#c", "VIEWER#c", "CHAT#01H", "REACT#01H"]
+    nobody = ["LEASE", "QVOTE#q#u", "RATE#u", "BAN#u", "MOD#u", "MIN#2026-01-01T00:00:00.000Z"]
     for sk in fanout:
         assert gets("EventsFanoutFunction", "STREAM#s", sk), sk
+    for sk in audience:
+        assert gets("EventsPresenceFunction", "STREAM#s", sk), sk
+    for sk in ["Q#01H", "METRIC#2026-01-01T00:00:00.000Z", "EVENT#000000000001", "FEED"]:
         assert not gets("EventsPresenceFunction", "STREAM#s", sk), sk
-    assert gets("EventsPresenceFunction", "STREAM#s", "CONN#c")
-    assert not gets("EventsFanoutFunction", "STREAM#s", "CONN#c"), "a crowd's joins skip events-fanout"
+    for sk in ["CONN#c", "VIEWER#c", "SESSION#c"]:
+        assert not gets("EventsFanoutFunction", "STREAM#s", sk), "a crowd's joins and heartbeats skip events-fanout"
     for sk in nobody:
         assert not gets("EventsFanoutFunction", "STREAM#s", sk), sk
         assert not gets("EventsPresenceFunction", "STREAM#s", sk), sk

@@ -121,6 +121,8 @@ async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
         user_id: None,
         display_name: None,
         connected_at: time::now() - chrono::Duration::minutes(1),
+        country: None,
+        user_agent: None,
     };
     // And one left half-registered (its lookup gone, as after a registration or a close
     // that failed half way): only the stream's listing of it remains.

@@ -19,8 +19,8 @@ use rill_core::notification::{NoReminders, ReminderSchedule};
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
 use rill_core::realtime::{Connection, RateLimit, Standing};
 use rill_core::store::{
-    ChannelStore, ChatStore, FeedStore, MetricsStore, NotificationStore, Notifier, QuestionStore,
-    RealtimeStore, StoreError, StreamStore, UploadSigner, WebhookStore,
+    AnalyticsStore, ChannelStore, ChatStore, FeedStore, MetricsStore, NotificationStore, Notifier,
+    QuestionStore, RealtimeStore, StoreError, StreamStore, UploadSigner, WebhookStore,
 };
 
 use crate::auth::Auth;
@@ -118,6 +118,8 @@ pub struct App {
     pub realtime: Arc<dyn RealtimeStore>,
     pub questions: Arc<dyn QuestionStore>,
     pub metrics: Arc<dyn MetricsStore>,
+    /// Analytics minute buckets and per-view rows (`events-analytics`, `streams-analytics`).
+    pub analytics: Arc<dyn AnalyticsStore>,
     /// The ingest node registry and stream leases (`nodes-list`, `whip-router`).
     pub fleet: Arc<dyn FleetStore>,
     pub notifier: Arc<dyn Notifier>,
@@ -334,6 +336,7 @@ impl App {
             realtime: store.clone(),
             questions: store.clone(),
             metrics: store.clone(),
+            analytics: store.clone(),
             fleet: store,
             notifier,
             uploads,

@@ -72,6 +72,7 @@ functions! {
     http streams_hls => crate::handlers::streams::hls;
     http streams_list => crate::handlers::streams::list;
     http streams_metrics => crate::handlers::metrics::list;
+    http streams_analytics => crate::handlers::analytics::stream;
     http streams_rotate_key => crate::handlers::streams::rotate_key;
     http streams_start => crate::handlers::streams::start;
     http streams_thumbnail => crate::handlers::streams::thumbnail_upload;

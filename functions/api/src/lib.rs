@@ -32,6 +32,7 @@
 //! - a 5xx never carries internals (they go to the log);
 //! - a stream key appears only in the responses to create and rotate, to the owner.
 
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod broadcast;
@@ -46,6 +47,7 @@ pub mod prewarm;
 pub mod request;
 pub mod runtime;
 pub mod shard;
+pub mod uap;
 pub mod webhooks;
 pub mod ws;
 

@@ -1,6 +1,7 @@
 //! `events-presence`: who is watching, paced. Joins, leaves and the viewer count of each
 //! stream, from the table's change stream (its own event source mapping, filtered on AWS
-//! to connection items).
+//! to the audience's items: connections here; views, reports, counts, chat and reactions
+//! for the analytics folded in the same batch, [`crate::analytics`]).
 //!
 //! Why a function of its own: the count is not kept by `$connect`/`$disconnect` (that made
 //! every join a transaction on the stream's item, a hot key under a crowd) but set here
@@ -146,17 +147,23 @@ async fn announce(app: &App, stream_id: String, presence: StreamPresence) -> Res
     Ok(())
 }
 
-/// The Lambda handler: one batch of stream records; streams are announced concurrently.
+/// The Lambda handler: one batch of stream records; streams are announced concurrently,
+/// and, alongside, the batch is folded into the analytics buckets ([`crate::analytics`]:
+/// the same mapping, so the table's stream keeps its readers per shard few).
 pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
-    let streams = plan(changes::decode(&event.records));
-    let results = join_all(
-        streams
-            .into_iter()
-            .map(|(stream_id, presence)| announce(&app, stream_id, presence)),
-    )
-    .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(())
+    let announced = async {
+        let streams = plan(changes::decode(&event.records));
+        let results = join_all(
+            streams
+                .into_iter()
+                .map(|(stream_id, presence)| announce(&app, stream_id, presence)),
+        )
+        .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()
+    };
+    let (announced, folded) = tokio::join!(announced, crate::analytics::fold_batch(&app, &event));
+    announced?;
+    folded
 }
 
 #[cfg(test)]
@@ -171,6 +178,8 @@ mod tests {
             display_name: user.map(|u| format!("{u}!")),
             connected_at: time::now(),
             counted,
+            country: None,
+            user_agent: None,
         }
     }
 

@@ -64,6 +64,14 @@ fn connection_id(req: &WsRequest) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::InvalidQuery("no connection id in the event".into()))
 }
 
+/// A request header as text, if present and readable.
+fn header(req: &WsRequest, name: &str) -> Option<String> {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// Sends the refusal to the caller only.
 async fn reply_error(app: &App, connection_id: &str, refusal: &Refusal) -> WsResponse {
     send_to(app, connection_id, &error_frame(refusal, time::now())).await;
@@ -159,6 +167,14 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         display_name: user.as_ref().map(|u| u.display_name.clone()),
         connected_at: time::now(),
         counted: user.as_ref().is_none_or(|u| u.user_id != stream.owner_id),
+        country: header(&req, "cloudfront-viewer-country")
+            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic())),
+        user_agent: header(&req, "user-agent").map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(rill_core::realtime::USER_AGENT_MAX)
+                .collect()
+        }),
     };
     // One write. Joins are counted and announced, paced, by `events-presence` from the
     // table stream, never one fan-out per join here: a crowd arriving would cost N²

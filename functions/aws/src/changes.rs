@@ -33,6 +33,8 @@ use crate::questions::QuestionItem;
 use crate::realtime::ConnectionItem;
 use crate::streams::StreamItem;
 
+pub mod analytics;
+
 /// Something that happened in the table, in domain terms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {

@@ -20,6 +20,7 @@
 //! | `STREAM#{id}` | `BAN#{user}`, `MOD#{user}` | moderation flags |
 //! | `STREAM#{id}` | `RATE#{user}` | chat token bucket (TTL) |
 //! | `STREAM#{id}` | `METRIC#{RFC 3339 ms}` | quality sample (TTL) |
+//! | `STREAM#{id}` | `MIN#{RFC 3339 ms of the minute}` | analytics minute bucket |
 //! | `STREAM#{id}` | `LEASE` | which ingest node holds the stream (TTL) |
 //! | `STREAM#{id}` | `FEED` | the event feed's head: last sequence number and change position |
 //! | `STREAM#{id}` | `EVENT#{seq, 12 digits}` | one event of the ordered feed (TTL) |
@@ -66,6 +67,7 @@ const BAN: &str = "BAN#";
 const MODERATOR: &str = "MOD#";
 const RATE: &str = "RATE#";
 const METRIC: &str = "METRIC#";
+const MINUTE: &str = "MIN#";
 const MEMBER: &str = "MEMBER#";
 const WEBHOOK: &str = "WEBHOOK#";
 const USER: &str = "USER#";
@@ -168,6 +170,15 @@ pub fn metric(stream_id: &str, at: &Timestamp) -> Key {
     )
 }
 
+/// A stream's analytics bucket of the minute starting at `start`; buckets sort by time, so
+/// a range is a `BETWEEN` on this key.
+pub fn minute(stream_id: &str, start: &Timestamp) -> Key {
+    Key::new(
+        stream_pk(stream_id),
+        format!("{MINUTE}{}", time::format(start)),
+    )
+}
+
 /// The head of a stream's event feed.
 pub fn feed_head(stream_id: &str) -> Key {
     Key::new(stream_pk(stream_id), FEED)
@@ -264,6 +275,10 @@ pub enum Listed {
     Connections,
     Questions,
     Moderators,
+    /// Playback reports (`VIEWER#`), one per view.
+    Viewers,
+    /// Ended views (`SESSION#`).
+    Sessions,
 }
 
 impl Listed {
@@ -274,6 +289,8 @@ impl Listed {
             Listed::Connections => CONN,
             Listed::Questions => QUESTION,
             Listed::Moderators => MODERATOR,
+            Listed::Viewers => VIEWER,
+            Listed::Sessions => SESSION,
         }
     }
 }
@@ -335,9 +352,11 @@ pub enum ItemKey<'a> {
     },
     Viewer {
         stream_id: &'a str,
+        connection_id: &'a str,
     },
     Session {
         stream_id: &'a str,
+        connection_id: &'a str,
     },
     Ban {
         stream_id: &'a str,
@@ -351,6 +370,9 @@ pub enum ItemKey<'a> {
         stream_id: &'a str,
     },
     Metric {
+        stream_id: &'a str,
+    },
+    Minute {
         stream_id: &'a str,
     },
     Lease {
@@ -429,11 +451,17 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
                 connection_id,
             };
         }
-        if sk.starts_with(VIEWER) {
-            return ItemKey::Viewer { stream_id };
+        if let Some(connection_id) = sk.strip_prefix(VIEWER) {
+            return ItemKey::Viewer {
+                stream_id,
+                connection_id,
+            };
         }
-        if sk.starts_with(SESSION) {
-            return ItemKey::Session { stream_id };
+        if let Some(connection_id) = sk.strip_prefix(SESSION) {
+            return ItemKey::Session {
+                stream_id,
+                connection_id,
+            };
         }
         if let Some(user_id) = sk.strip_prefix(BAN) {
             return ItemKey::Ban { stream_id, user_id };
@@ -446,6 +474,9 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
         }
         if sk.starts_with(METRIC) {
             return ItemKey::Metric { stream_id };
+        }
+        if sk.starts_with(MINUTE) {
+            return ItemKey::Minute { stream_id };
         }
         return ItemKey::Unknown;
     }
@@ -551,8 +582,20 @@ mod tests {
                 connection_lookup("c"),
                 ItemKey::ConnectionLookup { connection_id: "c" },
             ),
-            (viewer("s", "c"), ItemKey::Viewer { stream_id: "s" }),
-            (session("s", "c"), ItemKey::Session { stream_id: "s" }),
+            (
+                viewer("s", "c"),
+                ItemKey::Viewer {
+                    stream_id: "s",
+                    connection_id: "c",
+                },
+            ),
+            (
+                session("s", "c"),
+                ItemKey::Session {
+                    stream_id: "s",
+                    connection_id: "c",
+                },
+            ),
             (
                 ban("s", "u"),
                 ItemKey::Ban {
@@ -569,6 +612,7 @@ mod tests {
             ),
             (rate("s", "u"), ItemKey::Rate { stream_id: "s" }),
             (metric("s", &at), ItemKey::Metric { stream_id: "s" }),
+            (minute("s", &at), ItemKey::Minute { stream_id: "s" }),
             (lease("s"), ItemKey::Lease { stream_id: "s" }),
             (channel("ch"), ItemKey::Channel { channel_id: "ch" }),
             (

@@ -35,6 +35,7 @@
 //! transactions; no stream key, only its SHA-256, is ever written; backend error details go
 //! to logs, never into values a client could see.
 
+pub mod analytics;
 pub mod bootstrap;
 pub mod changes;
 pub mod channels;

@@ -26,6 +26,7 @@
 //! as strings); ids are ULIDs (sortable by creation time); no type here ever carries a
 //! plaintext stream key except [`key::StreamKey`], which never serialises.
 
+pub mod analytics;
 pub mod auth;
 pub mod channel;
 pub mod chat;

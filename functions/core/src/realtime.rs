@@ -30,7 +30,18 @@ pub struct Connection {
     /// broadcaster page) receives events but is not an audience member.
     #[serde(default = "counted_by_default")]
     pub counted: bool,
+    /// Where the viewer is: CloudFront's `CloudFront-Viewer-Country` on the `$connect`
+    /// request (ISO 3166 alpha-2), when it came through CloudFront. For analytics only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// The `$connect` request's `User-Agent`, cut to [`USER_AGENT_MAX`] characters. For
+    /// analytics only (parsed off the request path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
+
+/// The longest user agent kept on a connection.
+pub const USER_AGENT_MAX: usize = 256;
 
 fn counted_by_default() -> bool {
     true

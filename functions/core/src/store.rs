@@ -524,6 +524,39 @@ pub trait QuestionStore: Send + Sync {
     ) -> Result<Question, StoreError>;
 }
 
+/// Analytics minute buckets and per-view rows of a stream (`crate::analytics`).
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Adds one batch's deltas (`crate::analytics::fold`) to the stream's buckets.
+    /// `position` is the batch's last change position for the stream: a bucket that has
+    /// taken a batch at or after it already skips it, so a redelivered batch adds nothing.
+    async fn add_minutes(
+        &self,
+        stream_id: &str,
+        minutes: &[crate::analytics::Minute],
+        position: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Buckets with `from <= start <= to`, oldest first.
+    async fn minutes(
+        &self,
+        stream_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::analytics::Minute>, StoreError>;
+
+    /// The last viewer count set before `before` (looking back at most an hour; 0 if none).
+    async fn count_before(&self, stream_id: &str, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Every view of the stream still kept: open ones (watch time to `now`) and ended ones,
+    /// each with its playback report while that is kept.
+    async fn views(
+        &self,
+        stream_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<crate::analytics::metrics::View>, StoreError>;
+}
+
 /// Quality samples of a stream (kept a week through `ttl`).
 #[async_trait]
 pub trait MetricsStore: Send + Sync {

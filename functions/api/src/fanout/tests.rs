@@ -94,6 +94,8 @@ fn reactions_are_coalesced_per_stream_and_counted_once_per_batch() {
             display_name: None,
             connected_at: time::now(),
             counted: true,
+            country: None,
+            user_agent: None,
         },
         position: "0".into(),
     });

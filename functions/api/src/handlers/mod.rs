@@ -1,5 +1,6 @@
 //! One async function per endpoint: `(Arc<App>, Request) -> Result<Response, ApiError>`.
 
+pub mod analytics;
 pub mod channels;
 pub mod chat;
 pub mod docs;

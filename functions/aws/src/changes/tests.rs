@@ -76,6 +76,8 @@ fn connection(id: &str, user: Option<&str>) -> Connection {
         display_name: user.map(|u| format!("{u}!")),
         connected_at: time::now(),
         counted: true,
+        country: None,
+        user_agent: None,
     }
 }
 

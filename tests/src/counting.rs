@@ -21,7 +21,9 @@ use axum::response::Response;
 pub struct Call {
     /// The function (`ws-connect`, ...); `None` for the gateway and the harness.
     pub function: Option<String>,
-    /// `GetItem`, `TransactWriteItems`, ... for DynamoDB; `S3 PUT` etc. for S3.
+    /// `GetItem`, `TransactWriteItems`, ... for DynamoDB; `S3 PUT` etc. for S3. A write
+    /// of an analytics minute bucket (`MIN#` key) is `UpdateItem MIN#`: the budgets of the
+    /// realtime paths count it apart (it is per stream-minute, not per operation).
     pub operation: String,
 }
 
@@ -150,9 +152,9 @@ impl Counter {
     }
 }
 
-fn classify(req: &Request) -> Call {
+fn classify(req: &axum::http::request::Parts, body: &[u8]) -> Call {
     let header = |name: &str| {
-        req.headers()
+        req.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
@@ -166,8 +168,11 @@ fn classify(req: &Request) -> Call {
     let target = header("x-amz-target");
     let operation = match target.split_once('.') {
         Some((service, op)) if service.starts_with("DynamoDBStreams") => format!("Streams.{op}"),
+        Some((_, op)) if op == "UpdateItem" && contains(body, b"\"MIN#") => {
+            "UpdateItem MIN#".to_owned()
+        }
         Some((_, op)) => op.to_owned(),
-        None => format!("S3 {}", req.method()),
+        None => format!("S3 {}", req.method),
     };
     Call {
         function,
@@ -175,8 +180,16 @@ fn classify(req: &Request) -> Call {
     }
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
-    let call = classify(&req);
+    let (parts, body) = req.into_parts();
+    let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
+        return bad_gateway("request body");
+    };
+    let call = classify(&parts, &body);
     proxy
         .calls
         .lock()
@@ -199,10 +212,6 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
             return bad_gateway("stalled");
         }
     }
-    let (parts, body) = req.into_parts();
-    let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
-        return bad_gateway("request body");
-    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = proxy
         .http

@@ -533,17 +533,19 @@ pub enum Connect {
 impl Stack {
     /// Opens `/ws?streamId=...&token=...`.
     pub async fn connect(&self, stream_id: &str, user: &User) -> Connect {
-        self.connect_with(&format!("streamId={stream_id}"), user)
+        self.connect_with(&format!("streamId={stream_id}"), user, &[])
             .await
     }
 
     /// Opens a notifications socket: `/ws?token=...`, no stream.
     pub async fn notifications_socket(&self, user: &User) -> Connect {
-        self.connect_with("", user).await
+        self.connect_with("", user, &[]).await
     }
 
-    /// Opens `/ws?{query}&token=...` (the token of `user`, if any).
-    async fn connect_with(&self, query: &str, user: &User) -> Connect {
+    /// Opens `/ws?{query}&token=...` (the token of `user`, if any) with extra request
+    /// `headers` (a browser's `User-Agent`, CloudFront's viewer country).
+    async fn connect_with(&self, query: &str, user: &User, headers: &[(&str, &str)]) -> Connect {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut params: Vec<String> = Vec::new();
         if !query.is_empty() {
             params.push(query.to_owned());
@@ -556,12 +558,37 @@ impl Stack {
             self.base.replacen("http://", "ws://", 1),
             params.join("&")
         );
-        match tokio_tungstenite::connect_async(url).await {
+        let mut request = url.into_client_request().expect("a websocket url");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                tokio_tungstenite::tungstenite::http::HeaderValue::from_str(value)
+                    .expect("header value"),
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
             Ok((stream, _)) => Connect::Open(Box::new(Socket { stream })),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
                 Connect::Refused(res.status().as_u16())
             }
             Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+
+    /// Opens a socket that must be accepted, with extra request headers.
+    pub async fn socket_with_headers(
+        &self,
+        stream_id: &str,
+        user: &User,
+        headers: &[(&str, &str)],
+    ) -> Socket {
+        match self
+            .connect_with(&format!("streamId={stream_id}"), user, headers)
+            .await
+        {
+            Connect::Open(s) => *s,
+            Connect::Refused(status) => panic!("socket refused with {status}"),
         }
     }
 

@@ -289,13 +289,18 @@ impl RealtimeStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::stream(stream_id).item()))
-            .update_expression("SET viewerCount = :c, presenceAt = :at ADD totalViews :v")
+            // `countedAt`: when the count was taken, for the analytics' timeline (a table
+            // stream record's own time is coarse: whole seconds on AWS, worse locally).
+            .update_expression(
+                "SET viewerCount = :c, presenceAt = :at, countedAt = :now ADD totalViews :v",
+            )
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(presenceAt) OR presenceAt < :at)",
             )
             .expression_attribute_values(":c", n(presence.viewers))
             .expression_attribute_values(":v", n(presence.new_views))
             .expression_attribute_values(":at", s(&presence.position))
+            .expression_attribute_values(":now", s(time::format(&time::now())))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,

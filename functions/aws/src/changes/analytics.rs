@@ -7,7 +7,7 @@
 //! | INSERT `CONN#` of a counted viewer | `ViewStarted` (country, parsed user agent) | connected |
 //! | INSERT `SESSION#` | `ViewEnded` (watch time) | ended |
 //! | INSERT / MODIFY `VIEWER#` | `Report`: new running totals minus old | the report's `lastSeen` |
-//! | MODIFY `META`, viewer count changed | `ViewerCount` | the record's creation time |
+//! | MODIFY `META`, viewer count changed | `ViewerCount` | `countedAt` (presence's clock), else the record's creation time |
 //! | INSERT `CHAT#` | `Chat` (author) | posted |
 //! | INSERT `REACT#` | `Reaction` (emoji) | sent |
 
@@ -177,10 +177,11 @@ fn fact(record: &EventRecord, classify: &dyn Fn(&str) -> ClientKind, out: &mut V
             };
             let (n, o) = (n.into_stream(), o.into_stream());
             if n.stats.current_viewers != o.stats.current_viewers {
+                let counted_at = string(new, "countedAt").and_then(|t| time::parse(t).ok());
                 push(
                     out,
                     stream_id,
-                    change.approximate_creation_date_time,
+                    counted_at.unwrap_or(change.approximate_creation_date_time),
                     FactKind::ViewerCount(n.stats.current_viewers),
                 );
             }

@@ -280,3 +280,18 @@ fn chat_names_its_author_and_reactions_their_emoji() {
         ]
     );
 }
+
+#[test]
+fn a_count_is_dated_by_presences_clock_when_the_item_says_when_it_was_taken() {
+    let mut counted = stream_with(2);
+    counted["countedAt"] = json!({"S": "2026-12-07T21:00:41.250Z"});
+    let (facts, _) = decoded(vec![record(
+        "MODIFY",
+        &keys::stream("s"),
+        1,
+        Some(counted),
+        Some(stream_with(1)),
+    )]);
+    assert_eq!(facts[0].at, at("2026-12-07T21:00:41.250Z"));
+    assert_eq!(facts[0].kind, FactKind::ViewerCount(2));
+}

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::time::Timestamp;
 
+pub mod cause;
 pub mod metrics;
 
 /// One minute.

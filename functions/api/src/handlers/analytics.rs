@@ -57,11 +57,10 @@ pub async fn stream(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
     ensure_moderator(&app, &stream, &caller.user_id).await?;
     let now = time::now();
     let from = from.unwrap_or(stream.started_at.unwrap_or(stream.created_at));
-    let to = to
-        .or(stream.ended_at)
-        .unwrap_or(now)
-        .min(now)
-        .min(from + chrono::Duration::minutes(SERIES_MINUTES_MAX));
+    let to = to.or(stream.ended_at).unwrap_or(now).min(now).min(
+        from.checked_add_signed(chrono::Duration::minutes(SERIES_MINUTES_MAX))
+            .unwrap_or(now),
+    );
     if view == "sessions" {
         let views: Vec<View> = app
             .analytics
@@ -189,6 +188,8 @@ fn minutes_csv(rows: &[MinuteRow]) -> String {
         "encoder_speed_min",
         "governor_level_max",
         "health_min",
+        "cause",
+        "cause_detail",
     ];
     line(&mut out, &header.map(str::to_owned));
     for r in rows {
@@ -221,6 +222,8 @@ fn minutes_csv(rows: &[MinuteRow]) -> String {
                 opt(i.map(|i| i.encoder_speed_min)),
                 opt(i.map(|i| i.governor_level_max)),
                 opt(i.map(|i| i.health_min)),
+                opt(r.cause.as_ref().map(|c| c.kind.as_str())),
+                opt(r.cause.as_ref().map(|c| c.detail.clone())),
             ],
         );
     }

@@ -115,6 +115,8 @@ pub struct MinuteRow {
     pub chatters: u64,
     pub reactions: u64,
     pub ingest: Option<IngestMinute>,
+    /// Why viewers' QoE dropped in this minute, if it did ([`super::cause`]).
+    pub cause: Option<super::cause::Cause>,
 }
 
 /// A histogram as answered: each bin's upper bound (`None`: open) and count.
@@ -258,6 +260,7 @@ pub fn compute(input: &Inputs<'_>) -> (Summary, Vec<MinuteRow>) {
             .zip(grown.iter().copied())
             .filter(|(s, _)| ms(&s.at) >= start && ms(&s.at) < start + MINUTE_MS)
             .collect();
+        let ingest = ingest_minute(&samples);
         rows.push(MinuteRow {
             minute: at_ms(start),
             viewers_max: max,
@@ -277,7 +280,12 @@ pub fn compute(input: &Inputs<'_>) -> (Summary, Vec<MinuteRow>) {
             chat_messages: m.chat_messages,
             chatters: m.chatters.len() as u64,
             reactions: m.reactions.values().sum(),
-            ingest: ingest_minute(&samples),
+            cause: super::cause::label(
+                m,
+                ingest.as_ref(),
+                rows.last().and_then(|r: &MinuteRow| r.ingest.as_ref()),
+            ),
+            ingest,
         });
         total.merge(m);
         start += MINUTE_MS;

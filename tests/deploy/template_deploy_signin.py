@@ -26,7 +26,8 @@ from template_deploy_harness import REGION, checks, function, granted_by, target
 # optional caller verifies the token itself).
 CALLER_GETS = {("/api/nodes", "get"), ("/api/channels/{channelId}/members", "get"),
                ("/api/streams/{id}/events", "get"), ("/api/channels/{channelId}/webhooks", "get"),
-               ("/api/me/notifications", "get"), ("/api/streams/{id}/analytics", "get")}
+               ("/api/me/notifications", "get"), ("/api/streams/{id}/analytics", "get"),
+               ("/api/channels/{channelId}/analytics", "get")}
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 COGNITO_ISSUER = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
 POOL_RESOURCES = {"UserPool", "UserPoolClient", "UserPoolDomain", "OperatorUserGroup",

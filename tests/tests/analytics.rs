@@ -4,7 +4,7 @@
 //! buckets (folded by `events-presence`), and `GET /api/streams/{id}/analytics` answers
 //! numbers that match what this test did: views, unique viewers, exits before start,
 //! startup and latency histograms, rebuffering, chat and reactions, countries, browsers
-//! and devices; as JSON, as CSV, and per view. Others are refused.
+//! and devices; as JSON, as CSV, per view, and across the channel. Others are refused.
 
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,23 @@ async fn what_viewers_did_comes_back_as_analytics_json_csv_and_views() {
         .await;
     assert_eq!(csv.status, 200, "{}", csv.text);
     assert_eq!(csv.text.split("\r\n").filter(|l| !l.is_empty()).count(), 3);
+
+    // The channel's analytics: this stream's row and the totals; not for strangers.
+    let channel = owner.get(&stack, "/api/channels/analytics/analytics").await;
+    assert_eq!(channel.status, 200, "{}", channel.text);
+    let totals = &channel.body["totals"];
+    assert_eq!(totals["streams"], 1, "{}", channel.text);
+    assert_eq!(totals["views"], 2);
+    assert_eq!(totals["uniqueViewers"], 2);
+    assert_eq!(totals["chatMessages"], 2);
+    assert_eq!(totals["reactions"], 3);
+    assert_eq!(totals["peakViewers"], 2);
+    assert_eq!(channel.body["streams"][0]["streamId"], id.as_str());
+    assert_eq!(channel.body["truncated"], false);
+    let r = User::named("an-stranger")
+        .get(&stack, "/api/channels/analytics/analytics")
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
     desk.close().await;
 }
 

@@ -49,6 +49,7 @@ functions! {
     http chat_list => crate::handlers::chat::list;
     http chat_pin => crate::handlers::chat::pin;
     http chat_send => crate::handlers::chat::send;
+    http channels_analytics => crate::handlers::analytics::channel;
     http channels_create => crate::handlers::channels::create;
     http channels_get => crate::handlers::channels::get;
     http me_notifications_list => crate::handlers::me::notifications;

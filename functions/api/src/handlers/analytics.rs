@@ -8,12 +8,14 @@
 
 use std::sync::Arc;
 
+use futures_util::{StreamExt, TryStreamExt};
 use lambda_http::{Body, Request, Response};
 use rill_core::analytics::metrics::{self, Inputs, MinuteRow, SERIES_MINUTES_MAX, View};
 use rill_core::stream::StreamStatus;
 use rill_core::time::{self, Timestamp};
 use serde_json::json;
 
+use super::channels::{channel_param, role_in};
 use super::{ensure_moderator, load_stream};
 use crate::request::{id_param, json, query_param};
 use crate::{ApiError, App};
@@ -119,6 +121,163 @@ pub async fn stream(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiEr
             "series": series,
         }),
     )
+}
+
+/// Streams one channel answer covers, at most (the most recent ones in the range).
+pub const CHANNEL_STREAMS_MAX: usize = 50;
+/// The default range of a channel's analytics: the last 30 days.
+const CHANNEL_DEFAULT_DAYS: i64 = 30;
+
+/// `GET /api/channels/{channelId}/analytics?from&to`: every stream of the channel that was
+/// live within the range (live ones, then ended ones, most recent first, at most
+/// [`CHANNEL_STREAMS_MAX`]), one row each, and the totals. For the channel's owner and
+/// moderators. Per stream: its minute buckets and its views (as the stream's own
+/// analytics), fetched 8 streams at a time.
+pub async fn channel(app: Arc<App>, req: Request) -> Result<Response<Body>, ApiError> {
+    let id = channel_param(&req)?;
+    let caller = app.auth.require(&req).await?;
+    let now = time::now();
+    let to = instant("to", query_param(&req, "to"))?
+        .unwrap_or(now)
+        .min(now);
+    let from = instant("from", query_param(&req, "from"))?
+        .unwrap_or(to - chrono::Duration::days(CHANNEL_DEFAULT_DAYS));
+    if !rill_core::channel::sees_members(role_in(&app, &id, &caller.user_id).await?) {
+        return Err(ApiError::forbidden(
+            "not_moderator",
+            "only the channel's owner and moderators see its analytics",
+        ));
+    }
+    let (streams, truncated) = channel_streams(&app, &id, from, to).await?;
+    let rows: Vec<(rill_core::Stream, metrics::Summary, Vec<View>)> =
+        futures_util::stream::iter(streams.into_iter().map(|stream| {
+            let app = app.clone();
+            async move {
+                let start = stream.started_at.unwrap_or(stream.created_at).max(from);
+                let end = stream.ended_at.unwrap_or(now).min(to);
+                let (minutes, views) = tokio::try_join!(
+                    app.analytics
+                        .minutes(&stream.id, rill_core::analytics::minute_of(start), end),
+                    app.analytics.views(&stream.id, now),
+                )?;
+                let (summary, _) = metrics::compute(&Inputs {
+                    minutes: &minutes,
+                    count_before: 0,
+                    views: Some(&views),
+                    samples: &[],
+                    from: start,
+                    to: end.max(start),
+                    concurrent_now: 0,
+                    reports_since: now - chrono::Duration::hours(24),
+                });
+                Ok::<_, ApiError>((stream, summary, views))
+            }
+        }))
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let mut signed_in = std::collections::BTreeSet::new();
+    let mut anonymous = 0u64;
+    let (mut views, mut watch_ms, mut watched_views) = (0u64, 0u64, 0u64);
+    let (mut viewer_minutes, mut peak, mut chat, mut reactions) = (0f64, 0u64, 0u64, 0u64);
+    let mut items = Vec::new();
+    for (stream, s, vs) in &rows {
+        for v in vs {
+            match &v.user_id {
+                Some(u) => {
+                    signed_in.insert(u.clone());
+                }
+                None => anonymous += 1,
+            }
+        }
+        let stream_reactions: u64 = s.reactions.values().sum();
+        views += s.views;
+        if let Some(avg) = s.avg_watch_ms {
+            watch_ms += avg * s.views;
+            watched_views += s.views;
+        }
+        viewer_minutes += s.viewer_minutes;
+        peak = peak.max(s.peak_viewers);
+        chat += s.chat_messages;
+        reactions += stream_reactions;
+        items.push(json!({
+            "streamId": stream.id, "title": stream.title, "status": stream.status,
+            "startedAt": stream.started_at.as_ref().map(time::format),
+            "endedAt": stream.ended_at.as_ref().map(time::format),
+            "views": s.views, "uniqueViewers": s.unique_viewers, "peakViewers": s.peak_viewers,
+            "viewerMinutes": s.viewer_minutes, "avgWatchMs": s.avg_watch_ms,
+            "chatMessages": s.chat_messages, "reactions": stream_reactions,
+            "startupP50Ms": s.startup_p50_ms, "rebufferPercent": s.rebuffer_percent,
+        }));
+    }
+    json(
+        200,
+        &json!({
+            "channelId": id,
+            "from": time::format(&from),
+            "to": time::format(&to),
+            "totals": {
+                "streams": items.len(), "views": views,
+                "uniqueViewers": signed_in.len() as u64 + anonymous,
+                "viewerMinutes": (viewer_minutes * 100.0).round() / 100.0,
+                "peakViewers": peak, "chatMessages": chat, "reactions": reactions,
+                "avgWatchMs": (watched_views > 0).then(|| watch_ms / watched_views),
+            },
+            "streams": items,
+            "truncated": truncated,
+        }),
+    )
+}
+
+/// The channel's streams live within `[from, to]`: live ones first, then ended ones, most
+/// recent first; `true` when more than [`CHANNEL_STREAMS_MAX`] were.
+async fn channel_streams(
+    app: &App,
+    channel_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<(Vec<rill_core::Stream>, bool), ApiError> {
+    use rill_core::store::{ListQuery, Listing};
+    let mut out = Vec::new();
+    for listing in [Listing::Live, Listing::Past] {
+        let mut cursor = None;
+        loop {
+            let page = app
+                .streams
+                .list_streams(&ListQuery {
+                    listing,
+                    channel_id: Some(channel_id.to_owned()),
+                    limit: 100,
+                    cursor,
+                    scope: rill_core::channel::ListScope {
+                        all: true,
+                        ..Default::default()
+                    },
+                })
+                .await?;
+            let mut older = false;
+            for s in page.items {
+                // Past streams come most recently ended first: one that ended before
+                // `from` ends the walk.
+                if s.ended_at.is_some_and(|e| e < from) {
+                    older = true;
+                    break;
+                }
+                if s.started_at.unwrap_or(s.created_at) <= to {
+                    out.push(s);
+                }
+                if out.len() > CHANNEL_STREAMS_MAX {
+                    out.truncate(CHANNEL_STREAMS_MAX);
+                    return Ok((out, true));
+                }
+            }
+            match page.next_cursor {
+                Some(c) if !older => cursor = Some(c),
+                _ => break,
+            }
+        }
+    }
+    Ok((out, false))
 }
 
 /// A CSV answer, downloaded as `stream-{id}-{what}.csv`.

@@ -259,7 +259,11 @@ mod tests {
 
     #[test]
     fn a_kinds_name_is_what_the_api_serialises() {
-        for k in [CauseKind::Ingest, CauseKind::ViewerNetwork, CauseKind::Delivery] {
+        for k in [
+            CauseKind::Ingest,
+            CauseKind::ViewerNetwork,
+            CauseKind::Delivery,
+        ] {
             assert_eq!(serde_json::to_value(k).expect("json"), k.as_str());
         }
     }

@@ -8,7 +8,9 @@
 //! The second test signs in the production way (`web/e2e/signin.e2e.mjs`: an OpenID
 //! provider, PKCE, RS256). The third plays a members-only stream with its signed grant
 //! (`web/e2e/members.e2e.mjs`); the fourth follows a 'live now' notification
-//! (`web/e2e/notifications.e2e.mjs`). Screenshots land in `artifacts/web-e2e*/`.
+//! (`web/e2e/notifications.e2e.mjs`); the fifth checks the analytics against what two
+//! browsers did, one of them throttled (`web/e2e/analytics.e2e.mjs`). Screenshots land in
+//! `artifacts/web-e2e*/`.
 
 use std::time::Duration;
 
@@ -201,9 +203,147 @@ async fn a_follower_sees_live_now_in_the_header_and_follows_it_to_the_stream() {
     .await;
 }
 
+/// Analytics against ground truth (`web/e2e/analytics.e2e.mjs`): two signed-in browsers
+/// watch a stream published over RTMP; one is throttled through the DevTools protocol
+/// until its player stalls. The endpoint's numbers match what the script observed: two
+/// views, both users, each view's watch time within a few seconds of the script's, the
+/// throttled view's rebuffers counted and the steady one's exactly as it stalled (none,
+/// normally), the chat exact, the reactions as stored; the owner's dashboard renders its
+/// charts and CSV (screenshot in `artifacts/web-e2e-analytics/`).
+#[tokio::test]
+async fn analytics_match_what_two_browsers_did_one_of_them_throttled() {
+    let stack = BrowserStack::start();
+    let olive = User::named("olive");
+    let (id, key) = olive
+        .create_stream(
+            &stack.stack,
+            json!({"channelId": "stats", "title": "Measured"}),
+        )
+        .await;
+    let _publisher = RtmpPublisher::start(&stack.ingest.rtmp, &key, "640x360", 170);
+    let path = format!("/api/streams/{id}");
+    wait_for("live", Duration::from_secs(60), || async {
+        olive.get(&stack.stack, &path).await.body["status"] == "live"
+    })
+    .await;
+    let log = run_node(
+        &stack,
+        "e2e/analytics.e2e.mjs",
+        "artifacts/web-e2e-analytics",
+        &[
+            ("RILL_STREAM_ID", &id),
+            ("RILL_OWNER_TOKEN", &token("olive", "Olive")),
+            ("RILL_STEADY_TOKEN", &token("sam", "Sam")),
+            ("RILL_THROTTLED_TOKEN", &token("tess", "Tess")),
+        ],
+    )
+    .await;
+    let truth: serde_json::Value = log
+        .lines()
+        .find_map(|l| l.split("TRUTH ").nth(1))
+        .and_then(|j| serde_json::from_str(j.trim()).ok())
+        .expect("the script prints what it observed");
+    let analytics = format!("/api/streams/{id}/analytics");
+    // Both views ended and folded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let views = loop {
+        let body = olive
+            .get(&stack.stack, &format!("{analytics}?view=sessions"))
+            .await
+            .body;
+        let done = body["items"]
+            .as_array()
+            .is_some_and(|v| v.len() == 2 && v.iter().all(|v| v["endedAt"].is_string()));
+        if done {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both views ended: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let view = |user: &str| {
+        views["items"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["userId"] == user))
+            .cloned()
+            .unwrap_or_else(|| panic!("no view of {user}: {views}"))
+    };
+    for (user, seen) in [("sam", &truth["steady"]), ("tess", &truth["throttled"])] {
+        let v = view(user);
+        let (got, want) = (
+            v["watchMs"].as_i64().expect("watchMs"),
+            seen["watchMs"].as_i64().expect("truth"),
+        );
+        assert!(
+            (got - want).abs() <= 5_000,
+            "{user}: watched {got} ms, the browser {want} ms"
+        );
+        assert_eq!(v["report"]["started"], true, "{user}: {v}");
+    }
+    let rebuffers = |user: &str| {
+        view(user)["report"]["rebuffers"]
+            .as_u64()
+            .expect("rebuffers")
+    };
+    assert!(
+        rebuffers("tess") >= 1,
+        "the throttled view stalled: {}",
+        view("tess")
+    );
+    // Held throttled for 2 s after its first stall: the player measured rebuffering time
+    // (how much depends on how soon hls.js found a frame to show again).
+    let stalled_ms = view("tess")["report"]["rebufferMs"]
+        .as_u64()
+        .expect("rebufferMs");
+    assert!(
+        stalled_ms > 0,
+        "rebuffering of the throttled view: {stalled_ms} ms"
+    );
+    assert_eq!(
+        rebuffers("sam"),
+        truth["steady"]["stalls"].as_u64().expect("stalls"),
+        "the steady view's rebuffers are the stalls its browser saw"
+    );
+    let body = olive.get(&stack.stack, &analytics).await.body;
+    let s = &body["summary"];
+    assert_eq!(s["views"], 2, "{s}");
+    assert_eq!(s["uniqueViewers"], 2);
+    assert_eq!(s["chatMessages"], truth["chat"]);
+    assert_eq!(s["chatters"], 2);
+    assert!(
+        s["rebufferPercent"].as_f64().is_some_and(|p| p > 0.0),
+        "{s}"
+    );
+    let stored = stack.stack.items_with_sk_prefix("REACT#").await.len() as u64;
+    let counted: u64 = s["reactions"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert!(stored >= 1, "a reaction was stored");
+    assert_eq!(counted, stored, "every stored reaction counted once");
+}
+
 /// Runs `web/<script>` with node against `stack` (plus `env`), prints its log and fails the
 /// test with it unless the script passed; returns the id of the stream the script created.
 async fn run_e2e(
+    stack: &BrowserStack,
+    script: &str,
+    artifacts: &str,
+    env: &[(&str, &str)],
+) -> String {
+    run_node(stack, script, artifacts, env)
+        .await
+        .lines()
+        .find_map(|l| l.split("created stream ").nth(1))
+        .map(|s| s.trim().to_owned())
+        .expect("the e2e script prints the stream id")
+}
+
+/// Runs `web/<script>` with node against `stack` (plus `env`), prints its log and fails the
+/// test with it unless the script passed; returns the log.
+async fn run_node(
     stack: &BrowserStack,
     script: &str,
     artifacts: &str,
@@ -229,8 +369,5 @@ async fn run_e2e(
         out.status,
         artifacts.display()
     );
-    log.lines()
-        .find_map(|l| l.split("created stream ").nth(1))
-        .map(|s| s.trim().to_owned())
-        .expect("the e2e script prints the stream id")
+    log
 }

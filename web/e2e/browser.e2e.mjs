@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Browser end-to-end test: owner creates a stream in the UI and goes live over WHIP (fake camera),
-// a viewer plays it with hls.js, chat both ways, a reaction, viewer count, End Stream, then
+// a viewer plays it with hls.js, chat both ways, a reaction, viewer count, the owner's analytics
+// page (numbers, charts, CSV download) in a second tab, End Stream, then
 // channel roles on the channel page (grant, leave, follow).
 // Env: RILL_URL, RILL_OWNER_TOKEN, RILL_VIEWER_TOKEN, RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
 import { join } from 'node:path';
-import { artifactsDir, createAndGoLive, env, launch, log, newPage, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
+import { artifactsDir, checkAnalytics, createAndGoLive, env, launch, log, newPage, openTab, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
 
-const OVERALL_MS = Number(process.env.E2E_TIMEOUT_MS || 150_000);
+const OVERALL_MS = Number(process.env.E2E_TIMEOUT_MS || 180_000);
 
 async function main() {
   const base = env('RILL_URL').replace(/\/$/, '');
@@ -71,6 +72,26 @@ async function main() {
       }
     });
     await shot('06-viewer-count');
+
+    // Analytics, in a second tab of the owner's browser: leaving the broadcaster page would
+    // end its WHIP session (the publisher is released on unmount), and the steps below need
+    // it live. Two chat messages and one reaction were sent above; the minute buckets are
+    // folded from the table's stream within a couple of seconds.
+    await step('owner sees views, chat and reactions on the analytics page', async () => {
+      await owner.page.getByTestId('live-analytics').waitFor({ timeout: 5_000 });
+      const href = await owner.page.getByTestId('analytics-link').getAttribute('href');
+      if (href !== `/analytics/${encodeURIComponent(id)}`) throw new Error(`the broadcaster page links to ${href}`);
+      const tab = await openTab(owner.ctx, 'analytics', errors);
+      pages.analytics = tab;
+      const r = await checkAnalytics(tab, base, id, { min: { views: 1, chatMessages: 2, reactions: 1 }, timeoutMs: 20_000 });
+      log(`  analytics: ${JSON.stringify(r.values)}; ${r.filename}: ${r.lines} lines, "${r.firstLine.slice(0, 40)}…"`);
+      await tab.screenshot({ path: join(dir, '06b-analytics.png'), fullPage: true });
+      delete pages.analytics;
+      await tab.close();
+      await owner.page.bringToFront();
+      const state = await owner.page.getByTestId('publisher-state').getAttribute('data-state');
+      log(`  broadcaster page after the analytics tab: publisher ${state}`);
+    });
 
     await step('End Stream shows the ended state on both pages', async () => {
       await owner.page.getByTestId('end-stream').click();

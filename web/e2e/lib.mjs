@@ -1,5 +1,5 @@
 // Shared helpers for the browser end-to-end test and the latency benchmark.
-import { mkdirSync, rmSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, rmSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -56,14 +56,8 @@ export async function launch() {
   return { browser, close };
 }
 
-/** A page that logs its console errors and failed requests with a label. */
-export async function newPage(browser, label, base, errors) {
-  const ctx = await browser.newContext({
-    viewport: { width: 1280, height: 800 },
-    permissions: ['camera', 'microphone'],
-  });
-  await ctx.grantPermissions(['camera', 'microphone'], { origin: base });
-  const page = await ctx.newPage();
+/** Logs a page's console errors, failed requests and page errors with a label (errors also go to `errors`). */
+export function watchPage(page, label, errors) {
   page.on('console', (m) => {
     if (m.type() === 'error') {
       const line = `[${label}] console.error: ${m.text()}`;
@@ -79,7 +73,26 @@ export async function newPage(browser, label, base, errors) {
     errors.push(line);
     log(line);
   });
+  return page;
+}
+
+/** A page that logs its console errors and failed requests with a label. */
+export async function newPage(browser, label, base, errors) {
+  const ctx = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    permissions: ['camera', 'microphone'],
+  });
+  await ctx.grantPermissions(['camera', 'microphone'], { origin: base });
+  const page = watchPage(await ctx.newPage(), label, errors);
   return { ctx, page };
+}
+
+/**
+ * Another tab of the same browser context (same user: the token is in localStorage), e.g.
+ * to open a page without leaving the broadcaster page, whose WHIP session ends on unmount.
+ */
+export async function openTab(ctx, label, errors) {
+  return watchPage(await ctx.newPage(), label, errors);
 }
 
 export function withTimeout(promise, ms, what) {
@@ -205,4 +218,60 @@ export function reportErrors(errors) {
   if (!errors.length) return;
   log(`${errors.length} console error(s) captured:`);
   for (const e of errors) log('  ' + e);
+}
+
+/** The number a `data-testid="metric-<name>"` tile carries (NaN when not measured). */
+export async function metricValue(page, name) {
+  const v = await page.getByTestId(`metric-${name}`).first().getAttribute('data-value');
+  return v === null || v === '' ? NaN : Number(v);
+}
+
+/**
+ * The analytics page of stream `id` in `page` (signed in as its owner or a moderator):
+ * waits until every `min` metric reaches its value (the page refreshes every 5 s while the
+ * stream is live), until the three charts have a canvas, then downloads the per-minute CSV
+ * with the page's button. Answers the metrics, the CSV's file name and its first line.
+ */
+export async function checkAnalytics(page, base, id, { min = {}, timeoutMs = 20_000 } = {}) {
+  await page.goto(`${base}/analytics/${encodeURIComponent(id)}`);
+  await page.getByTestId('analytics-page').waitFor({ timeout: 15_000 });
+  await page.getByTestId('analytics-summary').waitFor({ timeout: 15_000 }).catch(async (e) => {
+    const err = await page.getByTestId('analytics-error').textContent({ timeout: 500 }).catch(() => '');
+    throw new Error(err ? `the analytics page shows: ${err}` : e.message);
+  });
+  try {
+    await page.waitForFunction(
+      (want) =>
+        Object.entries(want).every(([name, atLeast]) => {
+          const el = document.querySelector(`[data-testid="metric-${name}"]`);
+          const v = el?.getAttribute('data-value');
+          return v != null && v !== '' && Number(v) >= atLeast;
+        }),
+      min,
+      { timeout: timeoutMs, polling: 250 },
+    );
+  } catch {
+    const seen = {};
+    for (const name of Object.keys(min)) seen[name] = await metricValue(page, name).catch(() => NaN);
+    throw new Error(`analytics numbers after ${timeoutMs / 1000} s: ${JSON.stringify(seen)}, expected at least ${JSON.stringify(min)}`);
+  }
+  for (const chart of ['chart-viewers', 'chart-qoe', 'chart-ingest']) {
+    await page.locator(`[data-testid="${chart}"] canvas`).first().waitFor({ state: 'attached', timeout: 5_000 }).catch(() => {
+      throw new Error(`${chart} has no canvas`);
+    });
+  }
+  const values = {};
+  for (const name of Object.keys(min)) values[name] = await metricValue(page, name);
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 15_000 }),
+    page.getByTestId('csv-minutes').click(),
+  ]);
+  const failure = await download.failure();
+  if (failure) throw new Error(`the CSV download failed: ${failure}`);
+  const file = await download.path();
+  const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+  const firstLine = text.split(/\r?\n/)[0];
+  if (!firstLine.startsWith('minute,viewers_max')) throw new Error(`the CSV starts with ${JSON.stringify(text.slice(0, 80))}`);
+  if (!text.includes('\r\n')) throw new Error('the CSV lines do not end with CRLF');
+  return { values, filename: download.suggestedFilename(), firstLine, lines: text.split('\r\n').filter(Boolean).length };
 }

@@ -1,3 +1,4 @@
+import { lazy, Suspense } from 'react';
 import { Link, matchRoute, usePath } from './router';
 import { NotificationBell, SignIn } from './components';
 import { HomePage } from './pages/Home';
@@ -7,6 +8,9 @@ import { SchedulePage } from './pages/Schedule';
 import { SettingsPage } from './pages/Settings';
 import { ChannelPage } from './pages/Channel';
 
+// The analytics page brings uPlot: a chunk of its own, loaded when opened.
+const AnalyticsPage = lazy(() => import('./pages/Analytics').then((m) => ({ default: m.AnalyticsPage })));
+
 function Routes({ path }: { path: string }) {
   let m: Record<string, string> | null;
   if ((m = matchRoute('/watch/:id', path))) return <WatchPage key={m.id} id={m.id} />;
@@ -15,6 +19,13 @@ function Routes({ path }: { path: string }) {
   if (matchRoute('/schedule', path)) return <SchedulePage />;
   if ((m = matchRoute('/settings/:id', path))) return <SettingsPage key={m.id} id={m.id} />;
   if ((m = matchRoute('/channel/:id', path))) return <ChannelPage key={m.id} id={m.id} />;
+  if ((m = matchRoute('/analytics/:id', path))) {
+    return (
+      <Suspense fallback={<div className="page"><p className="muted">Loading…</p></div>}>
+        <AnalyticsPage key={m.id} id={m.id} />
+      </Suspense>
+    );
+  }
   if (path === '/' || path === '') return <HomePage />;
   return (
     <div className="page">

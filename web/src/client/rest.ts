@@ -1,7 +1,7 @@
 import { ApiError, errorFromResponse } from './errors';
 import type {
-  BanState, Channel, ChatMessage, Notification, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
-  Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamWithIngestUrls, ThumbnailUpload, Viewers,
+  AnalyticsCsvView, AnalyticsViews, BanState, Channel, ChatMessage, Notification, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
+  Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamAnalytics, StreamWithIngestUrls, ThumbnailUpload, Viewers,
 } from './types';
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -15,6 +15,8 @@ export interface RillApiOptions {
 }
 
 export type ListKind = 'live' | 'scheduled' | 'past';
+
+type Query = Record<string, string | number | undefined | null>;
 
 export const MAX_THUMBNAIL_BYTES = 2 * 1024 * 1024;
 export const THUMBNAIL_TYPES = ['image/jpeg', 'image/png', 'image/webp'] as const;
@@ -47,7 +49,19 @@ export class RillApi {
     this.fetchImpl = opts.fetch ?? ((i, init) => globalThis.fetch(i, init));
   }
 
-  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined | null>): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
+    const res = await this.send(method, path, body, query, 'application/json');
+    const text = await res.text();
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(res.status, 'bad_response', 'response is not JSON');
+    }
+  }
+
+  /** Sends with the bearer token; a non-2xx answer is thrown as an ApiError (body read). */
+  private async send(method: string, path: string, body: unknown, query: Query | undefined, accept: string): Promise<Response> {
     let url = this.baseUrl + path;
     if (query) {
       const q = new URLSearchParams();
@@ -55,7 +69,7 @@ export class RillApi {
       const s = q.toString();
       if (s) url += '?' + s;
     }
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const headers: Record<string, string> = { Accept: accept };
     const token = this.getToken();
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -65,14 +79,8 @@ export class RillApi {
     } catch (e) {
       throw new ApiError(0, 'network_error', `network error: ${(e as Error)?.message ?? String(e)}`);
     }
-    const text = await res.text();
-    if (!res.ok) throw errorFromResponse(res.status, text);
-    if (!text) return undefined as T;
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new ApiError(res.status, 'bad_response', 'response is not JSON');
-    }
+    if (!res.ok) throw errorFromResponse(res.status, await res.text());
+    return res;
   }
 
   private s(id: string): string {
@@ -111,6 +119,25 @@ export class RillApi {
   listQuestions(id: string) { return this.request<{ items: Question[] }>('GET', `${this.s(id)}/questions`); }
   upvoteQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/upvote`); }
   answerQuestion(id: string, qid: string) { return this.request<Question>('POST', `${this.s(id)}/questions/${encodeURIComponent(qid)}/answer`); }
+
+  // Analytics (owner and moderators): summary and per-minute series, per-view rows, CSV.
+  streamAnalytics(id: string, range: { from?: string; to?: string } = {}) {
+    return this.request<StreamAnalytics>('GET', `${this.s(id)}/analytics`, undefined, { from: range.from, to: range.to });
+  }
+  streamViews(id: string, range: { from?: string; to?: string } = {}) {
+    return this.request<AnalyticsViews>('GET', `${this.s(id)}/analytics`, undefined, { view: 'sessions', from: range.from, to: range.to });
+  }
+  /** The CSV as a Blob (fetched with the token, which a plain link could not carry). */
+  async analyticsCsv(id: string, view: AnalyticsCsvView, range: { from?: string; to?: string } = {}): Promise<Blob> {
+    const res = await this.send('GET', `${this.s(id)}/analytics`, undefined, {
+      format: 'csv', view: view === 'sessions' ? 'sessions' : undefined, from: range.from, to: range.to,
+    }, 'text/csv');
+    try {
+      return await res.blob();
+    } catch (e) {
+      throw new ApiError(0, 'network_error', `network error: ${(e as Error)?.message ?? String(e)}`);
+    }
+  }
 
   // Moderation
   ban(id: string, userId: string) { return this.request<BanState>('PUT', `${this.s(id)}/bans/${encodeURIComponent(userId)}`); }

@@ -247,3 +247,138 @@ const RANK: Record<ChannelRole, number> = { follower: 1, subscriber: 2, moderato
 export function roleAtLeast(role: ChannelRole | null | undefined, atLeast: ChannelRole): boolean {
   return role != null && RANK[role] >= RANK[atLeast];
 }
+
+// Stream analytics (`GET /api/streams/{id}/analytics`; schemas Analytics, AnalyticsSummary,
+// AnalyticsMinute, HistogramBin, ViewList in functions/api/openapi.json).
+
+/** One histogram bin: inclusive upper bound (null: the open last bin) and count. */
+export interface HistogramBin {
+  upTo: number | null;
+  count: number;
+}
+
+export interface AnalyticsSummary {
+  /** Viewers now (0 unless live). */
+  concurrentNow: number;
+  peakViewers: number;
+  peakAt: string | null;
+  /** Counted viewer sockets (the owner's own page is not one). */
+  views: number;
+  uniqueViewers: number;
+  viewerMinutes: number;
+  avgWatchMs: number | null;
+  medianWatchMs: number | null;
+  startupP50Ms: number | null;
+  startupP95Ms: number | null;
+  exitsBeforeStartPercent: number | null;
+  playbackFailurePercent: number | null;
+  rebufferPercent: number | null;
+  rebuffersPerMinute: number | null;
+  switchesUpPerViewerMinute: number | null;
+  switchesDownPerViewerMinute: number | null;
+  /** Percent of reported watch time per rendition ('720p' -> 80.5). */
+  renditionPercent: Record<string, number>;
+  latencyP50Ms: number | null;
+  latencyP95Ms: number | null;
+  chatMessages: number;
+  chatMessagesPerMinute: number;
+  chatters: number;
+  chattedPercent: number | null;
+  /** Count per emoji. */
+  reactions: Record<string, number>;
+  reactionsPer100ViewerMinutes: Record<string, number>;
+  countries: Record<string, number>;
+  browsers: Record<string, number>;
+  oses: Record<string, number>;
+  devices: Record<string, number>;
+  startupHistogram: HistogramBin[];
+  latencyHistogram: HistogramBin[];
+  bandwidthHistogram: HistogramBin[];
+}
+
+/** The ingest's health in one minute, from the node's 5 s samples. */
+export interface IngestMinute {
+  samples: number;
+  inputKbps: number;
+  fps: number;
+  droppedFrames: number;
+  lateFrames: number;
+  encoderSpeedMin: number;
+  governorLevelMax: number;
+  healthMin: number;
+}
+
+export type CauseKind = 'ingest' | 'delivery' | 'viewerNetwork';
+
+/** Why viewers' QoE dropped in a minute. */
+export interface MinuteCause {
+  kind: CauseKind;
+  detail: string;
+}
+
+export interface AnalyticsMinute {
+  minute: string;
+  viewersMax: number;
+  viewersAvg: number;
+  viewerSeconds: number;
+  viewsStarted: number;
+  viewsEnded: number;
+  playbackStarts: number;
+  failures: number;
+  startupP50Ms: number | null;
+  rebufferPercent: number | null;
+  rebuffers: number;
+  switchesUp: number;
+  switchesDown: number;
+  latencyP50Ms: number | null;
+  latencyP95Ms: number | null;
+  chatMessages: number;
+  chatters: number;
+  reactions: number;
+  ingest: IngestMinute | null;
+  /** null (or absent, from an older server) when QoE did not drop. */
+  cause?: MinuteCause | null;
+}
+
+export interface StreamAnalytics {
+  streamId: string;
+  status: StreamStatus;
+  from: string;
+  to: string;
+  summary: AnalyticsSummary;
+  /** Every minute of the range, oldest first (at most 1,440). */
+  series: AnalyticsMinute[];
+}
+
+/** One view's playback report (kept 24 h). */
+export interface ViewReport {
+  started: boolean;
+  startupMs: number | null;
+  rebufferMs: number;
+  rebuffers: number;
+  switchesUp: number;
+  switchesDown: number;
+  droppedFrames: number;
+  rendition: string | null;
+  latencyMs: number | null;
+  bandwidthKbps: number | null;
+  fatalError: string | null;
+}
+
+export interface AnalyticsView {
+  viewId: string;
+  userId: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  watchMs: number;
+  report: ViewReport | null;
+}
+
+export interface AnalyticsViews {
+  items: AnalyticsView[];
+  from: string;
+  to: string;
+}
+
+/** The CSV downloads: the per-minute series or the per-view rows. */
+export type AnalyticsCsvView = 'minutes' | 'sessions';

@@ -5,3 +5,4 @@ export { useStreamChat, mergeMessage } from './useStreamChat';
 export { useStreamReactions } from './useStreamReactions';
 export { useStreamQuestions, upsertQuestion } from './useStreamQuestions';
 export { useNotifications, NOTIFICATIONS_POLL_MS } from './useNotifications';
+export { useStreamAnalytics } from './useStreamAnalytics';

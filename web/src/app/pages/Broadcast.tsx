@@ -10,6 +10,7 @@ import type { QualityPreset } from '../../client/types';
 import { ChatPanel, ErrorText, NewStreamForm, QuestionsPanel, ReactionOverlay, StatusBadge, defaultChannel } from '../components';
 import { useStreamQuestions } from '../../hooks/useStreamQuestions';
 import { Link } from '../router';
+import { AnalyticsLink, LiveAnalyticsPanel } from '../analyticsViews';
 
 export function BroadcastNewPage() {
   return (
@@ -92,6 +93,11 @@ export function BroadcastPage({ id }: { id: string }) {
         <span className="pill" data-testid="duration">⏲ {formatDuration(live.duration)}</span>
         <span className="pill" data-testid="publisher-state" data-state={live.publisherState}>{live.publisherState}</span>
         <Link to={`/watch/${id}`}>viewer page</Link> · <Link to={`/settings/${id}`}>settings</Link>
+        {isOwner && (
+          <>
+            {' '}· <AnalyticsLink id={id} testid="analytics-link">analytics ↗</AnalyticsLink>
+          </>
+        )}
       </div>
       {claims && s && !isOwner && <p className="error">You are not the owner of this stream.</p>}
       {over && (
@@ -216,6 +222,7 @@ export function BroadcastPage({ id }: { id: string }) {
               </p>
             )}
           </section>
+          {isOwner && status === 'live' && <LiveAnalyticsPanel id={id} enabled />}
           <p className="muted" data-testid="reaction-total">reactions: {reactions.total}</p>
           <ErrorText error={actionError ?? live.error} testid="action-error" />
           <QuestionsPanel

@@ -19,7 +19,8 @@ function StreamList({ title, items, testid, owner }: { title: string; items: Str
               {owner === s.ownerId && (
                 <>
                   {' · '}
-                  <Link to={`/broadcast/${s.id}`}>broadcast</Link> · <Link to={`/settings/${s.id}`}>settings</Link>
+                  <Link to={`/broadcast/${s.id}`}>broadcast</Link> · <Link to={`/settings/${s.id}`}>settings</Link> ·{' '}
+                  <Link to={`/analytics/${s.id}`} data-testid="stream-analytics-link">analytics</Link>
                 </>
               )}
             </li>

@@ -126,7 +126,7 @@ export function SettingsPage({ id }: { id: string }) {
       <div className="head">
         <h2>Settings: {stream.title}</h2>
         <StatusBadge status={stream.status} />
-        <Link to={`/broadcast/${id}`}>broadcaster</Link>
+        <Link to={`/broadcast/${id}`}>broadcaster</Link> · <Link to={`/analytics/${encodeURIComponent(id)}`} data-testid="analytics-link">analytics</Link>
       </div>
       <div className="grid">
         <form className="card form" onSubmit={save} data-testid="settings-form">

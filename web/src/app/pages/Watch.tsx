@@ -6,6 +6,7 @@ import { useStreamReactions } from '../../hooks/useStreamReactions';
 import { QUALITY_PRESETS, type ViewerQuality } from '../../client/quality';
 import { ChatPanel, ErrorText, QuestionsPanel, ReactionBar, ReactionOverlay, StatusBadge } from '../components';
 import { useStreamQuestions } from '../../hooks/useStreamQuestions';
+import { Link } from '../router';
 
 export function WatchPage({ id }: { id: string }) {
   const { claims } = useRill();
@@ -28,6 +29,9 @@ export function WatchPage({ id }: { id: string }) {
         <StatusBadge status={s?.status} />
         <span className="pill" data-testid="viewer-count" data-count={v.viewerCount}>👁 {v.viewerCount}</span>
         <span className="pill" data-testid="latency" title="Date.now() − playing PDT">⏱ {latency}</span>
+        {claims && s && claims.sub === s.ownerId && (
+          <Link to={`/analytics/${encodeURIComponent(id)}`} data-testid="analytics-link">analytics</Link>
+        )}
       </div>
       {v.isEnded && (
         <div className="banner" data-testid="ended-banner">

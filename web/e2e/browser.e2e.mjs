@@ -2,7 +2,7 @@
 // Browser end-to-end test: owner creates a stream in the UI and goes live over WHIP (fake camera),
 // a viewer plays it with hls.js, chat both ways, a reaction, viewer count, the owner's analytics
 // page (numbers, charts, CSV download) in a second tab, End Stream, then
-// channel roles on the channel page (grant, leave, follow).
+// channel roles on the channel page (grant, leave, follow) and the channel's analytics page.
 // Env: RILL_URL, RILL_OWNER_TOKEN, RILL_VIEWER_TOKEN, RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
 import { join } from 'node:path';
 import { artifactsDir, checkAnalytics, createAndGoLive, env, launch, log, newPage, openTab, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
@@ -114,6 +114,56 @@ async function main() {
       await owner.page.getByTestId('grant-role').selectOption('moderator');
       await owner.page.getByTestId('grant').click();
       await owner.page.locator(`[data-testid="member"][data-user-id="${viewerSub}"]`, { hasText: 'moderator' }).waitFor({ timeout: 15_000 });
+    });
+    // The channel's analytics: the stream above counts (it was live within the last 30 days
+    // and had a viewer); its row links to the stream's own analytics page.
+    await step("the channel owner sees the channel's analytics", async () => {
+      await owner.page.getByTestId('channel-analytics-link').click();
+      await owner.page.getByTestId('channel-analytics-page').waitFor({ timeout: 15_000 });
+      const want = { streams: 1, views: 1 };
+      const ready = () =>
+        owner.page.evaluate(
+          ({ want, id }) =>
+            Object.entries(want).every(([name, atLeast]) => {
+              const v = document.querySelector(`[data-testid="channel-metric-${name}"]`)?.getAttribute('data-value');
+              return v != null && v !== '' && Number(v) >= atLeast;
+            }) && !!document.querySelector(`[data-testid="channel-stream"][data-stream-id="${CSS.escape(id)}"]`),
+          { want, id },
+        );
+      // 20 s in all; the page refreshes by itself only while a stream is live, so ask again
+      // every 5 s.
+      const deadline = Date.now() + 20_000;
+      let asked = Date.now();
+      while (!(await ready())) {
+        if (Date.now() > deadline) {
+          const err = await owner.page.getByTestId('channel-analytics-error').textContent({ timeout: 500 }).catch(() => '');
+          const seen = {};
+          for (const name of Object.keys(want)) {
+            seen[name] = await owner.page.getByTestId(`channel-metric-${name}`).getAttribute('data-value', { timeout: 500 }).catch(() => null);
+          }
+          const rows = await owner.page.locator('[data-testid="channel-stream"]').evaluateAll((els) => els.map((e) => e.dataset.streamId));
+          throw new Error(err ? `the channel analytics page shows: ${err}` : `after 20 s: ${JSON.stringify(seen)}, rows ${JSON.stringify(rows)}, expected ${JSON.stringify(want)} and a row for ${id}`);
+        }
+        if (Date.now() - asked > 5_000) {
+          asked = Date.now();
+          await owner.page.getByTestId('channel-analytics-refresh').click({ timeout: 2_000 }).catch(() => {});
+        }
+        await owner.page.waitForTimeout(250);
+      }
+      const row = owner.page.locator(`[data-testid="channel-stream"][data-stream-id="${id}"]`);
+      const href = await row.locator('a').first().getAttribute('href');
+      if (href !== `/analytics/${encodeURIComponent(id)}`) throw new Error(`the stream's row links to ${href}`);
+      await owner.page.locator('[data-testid="chart-channel"] canvas').first().waitFor({ state: 'attached', timeout: 5_000 }).catch(() => {
+        throw new Error('chart-channel has no canvas');
+      });
+      const values = {};
+      for (const name of ['streams', 'views', 'uniqueViewers', 'peakViewers', 'chatMessages', 'reactions']) {
+        values[name] = await owner.page.getByTestId(`channel-metric-${name}`).getAttribute('data-value');
+      }
+      log(`  channel analytics: ${JSON.stringify(values)}`);
+      await shot('08b-channel-analytics');
+      await owner.page.goto(`${base}/channel/${encodeURIComponent(channel)}`);
+      await owner.page.locator('[data-testid="your-role"]', { hasText: 'owner' }).waitFor({ timeout: 15_000 });
     });
     await step('the viewer sees their role, leaves and follows', async () => {
       await viewer.page.goto(`${base}/channel/${encodeURIComponent(channel)}`);

@@ -481,12 +481,7 @@ pub async fn heartbeat(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiE
         .await);
     }
     app.realtime
-        .record_heartbeat(
-            &connection.stream_id,
-            &conn_id,
-            &heartbeat.report(),
-            time::now(),
-        )
+        .record_heartbeat(&connection, &heartbeat.report(), time::now())
         .await?;
     Ok(ok())
 }

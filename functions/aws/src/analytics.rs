@@ -8,7 +8,9 @@
 //!   `playbackStarts`, `failures`, `chatMessages`;
 //! - `chatters`: a string set of user ids;
 //! - labelled counters `{family}:{label}` for renditions (ms), reactions, countries,
-//!   browsers, OSes and devices, and histogram bins `{histogram}:{bin index}`;
+//!   browsers, OSes and devices, watch and rebuffering time by country and device
+//!   (`wcountry`, `rcountry`, `wdevice`, `rdevice`), and histogram bins
+//!   `{histogram}:{bin index}`;
 //! - `vc:{second}`: the viewer count set at that second of the minute.
 //!
 //! Idempotency: each update carries `applied:{part}` = the batch's change position and the
@@ -128,6 +130,10 @@ fn ops(m: &Minute) -> Vec<Op> {
         ("browser", &m.browsers),
         ("os", &m.oses),
         ("device", &m.devices),
+        ("wcountry", &m.watched_by_country),
+        ("rcountry", &m.rebuffer_by_country),
+        ("wdevice", &m.watched_by_device),
+        ("rdevice", &m.rebuffer_by_device),
     ] {
         for (label, v) in map {
             out.push(Op::Add(format!("{family}:{label}"), n(v)));
@@ -187,6 +193,18 @@ fn decode(start: Timestamp, item: &Item) -> Minute {
             }
             "device" => {
                 m.devices.insert(label.into(), v);
+            }
+            "wcountry" => {
+                m.watched_by_country.insert(label.into(), v);
+            }
+            "rcountry" => {
+                m.rebuffer_by_country.insert(label.into(), v);
+            }
+            "wdevice" => {
+                m.watched_by_device.insert(label.into(), v);
+            }
+            "rdevice" => {
+                m.rebuffer_by_device.insert(label.into(), v);
             }
             _ => {}
         }
@@ -437,6 +455,10 @@ mod tests {
         m.browsers.insert("Chrome".into(), 3);
         m.oses.insert("Linux".into(), 3);
         m.devices.insert("desktop".into(), 3);
+        m.watched_by_country.insert("DE".into(), 45_000);
+        m.rebuffer_by_country.insert("DE".into(), 900);
+        m.watched_by_device.insert("desktop".into(), 45_000);
+        m.rebuffer_by_device.insert("desktop".into(), 900);
         m.chatters.insert("u1".into());
         // What DynamoDB holds after the update: every op's value under its name.
         let mut item: Item = keys::minute("s", &start).item();

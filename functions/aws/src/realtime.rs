@@ -471,8 +471,7 @@ impl RealtimeStore for DynamoStore {
 
     async fn record_heartbeat(
         &self,
-        stream_id: &str,
-        connection_id: &str,
+        connection: &Connection,
         report: &rill_core::qoe::PlaybackReport,
         now: Timestamp,
     ) -> Result<(), StoreError> {
@@ -481,7 +480,9 @@ impl RealtimeStore for DynamoStore {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::viewer(stream_id, connection_id).item()))
+            .set_key(Some(
+                keys::viewer(&connection.stream_id, &connection.connection_id).item(),
+            ))
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":e", s("viewer"))
             .expression_attribute_values(":now", s(time::format(&now)))
@@ -492,6 +493,15 @@ impl RealtimeStore for DynamoStore {
             .expression_attribute_values(":up", n(report.switches_up))
             .expression_attribute_values(":down", n(report.switches_down))
             .expression_attribute_values(":drop", n(report.dropped_frames));
+        // Where the view is, for analytics: in the same write, at no extra call.
+        if let Some(c) = &connection.country {
+            set.push("country = :cty");
+            req = req.expression_attribute_values(":cty", s(c));
+        }
+        if let Some(ua) = &connection.user_agent {
+            set.push("userAgent = :ua");
+            req = req.expression_attribute_values(":ua", s(ua));
+        }
         if let Some(q) = &report.rendition {
             set.push("quality = :q");
             req = req.expression_attribute_values(":q", s(q));

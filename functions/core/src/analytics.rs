@@ -106,6 +106,10 @@ pub struct ReportDelta {
     pub started: bool,
     /// A fatal error was reported for the first time (or a different one).
     pub failed: bool,
+    /// Where the view is (the connection's country) and what it runs on, when known:
+    /// for where rebuffering concentrates.
+    pub country: Option<String>,
+    pub client: Option<ClientKind>,
 }
 
 /// Counts per bin of a histogram with fixed upper bounds (see the `*_BINS_*` constants):
@@ -211,6 +215,11 @@ pub struct Minute {
     pub browsers: BTreeMap<String, u64>,
     pub oses: BTreeMap<String, u64>,
     pub devices: BTreeMap<String, u64>,
+    /// Reported watch time and rebuffering time by the views' country and device type.
+    pub watched_by_country: BTreeMap<String, u64>,
+    pub rebuffer_by_country: BTreeMap<String, u64>,
+    pub watched_by_device: BTreeMap<String, u64>,
+    pub rebuffer_by_device: BTreeMap<String, u64>,
 }
 
 /// The start of the minute `at` falls in.
@@ -272,7 +281,16 @@ impl Minute {
                 self.reports += 1;
                 let watched = r.watched_ms.min(REPORT_GAP_MAX_MS);
                 self.watched_ms += watched;
-                self.rebuffer_ms += r.rebuffer_ms.min(REPORT_GAP_MAX_MS);
+                let rebuffer = r.rebuffer_ms.min(REPORT_GAP_MAX_MS);
+                self.rebuffer_ms += rebuffer;
+                if r.country.is_some() || r.client.is_some() {
+                    let c = country(r.country.as_deref());
+                    let d = label(r.client.as_ref().map_or("", |k| k.device.as_str()));
+                    bump(&mut self.watched_by_country, c.clone(), watched);
+                    bump(&mut self.rebuffer_by_country, c, rebuffer);
+                    bump(&mut self.watched_by_device, d.clone(), watched);
+                    bump(&mut self.rebuffer_by_device, d, rebuffer);
+                }
                 self.rebuffers += r.rebuffers;
                 self.switches_up += r.switches_up;
                 self.switches_down += r.switches_down;
@@ -334,6 +352,10 @@ impl Minute {
             (&mut self.browsers, &other.browsers),
             (&mut self.oses, &other.oses),
             (&mut self.devices, &other.devices),
+            (&mut self.watched_by_country, &other.watched_by_country),
+            (&mut self.rebuffer_by_country, &other.rebuffer_by_country),
+            (&mut self.watched_by_device, &other.watched_by_device),
+            (&mut self.rebuffer_by_device, &other.rebuffer_by_device),
         ] {
             for (k, v) in from {
                 bump(map, k.clone(), *v);

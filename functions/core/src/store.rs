@@ -491,11 +491,12 @@ pub trait RealtimeStore: Send + Sync {
     ) -> Result<Result<Bucket, Refusal>, StoreError>;
 
     /// Records a viewer's playback report on its viewer session: counts add up, the rest
-    /// is the latest value (the startup time: the first one), in one write.
+    /// is the latest value (the startup time: the first one), in one write. The session
+    /// also keeps the connection's country and user agent (for where rebuffering
+    /// concentrates, `crate::analytics::cause`).
     async fn record_heartbeat(
         &self,
-        stream_id: &str,
-        connection_id: &str,
+        connection: &Connection,
         report: &crate::qoe::PlaybackReport,
         now: Timestamp,
     ) -> Result<(), StoreError>;

@@ -8,8 +8,11 @@ import { SchedulePage } from './pages/Schedule';
 import { SettingsPage } from './pages/Settings';
 import { ChannelPage } from './pages/Channel';
 
-// The analytics page brings uPlot: a chunk of its own, loaded when opened.
+// The analytics pages bring uPlot: chunks of their own, loaded when opened.
 const AnalyticsPage = lazy(() => import('./pages/Analytics').then((m) => ({ default: m.AnalyticsPage })));
+const ChannelAnalyticsPage = lazy(() => import('./pages/ChannelAnalytics').then((m) => ({ default: m.ChannelAnalyticsPage })));
+
+const loading = <div className="page"><p className="muted">Loading…</p></div>;
 
 function Routes({ path }: { path: string }) {
   let m: Record<string, string> | null;
@@ -18,10 +21,17 @@ function Routes({ path }: { path: string }) {
   if (matchRoute('/broadcast', path)) return <BroadcastNewPage />;
   if (matchRoute('/schedule', path)) return <SchedulePage />;
   if ((m = matchRoute('/settings/:id', path))) return <SettingsPage key={m.id} id={m.id} />;
+  if ((m = matchRoute('/channel/:id/analytics', path))) {
+    return (
+      <Suspense fallback={loading}>
+        <ChannelAnalyticsPage key={m.id} id={m.id} />
+      </Suspense>
+    );
+  }
   if ((m = matchRoute('/channel/:id', path))) return <ChannelPage key={m.id} id={m.id} />;
   if ((m = matchRoute('/analytics/:id', path))) {
     return (
-      <Suspense fallback={<div className="page"><p className="muted">Loading…</p></div>}>
+      <Suspense fallback={loading}>
         <AnalyticsPage key={m.id} id={m.id} />
       </Suspense>
     );

@@ -9,11 +9,12 @@ import {
   summaryTiles, type LabelledMinute, type SummaryTile,
 } from './analytics';
 
-export function Tiles({ tiles, testid }: { tiles: SummaryTile[]; testid: string }) {
+/** Number tiles; each is `data-testid="<prefix><name>"` with the raw number in `data-value`. */
+export function Tiles({ tiles, testid, prefix = 'metric-' }: { tiles: SummaryTile[]; testid: string; prefix?: string }) {
   return (
     <div className="tiles" data-testid={testid}>
       {tiles.map((t) => (
-        <div key={t.name} className="tile" data-testid={`metric-${t.name}`} data-value={t.value ?? ''}>
+        <div key={t.name} className="tile" data-testid={`${prefix}${t.name}`} data-value={t.value ?? ''}>
           <span className="tile-value">{t.text}</span>
           <span className="tile-label">{t.label}</span>
         </div>

@@ -4,6 +4,7 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { CAUSE_STYLE, bandRects, formatMs, type CauseBand, type ChartData } from './analytics';
+import { paddedXRange } from './channelAnalytics';
 
 const AXIS = { stroke: '#8b93a7', grid: { stroke: '#262a33', width: 1 }, ticks: { stroke: '#262a33', width: 1 } };
 const HEIGHT = 220;
@@ -12,10 +13,16 @@ const X: uPlot.Scale = { time: true };
 /**
  * Shows every minute of the data on x. Set explicitly: uPlot's own auto-range widens a
  * lone minute (a stream's first) to years; a lone minute gets a minute either side.
+ * A spec's own `xRange` wins.
  */
-function fitX(u: uPlot): void {
+function fitX(u: uPlot, spec: ChartSpec): void {
   const xs = u.data[0];
   if (!xs.length) return;
+  const own = spec.xRange?.(xs);
+  if (own) {
+    u.setScale('x', own);
+    return;
+  }
   const min = xs[0];
   const max = xs[xs.length - 1];
   u.setScale('x', min === max ? { min: min - 60, max: max + 60 } : { min, max });
@@ -29,6 +36,8 @@ export interface ChartSpec {
   series: uPlot.Series[];
   axes: uPlot.Axis[];
   scales: uPlot.Scales;
+  /** The x range for these x values (default: from the first to the last). */
+  xRange?: (xs: ArrayLike<number>) => { min: number; max: number } | null;
 }
 
 export const VIEWERS_CHART: ChartSpec = {
@@ -80,6 +89,18 @@ export const INGEST_CHART: ChartSpec = {
   ],
 };
 
+/** The channel page's chart: one bar (views) and one dot (peak viewers) per stream, at its start. */
+export const CHANNEL_CHART: ChartSpec = {
+  scales: { x: X, count: { range: (_u, _min, max) => [0, Math.max(1, Math.ceil(max * 1.1))] } },
+  series: [
+    { label: 'Stream start' },
+    { label: 'Views', scale: 'count', stroke: '#5b8cff', fill: 'rgba(91, 140, 255, 0.45)', width: 1, paths: uPlot.paths.bars?.({ size: [0.6, 28] }), points: { show: false }, value: fixed(0) },
+    { label: 'Peak viewers', scale: 'count', stroke: '#30a46c', width: 0, paths: () => null, points: { show: true, size: 8, fill: '#30a46c' }, value: fixed(0) },
+  ],
+  axes: [{ ...AXIS }, { ...AXIS, scale: 'count', label: 'views / viewers' }],
+  xRange: paddedXRange,
+};
+
 /** Shades the minutes whose QoE dropped, under the series, colored by cause. */
 function causeBandsPlugin(getBands: () => readonly CauseBand[]): uPlot.Plugin {
   return {
@@ -123,7 +144,7 @@ export function UPlotChart({ testid, title, spec, data, bands }: { testid: strin
       plugins: [causeBandsPlugin(() => bandsRef.current)],
     };
     const u = new uPlot(opts, dataRef.current as uPlot.AlignedData, root);
-    fitX(u);
+    fitX(u, spec);
     plot.current = u;
     const ro = new ResizeObserver(() => {
       const w = root.clientWidth;
@@ -146,8 +167,8 @@ export function UPlotChart({ testid, title, spec, data, bands }: { testid: strin
     const xs = u.data[0];
     const zoomed = xs.length > 1 && x.min != null && x.max != null && (x.min > xs[0] || x.max < xs[xs.length - 1]);
     u.setData(data as uPlot.AlignedData, !zoomed);
-    if (!zoomed) fitX(u);
-  }, [data]);
+    if (!zoomed) fitX(u, spec);
+  }, [data, spec]);
 
   return (
     <section className="card chart">

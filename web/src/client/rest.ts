@@ -1,6 +1,6 @@
 import { ApiError, errorFromResponse } from './errors';
 import type {
-  AnalyticsCsvView, AnalyticsViews, BanState, Channel, ChatMessage, Notification, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
+  AnalyticsCsvView, AnalyticsViews, BanState, Channel, ChannelAnalytics, ChatMessage, Notification, ChatPage, HlsManifest, IngestCredentials, MemberPage, MemberRole, Membership, NewChannel, ModeratorState, MetricsPage, NewReaction, NewStream, Page, Question, Reaction,
   Stream, StreamPage, StreamPatch, StreamWithIngestCredentials, StreamAnalytics, StreamWithIngestUrls, ThumbnailUpload, Viewers,
 } from './types';
 
@@ -171,6 +171,10 @@ export class RillApi {
   /** The owner revokes a role; a user may remove their own (leaving). */
   removeMembership(channelId: string, userId: string) {
     return this.request<Membership>('DELETE', `${this.c(channelId)}/members/${encodeURIComponent(userId)}`);
+  }
+  /** Per-stream rows and totals over [from, to] (owner and moderators; default: the last 30 days). */
+  channelAnalytics(channelId: string, range: { from?: string; to?: string } = {}) {
+    return this.request<ChannelAnalytics>('GET', `${this.c(channelId)}/analytics`, undefined, { from: range.from, to: range.to });
   }
 
   // Thumbnail: presign, PUT the bytes, then PATCH thumbnailUrl.

@@ -382,3 +382,24 @@ export interface AnalyticsViews {
 
 /** The CSV downloads: the per-minute series or the per-view rows. */
 export type AnalyticsCsvView = 'minutes' | 'sessions';
+
+// Channel analytics (`GET /api/channels/{channelId}/analytics`; schemas ChannelAnalytics,
+// ChannelAnalyticsStream in functions/api/openapi.json).
+
+/** Totals over the range: unique viewers are distinct signed-in users plus anonymous views; the peak is the highest stream's. */
+export interface ChannelAnalyticsTotals {
+  streams: number; views: number; uniqueViewers: number; viewerMinutes: number;
+  peakViewers: number; chatMessages: number; reactions: number; avgWatchMs: number | null;
+}
+
+/** One stream that was live within the range; `reactions` is over every emoji. */
+export interface ChannelAnalyticsStream {
+  streamId: string; title: string; status: StreamStatus; startedAt: string | null; endedAt: string | null;
+  views: number; uniqueViewers: number; peakViewers: number; viewerMinutes: number; avgWatchMs: number | null;
+  chatMessages: number; reactions: number; startupP50Ms: number | null; rebufferPercent: number | null;
+}
+
+/** `streams`: live ones, then ended ones, most recent first; `truncated`: more were live than counted (at most 50). */
+export interface ChannelAnalytics {
+  channelId: string; from: string; to: string; totals: ChannelAnalyticsTotals; streams: ChannelAnalyticsStream[]; truncated: boolean;
+}

@@ -47,6 +47,8 @@ pub(crate) struct ViewerItem {
     #[serde(default)]
     pub(crate) started: bool,
     pub(crate) last_seen: Option<String>,
+    pub(crate) country: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
 
 impl ViewerItem {
@@ -54,8 +56,9 @@ impl ViewerItem {
         self.last_seen.as_deref().and_then(|t| time::parse(t).ok())
     }
 
-    /// What the report that turned `old` into `self` added.
-    fn delta(&self, old: Option<&ViewerItem>) -> ReportDelta {
+    /// What the report that turned `old` into `self` added (`client`: the parsed user
+    /// agent, if the session has one).
+    fn delta(&self, old: Option<&ViewerItem>, client: Option<ClientKind>) -> ReportDelta {
         let empty = ViewerItem::default();
         let o = old.unwrap_or(&empty);
         let watched_ms = match (o.last_seen(), self.last_seen()) {
@@ -75,6 +78,8 @@ impl ViewerItem {
             bandwidth_kbps: self.bandwidth_kbps,
             started: self.started && !o.started,
             failed: self.fatal_error.is_some() && self.fatal_error != o.fatal_error,
+            country: self.country.clone(),
+            client,
         }
     }
 }
@@ -97,9 +102,20 @@ pub fn facts(
 ) -> (Vec<Fact>, BTreeMap<String, String>) {
     let mut out = Vec::new();
     let mut positions: BTreeMap<String, String> = BTreeMap::new();
+    // A view reports every 15 s with the same user agent: parse each one once per batch.
+    let memo: std::cell::RefCell<std::collections::HashMap<String, ClientKind>> =
+        Default::default();
+    let classify = |ua: &str| -> ClientKind {
+        if let Some(k) = memo.borrow().get(ua) {
+            return k.clone();
+        }
+        let k = classify(ua);
+        memo.borrow_mut().insert(ua.to_owned(), k.clone());
+        k
+    };
     for record in records {
         let before = out.len();
-        fact(record, classify, &mut out);
+        fact(record, &classify, &mut out);
         if let Some(f) = out.get(before) {
             let at = position(record);
             let p = positions.entry(f.stream_id.clone()).or_default();
@@ -166,7 +182,13 @@ fn fact(record: &EventRecord, classify: &dyn Fn(&str) -> ClientKind, out: &mut V
             let Some(at) = n.last_seen() else {
                 return;
             };
-            push(out, stream_id, at, FactKind::Report(n.delta(o.as_ref())));
+            let client = n.user_agent.as_deref().map(classify);
+            push(
+                out,
+                stream_id,
+                at,
+                FactKind::Report(n.delta(o.as_ref(), client)),
+            );
         }
         ("MODIFY", ItemKey::Stream { stream_id }) => {
             let (Some(n), Some(o)) = (

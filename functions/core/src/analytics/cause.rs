@@ -14,8 +14,10 @@
 //! 2. **viewer network**: at least half of the minute's bandwidth estimates were at most
 //!    [`LOW_BANDWIDTH_KBPS`] kbit/s (below what the second-lowest rung needs);
 //! 3. **delivery**: ingest healthy and viewers' bandwidth adequate, yet they stalled: the
-//!    CDN or the origin. (Whether the stalls concentrated in one country or device is not
-//!    yet in the buckets: reports do not carry the view's country.)
+//!    CDN or the origin. When one country or device type holds at least
+//!    [`CONCENTRATION_SHARE`] of the minute's rebuffering time with at most half of its
+//!    watch time (and at least two were watching), the label says where: a regional edge
+//!    or one client's player, rather than the origin.
 
 use serde::Serialize;
 
@@ -32,6 +34,9 @@ pub const STARTUP_MS_DROP: u64 = 5_000;
 pub const INPUT_COLLAPSE_RATIO: f64 = 0.5;
 /// Bandwidth estimates at or below this are a poor viewer network.
 pub const LOW_BANDWIDTH_KBPS: u64 = 1_000;
+/// Share of a minute's rebuffering time from which it concentrates in one country or
+/// device type.
+pub const CONCENTRATION_SHARE: f64 = 2.0 / 3.0;
 
 /// Why a minute's QoE dropped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +122,34 @@ fn low_bandwidth(m: &Minute) -> Option<String> {
     })
 }
 
+/// Where the minute's rebuffering concentrated, if it did.
+fn concentration(m: &Minute) -> Option<String> {
+    let dimensions = [
+        ("country", &m.watched_by_country, &m.rebuffer_by_country),
+        ("device", &m.watched_by_device, &m.rebuffer_by_device),
+    ];
+    for (what, watched, rebuffer) in dimensions {
+        let total_rebuffer: u64 = rebuffer.values().sum();
+        let total_watched: u64 = watched.values().sum();
+        if total_rebuffer == 0 || watched.len() < 2 {
+            continue;
+        }
+        for (label, r) in rebuffer {
+            let w = watched.get(label).copied().unwrap_or(0);
+            let share = *r as f64 / total_rebuffer as f64;
+            let watch_share = w as f64 / total_watched.max(1) as f64;
+            if share >= CONCENTRATION_SHARE && watch_share <= 0.5 {
+                return Some(format!(
+                    "concentrated in {what} {label} ({:.0} % of the rebuffering, {:.0} % of the watch time)",
+                    100.0 * share,
+                    100.0 * watch_share
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// The minute's cause label, or `None` when its QoE did not drop.
 pub fn label(
     m: &Minute,
@@ -128,6 +161,8 @@ pub fn label(
         (CauseKind::Ingest, e)
     } else if let Some(e) = low_bandwidth(m) {
         (CauseKind::ViewerNetwork, e)
+    } else if let Some(e) = concentration(m) {
+        (CauseKind::Delivery, e)
     } else {
         (
             CauseKind::Delivery,
@@ -237,6 +272,45 @@ mod tests {
         m.bandwidth.add(BANDWIDTH_BINS_KBPS, 6_000);
         let c = label(&m, Some(&healthy_ingest()), None).expect("a cause");
         assert_eq!(c.kind, CauseKind::Delivery);
+    }
+
+    #[test]
+    fn stalls_concentrated_in_one_country_say_where() {
+        let mut m = degraded();
+        m.watched_by_country = [("DE".to_owned(), 20_000), ("US".to_owned(), 40_000)].into();
+        m.rebuffer_by_country = [("DE".to_owned(), 2_700), ("US".to_owned(), 300)].into();
+        let c = label(&m, Some(&healthy_ingest()), None).expect("a cause");
+        assert_eq!(c.kind, CauseKind::Delivery);
+        assert_eq!(
+            c.detail,
+            "rebuffering 5.0 %: concentrated in country DE (90 % of the rebuffering, 33 % of the watch time)"
+        );
+        // Spread evenly: no place to name.
+        m.rebuffer_by_country = [("DE".to_owned(), 1_000), ("US".to_owned(), 2_000)].into();
+        let c = label(&m, Some(&healthy_ingest()), None).expect("a cause");
+        assert!(
+            c.detail.ends_with("viewers' bandwidth adequate"),
+            "{}",
+            c.detail
+        );
+        // One country alone is not a concentration.
+        m.watched_by_country = [("DE".to_owned(), 60_000)].into();
+        m.rebuffer_by_country = [("DE".to_owned(), 3_000)].into();
+        let c = label(&m, Some(&healthy_ingest()), None).expect("a cause");
+        assert!(!c.detail.contains("concentrated"), "{}", c.detail);
+    }
+
+    #[test]
+    fn stalls_of_one_device_type_with_a_minority_of_watch_time_say_which() {
+        let mut m = degraded();
+        m.watched_by_device = [("desktop".to_owned(), 45_000), ("tv".to_owned(), 15_000)].into();
+        m.rebuffer_by_device = [("tv".to_owned(), 3_000)].into();
+        let c = label(&m, Some(&healthy_ingest()), None).expect("a cause");
+        assert!(
+            c.detail.contains("concentrated in device tv"),
+            "{}",
+            c.detail
+        );
     }
 
     #[test]

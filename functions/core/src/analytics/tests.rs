@@ -414,3 +414,29 @@ fn folding_a_batch_in_two_halves_and_merging_equals_folding_it_whole() {
     first.get_mut(&key).unwrap().merge(&second[&key]);
     assert_eq!(first, whole);
 }
+
+#[test]
+fn a_reports_watch_and_rebuffering_time_count_for_its_country_and_device() {
+    let at = chrono::DateTime::from_timestamp_millis(1_796_000_000_000).expect("time");
+    let report = ReportDelta {
+        watched_ms: 15_000,
+        rebuffer_ms: 2_000,
+        country: Some("de".into()),
+        client: Some(ClientKind {
+            browser: "Chrome".into(),
+            os: "Android".into(),
+            device: "mobile".into(),
+        }),
+        ..ReportDelta::default()
+    };
+    let folded = fold([Fact {
+        stream_id: "s".into(),
+        at,
+        kind: FactKind::Report(report),
+    }]);
+    let m = folded.values().next().expect("a minute");
+    assert_eq!(m.watched_by_country.get("DE"), Some(&15_000));
+    assert_eq!(m.rebuffer_by_country.get("DE"), Some(&2_000));
+    assert_eq!(m.watched_by_device.get("mobile"), Some(&15_000));
+    assert_eq!(m.rebuffer_by_device.get("mobile"), Some(&2_000));
+}

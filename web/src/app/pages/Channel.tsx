@@ -151,6 +151,9 @@ export function ChannelPage({ id }: { id: string }) {
       </p>
       <div className="row">
         <Link to="/" onClick={() => localStorage.setItem(CHANNEL_KEY, channel.id)}>Streams in this channel</Link>
+        {roleAtLeast(channel.yourRole, 'moderator') && (
+          <Link to={`/channel/${encodeURIComponent(channel.id)}/analytics`} data-testid="channel-analytics-link">Analytics</Link>
+        )}
         {me && channel.yourRole === null && (
           <button data-testid="follow" onClick={() => change(() => api.setMembership(channel.id, me, 'follower'))}>Follow</button>
         )}

@@ -295,3 +295,22 @@ fn a_count_is_dated_by_presences_clock_when_the_item_says_when_it_was_taken() {
     assert_eq!(facts[0].at, at("2026-12-07T21:00:41.250Z"));
     assert_eq!(facts[0].kind, FactKind::ViewerCount(2));
 }
+
+#[test]
+fn a_report_carries_the_views_country_and_parsed_client() {
+    let mut image = viewer("2026-12-07T21:00:10.000Z", 0, None, None);
+    image["country"] = json!({"S": "DE"});
+    image["userAgent"] = json!({"S": "UA"});
+    let (facts, _) = decoded(vec![record(
+        "INSERT",
+        &keys::viewer("s", "c"),
+        1,
+        Some(image),
+        None,
+    )]);
+    let FactKind::Report(r) = &facts[0].kind else {
+        panic!("not a report: {facts:?}");
+    };
+    assert_eq!(r.country.as_deref(), Some("DE"));
+    assert_eq!(r.client, Some(classify("UA")));
+}

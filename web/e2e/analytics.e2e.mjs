@@ -7,6 +7,7 @@
 // owner's Analytics dashboard.
 // Env: RILL_URL, RILL_STREAM_ID, RILL_OWNER_TOKEN, RILL_STEADY_TOKEN, RILL_THROTTLED_TOKEN,
 // RILL_ARTIFACTS, CHROMIUM. Exit 0 = pass.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { artifactsDir, checkAnalytics, env, launch, log, newPage, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
 
@@ -113,6 +114,14 @@ async function main() {
       log(`  dashboard: ${JSON.stringify(seen.values)}, csv ${seen.filename} (${seen.lines} lines)`);
     });
     await owner.page.screenshot({ path: join(dir, '03-dashboard.png'), fullPage: true });
+    await step('the dashboard prints as a PDF report', async () => {
+      await owner.page.getByTestId('print-pdf').waitFor({ timeout: 5_000 });
+      await owner.page.emulateMedia({ media: 'print' });
+      const path = join(dir, 'analytics-report.pdf');
+      await owner.page.pdf({ path, printBackground: true });
+      const head = readFileSync(path).subarray(0, 5).toString();
+      if (head !== '%PDF-') throw new Error(`not a PDF: ${JSON.stringify(head)}`);
+    });
   } finally {
     reportErrors(errors);
     await close();

@@ -123,6 +123,10 @@ export function AnalyticsPage({ id }: { id: string }) {
         <button data-testid="csv-sessions" disabled={csvBusy !== null} onClick={() => void download('sessions')}>
           {csvBusy === 'sessions' ? 'Preparing…' : '⬇ Views CSV'}
         </button>
+        {/* PDF through the browser's own print dialog ("Save as PDF"); print styles drop the chrome. */}
+        <button data-testid="print-pdf" onClick={() => window.print()}>
+          🖨 Print / PDF
+        </button>
       </div>
       {csvError ? <p className="error" data-testid="csv-error">{analyticsErrorText(csvError)}</p> : null}
       {error ? <p className="error" data-testid="analytics-error">Refresh failed: {analyticsErrorText(error)}</p> : null}

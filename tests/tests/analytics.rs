@@ -246,7 +246,7 @@ async fn analytics_are_the_owners_and_moderators_only_and_bad_queries_are_400() 
         .get(&stack, "/api/streams/01JDQ0000000000000000000ZZ/analytics")
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
-    for bad in ["format=pdf", "view=everything", "from=yesterday"] {
+    for bad in ["format=pdf", "view=everything", "from=yesterday", "to="] {
         let r = owner.get(&stack, &format!("{path}?{bad}")).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
         assert_eq!(r.body["error"]["code"], "invalid_query", "{bad}");

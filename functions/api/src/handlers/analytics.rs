@@ -16,6 +16,7 @@ use rill_core::time::{self, Timestamp};
 use serde_json::json;
 
 use super::channels::{channel_param, role_in};
+use super::metrics::instant;
 use super::{ensure_moderator, load_stream};
 use crate::request::{id_param, json, query_param};
 use crate::{ApiError, App};
@@ -23,16 +24,6 @@ use crate::{ApiError, App};
 /// Ingest samples read per request, at most (a day of 5 s samples is 17,280: a longer
 /// range shows the first ones).
 const SAMPLES_MAX: u32 = 2_000;
-
-fn instant(name: &str, raw: Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    raw.filter(|r| !r.is_empty())
-        .map(|r| {
-            chrono::DateTime::parse_from_rfc3339(&r)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|_| ApiError::InvalidQuery(format!("{name} must be an RFC 3339 time")))
-        })
-        .transpose()
-}
 
 fn choice<'a>(req: &Request, name: &str, allowed: &[&'a str]) -> Result<&'a str, ApiError> {
     match query_param(req, name) {

@@ -10,7 +10,11 @@ use super::load_stream;
 use crate::request::{id_param, json, query_param};
 use crate::{ApiError, App};
 
-fn instant(name: &str, raw: Option<String>) -> Result<Option<time::Timestamp>, ApiError> {
+/// An RFC 3339 query value (`from`, `to`); empty or malformed is a 400.
+pub(crate) fn instant(
+    name: &str,
+    raw: Option<String>,
+) -> Result<Option<time::Timestamp>, ApiError> {
     raw.map(|r| {
         chrono::DateTime::parse_from_rfc3339(&r)
             .map(|t| t.with_timezone(&chrono::Utc))

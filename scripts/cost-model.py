@@ -138,6 +138,13 @@ ASSUMPTIONS = {
     # one message a second (slow mode / rate limits on big channels).
     "chat_per_viewer_hour": 6,
     "chat_per_stream_hour_cap": 3600,
+    # Analytics minute buckets (docs/architecture.md section 12): one UpdateItem per
+    # stream-minute per events-presence batch. A small audience's heartbeats each arrive in
+    # a batch of their own (measured: about one bucket write per heartbeat); a crowd's
+    # share batches, at most 4 a second per shard: 14,400 per stream-hour. A busy minute's
+    # bucket (counts by second, histograms, labels) is 1-2 KB: 2 WRU per write, ASSUMED.
+    "analytics_bucket_writes_per_stream_hour_cap": 14_400,
+    "analytics_bucket_wru": 2,
     # Each viewer opens one socket and loads the watch page once an hour: $connect,
     # $disconnect and two REST calls (GET /api/streams/{id}, /hls).
     "sessions_per_viewer_hour": 1,
@@ -262,7 +269,18 @@ def rates_from(counts: dict) -> dict:
     q = st.get("gateway dynamodb Query", {"calls": 0, "items": 0, "resp_bytes": 0})
     r["fanout_queries_per_stream_hour"] = q["calls"] * 3600 / t
     r["conn_item_bytes"] = q.get("resp_bytes", 0) / max(1, q.get("items", 0))
-    no_query = {k: v for k, v in st.items() if not k.endswith(" Query")}
+    # Analytics bucket writes scale with batches, not viewers: counted apart (scenario()).
+    buckets = st.get("gateway dynamodb UpdateItem MIN", {"calls": 0})
+    r["analytics_bucket_writes_per_viewer_minute"] = buckets["calls"] / socket_minutes
+    # The event feed's appends while watching (quality updates: events-fanout's
+    # TransactWriteItems and its head reads) are per stream, not per viewer.
+    per_stream = ("gateway dynamodb TransactWriteItems", "gateway dynamodb GetItem FEED")
+    feed_wru, feed_rru, _ = ddb_units({k: v for k, v in st.items() if k in per_stream}, "gateway")
+    r["feed_wru_per_stream_hour"] = feed_wru * 3600 / t
+    r["feed_rru_per_stream_hour"] = feed_rru * 3600 / t
+    no_query = {k: v for k, v in st.items()
+                if not k.endswith(" Query") and k != "gateway dynamodb UpdateItem MIN"
+                and k not in per_stream}
     wru, rru, _ = ddb_units(no_query, "gateway")
     r["viewer_wru_per_minute"] = wru / socket_minutes
     r["viewer_rru_per_minute"] = rru / socket_minutes
@@ -368,14 +386,20 @@ def scenario(r: dict, streams: int, vps: int, hours: float, a: dict) -> dict:
     viewer_minutes = vh * 60
     q["chat_msgs"] = chat_msgs
     nodes_hours = tasks * hours
-    wru = (r["ingest_wru_per_stream_hour"] * sh
+    bucket_writes = min(r.get("analytics_bucket_writes_per_viewer_minute", 0.0) * vps * 60,
+                        a["analytics_bucket_writes_per_stream_hour_cap"]) * sh
+    q["analytics_bucket_writes"] = bucket_writes
+    wru = (bucket_writes * a["analytics_bucket_wru"]
+           + r.get("feed_wru_per_stream_hour", 0.0) * sh
+           + r["ingest_wru_per_stream_hour"] * sh
            + fleet_rate(r, "lease_writes_per_stream_hour") * sh
            + fleet_rate(r, "registry_writes_per_node_hour") * nodes_hours
            + r["viewer_wru_per_minute"] * viewer_minutes
            + r["chat_wru"] * chat_msgs
            + r["session_wru"] * sessions)
     conn_rru = max(0.5, vps * r["conn_item_bytes"] / 4096)  # one fan-out Query of a stream's CONN# items
-    rru = (r["ingest_rru_per_stream_hour"] * sh
+    rru = (r.get("feed_rru_per_stream_hour", 0.0) * sh
+           + r["ingest_rru_per_stream_hour"] * sh
            + r["viewer_rru_per_minute"] * viewer_minutes
            + r["chat_rru"] * chat_msgs
            + (r["fanout_queries_per_stream_hour"] * sh + r["chat_queries"] * chat_msgs) * conn_rru
@@ -516,7 +540,9 @@ def render_counts(r: dict, counts: dict) -> str:
         f"- per viewer-minute: {r['posts_per_viewer_minute']:.1f} PostToConnection, "
         f"{r['client_msgs_per_viewer_minute']:.2f} client messages (heartbeats), "
         f"{r['heartbeat_invocations_per_viewer_minute']:.2f} Lambda invocations, "
-        f"{r['viewer_rru_per_minute']:.2f} reads + {r['viewer_wru_per_minute']:.2f} writes",
+        f"{r['viewer_rru_per_minute']:.2f} reads + {r['viewer_wru_per_minute']:.2f} writes, "
+        f"{r.get('analytics_bucket_writes_per_viewer_minute', 0.0):.2f} analytics bucket writes "
+        f"(small audience; capped per stream-hour)",
         f"- per stream-hour: {r['fanout_invocations_per_stream_hour']:,.0f} events-fanout invocations, "
         f"{r['fanout_queries_per_stream_hour']:,.0f} fan-out Queries of CONN# "
         f"({r['conn_item_bytes']:.0f} bytes per connection)",

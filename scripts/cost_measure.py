@@ -17,7 +17,7 @@ The proxies forward every S3 and DynamoDB request and count it by caller, servic
 The run: one stream published over RTMP by the ffmpeg CLI (1080p30 H.264 test pattern at
 2.5 Mbit/s, a keyframe every second, AAC: the top rung is passed through, the three lower rungs
 are encoded, every rendition gets 1 s segments and a playlist write per segment); N anonymous
-viewer sockets plus one signed-in chatter; phases `connect`, `watch` (heartbeats every 15 s, as
+viewer sockets plus one signed-in chatter; phases `connect`, `watch` (heartbeats every 10 s, as
 the web app sends them), `chat` (the same plus a chat message every 2 s) and `disconnect`.
 Chat costs are the chat phase minus the watch phase. The counts it returns are what
 scripts/cost-counts.json stores.
@@ -41,6 +41,9 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+# How often a watching player reports (web/src/hooks/useStreamViewer.ts HEARTBEAT_MS).
+HEARTBEAT_S = 10
 
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "rill-cost-model-secret-0123456789"
@@ -440,14 +443,14 @@ def measure(viewers: int, phase_seconds: int, log) -> dict:
 
         def run_phase(seconds: int, chat_every: float | None) -> int:
             start, sent, beats = time.time(), 0, 0
-            next_beat = [start + 15 * (i + 1) / len(sockets) for i in range(len(sockets))]
+            next_beat = [start + HEARTBEAT_S * (i + 1) / len(sockets) for i in range(len(sockets))]
             next_chat = start
             while time.time() - start < seconds:
                 now = time.time()
                 for i, s in enumerate(sockets):
                     if now >= next_beat[i]:
                         s.send_json({"action": "heartbeat", "quality": "720p", "buffering": 0})
-                        next_beat[i] += 15
+                        next_beat[i] += HEARTBEAT_S
                         beats += 1
                 if chat_every and now >= next_chat:
                     chat_sock.send_json({"action": "chat", "content": f"message {sent}"})

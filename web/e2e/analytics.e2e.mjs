@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { artifactsDir, checkAnalytics, env, launch, log, newPage, reportErrors, runScript, stepper, watchAndPlay } from './lib.mjs';
 
 const OVERALL_MS = Number(process.env.E2E_TIMEOUT_MS || 180_000);
-// The player reports every 15 s (useStreamViewer's HEARTBEAT_MS): wait a little longer
+// The player reports every 10 s (useStreamViewer's HEARTBEAT_MS): wait a little longer
 // after the last event so that a report carries it before the viewer leaves.
-const REPORT_WAIT_MS = 17_000;
+const REPORT_WAIT_MS = 12_000;
 
 /**
  * Counts stalls as the browser sees them, from the page's first script on: a `waiting` of

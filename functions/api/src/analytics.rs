@@ -14,7 +14,7 @@
 //! heartbeats: the mapping polls each shard at most 4 times a second, so at most 240
 //! bucket writes per stream-minute (14,400 per stream-hour); under a crowd presence's
 //! pacing holds batches to about one a second (3,600 per stream-hour). Compare the
-//! heartbeats themselves: 10,000 viewers at one per 15 s are 2.4 million writes an hour. A store failure fails the batch, which Lambda
+//! heartbeats themselves: 10,000 viewers at one per 10 s are 3.6 million writes an hour. A store failure fails the batch, which Lambda
 //! retries (bisecting); a batch applied already is skipped bucket by bucket.
 
 use std::sync::Arc;

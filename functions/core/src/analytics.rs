@@ -28,8 +28,9 @@ pub mod metrics;
 
 /// One minute.
 pub const MINUTE_MS: i64 = 60_000;
-/// The longest interval one playback report can account for: twice the web client's
-/// heartbeat interval (15 s), so one lost report is still watch time, a silent tab is not.
+/// The longest interval one playback report can account for: three of the web client's
+/// heartbeat intervals (10 s), so a lost report or two is still watch time, a silent tab
+/// is not.
 pub const REPORT_GAP_MAX_MS: u64 = 30_000;
 /// Longest label kept (rendition, emoji, country, browser, OS, device).
 pub const LABEL_MAX: usize = 32;

@@ -264,3 +264,55 @@ async fn analytics_are_the_owners_and_moderators_only_and_bad_queries_are_400() 
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["series"], json!([]));
 }
+
+/// A batch the table's stream delivers again (a retry, a bisected batch) adds nothing the
+/// second time: each bucket update is conditional on the batch's change position, on the
+/// real DynamoDB Local. A later batch adds.
+#[tokio::test]
+async fn a_redelivered_batch_counts_once_and_a_later_one_adds() {
+    use rill_core::analytics::Minute;
+    use rill_core::store::AnalyticsStore;
+    let stack = Stack::start();
+    let store = stack.store().await;
+    let start = rill_core::time::parse("2026-12-07T21:00:00.000Z").expect("time");
+    let mut delta = Minute {
+        start,
+        views_started: 2,
+        chat_messages: 3,
+        ..Minute::default()
+    };
+    delta.reactions.insert("🔥".into(), 4);
+    delta.viewer_counts.insert(12, 2);
+    let first = format!("{:0>40}", 100);
+    for _ in 0..2 {
+        store
+            .add_minutes("s-redelivered", std::slice::from_ref(&delta), &first)
+            .await
+            .expect("add");
+    }
+    let read = |store: rill_aws::store::DynamoStore| async move {
+        let to = start + chrono::Duration::minutes(1);
+        store
+            .minutes("s-redelivered", start, to)
+            .await
+            .expect("minutes")
+    };
+    let once = read(stack.store().await).await;
+    assert_eq!(once.len(), 1);
+    assert_eq!((once[0].views_started, once[0].chat_messages), (2, 3));
+    assert_eq!(once[0].reactions.get("🔥"), Some(&4));
+    // An older position (the first half of a bisected batch already applied) adds nothing.
+    store
+        .add_minutes("s-redelivered", &[delta.clone()], &format!("{:0>40}", 50))
+        .await
+        .expect("add");
+    let later = format!("{:0>40}", 200);
+    store
+        .add_minutes("s-redelivered", &[delta], &later)
+        .await
+        .expect("add");
+    let twice = read(stack.store().await).await;
+    assert_eq!((twice[0].views_started, twice[0].chat_messages), (4, 6));
+    assert_eq!(twice[0].reactions.get("🔥"), Some(&8));
+    assert_eq!(twice[0].viewer_counts.get(&12), Some(&2));
+}

@@ -26,11 +26,19 @@ use rill_core::analytics::{Minute, fold};
 
 use crate::{ApiError, App};
 
-/// Folds one batch into the buckets.
+/// Folds one batch into the buckets. Decoding and folding are CPU work (and a process's
+/// first batch compiles the user-agent parsers): they run on a blocking thread, so the
+/// presence announcements awaited beside this never wait for them.
 pub async fn fold_batch(app: &Arc<App>, event: &StreamEvent) -> Result<(), ApiError> {
-    let (facts, positions) = facts(&event.records, &crate::uap::classify);
+    let records = event.records.clone();
+    let (folded, positions) = tokio::task::spawn_blocking(move || {
+        let (facts, positions) = facts(&records, &crate::uap::classify);
+        (fold(facts), positions)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("analytics fold: {e}")))?;
     let mut per_stream: std::collections::BTreeMap<String, Vec<Minute>> = Default::default();
-    for ((stream_id, _), minute) in fold(facts) {
+    for ((stream_id, _), minute) in folded {
         per_stream.entry(stream_id).or_default().push(minute);
     }
     let writes = per_stream.iter().map(|(stream_id, minutes)| {

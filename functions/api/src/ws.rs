@@ -105,11 +105,7 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
         .first("token")
         .map(str::to_owned)
         .or_else(|| {
-            req.headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::to_owned)
+            header(&req, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
         });
     let user = match token.as_deref().filter(|t| !t.is_empty()) {
         None => None,

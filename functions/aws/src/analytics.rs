@@ -210,12 +210,7 @@ fn decode(start: Timestamp, item: &Item) -> Minute {
 
 /// The start a bucket's sort key names.
 fn bucket_start(item: &Item) -> Option<Timestamp> {
-    let sk = item.get("sk")?.as_s().ok()?;
-    let key = keys::minute("", &Timestamp::default());
-    let prefix = key
-        .sk
-        .trim_end_matches(&time::format(&Timestamp::default()));
-    time::parse(sk.strip_prefix(prefix)?).ok()
+    keys::minute_start(item.get("sk")?.as_s().ok()?)
 }
 
 impl DynamoStore {

@@ -179,6 +179,11 @@ pub fn minute(stream_id: &str, start: &Timestamp) -> Key {
     )
 }
 
+/// The minute a bucket's sort key (as [`minute`] builds it) starts at.
+pub fn minute_start(sk: &str) -> Option<Timestamp> {
+    time::parse(sk.strip_prefix(MINUTE)?).ok()
+}
+
 /// The head of a stream's event feed.
 pub fn feed_head(stream_id: &str) -> Key {
     Key::new(stream_pk(stream_id), FEED)
@@ -686,5 +691,12 @@ mod tests {
         assert_eq!(by_channel_status("ch", StreamStatus::Live), "CH#ch#live");
         assert_eq!(by_status(StreamStatus::Scheduled), "STATUS#scheduled");
         assert_eq!(nodes_partition(), "NODES");
+    }
+
+    #[test]
+    fn a_minute_key_reads_back_its_start() {
+        let start = time::parse("2026-12-07T21:14:00.000Z").expect("time");
+        assert_eq!(minute_start(&minute("s", &start).sk), Some(start));
+        assert_eq!(minute_start("METRIC#2026-12-07T21:14:00.000Z"), None);
     }
 }

@@ -261,6 +261,15 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = e.into_service_error();
+                // The SDK gives each call one idempotency token and keeps it across its own
+                // retries, so the token can only have been seen by an earlier attempt of this
+                // very call: one that reached the table (and was applied) but whose answer was
+                // lost. DynamoDB Local answers such a retry with this exception instead of the
+                // documented silent success; it means "already applied".
+                if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::IdempotentParameterMismatchException(_) = &e {
+                    tracing::warn!(context, "transaction retry found its token already applied");
+                    return Ok(());
+                }
                 if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = &e {
                     let condition_failed = c
                         .cancellation_reasons()

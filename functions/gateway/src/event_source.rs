@@ -25,10 +25,9 @@
 //!   until the record expires); then the batch is skipped with an error log, like Lambda
 //!   without an on-failure destination. `BisectBatchOnFunctionError` is not emulated:
 //!   whole batches are retried.
-//! - `FilterCriteria` is not evaluated: every record is delivered, as if the mapping had
-//!   no filter. Functions must therefore tolerate the records a filter would drop on AWS
-//!   (Rill's `events-fanout` skips node registry and lease items itself); a filter
-//!   is a cost saving on AWS, never a correctness rule.
+//! - `FilterCriteria` is evaluated as Lambda does ([`crate::filter`]): a record no filter
+//!   matches is consumed without reaching the function, and does not count towards
+//!   `BatchSize`. So a filter missing a prefix fails locally as it would on AWS.
 //! - On shutdown polling stops at once; an invocation in flight may finish within the
 //!   gateway's grace period; records not yet delivered are dropped (the next start reads
 //!   from `LATEST`).
@@ -79,6 +78,8 @@ struct Counters {
     retries: AtomicU64,
     skipped_batches: AtomicU64,
     skipped_records: AtomicU64,
+    /// Records read and dropped by the mapping's filter.
+    filtered_records: AtomicU64,
     last_lag_ms: AtomicU64,
     has_lag: AtomicBool,
 }
@@ -126,6 +127,7 @@ impl Mapping {
             retries: n(&c.retries),
             skipped_batches: n(&c.skipped_batches),
             skipped_records: n(&c.skipped_records),
+            filtered_records: n(&c.filtered_records),
             last_lag_ms: c.has_lag.load(Ordering::Relaxed).then(|| n(&c.last_lag_ms)),
         }
     }
@@ -161,6 +163,7 @@ pub struct MappingStats {
     /// Batches given up after the last retry.
     pub skipped_batches: u64,
     pub skipped_records: u64,
+    pub filtered_records: u64,
     /// At the last delivered batch: now − `ApproximateCreationDateTime` of its newest
     /// record, in ms.
     pub last_lag_ms: Option<u64>,
@@ -542,6 +545,14 @@ impl ShardReader {
                 }
                 let created_ms = record.created_ms;
                 let record = record.lambda;
+                if !source.filters.pass(&record) {
+                    self.poller
+                        .mapping
+                        .counters
+                        .filtered_records
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let size = record.to_string().len();
                 // Never build an event over Lambda's payload limit.
                 if !batch.records.is_empty() && batch.bytes + size > MAX_BATCH_BYTES {

@@ -25,7 +25,7 @@
 //!   `events-fanout-shard` through it.
 //! - [`event_source`]: polls the table's DynamoDB stream (locally DynamoDB Local's, or
 //!   moto's) and invokes the `Type: DynamoDB` functions with Lambda's batches, retries and
-//!   ordering.
+//!   ordering, passing each only the records its `FilterCriteria` ([`filter`]) lets through.
 //!
 //! Invariants:
 //! - The gateway never authenticates and never sets `requestContext.authorizer`: functions
@@ -47,6 +47,7 @@
 pub mod config;
 pub mod event;
 pub mod event_source;
+pub mod filter;
 pub mod http_api;
 pub mod invoke_api;
 pub mod management;

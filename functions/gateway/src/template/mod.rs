@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
+use crate::filter::Filters;
+
 mod websocket;
 pub use websocket::{DEFAULT_WEBSOCKET_STAGE, WebSocketApi, WebSocketRoute, parse_websocket};
 
@@ -110,6 +112,8 @@ pub struct StreamSource {
     pub bisect_on_error: bool,
     /// `Enabled` (default true).
     pub enabled: bool,
+    /// `FilterCriteria`: the records the function gets (none given: all).
+    pub filters: Filters,
 }
 
 /// An event source of a function, as declared under `Properties.Events`.
@@ -462,6 +466,13 @@ fn parse_dynamodb_event(props: Option<&Value>) -> Result<StreamSource, String> {
         max_retry_attempts,
         bisect_on_error: flag("BisectBatchOnFunctionError", false),
         enabled: flag("Enabled", true),
+        filters: match prop("FilterCriteria") {
+            None => Filters::default(),
+            Some(criteria) => serde_json::to_value(criteria)
+                .map_err(|e| e.to_string())
+                .and_then(|json| Filters::parse(&json))
+                .map_err(|e| format!("FilterCriteria: {e}"))?,
+        },
     })
 }
 

@@ -289,6 +289,7 @@ fn dynamodb_events_become_stream_sources() {
             max_retry_attempts: None,
             bisect_on_error: false,
             enabled: true,
+            filters: Filters::default(),
         }]
     );
     assert!(f.other_events.is_empty());
@@ -314,16 +315,32 @@ fn dynamodb_events_are_checked() {
     assert_eq!(source.batch_size, 100, "Lambda's default");
     assert_eq!(source.max_batching_window, Duration::ZERO);
     assert_eq!(source.max_retry_attempts, None, "Lambda's default: -1");
-    // A FilterCriteria (ignored locally, see event_source) does not stop the mapping.
-    let filtered: Value = serde_yaml::from_str(
-        "Type: DynamoDB\nProperties:\n  Stream: arn:aws:dynamodb:x\n  StartingPosition: LATEST\n  \
-             FilterCriteria:\n    Filters:\n      - Pattern: '{\"dynamodb\": {}}'\n",
-    )
-    .expect("yaml");
-    assert!(matches!(
-        parse_event(&filtered),
-        Ok(FunctionEvent::DynamoDb(_))
-    ));
+    // FilterCriteria is read (and evaluated by event_source); one it cannot evaluate
+    // exactly refuses the template.
+    let filtered = |pattern: &str| -> Result<FunctionEvent, String> {
+        let event: Value = serde_yaml::from_str(&format!(
+            "Type: DynamoDB\nProperties:\n  Stream: arn:aws:dynamodb:x\n  StartingPosition: LATEST\n  \
+             FilterCriteria:\n    Filters:\n      - Pattern: '{pattern}'\n"
+        ))
+        .expect("yaml");
+        parse_event(&event)
+    };
+    let Ok(FunctionEvent::DynamoDb(source)) = filtered(r#"{"eventName": ["INSERT"]}"#) else {
+        panic!("a filtered mapping parses");
+    };
+    assert!(
+        source
+            .filters
+            .pass(&serde_json::json!({"eventName": "INSERT"}))
+    );
+    assert!(
+        !source
+            .filters
+            .pass(&serde_json::json!({"eventName": "REMOVE"}))
+    );
+    let refused =
+        filtered(r#"{"eventName": [{"wildcard": "IN*"}]}"#).expect_err("unknown operator");
+    assert!(refused.contains("FilterCriteria"), "{refused}");
 }
 
 #[test]

@@ -27,4 +27,6 @@ native="$(dirname "$jar")/DynamoDBLocal_lib"
 case "${1:-}" in
     -version | -help) exec java -Djava.library.path="$native" -jar "$jar" "$1" ;;
 esac
-exec java -XX:TieredStopAtLevel=1 -Djava.library.path="$native" -jar "$jar" -inMemory -sharedDb -disableTelemetry "$@"
+# RILL_DYNAMODB_LOCAL_JAVA_OPTS replaces the JVM flags (for A/B measurements).
+# shellcheck disable=SC2086
+exec java ${RILL_DYNAMODB_LOCAL_JAVA_OPTS:--XX:TieredStopAtLevel=1} -Djava.library.path="$native" -jar "$jar" -inMemory -sharedDb -disableTelemetry "$@"

@@ -55,6 +55,11 @@ struct Stack {
 
 impl Stack {
     async fn start(template: &str, extra: &[(&str, &str)]) -> Self {
+        Self::start_in(template, &examples_dir(&["stream_probe"]), extra).await
+    }
+
+    /// [`Stack::start`] with the function binaries of `functions`.
+    async fn start_in(template: &str, functions: &Path, extra: &[(&str, &str)]) -> Self {
         let moto = Moto::start();
         let table = unique("rill-stream-test");
         let bucket = unique("rill-stream-test");
@@ -68,8 +73,7 @@ impl Stack {
             ("GATEWAY_INIT_RESOURCES", "1"),
         ];
         env.extend_from_slice(extra);
-        let gateway = Gateway::start(template, &examples_dir(&["stream_probe"]), &env)
-            .expect("gateway starts");
+        let gateway = Gateway::start(template, functions, &env).expect("gateway starts");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -317,4 +321,109 @@ async fn stream_poller_can_be_turned_off() {
     assert_eq!(mapping["state"], "disabled");
     assert_eq!(mapping["batch_size"], 10);
     assert_eq!(mapping["maximum_retry_attempts"], 0);
+}
+
+/// Two mappings on one table: `stream_probe` without a filter, retrying forever, and
+/// `filtered_probe` (the same probe under another name) passing only `KEEP#` items. Both
+/// log to the one `PROBE_LOG` (the gateway's environment wins over the template's).
+fn two_mappings() -> String {
+    let probe = |resource: &str, binary: &str, extra: &str| {
+        format!(
+            r#"
+  {resource}:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: {binary}
+    Properties:
+      Handler: bootstrap
+      Timeout: 5
+{extra}      Events:
+        TableStream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt StreamsTable.StreamArn
+            StartingPosition: LATEST
+            BatchSize: 100
+            MaximumRetryAttempts: -1
+"#
+        )
+    };
+    let mut template = String::from(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  StreamsTable:\n    Type: AWS::DynamoDB::Table\n",
+    );
+    template.push_str(&probe("StreamProbeFunction", "stream_probe", ""));
+    template.push_str(&probe("FilteredProbeFunction", "filtered_probe", ""));
+    template.push_str(
+        "            FilterCriteria:\n              Filters:\n                - Pattern: '{\"dynamodb\": {\"Keys\": {\"sk\": {\"S\": [{\"prefix\": \"KEEP#\"}]}}}}'\n",
+    );
+    template
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mappings_sharing_a_stream_filter_and_fail_independently() {
+    // Both functions are the probe; the gateway finds a function by its binary's name.
+    let functions = temp_dir();
+    let probe = examples_dir(&["stream_probe"]).join("stream_probe");
+    for name in ["stream_probe", "filtered_probe"] {
+        std::os::unix::fs::symlink(&probe, functions.join(name)).expect("link the probe");
+    }
+    let stack = Stack::start_in(&two_mappings(), &functions, &[]).await;
+    let by_function = |name: &str| -> Value {
+        stack.gateway.stats()["event_source_mappings"]
+            .as_array()
+            .and_then(|all| all.iter().find(|m| m["function"] == name).cloned())
+            .expect("mapping listed")
+    };
+    stack
+        .wait_for_mapping("reading a shard", |m| m["shards"].as_u64() >= Some(1))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while by_function("filtered_probe")["shards"].as_u64() < Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the filtered mapping never reads"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The unfiltered mapping is stuck on BAD (retried until it succeeds, which it never
+    // does); the filtered one never sees BAD or DROP# and gets KEEP# in order meanwhile.
+    stack
+        .put("BAD", Some(("fail", AttributeValue::Bool(true))))
+        .await;
+    for sk in ["KEEP#1", "DROP#1", "KEEP#2"] {
+        stack.put(sk, None).await;
+    }
+    // The stuck probe's batches all start with BAD; the others are the filtered probe's.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kept = loop {
+        let keys: Vec<String> = stack
+            .batches()
+            .iter()
+            .map(records)
+            .filter(|batch| batch.first().map(sk).as_deref() != Some("BAD"))
+            .flatten()
+            .map(|r| sk(&r))
+            .collect();
+        if keys.len() >= 2 || Instant::now() > deadline {
+            break keys;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        kept,
+        ["KEEP#1", "KEEP#2"],
+        "only what the filter passes, in order"
+    );
+    let filtered = by_function("filtered_probe");
+    assert_eq!(
+        filtered["filtered_records"], 2,
+        "BAD and DROP#1: {filtered:#}"
+    );
+    assert_eq!(filtered["failures"], 0);
+    let stuck = by_function("stream_probe");
+    assert!(stuck["failures"].as_u64() >= Some(1), "{stuck:#}");
+    assert_eq!(stuck["batches"], 0, "still retrying BAD: {stuck:#}");
+    assert_eq!(stuck["filtered_records"], 0);
 }

@@ -14,7 +14,11 @@
 //!   `TRIM_HORIZON`, so nothing written after the mapping exists is skipped. A child shard
 //!   waits until its parent is drained, so a key's records stay in order across splits.
 //! - Each shard is polled at Lambda's 4 polls per second, no faster (moto, which the
-//!   gateway's own tests use, keeps every shard iterator it hands out).
+//!   gateway's own tests use, keeps every shard iterator it hands out). Mappings on the
+//!   same stream from the same starting position share the reads: each page is read once
+//!   and handed to every mapping, which batches and invokes on its own ([`shard`]); on AWS
+//!   each mapping reads for itself, which costs nothing there but tripled DynamoDB Local's
+//!   stream work here.
 //! - Records collect into a batch until `BatchSize` is reached or
 //!   `MaximumBatchingWindowInSeconds` has passed since the batch's first record (or the
 //!   payload nears Lambda's 6 MB limit); then the function is invoked through the pool
@@ -37,17 +41,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use rill_aws::table_stream::{Position, ReadError, TableStream};
+use rill_aws::table_stream::TableStream;
 use serde::Serialize;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::pool::{Outcome, Pool};
+use crate::pool::Pool;
 use crate::template::{FunctionSpec, StartingPosition, StreamRef, StreamSource};
+
+mod shard;
 
 /// Poll interval: Lambda's 4 polls per second, which bounds how many batches (and so
 /// coalesced frames) a stream gets per second, as on AWS.
@@ -202,7 +205,8 @@ impl EventSources {
         let mappings = mappings_of(functions);
         let stop = watch::Sender::new(false);
         let stream = TableStream::new(sdk, settings.region.clone());
-        let mut tasks = Vec::new();
+        // Mappings on one stream from one starting position share its reads (below).
+        let mut groups: Vec<Vec<Arc<Mapping>>> = Vec::new();
         for mapping in &mappings {
             if !mapping.source.enabled {
                 mapping.set_state("disabled");
@@ -210,8 +214,19 @@ impl EventSources {
                       "event source mapping disabled in the template");
                 continue;
             }
+            let same = |g: &&mut Vec<Arc<Mapping>>| {
+                g[0].source.stream == mapping.source.stream
+                    && g[0].source.starting_position == mapping.source.starting_position
+            };
+            match groups.iter_mut().find(same) {
+                Some(group) => group.push(mapping.clone()),
+                None => groups.push(vec![mapping.clone()]),
+            }
+        }
+        let mut tasks = Vec::new();
+        for group in groups {
             let poller = Poller {
-                mapping: mapping.clone(),
+                mappings: group,
                 pool: pool.clone(),
                 stream: stream.clone(),
                 settings: settings.clone(),
@@ -280,16 +295,19 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
     !stopped && !*stop.borrow()
 }
 
+/// Reads one table stream for a group of mappings (every mapping on the same stream from
+/// the same starting position): each shard is read once, and its records are handed to
+/// one consumer per mapping ([`shard`]), which filters, batches and invokes on its own.
 #[derive(Debug, Clone)]
 struct Poller {
-    mapping: Arc<Mapping>,
+    mappings: Vec<Arc<Mapping>>,
     pool: Arc<Pool>,
     stream: TableStream,
     settings: StreamSettings,
     stop: watch::Receiver<bool>,
 }
 
-/// A shard reader and whether it has drained its (closed) shard.
+/// A shard being read and whether every mapping has drained it (it was closed).
 #[derive(Debug)]
 struct ShardTask {
     done: watch::Receiver<bool>,
@@ -298,7 +316,22 @@ struct ShardTask {
 
 impl Poller {
     fn label(&self) -> String {
-        format!("{}/{}", self.mapping.function, self.mapping.source.event_id)
+        self.mappings
+            .iter()
+            .map(|m| format!("{}/{}", m.function, m.source.event_id))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn set_state(&self, state: &'static str) {
+        for m in &self.mappings {
+            m.set_state(state);
+        }
+    }
+
+    /// The group's common source settings (stream, starting position).
+    fn source(&self) -> &StreamSource {
+        &self.mappings[0].source
     }
 
     async fn run(mut self) {
@@ -310,7 +343,7 @@ impl Poller {
                     warned = false;
                     // Records written before a late-found stream was seen must not be lost.
                     let position = if first_attempt {
-                        self.mapping.source.starting_position
+                        self.source().starting_position
                     } else {
                         StartingPosition::TrimHorizon
                     };
@@ -318,19 +351,19 @@ impl Poller {
                 }
                 Ok(None) => {
                     if !warned {
-                        info!(mapping = %self.label(), table = %self.settings.table_name,
+                        info!(mappings = %self.label(), table = %self.settings.table_name,
                               "table has no stream; nothing to poll");
                         warned = true;
                     }
-                    self.mapping.set_state("no_stream");
+                    self.set_state("no_stream");
                 }
                 Err(message) => {
                     if !warned {
-                        warn!(mapping = %self.label(), %message,
+                        warn!(mappings = %self.label(), %message,
                               "cannot find the stream; retrying every few seconds");
                         warned = true;
                     }
-                    self.mapping.set_state("waiting_for_table");
+                    self.set_state("waiting_for_table");
                 }
             }
             first_attempt = false;
@@ -338,11 +371,11 @@ impl Poller {
                 break;
             }
         }
-        self.mapping.set_state("stopped");
+        self.set_state("stopped");
     }
 
     async fn resolve_stream(&self) -> Result<Option<String>, String> {
-        match &self.mapping.source.stream {
+        match &self.source().stream {
             StreamRef::Arn(arn) => Ok(Some(arn.clone())),
             StreamRef::Table(_) => self
                 .stream
@@ -354,19 +387,19 @@ impl Poller {
 
     /// Reads every shard of `arn` until the stream changes or the gateway stops.
     async fn poll_stream(&mut self, arn: &str, initial: StartingPosition) {
-        {
-            let mut status = lock(&self.mapping.status);
+        for m in &self.mappings {
+            let mut status = lock(&m.status);
             status.state = "polling";
             status.stream_arn = Some(arn.to_owned());
         }
-        info!(mapping = %self.label(), stream = %arn, "polling the table stream");
+        info!(mappings = %self.label(), stream = %arn, "polling the table stream");
         let mut shards: HashMap<String, ShardTask> = HashMap::new();
         let mut first_listing = true;
         loop {
             match self.stream.shards(arn).await {
                 Ok(listed) => {
-                    for shard in listed {
-                        let (shard_id, parent) = (shard.id, shard.parent);
+                    for listed_shard in listed {
+                        let (shard_id, parent) = (listed_shard.id, listed_shard.parent);
                         if shards.contains_key(&shard_id) {
                             continue;
                         }
@@ -380,7 +413,7 @@ impl Poller {
                             .and_then(|p| shards.get(p))
                             .map(|t| t.done.clone());
                         let (done_tx, done) = watch::channel(false);
-                        let reader = ShardReader {
+                        let reader = shard::ShardReader {
                             poller: self.clone(),
                             stream_arn: arn.to_owned(),
                             shard_id: shard_id.clone(),
@@ -391,18 +424,18 @@ impl Poller {
                     first_listing = false;
                 }
                 Err(e) => {
-                    debug!(mapping = %self.label(), message = %e, "cannot list shards");
+                    debug!(mappings = %self.label(), message = %e, "cannot list shards");
                 }
             }
             if !pause(&mut self.stop, DISCOVERY_INTERVAL).await {
                 break;
             }
             // A recreated table has a new stream: start over on it.
-            if matches!(self.mapping.source.stream, StreamRef::Table(_))
+            if matches!(self.source().stream, StreamRef::Table(_))
                 && let Ok(current) = self.resolve_stream().await
                 && current.as_deref() != Some(arn)
             {
-                info!(mapping = %self.label(), old = %arn, new = ?current, "table stream changed");
+                info!(mappings = %self.label(), old = %arn, new = ?current, "table stream changed");
                 break;
             }
         }
@@ -433,256 +466,5 @@ impl ReadingGuard {
 impl Drop for ReadingGuard {
     fn drop(&mut self) {
         self.0.reading_shards.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-#[derive(Debug)]
-struct ShardReader {
-    poller: Poller,
-    stream_arn: String,
-    shard_id: String,
-}
-
-/// Records collected for the next invocation.
-#[derive(Debug, Default)]
-struct Batch {
-    records: Vec<Value>,
-    bytes: usize,
-    first_at: Option<Instant>,
-    /// Newest `ApproximateCreationDateTime`, epoch ms.
-    newest_ms: Option<i64>,
-}
-
-impl Batch {
-    fn push(&mut self, record: Value, size: usize, created_ms: Option<i64>) {
-        self.bytes += size;
-        self.records.push(record);
-        self.first_at.get_or_insert_with(Instant::now);
-        if let Some(ms) = created_ms {
-            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
-        }
-    }
-}
-
-impl ShardReader {
-    async fn run(
-        mut self,
-        position: StartingPosition,
-        parent_done: Option<watch::Receiver<bool>>,
-        done: watch::Sender<bool>,
-    ) {
-        // Lambda finishes a parent shard before its children.
-        if let Some(mut parent) = parent_done {
-            tokio::select! {
-                _ = parent.wait_for(|d| *d) => {}
-                _ = self.poller.stop.wait_for(|s| *s) => return,
-            }
-        }
-        let source = self.poller.mapping.source.clone();
-        let initial = match position {
-            StartingPosition::Latest => Position::Latest,
-            StartingPosition::TrimHorizon => Position::TrimHorizon,
-        };
-        let mut last_sequence: Option<String> = None;
-        let Some(mut iterator) = self.iterator(&initial).await else {
-            return;
-        };
-        let _reading = ReadingGuard::new(&self.poller.mapping);
-        let mut batch = Batch::default();
-        let mut warned = false;
-        loop {
-            if *self.poller.stop.borrow() {
-                return;
-            }
-            let want = source
-                .batch_size
-                .saturating_sub(batch.records.len())
-                .clamp(1, GET_RECORDS_LIMIT);
-            let response = self
-                .poller
-                .stream
-                .records(&self.stream_arn, &iterator, want)
-                .await;
-            let (records, next) = match response {
-                Ok(page) => {
-                    warned = false;
-                    (page.records, page.next_iterator)
-                }
-                Err(e) => {
-                    let renewed = match e {
-                        ReadError::ExpiredIterator => match last_sequence.clone() {
-                            Some(seq) => self.iterator(&Position::After(seq)).await,
-                            None => self.iterator(&initial).await,
-                        },
-                        ReadError::Trimmed => self.iterator(&Position::TrimHorizon).await,
-                        ReadError::ShardGone => {
-                            info!(mapping = %self.poller.label(), shard = %self.shard_id, "shard is gone");
-                            return;
-                        }
-                        ReadError::Other(error) => {
-                            if !warned {
-                                warn!(mapping = %self.poller.label(), shard = %self.shard_id,
-                                      %error, "GetRecords failed; retrying");
-                                warned = true;
-                            }
-                            if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
-                                return;
-                            }
-                            continue;
-                        }
-                    };
-                    match renewed {
-                        Some(it) => iterator = it,
-                        None => return,
-                    }
-                    continue;
-                }
-            };
-            let got = records.len();
-            for record in records {
-                if let Some(seq) = record.sequence_number {
-                    last_sequence = Some(seq);
-                }
-                let created_ms = record.created_ms;
-                let record = record.lambda;
-                if !source.filters.pass(&record) {
-                    self.poller
-                        .mapping
-                        .counters
-                        .filtered_records
-                        .fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let size = record.to_string().len();
-                // Never build an event over Lambda's payload limit.
-                if !batch.records.is_empty() && batch.bytes + size > MAX_BATCH_BYTES {
-                    let full = std::mem::take(&mut batch);
-                    if !self.deliver(full).await {
-                        return;
-                    }
-                }
-                batch.push(record, size, created_ms);
-            }
-
-            let closed = next.is_none();
-            let window_passed = batch
-                .first_at
-                .is_some_and(|t| t.elapsed() >= source.max_batching_window);
-            if !batch.records.is_empty()
-                && (batch.records.len() >= source.batch_size || window_passed || closed)
-            {
-                let full = std::mem::take(&mut batch);
-                if !self.deliver(full).await {
-                    return;
-                }
-            }
-            let Some(next) = next else {
-                info!(mapping = %self.poller.label(), shard = %self.shard_id, "shard closed and drained");
-                done.send_replace(true);
-                return;
-            };
-            iterator = next;
-            // More may be waiting right behind a full page; otherwise wait, but not past
-            // the end of the batching window.
-            if got < want {
-                let mut wait = POLL;
-                if let Some(first) = batch.first_at {
-                    let deadline = first + source.max_batching_window;
-                    wait = wait.min(deadline.saturating_duration_since(Instant::now()));
-                }
-                if !pause(&mut self.poller.stop, wait).await {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// An iterator at `position`, retrying until it works; `None` when the shard is gone or
-    /// the gateway stops.
-    async fn iterator(&mut self, position: &Position) -> Option<String> {
-        loop {
-            let result = self
-                .poller
-                .stream
-                .iterator(&self.stream_arn, &self.shard_id, position)
-                .await;
-            match result {
-                Ok(iterator) => return iterator,
-                Err(error) => {
-                    warn!(mapping = %self.poller.label(), shard = %self.shard_id,
-                          %error, "GetShardIterator failed; retrying");
-                    if !pause(&mut self.poller.stop, UNAVAILABLE_RETRY).await {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Invokes the function with `batch`, retrying as configured. Returns false when the
-    /// gateway is stopping (the batch is dropped).
-    async fn deliver(&mut self, batch: Batch) -> bool {
-        let mapping = self.poller.mapping.clone();
-        let counters = &mapping.counters;
-        let count = batch.records.len() as u64;
-        let Some(function) = self.poller.pool.function(&mapping.function).cloned() else {
-            error!(mapping = %self.poller.label(), "function missing from the pool");
-            return false;
-        };
-        let payload = Bytes::from(json!({ "Records": batch.records }).to_string());
-        let mut attempt: u32 = 0;
-        let mut backoff = RETRY_BACKOFF_START;
-        loop {
-            let started = Instant::now();
-            let invocation = {
-                let function = function.clone();
-                let payload = payload.clone();
-                tokio::spawn(async move { function.invoke(payload).await })
-            };
-            let failure = match invocation.await {
-                Ok(Ok(Outcome::Response(_) | Outcome::Streamed { .. })) => None,
-                Ok(Ok(Outcome::Error {
-                    error_type,
-                    message,
-                })) => Some(format!("{error_type}: {message}")),
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(join) => Some(join.to_string()),
-            };
-            let Some(failure) = failure else {
-                counters.batches.fetch_add(1, Ordering::Relaxed);
-                counters.records.fetch_add(count, Ordering::Relaxed);
-                if let Some(newest) = batch.newest_ms {
-                    let lag = chrono::Utc::now().timestamp_millis().saturating_sub(newest);
-                    counters
-                        .last_lag_ms
-                        .store(u64::try_from(lag).unwrap_or(0), Ordering::Relaxed);
-                    counters.has_lag.store(true, Ordering::Relaxed);
-                }
-                debug!(mapping = %self.poller.label(), records = count,
-                       duration_ms = started.elapsed().as_millis(), "batch delivered");
-                return true;
-            };
-            counters.failures.fetch_add(1, Ordering::Relaxed);
-            if *self.poller.stop.borrow() {
-                return false;
-            }
-            let max = mapping.source.max_retry_attempts;
-            if max.is_some_and(|max| attempt >= max) {
-                counters.skipped_batches.fetch_add(1, Ordering::Relaxed);
-                counters.skipped_records.fetch_add(count, Ordering::Relaxed);
-                error!(mapping = %self.poller.label(), shard = %self.shard_id, records = count,
-                       attempts = attempt + 1, %failure,
-                       "batch failed after the last retry; skipping it (no on-failure destination)");
-                return true;
-            }
-            attempt += 1;
-            counters.retries.fetch_add(1, Ordering::Relaxed);
-            warn!(mapping = %self.poller.label(), shard = %self.shard_id, records = count,
-                  attempt, %failure, "batch failed; retrying");
-            if !pause(&mut self.poller.stop, backoff).await {
-                return false;
-            }
-            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-        }
     }
 }

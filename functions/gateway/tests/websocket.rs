@@ -692,7 +692,15 @@ async fn management_api_works_with_the_real_sdk() {
     let mut ws = probe.connect("").await;
     send(&mut ws, json!({"action": "close"})).await;
     assert_eq!(close_frame(&mut ws).await.0, 1000);
-    let stats = probe.gateway.stats();
+    // The close frame can reach the client a moment before the gateway counts the delete.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let stats = probe.gateway.stats();
+        if stats["websocket"]["deleted"] == 2 || Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(stats["websocket"]["deleted"], 2);
     assert_eq!(stats["websocket"]["posts"], 4);
 }

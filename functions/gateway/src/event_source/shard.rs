@@ -264,26 +264,34 @@ impl Consumer {
         // out then (or when full, or when its window has passed), as Lambda's poller sends
         // what one poll found.
         let mut caught_up = false;
+        // When the last invocation ended: the next starts at least `POLL` later unless its
+        // batch is full, as when this mapping read for itself (read, invoke, wait, read):
+        // that is what bounds a stream's coalesced frames to about 4 a second.
+        let mut last_end: Option<Instant> = None;
         loop {
             // Stopping: what is queued is dropped (the next start reads from `LATEST`).
             if *self.poller.stop.borrow() {
                 return false;
             }
-            let window_deadline = batch.first_at.map(|t| t + source.max_batching_window);
+            let ready_at = batch.first_at.map(|first| {
+                let window = first + source.max_batching_window;
+                last_end.map_or(window, |end| window.max(end + POLL))
+            });
             let due = !batch.records.is_empty()
                 && (batch.records.len() >= source.batch_size
-                    || (caught_up && window_deadline.is_some_and(|d| Instant::now() >= d)));
+                    || (caught_up && ready_at.is_some_and(|r| Instant::now() >= r)));
             if due {
                 let full = std::mem::take(&mut batch);
-                if !self.deliver(full).await {
+                let delivered = self.deliver(full).await;
+                last_end = Some(Instant::now());
+                if !delivered {
                     return false;
                 }
                 continue;
             }
-            let next = match window_deadline.filter(|_| caught_up) {
-                // Caught up with a batch waiting out its window: wait for more, or the end
-                // of the window.
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            let next = match ready_at.filter(|_| caught_up) {
+                // Caught up with a batch that is not due yet: wait for more, or until it is.
+                Some(ready_at) => match tokio::time::timeout_at(ready_at, self.rx.recv()).await {
                     Ok(message) => message,
                     Err(_) => continue,
                 },

@@ -151,6 +151,7 @@ async fn announce(app: &App, stream_id: String, presence: StreamPresence) -> Res
 /// and, alongside, the batch is folded into the analytics buckets ([`crate::analytics`]:
 /// the same mapping, so the table's stream keeps its readers per shard few).
 pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
+    let event = Arc::new(event);
     let announced = async {
         let streams = plan(changes::decode(&event.records));
         let results = join_all(
@@ -161,7 +162,8 @@ pub async fn handle(app: Arc<App>, event: StreamEvent) -> Result<(), ApiError> {
         .await;
         results.into_iter().collect::<Result<Vec<()>, _>>()
     };
-    let (announced, folded) = tokio::join!(announced, crate::analytics::fold_batch(&app, &event));
+    let (announced, folded) =
+        tokio::join!(announced, crate::analytics::fold_batch(&app, event.clone()));
     announced?;
     folded
 }

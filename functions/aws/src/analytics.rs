@@ -55,22 +55,10 @@ const COUNTERS: &[&str] = &[
     "chatMessages",
 ];
 
+/// The plain counters of a bucket, in [`COUNTERS`]' order (read through
+/// [`counters_mut`], so the fields are listed once; a bucket is written once per batch).
 fn counters(m: &Minute) -> [u64; 13] {
-    [
-        m.views_started,
-        m.views_ended,
-        m.ended_watch_ms,
-        m.reports,
-        m.watched_ms,
-        m.rebuffer_ms,
-        m.rebuffers,
-        m.switches_up,
-        m.switches_down,
-        m.dropped_frames,
-        m.playback_starts,
-        m.failures,
-        m.chat_messages,
-    ]
+    counters_mut(&mut m.clone()).map(|v| *v)
 }
 
 fn counters_mut(m: &mut Minute) -> [&mut u64; 13] {

@@ -9,6 +9,25 @@ import {
   summaryTiles, type LabelledMinute, type SummaryTile,
 } from './analytics';
 
+/** The range picker of both analytics pages: one option per `[label, value]`, chosen by index. */
+export function RangeSelect({ ranges, value, onChange, testid }: {
+  ranges: ReadonlyArray<readonly [string, unknown]>;
+  value: number;
+  onChange: (index: number) => void;
+  testid: string;
+}) {
+  return (
+    <label className="inline">
+      Range
+      <select data-testid={testid} value={value} onChange={(e) => onChange(Number(e.target.value))}>
+        {ranges.map(([label], i) => (
+          <option key={label} value={i}>{label}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 /** Number tiles; each is `data-testid="<prefix><name>"` with the raw number in `data-value`. */
 export function Tiles({ tiles, testid, prefix = 'metric-' }: { tiles: SummaryTile[]; testid: string; prefix?: string }) {
   return (

@@ -7,7 +7,7 @@ import {
   qoeData, rangeFrom, summaryTiles, viewersData,
 } from '../analytics';
 import { INGEST_CHART, QOE_CHART, UPlotChart, VIEWERS_CHART } from '../charts';
-import { Bars, CauseLegend, CauseList, Histogram, Sessions, Tiles } from '../analyticsViews';
+import { Bars, CauseLegend, CauseList, Histogram, RangeSelect, Sessions, Tiles } from '../analyticsViews';
 import { StatusBadge } from '../components';
 import { Link } from '../router';
 
@@ -104,14 +104,7 @@ export function AnalyticsPage({ id }: { id: string }) {
     <div className="page analytics" data-testid="analytics-page" data-stream-id={id} data-status={data.status}>
       {head}
       <div className="controls">
-        <label className="inline">
-          Range
-          <select data-testid="analytics-range" value={range} onChange={(e) => setRange(Number(e.target.value))}>
-            {RANGES.map(([label], i) => (
-              <option key={label} value={i}>{label}</option>
-            ))}
-          </select>
-        </label>
+        <RangeSelect ranges={RANGES} value={range} onChange={setRange} testid="analytics-range" />
         <span className="muted" data-testid="analytics-range-text">
           {new Date(data.from).toLocaleString()} – {new Date(data.to).toLocaleString()} · {data.series.length} min
           {live && ` · refreshed every ${ANALYTICS_REFRESH_MS / 1000} s`}

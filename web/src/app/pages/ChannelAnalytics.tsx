@@ -7,7 +7,7 @@ import {
   channelRangeFrom, channelTiles, nextSort, sortStreams, streamLengthMs, type StreamSort, type StreamSortKey,
 } from '../channelAnalytics';
 import { CHANNEL_CHART, UPlotChart } from '../charts';
-import { Tiles } from '../analyticsViews';
+import { RangeSelect, Tiles } from '../analyticsViews';
 import { StatusBadge } from '../components';
 import { Link } from '../router';
 
@@ -193,14 +193,7 @@ export function ChannelAnalyticsPage({ id }: { id: string }) {
   return page(
     <>
       <div className="controls">
-        <label className="inline">
-          Range
-          <select data-testid="channel-analytics-range" value={range} onChange={(e) => setRange(Number(e.target.value))}>
-            {CHANNEL_RANGES.map(([label], i) => (
-              <option key={label} value={i}>{label}</option>
-            ))}
-          </select>
-        </label>
+        <RangeSelect ranges={CHANNEL_RANGES} value={range} onChange={setRange} testid="channel-analytics-range" />
         <span className="muted" data-testid="channel-analytics-range-text">
           {new Date(data.from).toLocaleString()} – {new Date(data.to).toLocaleString()}
           {live && ` · refreshed every ${CHANNEL_REFRESH_MS / 1000} s while live`}

@@ -2,11 +2,18 @@
 //! logs every event it gets (one JSON line per event in `$PROBE_LOG`) and answers through
 //! the real Management API client, so the tests see what API Gateway would deliver.
 //!
+//! As the `$connect` authorizer (a `type: REQUEST` event), by query parameter: `deny=1`
+//! answers a Deny policy, `unauth=1` fails with `Unauthorized`, `authfail=1` fails with
+//! another error, `badctx=1` allows with a nested (invalid) context value; otherwise it
+//! allows (a wildcard resource on the stage) with the context `{"user": "probe-user",
+//! "streamId": <streamId>, "n": 7, "counted": true}` and principal `probe-user`.
+//!
 //! `$connect`: `?refuse=<status>` refuses with that status and the body `refused by
-//! probe`; `?fail=1` makes the invocation fail; `?sleep=<ms>` accepts after that long. Messages, by `action`: `sleep`
-//! (`{"ms":n}`, then a reply), `fail` (function error), `status` (answers 500), `close`
-//! (deletes its own connection), anything else: a reply. A reply is a frame with what the
-//! function saw: route key, body, base64 flag, ids and its pid.
+//! probe`; `?fail=1` makes the invocation fail; `?sleep=<ms>` accepts after that long.
+//! Messages, by `action`: `sleep` (`{"ms":n}`, then a reply), `fail` (function error),
+//! `status` (answers 500), `close` (deletes its own connection), anything else: a reply. A
+//! reply is a frame with what the function saw: route key, body, base64 flag, ids,
+//! `requestContext.authorizer` and its pid.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -37,6 +44,9 @@ async fn handle(
 ) -> Result<Value, Error> {
     let event = event.payload;
     log_event(&event);
+    if event["type"] == "REQUEST" {
+        return authorize(&event);
+    }
     let ctx = &event["requestContext"];
     let connection_id = ctx["connectionId"].as_str().unwrap_or_default().to_owned();
     let ok = json!({"statusCode": 200});
@@ -80,6 +90,7 @@ async fn handle(
                 "isBase64Encoded": event["isBase64Encoded"],
                 "connectionId": connection_id,
                 "messageId": ctx["messageId"],
+                "authorizer": ctx["authorizer"],
                 "pid": std::process::id(),
             });
             client
@@ -92,6 +103,44 @@ async fn handle(
         }
         _ => Ok(ok),
     }
+}
+
+/// The `$connect` authorizer's answer (see the module docs).
+fn authorize(event: &Value) -> Result<Value, Error> {
+    let query = &event["queryStringParameters"];
+    if query["unauth"].is_string() {
+        return Err("Unauthorized".into());
+    }
+    if query["authfail"].is_string() {
+        return Err("asked to fail the authorizer".into());
+    }
+    let method_arn = event["methodArn"].as_str().unwrap_or_default();
+    let (effect, resource) = if query["deny"].is_string() {
+        ("Deny", method_arn.to_owned())
+    } else {
+        // `.../local/live/$connect` -> `.../local/live/*`: the policy matches by wildcard.
+        let stage = method_arn
+            .rsplit_once('/')
+            .map_or(method_arn, |(stage, _)| stage);
+        ("Allow", format!("{stage}/*"))
+    };
+    let mut context = json!({
+        "user": "probe-user",
+        "streamId": query["streamId"].as_str().unwrap_or_default(),
+        "n": 7,
+        "counted": true,
+    });
+    if query["badctx"].is_string() {
+        context["nested"] = json!({"not": "allowed"});
+    }
+    Ok(json!({
+        "principalId": "probe-user",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+        "context": context,
+    }))
 }
 
 #[tokio::main]

@@ -13,9 +13,10 @@
 //! - [`runtime_api`]: the Lambda Runtime API each instance polls, one listener per instance.
 //! - [`http_api`]: the client-facing server: API, `/hls/*` from S3 (CDN stand-in), the web
 //!   app's static files, CORS, and the local debug endpoints.
-//! - [`websocket`] and [`websocket_event`]: `/ws`, with `$connect` before the handshake,
-//!   route selection on `action`, in-order invocations per connection, idle and age limits
-//!   and `$disconnect` whatever ends the socket.
+//! - [`websocket`] and [`websocket_event`]: `/ws`, with the `$connect` route's Lambda
+//!   REQUEST authorizer and `$connect` before the handshake, route selection on `action`,
+//!   in-order invocations per connection, idle and age limits and `$disconnect` whatever
+//!   ends the socket.
 //! - [`management`]: `POST/GET/DELETE /@connections/{id}` for
 //!   `aws-sdk-apigatewaymanagement`, with 410 `GoneException` for closed connections.
 //! - [`scheduler_api`]: EventBridge Scheduler's one-time schedules, kept and fired here
@@ -28,10 +29,17 @@
 //!   ordering, passing each only the records its `FilterCriteria` ([`filter`]) lets through.
 //!
 //! Invariants:
-//! - The gateway never authenticates and never sets `requestContext.authorizer`: functions
-//!   verify Bearer tokens themselves, so no client input can become claims.
-//! - It refuses to start unless every function of the template has an executable, and
-//!   unless every WebSocket route of the template resolves to a function.
+//! - HTTP API events never carry `requestContext.authorizer`: functions verify Bearer
+//!   tokens themselves, so no client input can become claims.
+//! - WebSocket events carry `requestContext.authorizer` only from the answer of the
+//!   template's `$connect` authorizer function (`principalId`, `integrationLatency`, its
+//!   `context`), as API Gateway does; nothing a client sends becomes authorizer context,
+//!   and a `$connect` without an authorizer gives events without the key. Authorizations
+//!   the gateway cannot honour (`AWS_IAM`) refuse the template rather than admit
+//!   everyone.
+//! - It refuses to start unless every function of the template has an executable (the
+//!   authorizer's included), and unless every WebSocket route of the template and its
+//!   authorizer resolve to functions.
 //! - It binds 127.0.0.1 only: `/_gateway/stats`, `/_gateway/reset` and `/@connections`
 //!   are unauthenticated and must not be reachable from elsewhere.
 //! - Functions get `WS_MANAGEMENT_ENDPOINT=http://127.0.0.1:<port>` and
@@ -153,7 +161,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let on_websocket = template
             .websocket
             .as_ref()
-            .is_some_and(|api| api.routes.iter().any(|r| r.function == f.name));
+            .is_some_and(|api| api.functions().any(|name| name == f.name));
         if f.routes.is_empty() && f.stream_sources.is_empty() && !on_websocket {
             if invoked_directly.contains(f.name.as_str()) {
                 info!(function = %f.name, "function is invoked by other functions or their schedules");

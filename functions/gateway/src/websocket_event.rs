@@ -10,7 +10,19 @@
 //! - `MESSAGE` carries `messageId` and the frame as `body`, base64 for binary frames;
 //! - `DISCONNECT` carries `disconnectStatusCode` and `disconnectReason`.
 //!
-//! `requestContext.authorizer` is never set, for the same reason as on the HTTP side.
+//! When the template gives `$connect` a Lambda REQUEST authorizer, its input is
+//! [`authorizer_event`] (what `aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest`
+//! parses: the handshake's headers and query string, `methodArn`, and the `$connect`
+//! event's `requestContext`). The answer of an authorizer that allowed the handshake is
+//! [`ConnectionContext::authorizer`], and every event of the connection (`CONNECT`, each
+//! `MESSAGE`, `DISCONNECT`) carries it as `requestContext.authorizer`: `principalId`,
+//! `integrationLatency` and the answer's `context` keys, flat, as API Gateway sends them
+//! (`ApiGatewayWebsocketProxyRequest` reads it into `request_context.authorizer.fields`).
+//!
+//! Invariant: `requestContext.authorizer` comes from the template's authorizer function
+//! and nothing else. Nothing a client sends (headers, query, frames) becomes authorizer
+//! context, and without an authorizer the key is absent, as on AWS; the HTTP API side never
+//! sets it at all.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +34,13 @@ use serde_json::{Map, Value, json};
 
 /// `requestContext.apiId`, the same as the HTTP API's.
 const API_ID: &str = "local";
+
+/// The `methodArn` an authorizer of `$connect` gets:
+/// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/$connect` on AWS, with the
+/// gateway's API id (`local`), region `local` and the placeholder account.
+pub fn connect_method_arn(stage: &str) -> String {
+    format!("arn:aws:execute-api:local:000000000000:{API_ID}/{stage}/$connect")
+}
 
 /// A fresh id in AWS's format: base64 of random bytes with padding, e.g. `L0SM9cOFvHcCIhw=`.
 /// Connection ids contain `=` (and may contain `+` or `/`), so a client that forgets to
@@ -46,6 +65,10 @@ pub struct ConnectionContext {
     /// The `Host` of the handshake (`127.0.0.1:3000`), as `requestContext.domainName`.
     pub domain_name: String,
     pub stage: String,
+    /// `requestContext.authorizer` of every event of the connection: the `$connect`
+    /// authorizer's `principalId`, `integrationLatency` (ms) and `context` keys. Set only
+    /// from the authorizer function's answer; `None` when `$connect` has no authorizer.
+    pub authorizer: Option<Map<String, Value>>,
 }
 
 impl ConnectionContext {
@@ -81,6 +104,9 @@ impl ConnectionContext {
         ctx.insert("domainName".into(), json!(self.domain_name));
         ctx.insert("connectionId".into(), json!(self.connection_id));
         ctx.insert("apiId".into(), json!(API_ID));
+        if let Some(authorizer) = &self.authorizer {
+            ctx.insert("authorizer".into(), Value::Object(authorizer.clone()));
+        }
         ctx
     }
 }
@@ -94,6 +120,47 @@ pub fn connect_event(
     request_id: &str,
     now: DateTime<Utc>,
 ) -> Value {
+    let mut event = handshake_fields(conn, headers, raw_query, local_port);
+    event.insert(
+        "requestContext".into(),
+        Value::Object(conn.request_context("$connect", "CONNECT", request_id, now)),
+    );
+    event.insert("isBase64Encoded".into(), json!(false));
+    Value::Object(event)
+}
+
+/// The input of the `$connect` route's Lambda REQUEST authorizer: `type`, `methodArn`, the
+/// handshake's headers and query string (as `$connect` gets them), empty `stageVariables`
+/// and the `$connect` event's `requestContext` (same connection and request ids). `conn`
+/// has no authorizer answer yet, so `requestContext.authorizer` is absent.
+pub fn authorizer_event(
+    conn: &ConnectionContext,
+    headers: &HeaderMap,
+    raw_query: &str,
+    local_port: u16,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    let mut event = Map::new();
+    event.insert("type".into(), json!("REQUEST"));
+    event.insert("methodArn".into(), json!(connect_method_arn(&conn.stage)));
+    event.extend(handshake_fields(conn, headers, raw_query, local_port));
+    event.insert("stageVariables".into(), json!({}));
+    event.insert(
+        "requestContext".into(),
+        Value::Object(conn.request_context("$connect", "CONNECT", request_id, now)),
+    );
+    Value::Object(event)
+}
+
+/// `headers`, `multiValueHeaders` and, when the query is not empty,
+/// `queryStringParameters` and `multiValueQueryStringParameters` of the handshake.
+fn handshake_fields(
+    conn: &ConnectionContext,
+    headers: &HeaderMap,
+    raw_query: &str,
+    local_port: u16,
+) -> Map<String, Value> {
     let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in headers {
         multi
@@ -111,9 +178,9 @@ pub fn connect_event(
     multi.insert("x-forwarded-port".into(), vec![local_port.to_string()]);
     let single: BTreeMap<&String, String> = multi.iter().map(|(k, v)| (k, v.join(","))).collect();
 
-    let mut event = Map::new();
-    event.insert("headers".into(), json!(single));
-    event.insert("multiValueHeaders".into(), json!(multi));
+    let mut fields = Map::new();
+    fields.insert("headers".into(), json!(single));
+    fields.insert("multiValueHeaders".into(), json!(multi));
     let query = query_parameters(raw_query);
     if !query.is_empty() {
         // REST-style (payload 1.0) parameters: the single-value map keeps the last value.
@@ -121,15 +188,10 @@ pub fn connect_event(
             .iter()
             .filter_map(|(k, v)| v.last().map(|last| (k, last)))
             .collect();
-        event.insert("queryStringParameters".into(), json!(last));
-        event.insert("multiValueQueryStringParameters".into(), json!(query));
+        fields.insert("queryStringParameters".into(), json!(last));
+        fields.insert("multiValueQueryStringParameters".into(), json!(query));
     }
-    event.insert(
-        "requestContext".into(),
-        Value::Object(conn.request_context("$connect", "CONNECT", request_id, now)),
-    );
-    event.insert("isBase64Encoded".into(), json!(false));
-    Value::Object(event)
+    fields
 }
 
 /// One data frame from the client.
@@ -202,7 +264,7 @@ pub fn disconnect_event(
 }
 
 /// Decoded query parameters, every value of repeated keys in order.
-fn query_parameters(raw: &str) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn query_parameters(raw: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -267,7 +329,9 @@ pub fn error_frame(code: &str, message: &str, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    use aws_lambda_events::apigw::{
+        ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+    };
     use http::HeaderValue;
 
     use super::*;
@@ -280,6 +344,22 @@ mod tests {
             user_agent: Some("test-agent".into()),
             domain_name: "127.0.0.1:3000".into(),
             stage: "live".into(),
+            authorizer: None,
+        }
+    }
+
+    /// A connection an authorizer admitted, with the answer's context.
+    fn authorized() -> ConnectionContext {
+        let answer = json!({
+            "principalId": "user-1",
+            "integrationLatency": 12,
+            "streamId": "s1",
+            "counted": true,
+            "weight": 2.5,
+        });
+        ConnectionContext {
+            authorizer: answer.as_object().cloned(),
+            ..context()
         }
     }
 
@@ -398,6 +478,83 @@ mod tests {
         assert_eq!(ctx.disconnect_status_code, Some(1001));
         assert_eq!(ctx.disconnect_reason.as_deref(), Some("Going away"));
         assert_eq!(req.headers["host"], "127.0.0.1:3000");
+    }
+
+    #[test]
+    fn authorizer_event_parses_as_a_request_authorizer_input() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:3000"));
+        headers.insert("sec-websocket-key", HeaderValue::from_static("abc=="));
+        let event = authorizer_event(
+            &context(),
+            &headers,
+            "streamId=s%201&token=a.b.c&x=1&x=2",
+            3000,
+            "req1=",
+            now(),
+        );
+        let req: ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(event.clone()).unwrap_or_else(|e| {
+                panic!("not an ApiGatewayCustomAuthorizerRequestTypeRequest ({e}): {event}")
+            });
+        assert_eq!(req.type_.as_deref(), Some("REQUEST"));
+        assert_eq!(
+            req.method_arn.as_deref(),
+            Some("arn:aws:execute-api:local:000000000000:local/live/$connect")
+        );
+        assert_eq!(req.headers["host"], "127.0.0.1:3000");
+        assert_eq!(req.headers["sec-websocket-key"], "abc==");
+        assert_eq!(req.headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(req.query_string_parameters.first("streamId"), Some("s 1"));
+        assert_eq!(req.query_string_parameters.first("token"), Some("a.b.c"));
+        assert_eq!(
+            req.multi_value_query_string_parameters.all("x"),
+            Some(vec!["1", "2"])
+        );
+        assert!(req.stage_variables.is_empty());
+        assert_eq!(req.request_context.request_id.as_deref(), Some("req1="));
+        assert_eq!(req.request_context.stage.as_deref(), Some("live"));
+        assert_eq!(req.request_context.apiid.as_deref(), Some("local"));
+
+        // The same requestContext as the `$connect` event of the same handshake.
+        let connect = connect_event(&context(), &headers, "streamId=s%201", 3000, "req1=", now());
+        assert_eq!(event["requestContext"], connect["requestContext"]);
+        assert_eq!(event["requestContext"]["connectionId"], "L0SM9cOFvHcCIhw=");
+        assert_eq!(event["requestContext"]["eventType"], "CONNECT");
+        assert!(event["requestContext"].get("authorizer").is_none());
+    }
+
+    #[test]
+    fn every_event_of_an_authorized_connection_carries_the_authorizer_context() {
+        let conn = authorized();
+        let events = [
+            connect_event(&conn, &HeaderMap::new(), "", 3000, "r=", now()),
+            message_event(&conn, "chat", &Frame::Text("{}".into()), "r=", "m=", now()),
+            disconnect_event(&conn, 1000, "bye", 3000, "r=", now()),
+        ];
+        for event in &events {
+            assert_eq!(
+                event["requestContext"]["authorizer"],
+                json!({"principalId": "user-1", "integrationLatency": 12, "streamId": "s1",
+                       "counted": true, "weight": 2.5})
+            );
+            let fields = parse(event).request_context.authorizer.fields;
+            assert_eq!(fields["principalId"], "user-1");
+            assert_eq!(fields["integrationLatency"], 12);
+            assert_eq!(fields["streamId"], "s1");
+            assert_eq!(fields["counted"], true);
+            assert_eq!(fields["weight"], 2.5);
+        }
+        // Without an authorizer there is no `authorizer` key at all.
+        let plain = message_event(
+            &context(),
+            "chat",
+            &Frame::Text("{}".into()),
+            "r=",
+            "m=",
+            now(),
+        );
+        assert!(plain["requestContext"].get("authorizer").is_none());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The repository's own template: it parses, its routes do not conflict, the routes the
 //! API depends on resolve to the intended functions, every WebSocket route's chain
-//! resolves, and the fan-out function is fed by the table's stream.
+//! resolves (and `$connect`'s authorizer), and the fan-out function is fed by the table's
+//! stream.
 
 use std::path::Path;
 
 use std::time::Duration;
 
 use rill_gateway::routes::{Lookup, Router};
-use rill_gateway::template::{StartingPosition, StreamRef};
+use rill_gateway::template::{IdentitySource, StartingPosition, StreamRef};
 
 fn repo_template() -> rill_gateway::Template {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
@@ -33,7 +34,7 @@ fn repository_template_routes_compile_and_resolve() {
         assert!(
             !f.routes.is_empty()
                 || !f.stream_sources.is_empty()
-                || websocket.routes.iter().any(|r| r.function == f.name)
+                || websocket.functions().any(|name| name == f.name)
                 // Triggered on AWS only (ingest-prewarm's ScheduleV2).
                 || f.other_events.iter().any(|e| e == "ScheduleV2")
                 // Invoked by another function through the Lambda Invoke API
@@ -100,6 +101,17 @@ fn repository_template_websocket_routes_resolve_to_their_functions() {
     ] {
         assert_eq!(websocket.function_for(route), Some(function), "{route}");
     }
+    // ws-authorize decides every handshake; Host is the identity source every handshake
+    // carries, so anonymous viewers reach the function.
+    let authorizer = websocket
+        .connect_authorizer
+        .expect("$connect has an authorizer");
+    assert_eq!(authorizer.function, "ws-authorize");
+    assert_eq!(authorizer.logical_id, "WsAuthorizer");
+    assert_eq!(
+        authorizer.identity_sources,
+        [IdentitySource::Header("host".into())]
+    );
 }
 
 #[test]

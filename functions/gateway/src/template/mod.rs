@@ -13,6 +13,11 @@
 //!   (`IntegrationUri: !Sub arn:...:functions/${XFunction.Arn}/invocations`) → the function.
 //!   A route of the WebSocket API whose chain does not resolve is an error naming the route:
 //!   a silently missing route would only show up as frames going to `$default`.
+//! - The `$connect` authorizer: `AuthorizationType: CUSTOM` + `AuthorizerId: !Ref X` →
+//!   `AWS::ApiGatewayV2::Authorizer` (`AuthorizerType: REQUEST`, `AuthorizerUri: !Sub
+//!   ...${XFunction.Arn}...`, `IdentitySource`) → the function. An authorization the
+//!   gateway cannot honour (`AWS_IAM`, an authorizer off `$connect`, an unknown identity
+//!   source) refuses the template rather than let handshakes through that AWS refuses.
 //! - Stream triggers (`Type: DynamoDB` events): `Stream: !GetAtt Table.StreamArn` must name
 //!   an `AWS::DynamoDB::Table` of the template (locally: the table `TABLE_NAME`).
 //!
@@ -29,7 +34,10 @@ use serde_yaml::{Mapping, Value};
 use crate::filter::Filters;
 
 mod websocket;
-pub use websocket::{DEFAULT_WEBSOCKET_STAGE, WebSocketApi, WebSocketRoute, parse_websocket};
+pub use websocket::{
+    DEFAULT_WEBSOCKET_STAGE, IdentitySource, WebSocketApi, WebSocketAuthorizer, WebSocketRoute,
+    parse_websocket,
+};
 
 /// Lambda's defaults when neither the function nor `Globals.Function` says otherwise.
 const DEFAULT_TIMEOUT_SECS: u64 = 3;

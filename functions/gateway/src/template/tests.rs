@@ -347,3 +347,149 @@ fn dynamodb_events_are_checked() {
 fn sub_references_skip_escapes() {
     assert_eq!(sub_references("a${X}b${!Literal}c${Y.Arn}"), ["X", "Y.Arn"]);
 }
+
+/// [`WEBSOCKET`] with a Lambda REQUEST authorizer on `$connect`.
+fn with_authorizer(identity_source: &str) -> String {
+    let mut text = WEBSOCKET.replace(
+        "      RouteKey: $connect\n",
+        "      RouteKey: $connect\n      AuthorizationType: CUSTOM\n      AuthorizerId: !Ref Auth\n",
+    );
+    text.push_str(&format!(
+        r#"  AuthFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {{ BuildProperties: {{ Binary: ws-authorize }} }}
+  Auth:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref Api
+      Name: auth
+      AuthorizerType: REQUEST
+      AuthorizerUri: !Sub arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{AuthFunction.Arn}}/invocations
+{identity_source}"#
+    ));
+    text
+}
+
+#[test]
+fn connect_authorizer_resolves_to_its_function_and_identity_sources() {
+    let text = with_authorizer(
+        "      IdentitySource:\n        - route.request.header.Host\n        - route.request.querystring.streamId\n",
+    );
+    let api = parse_template(&text)
+        .expect("parses")
+        .websocket
+        .expect("a WebSocket API");
+    assert_eq!(
+        api.connect_authorizer,
+        Some(WebSocketAuthorizer {
+            logical_id: "Auth".into(),
+            function: "ws-authorize".into(),
+            identity_sources: vec![
+                IdentitySource::Header("host".into()),
+                IdentitySource::QueryString("streamId".into()),
+            ],
+        })
+    );
+    assert_eq!(api.function_for("$connect"), Some("ws-connect"));
+    let functions: Vec<&str> = api.functions().collect();
+    assert!(functions.contains(&"ws-authorize"), "{functions:?}");
+
+    let none = parse_template(&with_authorizer(""))
+        .expect("parses")
+        .websocket
+        .and_then(|api| api.connect_authorizer)
+        .expect("an authorizer");
+    assert!(none.identity_sources.is_empty(), "no IdentitySource: none");
+}
+
+#[test]
+fn routes_without_custom_authorization_have_no_authorizer() {
+    let api = parse_template(WEBSOCKET)
+        .expect("parses")
+        .websocket
+        .expect("api");
+    assert_eq!(api.connect_authorizer, None);
+    let explicit_none = WEBSOCKET.replace(
+        "      RouteKey: $connect\n",
+        "      RouteKey: $connect\n      AuthorizationType: NONE\n",
+    );
+    let api = parse_template(&explicit_none)
+        .expect("parses")
+        .websocket
+        .expect("api");
+    assert_eq!(api.connect_authorizer, None);
+}
+
+#[test]
+fn authorizer_template_errors_name_the_route_and_the_authorizer() {
+    let expect_err = |text: &str, needles: &[&str]| {
+        let err = parse_template(text).expect_err("refused").to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "{needle:?} not in: {err}");
+        }
+    };
+    let header = "      IdentitySource:\n        - route.request.header.Host\n";
+    let good = with_authorizer(header);
+
+    expect_err(
+        &good.replace("      AuthorizerId: !Ref Auth\n", ""),
+        &["ConnectRoute", "CUSTOM without AuthorizerId"],
+    );
+    expect_err(
+        &good.replace(
+            "AuthorizerId: !Ref Auth",
+            "AuthorizerId: !Ref ChatIntegration",
+        ),
+        &[
+            "ConnectRoute",
+            "ChatIntegration",
+            "not an AWS::ApiGatewayV2::Authorizer",
+        ],
+    );
+    expect_err(
+        &good.replace("AuthorizerId: !Ref Auth", "AuthorizerId: !Ref Nope"),
+        &["ConnectRoute", "Nope"],
+    );
+    expect_err(
+        &good.replace("AuthorizationType: CUSTOM", "AuthorizationType: AWS_IAM"),
+        &["$connect", "AWS_IAM", "cannot emulate IAM"],
+    );
+    expect_err(
+        &good.replace("AuthorizationType: CUSTOM", "AuthorizationType: NONE"),
+        &["ConnectRoute", "AuthorizerId is set"],
+    );
+    // AWS allows authorizers on $connect only.
+    let on_chat = good
+        .replace(
+            "      AuthorizationType: CUSTOM\n      AuthorizerId: !Ref Auth\n",
+            "",
+        )
+        .replace(
+            "RouteKey: chat, Target",
+            "RouteKey: chat, AuthorizationType: CUSTOM, AuthorizerId: !Ref Auth, Target",
+        );
+    expect_err(&on_chat, &["chat", "ChatRoute", "Auth", "$connect only"]);
+    expect_err(
+        &with_authorizer("      IdentitySource:\n        - route.request.body.token\n"),
+        &[
+            "authorizer Auth",
+            "route.request.body.token",
+            "not supported",
+        ],
+    );
+    expect_err(
+        &good.replace("AuthorizerType: REQUEST", "AuthorizerType: JWT"),
+        &["authorizer Auth", "JWT"],
+    );
+    expect_err(
+        &good.replace("${AuthFunction.Arn}", "${Gone.Arn}"),
+        &["authorizer Auth", "AuthorizerUri"],
+    );
+    expect_err(
+        &good.replace(
+            "      ApiId: !Ref Api\n      Name: auth",
+            "      ApiId: !Ref Other\n      Name: auth",
+        ),
+        &["authorizer Auth", "ApiId"],
+    );
+}

@@ -1,5 +1,7 @@
 //! The WebSocket API of the template: the `AWS::ApiGatewayV2::Api` with `ProtocolType:
-//! WEBSOCKET`, its stage, and each route's chain Route -> Integration -> function.
+//! WEBSOCKET`, its stage, each route's chain Route -> Integration -> function, and the
+//! `$connect` route's Lambda REQUEST authorizer (Route.AuthorizerId -> Authorizer ->
+//! function).
 
 use serde_yaml::{Mapping, Value};
 
@@ -16,6 +18,42 @@ pub struct WebSocketApi {
     pub stage: String,
     /// Sorted by route key.
     pub routes: Vec<WebSocketRoute>,
+    /// The Lambda REQUEST authorizer of the `$connect` route (`AuthorizationType:
+    /// CUSTOM`); `None` when `$connect` has no authorization (`NONE` or absent).
+    pub connect_authorizer: Option<WebSocketAuthorizer>,
+}
+
+/// An `AWS::ApiGatewayV2::Authorizer` with `AuthorizerType: REQUEST`: a function that
+/// decides each handshake before `$connect` runs, and whose `context` API Gateway hands
+/// to every event of the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketAuthorizer {
+    /// Logical id of the `AWS::ApiGatewayV2::Authorizer`, for logs and error messages.
+    pub logical_id: String,
+    /// Function name (= binary name) of `AuthorizerUri`.
+    pub function: String,
+    /// `IdentitySource`: API Gateway refuses (401) a handshake missing any of these
+    /// without invoking the function. Empty when the template gives none.
+    pub identity_sources: Vec<IdentitySource>,
+}
+
+/// One entry of an authorizer's `IdentitySource`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// `route.request.header.<Name>`, the name lower-cased: header names are
+    /// case-insensitive.
+    Header(String),
+    /// `route.request.querystring.<name>`: query parameter names are case-sensitive.
+    QueryString(String),
+}
+
+impl std::fmt::Display for IdentitySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Header(name) => write!(f, "route.request.header.{name}"),
+            Self::QueryString(name) => write!(f, "route.request.querystring.{name}"),
+        }
+    }
 }
 
 /// The stage name when the template has no `AWS::ApiGatewayV2::Stage` for the API.
@@ -38,6 +76,14 @@ impl WebSocketApi {
             .iter()
             .find(|r| r.route_key == route_key)
             .map(|r| r.function.as_str())
+    }
+
+    /// Every function the API invokes: its routes' and the `$connect` authorizer's.
+    pub fn functions(&self) -> impl Iterator<Item = &str> {
+        self.routes
+            .iter()
+            .map(|r| r.function.as_str())
+            .chain(self.connect_authorizer.iter().map(|a| a.function.as_str()))
     }
 }
 
@@ -75,6 +121,7 @@ pub fn parse_websocket(
     };
 
     let mut routes: Vec<WebSocketRoute> = Vec::new();
+    let mut connect_authorizer = None;
     for (id, resource) in resources {
         if field(resource, "Type").and_then(Value::as_str) != Some("AWS::ApiGatewayV2::Route") {
             continue;
@@ -115,6 +162,11 @@ pub fn parse_websocket(
         if let Some(existing) = routes.iter().find(|r| r.route_key == route_key) {
             return Err(fail(format!("also declared by {}", existing.logical_id)));
         }
+        if let Some(authorizer) =
+            route_authorizer(resources, functions, &api_id, &route_key, resource).map_err(fail)?
+        {
+            connect_authorizer = Some(authorizer);
+        }
         routes.push(WebSocketRoute {
             route_key,
             function,
@@ -134,6 +186,7 @@ pub fn parse_websocket(
         selection_path,
         stage,
         routes,
+        connect_authorizer,
     }))
 }
 
@@ -177,21 +230,158 @@ fn route_function(
                 "integration {integration} has no IntegrationUri !Sub ...${{<Function>.Arn}}..."
             )
         })?;
+    uri_function(resources, functions, uri)
+        .map_err(|e| format!("IntegrationUri of {integration} {e}"))
+}
+
+/// The function whose `${<Function>.Arn}` a Lambda invocation URI (`!Sub
+/// arn:...:functions/${XFunction.Arn}/invocations`) names.
+fn uri_function(
+    resources: &Mapping,
+    functions: &[FunctionSpec],
+    uri: &str,
+) -> Result<String, String> {
     let function_id = sub_references(uri)
         .into_iter()
         .filter_map(|r| r.strip_suffix(".Arn"))
         .find(|id| resource_type(resources, id) == Some("AWS::Serverless::Function"))
-        .ok_or_else(|| {
-            format!(
-                "IntegrationUri of {integration} references no function's Arn \
-                 (${{<Function>.Arn}}): {uri}"
-            )
-        })?;
+        .ok_or_else(|| format!("references no function's Arn (${{<Function>.Arn}}): {uri}"))?;
     functions
         .iter()
         .find(|f| f.logical_id == function_id)
         .map(|f| f.name.clone())
-        .ok_or_else(|| format!("function {function_id} was not parsed"))
+        .ok_or_else(|| format!("names function {function_id}, which was not parsed"))
+}
+
+/// The route's authorizer: `AuthorizationType: CUSTOM` + `AuthorizerId: !Ref X`, on
+/// `$connect` only (API Gateway runs WebSocket authorizers at the handshake and nowhere
+/// else). `NONE` or no `AuthorizationType` is no authorizer. `AWS_IAM` is refused: the
+/// gateway cannot check SigV4-signed handshakes, and letting them through unchecked would
+/// make a local run more permissive than the deployed API.
+fn route_authorizer(
+    resources: &Mapping,
+    functions: &[FunctionSpec],
+    api_id: &str,
+    route_key: &str,
+    route: &Value,
+) -> Result<Option<WebSocketAuthorizer>, String> {
+    let authorizer_id = property(route, "AuthorizerId");
+    match property(route, "AuthorizationType").map(Value::as_str) {
+        None | Some(Some("NONE")) => {
+            // An authorizer the gateway would silently skip is a bug waiting to deploy.
+            return match authorizer_id {
+                Some(_) => Err("AuthorizerId is set but AuthorizationType is not CUSTOM".into()),
+                None => Ok(None),
+            };
+        }
+        Some(Some("CUSTOM")) => {}
+        Some(Some("AWS_IAM")) => {
+            return Err("AuthorizationType AWS_IAM: the gateway cannot emulate IAM \
+                        authorization (SigV4-signed handshakes); use NONE or a Lambda REQUEST \
+                        authorizer (CUSTOM)"
+                .into());
+        }
+        Some(Some(other)) => {
+            return Err(format!(
+                "AuthorizationType {other:?} is not NONE, CUSTOM or AWS_IAM (WebSocket APIs \
+                 have no JWT authorizers)"
+            ));
+        }
+        Some(None) => return Err("AuthorizationType is not a literal".into()),
+    }
+    let id = reference(authorizer_id.ok_or("AuthorizationType CUSTOM without AuthorizerId")?)
+        .ok_or("AuthorizerId is not !Ref <Authorizer>")?;
+    let authorizer = match resource_type(resources, id) {
+        Some("AWS::ApiGatewayV2::Authorizer") => resources
+            .get(id)
+            .ok_or_else(|| format!("no resource {id}"))?,
+        Some(other) => {
+            return Err(format!(
+                "AuthorizerId {id} is a {other}, not an AWS::ApiGatewayV2::Authorizer"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "AuthorizerId names {id}, which is not in the template"
+            ));
+        }
+    };
+    if route_key != "$connect" {
+        return Err(format!(
+            "authorizer {id}: API Gateway runs WebSocket authorizers on $connect only"
+        ));
+    }
+    parse_authorizer(resources, functions, api_id, id, authorizer)
+        .map(Some)
+        .map_err(|e| format!("authorizer {id}: {e}"))
+}
+
+/// An `AWS::ApiGatewayV2::Authorizer` of the WebSocket API: a Lambda REQUEST authorizer.
+fn parse_authorizer(
+    resources: &Mapping,
+    functions: &[FunctionSpec],
+    api_id: &str,
+    logical_id: &str,
+    authorizer: &Value,
+) -> Result<WebSocketAuthorizer, String> {
+    if property(authorizer, "ApiId").and_then(reference) != Some(api_id) {
+        return Err(format!("ApiId is not !Ref {api_id}"));
+    }
+    match property(authorizer, "AuthorizerType").and_then(Value::as_str) {
+        Some("REQUEST") => {}
+        other => {
+            return Err(format!(
+                "AuthorizerType {other:?}: a WebSocket API's authorizers are REQUEST (Lambda) \
+                 authorizers"
+            ));
+        }
+    }
+    let uri = property(authorizer, "AuthorizerUri")
+        .and_then(sub_template)
+        .ok_or("no AuthorizerUri !Sub ...${<Function>.Arn}...")?;
+    let function =
+        uri_function(resources, functions, uri).map_err(|e| format!("AuthorizerUri {e}"))?;
+    let identity_sources = match property(authorizer, "IdentitySource") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .ok_or_else(|| "IdentitySource entries must be literal strings".to_owned())
+                    .and_then(parse_identity_source)
+            })
+            .collect::<Result<_, _>>()?,
+        // The API Gateway console's form: one comma-separated string.
+        Some(Value::String(list)) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(parse_identity_source)
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("IdentitySource is not a list of strings".into()),
+    };
+    Ok(WebSocketAuthorizer {
+        logical_id: logical_id.to_owned(),
+        function,
+        identity_sources,
+    })
+}
+
+/// `route.request.header.<Name>` or `route.request.querystring.<name>`; the other
+/// sources API Gateway knows (`stageVariables.*`, `context.*`) are refused rather than
+/// ignored, since ignoring one would let handshakes through that AWS refuses.
+fn parse_identity_source(source: &str) -> Result<IdentitySource, String> {
+    let named = |prefix: &str| source.strip_prefix(prefix).filter(|name| !name.is_empty());
+    if let Some(name) = named("route.request.header.") {
+        Ok(IdentitySource::Header(name.to_ascii_lowercase()))
+    } else if let Some(name) = named("route.request.querystring.") {
+        Ok(IdentitySource::QueryString(name.to_owned()))
+    } else {
+        Err(format!(
+            "IdentitySource {source:?} is not supported: the gateway evaluates \
+             route.request.header.<Name> and route.request.querystring.<name>"
+        ))
+    }
 }
 
 /// The integration's logical id in `!Sub integrations/${X}` or

@@ -3,9 +3,17 @@
 //!
 //! Life of a connection, as on AWS:
 //! 1. `GET /ws?...` with an upgrade: `$connect` runs **before** the handshake completes.
-//!    A 2xx answer completes it; any other status refuses it with that status and body, and
-//!    a failed invocation refuses it with the gateway's 502/503/504 (no upgrade either way).
-//!    A client that leaves while an accepted `$connect` runs still gets its `$disconnect`
+//!    When the template gives `$connect` a Lambda REQUEST authorizer (`authorizer.rs`),
+//!    it decides first: a handshake missing an identity source is refused (401) without
+//!    invoking it; then its answer admits the handshake or refuses it (401, 403, or 500
+//!    for a broken authorizer), and `$connect` never runs for a refused one. An admitted
+//!    connection keeps the answer's context: every event of it (`$connect`, messages,
+//!    `$disconnect`) carries it as `requestContext.authorizer`, so functions trust what
+//!    the authorizer decided without re-reading anything the client sent.
+//!    A 2xx answer of `$connect` completes the handshake; any other status refuses it with
+//!    that status and body, and a failed invocation refuses it with the gateway's
+//!    502/503/504 (no upgrade either way). A client that leaves while the authorizer and an
+//!    accepted `$connect` run still gets its `$disconnect`, with the authorizer's context
 //!    (the function may have registered it already).
 //! 2. The connection is registered as soon as `$connect` accepts it, before the 101 goes
 //!    out, so a `PostToConnection` right after `$connect` is queued, not lost. During
@@ -42,12 +50,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::{HOST, SEC_WEBSOCKET_PROTOCOL, USER_AGENT};
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+mod authorizer;
 mod connection;
 
 use connection::CloseKind;
@@ -94,6 +103,7 @@ impl Default for WebSocketSettings {
 struct Counters {
     connections: AtomicU64,
     connect_refused: AtomicU64,
+    authorizer_refused: AtomicU64,
     messages: AtomicU64,
     frames_too_large: AtomicU64,
     invocation_failures: AtomicU64,
@@ -113,8 +123,12 @@ pub struct WebSocketStats {
     pub open_connections: usize,
     /// Connections `$connect` accepted, since start.
     pub connections: u64,
-    /// Handshakes refused by `$connect` (non-2xx or failed invocation).
+    /// Handshakes refused, by the authorizer or by `$connect` (non-2xx or failed
+    /// invocation).
     pub connect_refused: u64,
+    /// Of those, the ones the `$connect` authorizer refused (401, 403, 500), missing
+    /// identity sources included.
+    pub authorizer_refused: u64,
     /// Data frames received from clients.
     pub messages: u64,
     pub frames_too_large: u64,
@@ -132,6 +146,18 @@ pub struct WebSocketStats {
     pub max_age_closes: u64,
     /// Connections closed by `DELETE /@connections/{id}`.
     pub deleted: u64,
+}
+
+/// What the `$connect` task reports to the handshake.
+enum Handshake {
+    /// Accepted: the connection's context (with the authorizer's answer) and the
+    /// subprotocol `$connect` chose.
+    Accepted {
+        ctx: ConnectionContext,
+        protocol: Option<HeaderValue>,
+    },
+    /// Refused by the authorizer or `$connect`: the answer to the client.
+    Refused(Box<Response>),
 }
 
 /// All WebSocket connections of the gateway.
@@ -216,6 +242,7 @@ impl Hub {
                 .len(),
             connections: n(&c.connections),
             connect_refused: n(&c.connect_refused),
+            authorizer_refused: n(&c.authorizer_refused),
             messages: n(&c.messages),
             frames_too_large: n(&c.frames_too_large),
             invocation_failures: n(&c.invocation_failures),
@@ -289,68 +316,56 @@ impl Hub {
             user_agent: header(USER_AGENT),
             domain_name: header(HOST).unwrap_or_else(|| format!("127.0.0.1:{}", self.local_port)),
             stage: self.api.stage.clone(),
+            authorizer: None,
         };
 
-        let mut protocol = None;
-        if let Some(function) = self.api.function_for("$connect") {
-            let request_id = wse::new_id();
-            let event = wse::connect_event(
-                &ctx,
-                headers,
-                uri.query().unwrap_or(""),
-                self.local_port,
-                &request_id,
-                now,
-            );
-            // `$connect` runs in a task of its own and reports back: if the client leaves
-            // while it runs (this handler is dropped), an accepted `$connect` has already
-            // registered the viewer, so the connection is opened and closed at once and its
-            // `$disconnect` runs, as API Gateway ends a connection whose client vanished.
-            // Without this the viewer would stay counted until a fan-out pruned it.
-            let (report, reported) = tokio::sync::oneshot::channel();
-            let hub = self.clone();
-            let (function_name, connect_ctx) = (function.to_owned(), ctx.clone());
-            tokio::spawn(async move {
-                let parsed = match hub.invoke(&function_name, &event).await {
-                    Ok(outcome) => http_api::parse_outcome(&function_name, outcome),
-                    Err(e) => Err(Box::new(http_api::invoke_error_response(
-                        &function_name,
-                        &e,
-                    ))),
-                };
-                if let Err(parsed) = report.send(parsed)
-                    && matches!(&parsed, Ok(r) if r.status.is_success())
+        let (ctx, protocol) = match self.api.function_for("$connect") {
+            None => (ctx, None),
+            Some(function) => {
+                let raw_query = uri.query().unwrap_or("");
+                if let Some(authorizer) = &self.api.connect_authorizer
+                    && let Some(missing) = authorizer::missing_identity(
+                        &authorizer.identity_sources,
+                        headers,
+                        raw_query,
+                    )
                 {
-                    hub.abandoned(connect_ctx).await;
+                    // As API Gateway: no identity, no authorizer invocation.
+                    self.count_refusal(true);
+                    info!(connection_id = %ctx.connection_id, authorizer = %authorizer.logical_id,
+                          identity_source = %missing, "handshake without its identity source refused (401)");
+                    return authorizer::refusal(StatusCode::UNAUTHORIZED);
                 }
-            });
-            let Ok(parsed) = reported.await else {
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the $connect task ended without an answer",
-                );
-            };
-            match parsed {
-                Ok(response) if response.status.is_success() => {
-                    protocol = response.headers.get(SEC_WEBSOCKET_PROTOCOL).cloned();
-                }
-                Ok(response) => {
-                    self.counters
-                        .connect_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    info!(connection_id = %ctx.connection_id, status = response.status.as_u16(),
-                          "$connect refused the connection");
-                    return http_api::into_http(response);
-                }
-                Err(response) => {
-                    self.counters
-                        .connect_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    return *response;
+                // The authorizer and `$connect` run in a task of their own and report back:
+                // if the client leaves while they run (this handler is dropped), an
+                // accepted `$connect` has already registered the viewer, so the connection
+                // is opened and closed at once and its `$disconnect` runs (with the
+                // authorizer's context), as API Gateway ends a connection whose client
+                // vanished. Without this the viewer would stay counted until a fan-out
+                // pruned it.
+                let (report, reported) = tokio::sync::oneshot::channel();
+                let hub = self.clone();
+                let (function, headers, raw_query) =
+                    (function.to_owned(), headers.clone(), raw_query.to_owned());
+                tokio::spawn(async move {
+                    let handshake = hub.connect(&function, ctx, &headers, &raw_query, now).await;
+                    if let Err(Handshake::Accepted { ctx, .. }) = report.send(handshake) {
+                        hub.abandoned(ctx).await;
+                    }
+                });
+                match reported.await {
+                    Ok(Handshake::Accepted { ctx, protocol }) => (ctx, protocol),
+                    Ok(Handshake::Refused(response)) => return *response,
+                    Err(_) => {
+                        return error_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            "the $connect task ended without an answer",
+                        );
+                    }
                 }
             }
-        }
+        };
 
         let (conn, outbound_rx) = self.register(ctx);
         let mut upgrade = upgrade
@@ -377,6 +392,65 @@ impl Hub {
             .on_upgrade(move |socket| async move {
                 hub.run_connection(conn, socket, outbound_rx).await;
             })
+    }
+
+    /// The authorizer, if `$connect` has one, then `$connect`: what the handshake gets.
+    /// The authorizer's event and `$connect`'s share the request id and time, as on AWS
+    /// (one request); `$connect` already carries the authorizer's context.
+    async fn connect(
+        &self,
+        function: &str,
+        mut ctx: ConnectionContext,
+        headers: &HeaderMap,
+        raw_query: &str,
+        now: DateTime<Utc>,
+    ) -> Handshake {
+        let request_id = wse::new_id();
+        if let Some(authorizer) = &self.api.connect_authorizer {
+            let event =
+                wse::authorizer_event(&ctx, headers, raw_query, self.local_port, &request_id, now);
+            match self.authorize(authorizer, &event, &ctx.connection_id).await {
+                Ok(answer) => ctx.authorizer = Some(answer),
+                Err(refusal) => {
+                    self.count_refusal(true);
+                    return Handshake::Refused(refusal);
+                }
+            }
+        }
+        let event = wse::connect_event(&ctx, headers, raw_query, self.local_port, &request_id, now);
+        let parsed = match self.invoke(function, &event).await {
+            Ok(outcome) => http_api::parse_outcome(function, outcome),
+            Err(e) => Err(Box::new(http_api::invoke_error_response(function, &e))),
+        };
+        match parsed {
+            Ok(response) if response.status.is_success() => Handshake::Accepted {
+                protocol: response.headers.get(SEC_WEBSOCKET_PROTOCOL).cloned(),
+                ctx,
+            },
+            Ok(response) => {
+                self.count_refusal(false);
+                info!(connection_id = %ctx.connection_id, status = response.status.as_u16(),
+                      "$connect refused the connection");
+                Handshake::Refused(Box::new(http_api::into_http(response)))
+            }
+            Err(response) => {
+                self.count_refusal(false);
+                Handshake::Refused(response)
+            }
+        }
+    }
+
+    /// Counts a refused handshake (counted where it is decided, so a client that left
+    /// meanwhile is counted too).
+    fn count_refusal(&self, by_authorizer: bool) {
+        self.counters
+            .connect_refused
+            .fetch_add(1, Ordering::Relaxed);
+        if by_authorizer {
+            self.counters
+                .authorizer_refused
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A connection whose client left during an accepted `$connect`: opened and closed at

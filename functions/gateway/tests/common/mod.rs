@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod probe;
+
 /// Where cargo put the examples of this package, checked to hold `names`. `cargo test`
 /// builds them, except when targets are filtered (`--test gateway`): then build them with
 /// `cargo build -p rill-gateway --examples`.

@@ -319,7 +319,9 @@ def rates_from(counts: dict) -> dict:
     r["session_ddb_calls"] = calls / sockets
     ci = counts["connect"]["gateway"]["invocations"]
     di = counts["disconnect"]["gateway"]["invocations"]
-    r["session_invocations"] = (ci.get("ws-connect", 0) + di.get("ws-disconnect", 0)) / sockets
+    r["session_invocations"] = (
+        ci.get("ws-authorize", 0) + ci.get("ws-connect", 0) + di.get("ws-disconnect", 0)
+    ) / sockets
 
     # -- a keep-all media playlist: bytes per listed segment, and how well it gzips
     ps = counts["playlist_sample"]

@@ -40,21 +40,31 @@ async fn live(stack: &Stack) -> String {
 }
 
 #[tokio::test]
-async fn connect_and_disconnect_take_at_most_two_calls_each() {
+async fn connect_takes_at_most_two_calls_with_its_authorizer_and_disconnect_one_write() {
     let (stack, counter) = Stack::start_counted(&[]);
     let id = live(&stack).await;
     for user in [User::anonymous(), User::named("viewer")] {
         // A busy stream: another viewer connected just before, so the stream is in the
-        // warm instance's 2 s cache.
+        // warm authorizer's 2 s cache.
         let other = stack.socket(&id, &User::named("warm")).await;
         counter.clear();
         let socket = stack.socket(&id, &user).await;
-        let calls = counted(&counter, "ws-connect").await;
-        assert!(calls.len() <= 2, "$connect made {calls:?}");
+        let mut calls = counted(&counter, "ws-authorize").await;
+        let connect = counted(&counter, "ws-connect").await;
+        assert_eq!(connect, ["PutItem"], "$connect registers in one write");
+        calls.extend(connect);
+        assert!(
+            calls.len() <= 2,
+            "$connect with its authorizer made {calls:?}"
+        );
         counter.clear();
         socket.close().await;
         let calls = counted(&counter, "ws-disconnect").await;
-        assert!(calls.len() <= 2, "$disconnect made {calls:?}");
+        assert_eq!(
+            calls,
+            ["BatchWriteItem"],
+            "$disconnect: the listing and the ended view in one write"
+        );
         other.close().await;
     }
 }
@@ -96,7 +106,10 @@ async fn a_reaction_is_one_write_and_a_heartbeat_at_most_one() {
             .await;
         socket.expect("stream:reaction", WITHIN).await;
         let calls = counted(&counter, "ws-react").await;
+        // One write; at most the stream's read besides (its 2 s cache), never the
+        // connection's.
         assert_eq!(writes(&calls), 1, "reaction made {calls:?}");
+        assert!(calls.len() <= 2, "reaction made {calls:?}");
         // Its batch: one write that counts the batch's reactions on the stream, the
         // feed's head read and one transaction appending the batch's events, and the
         // connection list once.
@@ -108,20 +121,17 @@ async fn a_reaction_is_one_write_and_a_heartbeat_at_most_one() {
             "the reaction's fan-out"
         );
     }
-    for round in 0..2 {
+    for _ in 0..2 {
         counter.clear();
         socket
             .send_json(json!({"action": "heartbeat", "quality": "720p", "buffering": 0}))
             .await;
         let calls = counted(&counter, "ws-heartbeat").await;
-        assert!(writes(&calls) <= 1, "heartbeat made {calls:?}");
-        // The first one reads the connection once; from then on it is remembered.
-        if round > 0 {
-            assert!(
-                calls.len() <= 1,
-                "a warm heartbeat reads nothing: {calls:?}"
-            );
-        }
+        assert_eq!(
+            calls,
+            ["UpdateItem"],
+            "a heartbeat is one write, nothing read"
+        );
     }
     socket.close().await;
 }

@@ -70,10 +70,12 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
             || ws_routes().values().any(|name| name == f)
             || stream_consumers().contains(f)
             || scheduled_functions().contains(f)
-            || invoked_functions().contains(f);
+            || invoked_functions().contains(f)
+            || authorizer_functions().contains(f);
         assert!(
             triggered,
-            "{f} has a route, a socket route, a table-stream event, a schedule or a caller"
+            "{f} has a route, a socket route, a table-stream event, a schedule, a caller or \
+             an API's authorizer"
         );
     }
 }
@@ -90,6 +92,22 @@ fn sub_ref(v: &Yaml) -> Option<String> {
         .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
         .find(|name| !name.starts_with("AWS::"))
         .map(|name| name.trim_end_matches(".Arn").to_owned())
+}
+
+/// Functions an `AWS::ApiGatewayV2::Authorizer` calls (its `AuthorizerUri`).
+fn authorizer_functions() -> BTreeSet<String> {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::ApiGatewayV2::Authorizer"))
+        .filter_map(|r| sub_ref(&r["Properties"]["AuthorizerUri"]))
+        .filter_map(|id| {
+            resources.get(Yaml::from(id.as_str()))?["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// WebSocket route key -> function name, following Route -> Integration -> Function.
@@ -215,6 +233,55 @@ fn functions_with_event(kind: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// `!Sub` text (tagged or `Fn::Sub` form).
+fn sub_of(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::Tagged(t) if t.tag == "Sub" => t.value.as_str().map(str::to_owned),
+        _ => v["Fn::Sub"].as_str().map(str::to_owned),
+    }
+}
+
+/// Every socket route relies on the context `ws-authorize` answers at `$connect` (the
+/// stream, the user, counted): the route must have it, and API Gateway must be allowed to
+/// call it (a missing permission fails every handshake with 500 on AWS only).
+#[test]
+fn connect_is_authorized_by_ws_authorize_which_api_gateway_may_invoke() {
+    let t = template();
+    let r = &t["Resources"];
+    let route = &r["WsConnectRoute"]["Properties"];
+    assert_eq!(route["AuthorizationType"].as_str(), Some("CUSTOM"));
+    let authorizer = ref_of(&route["AuthorizerId"]).expect("AuthorizerId: !Ref");
+    let a = &r[authorizer.as_str()]["Properties"];
+    assert_eq!(
+        r[authorizer.as_str()]["Type"].as_str(),
+        Some("AWS::ApiGatewayV2::Authorizer")
+    );
+    assert_eq!(a["AuthorizerType"].as_str(), Some("REQUEST"));
+    let uri = sub_of(&a["AuthorizerUri"]).expect("AuthorizerUri: !Sub");
+    assert!(uri.contains("${WsAuthorizeFunction.Arn}"), "{uri}");
+    assert_eq!(
+        r["WsAuthorizeFunction"]["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("ws-authorize")
+    );
+    let permitted = r.as_mapping().expect("Resources").values().any(|p| {
+        p["Type"].as_str() == Some("AWS::Lambda::Permission")
+            && ref_of(&p["Properties"]["FunctionName"]).as_deref() == Some("WsAuthorizeFunction")
+            && p["Properties"]["Principal"].as_str() == Some("apigateway.amazonaws.com")
+            && sub_of(&p["Properties"]["SourceArn"])
+                .is_some_and(|s| s.ends_with(&format!("/authorizers/${{{authorizer}}}")))
+    });
+    assert!(permitted, "API Gateway may invoke the authorizer");
+    // Anonymous viewers have no token: an identity source they lack would make API
+    // Gateway refuse them without asking the function.
+    let sources: Vec<&str> = a["IdentitySource"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(sources, ["route.request.header.Host"]);
 }
 
 #[test]

@@ -238,7 +238,12 @@ async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
                 "requestTime": "01/Jan/2026:00:00:00 +0000", "stage": "ws",
                 "connectedAt": now - 10_000, "requestTimeEpoch": now - waited_ms,
                 "identity": {"sourceIp": "127.0.0.1"}, "domainName": "127.0.0.1",
-                "connectionId": conn_id, "apiId": "local"
+                "connectionId": conn_id, "apiId": "local",
+                // What ws-authorize answered at `$connect`; API Gateway passes it on.
+                "authorizer": {
+                    "principalId": "anonymous", "admission": "stream",
+                    "streamId": id, "counted": "true"
+                }
             },
             "body": "{\"action\":\"react\",\"emoji\":\"🔥\"}",
             "isBase64Encoded": false
@@ -269,6 +274,69 @@ async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
     let r = viewer.expect("stream:reaction", BATCHED).await;
     assert_eq!(r["data"]["total"], 1);
     assert_eq!(stack.items_with_sk_prefix("REACT#").await.len(), 2);
+}
+
+/// A socket event without the authorizer's context (what API Gateway passes from
+/// `ws-authorize`) is no registered socket: a frame is refused as `not_connected` and
+/// writes nothing, and `$connect` fails closed (500). Events go to the real functions
+/// through the gateway's Lambda Invoke API.
+#[tokio::test]
+async fn socket_events_without_the_authorizers_context_are_refused() {
+    let stack = Stack::start();
+    let owner = User::named("owner");
+    let id = live_stream(&stack, &owner, json!({})).await;
+    let mut viewer = stack.socket(&id, &User::anonymous()).await;
+    let conns = stack.items_with_sk_prefix("CONN#").await;
+    let conn_id = conns[0]
+        .get("connectionId")
+        .and_then(|v| v.as_s().ok())
+        .expect("connection id")
+        .clone();
+    let now = time::now().timestamp_millis();
+    let context = |route: &str, kind: &str| {
+        json!({
+            "routeKey": route, "eventType": kind, "messageDirection": "IN",
+            "extendedRequestId": "x", "requestId": "x", "messageId": "m",
+            "requestTime": "01/Jan/2026:00:00:00 +0000", "stage": "ws",
+            "connectedAt": now, "requestTimeEpoch": now,
+            "identity": {"sourceIp": "127.0.0.1"}, "domainName": "127.0.0.1",
+            "connectionId": conn_id, "apiId": "local"
+        })
+    };
+    let http = reqwest::Client::new();
+    let invoke = |function: &str, event: Value| {
+        let url = stack.url(&format!("/2015-03-31/functions/{function}/invocations"));
+        let http = http.clone();
+        async move {
+            let r = http.post(url).json(&event).send().await.expect("invoke");
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.expect("json answer")
+        }
+    };
+    invoke(
+        "ws-react",
+        json!({
+            "requestContext": context("react", "MESSAGE"),
+            "body": "{\"action\":\"react\",\"emoji\":\"🔥\"}",
+            "isBase64Encoded": false
+        }),
+    )
+    .await;
+    let refused = viewer.expect("error", SOON).await;
+    assert_eq!(refused["data"]["code"], "not_connected", "{refused}");
+    assert!(stack.items_with_sk_prefix("REACT#").await.is_empty());
+
+    let answer = invoke(
+        "ws-connect",
+        json!({
+            "requestContext": context("$connect", "CONNECT"),
+            "queryStringParameters": {"streamId": id},
+            "isBase64Encoded": false
+        }),
+    )
+    .await;
+    assert_eq!(answer["statusCode"], 500, "{answer}");
+    assert_eq!(stack.items_with_sk_prefix("CONN#").await.len(), 1);
 }
 
 /// The socket functions' connection list is cached for 1 s; past that, a message goes at

@@ -17,7 +17,7 @@ use rill_core::fanout::ShardDispatcher;
 use rill_core::fleet::FleetStore;
 use rill_core::notification::{NoReminders, ReminderSchedule};
 use rill_core::prewarm::{NoPrewarm, PrewarmSchedule};
-use rill_core::realtime::{Connection, RateLimit, Standing};
+use rill_core::realtime::{RateLimit, Standing};
 use rill_core::store::{
     AnalyticsStore, ChannelStore, ChatStore, FeedStore, MetricsStore, NotificationStore, Notifier,
     QuestionStore, RealtimeStore, StoreError, StreamStore, UploadSigner, WebhookStore,
@@ -396,17 +396,5 @@ impl App {
         let standing = self.realtime.standing(stream, user_id).await?;
         self.caches.standings.put(key, standing);
         Ok(standing)
-    }
-
-    /// A connection as `$connect` registered it (it never changes afterwards).
-    pub async fn connection_cached(&self, id: &str) -> Result<Option<Connection>, StoreError> {
-        if let Some(c) = self.caches.connections.get(&id.to_owned()) {
-            return Ok(Some(c));
-        }
-        let connection = self.realtime.connection(id).await?;
-        if let Some(c) = &connection {
-            self.caches.connections.put(id.to_owned(), c.clone());
-        }
-        Ok(connection)
     }
 }

@@ -108,36 +108,21 @@ async fn deliver_one(app: &App, stream_id: &str, frames: &[Vec<u8>], id: String)
 /// handshake completes: only connections older than this are pruned on a 410.
 const PRUNE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 
-/// Removes a connection that answered 410, unless it is too young to judge. One listed
-/// under `stream_id` whose lookup is gone (left by a registration or close that failed half
-/// way) is removed from the listing, unless it was registered within the grace period.
+/// Removes a connection that answered 410 (its `$disconnect` never came or failed) and
+/// records its ended view, unless it is too young to judge. Without a stream (a reply to
+/// one socket) there is nothing listed to remove.
 async fn prune(app: &App, stream_id: Option<&str>, connection_id: &str) -> bool {
+    let Some(stream_id) = stream_id else {
+        return false;
+    };
     let now = time::now();
-    match app.realtime.connection(connection_id).await {
-        Ok(Some(c)) if now - c.connected_at < PRUNE_GRACE => false,
-        Ok(Some(_)) => match app.realtime.close_connection(connection_id, now).await {
-            Ok(closed) => closed.is_some(),
-            Err(e) => {
-                tracing::warn!(error = %e, "pruning a gone connection failed");
-                false
-            }
-        },
-        Ok(None) => match stream_id {
-            Some(stream_id) => app
-                .realtime
-                .forget_connection(stream_id, connection_id, now - PRUNE_GRACE)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "forgetting a half-registered connection failed");
-                    false
-                }),
-            None => false,
-        },
-        Err(e) => {
+    app.realtime
+        .prune_connection(stream_id, connection_id, now - PRUNE_GRACE, now)
+        .await
+        .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "pruning a gone connection failed");
             false
-        }
-    }
+        })
 }
 
 /// Broadcasts an event born on the socket `sender` (chat, questions): to the stream's

@@ -2,9 +2,8 @@
 //! their storage-call budgets (docs/architecture.md section 6).
 //!
 //! Staleness, stated once here:
-//! - **Connections**: never change after `$connect`; kept 10 minutes. A
-//!   connection closed meanwhile is still found here, which costs nothing: what its frames
-//!   would write is guarded by the stream (a closed socket sends no frames anyway).
+//! - **Connections** are not cached: a socket's events carry who and where in the
+//!   authorizer's context (`ws_authorizer`), so no route reads them.
 //! - **Streams** and **standings** (ban, moderator, membership): kept
 //!   [`SHORT`] (2 s). A status change, a settings change or a ban reaches the socket
 //!   functions of an instance within 2 s; writes still go through the table's conditions
@@ -32,7 +31,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rill_core::Stream;
-use rill_core::realtime::{Bucket, Connection, Standing};
+use rill_core::realtime::{Bucket, Standing};
 
 pub const SHORT: Duration = Duration::from_secs(2);
 /// A stream's connection list, for fan-outs from socket functions (`broadcast`).
@@ -40,7 +39,6 @@ pub const CONNECTION_LISTS: Duration = Duration::from_secs(1);
 /// Up to this age a list past [`CONNECTION_LISTS`] is still used, while it is re-read in
 /// parallel: those it names get the event at once, newcomers when the read returns.
 pub const CONNECTION_LISTS_STALE_MAX: Duration = Duration::from_secs(10);
-pub const CONNECTIONS: Duration = Duration::from_secs(600);
 pub const BUCKETS: Duration = Duration::from_secs(60);
 pub const MAX_ENTRIES: usize = 20_000;
 
@@ -93,7 +91,6 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 /// The caches of one warm instance.
 #[derive(Debug)]
 pub struct Caches {
-    pub connections: TtlCache<String, Connection>,
     pub streams: TtlCache<String, Stream>,
     /// By (stream id, user id).
     pub standings: TtlCache<(String, String), Standing>,
@@ -110,7 +107,6 @@ pub struct Caches {
 impl Default for Caches {
     fn default() -> Self {
         Caches {
-            connections: TtlCache::new(CONNECTIONS),
             streams: TtlCache::new(SHORT),
             standings: TtlCache::new(SHORT),
             buckets: TtlCache::new(BUCKETS),

@@ -111,6 +111,14 @@ pub fn events_fanout_shard() -> Result<(), lambda_runtime::Error> {
     ))))
 }
 
+/// `main` of `ws-authorize`: the WebSocket API's `$connect` authorizer (see
+/// [`crate::ws_authorizer`]). A failure fails the invocation (API Gateway answers 500).
+pub fn ws_authorize() -> Result<(), lambda_runtime::Error> {
+    runtime::block_on(Box::pin(runtime::run_json(Box::new(
+        |app, payload| -> BoxFuture<_> { Box::pin(crate::ws_authorizer::authorize(app, payload)) },
+    ))))
+}
+
 /// `main` of `webhooks-deliver`: one delivery run (see [`crate::webhooks::deliver`]),
 /// invoked asynchronously by `webhooks-dispatch` and by re-enabling a webhook.
 pub fn webhooks_deliver() -> Result<(), lambda_runtime::Error> {

@@ -50,6 +50,7 @@ pub mod shard;
 pub mod uap;
 pub mod webhooks;
 pub mod ws;
+pub mod ws_authorizer;
 
 pub use app::App;
 pub use error::ApiError;

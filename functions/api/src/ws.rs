@@ -8,12 +8,13 @@
 //! the table's stream (see `fanout`).
 //!
 //! Storage-call budgets (warm instance; `tests/tests/budgets.rs` counts them on the real
-//! binaries; docs/architecture.md section 6): `$connect` <= 2 (the standing of a signed-in
-//! user not seen in the last 2 s, then one transaction), `$disconnect` 2, a chat message
-//! <= 2 before its fan-out (the rate bucket's conditional write and the message's
-//! transaction), a reaction 1 write, a heartbeat 1 write. A notifications socket (no
-//! `streamId`): `$connect` 1 transaction, `$disconnect` 3. Reads come from the warm caches
-//! (`cache.rs`, stated staleness) when they can.
+//! binaries; docs/architecture.md section 6): `$connect` <= 2 with its authorizer (the
+//! standing of a signed-in user not seen in the last 2 s, then one write), `$disconnect` 1
+//! write, a chat message <= 2 before its fan-out (the rate bucket's conditional write and
+//! the message's transaction), a reaction 1 write, a heartbeat 1 write. A notifications
+//! socket (no `streamId`): `$connect` 1 transaction, `$disconnect` 2. No route reads its
+//! connection: `ws-authorize`'s context says who and where (see `ws_authorizer`); other
+//! reads come from the warm caches (`cache.rs`, stated staleness) when they can.
 
 use std::sync::Arc;
 
@@ -23,12 +24,12 @@ use rill_core::chat::{NewReaction, Reaction};
 use rill_core::event::EventType;
 use rill_core::realtime::{ClientFrame, Connection, Question, Refusal, error_frame, parse_frame};
 use rill_core::store::Origin;
-use rill_core::stream::Visibility;
 use rill_core::{StreamStatus, ids, time};
 use serde_json::json;
 
 use crate::broadcast::{emit, send_to};
 use crate::handlers::chat::post_chat;
+use crate::ws_authorizer::{Admission, admission_of, connection_of};
 use crate::{ApiError, App};
 
 pub type WsRequest = ApiGatewayWebsocketProxyRequest;
@@ -47,14 +48,6 @@ fn respond(status: i64, body: Option<serde_json::Value>) -> WsResponse {
 
 fn ok() -> WsResponse {
     respond(200, None)
-}
-
-/// `$connect` answers with a status: a non-2xx refuses the handshake.
-fn refuse(e: ApiError) -> WsResponse {
-    respond(
-        i64::from(e.status()),
-        Some(json!({"error": {"code": e.code(), "message": e.to_string()}})),
-    )
 }
 
 fn connection_id(req: &WsRequest) -> Result<String, ApiError> {
@@ -91,112 +84,76 @@ fn refusal_of(e: &ApiError) -> Refusal {
     }
 }
 
-/// `$connect`: `?streamId=...&token=...`. Anonymous viewers may connect (they watch and
-/// are counted); a token that is present must be valid; banned users are refused.
-///
-/// Without `streamId`, a signed-in user's *notifications socket*: it receives each new
-/// notification of theirs (`stream:start`, `stream:scheduled-reminder`, pushed by
-/// `crate::notifications`) and answers `ping`; it is in no stream's audience. Storage:
-/// one transaction.
+/// `$connect`: answers what `ws-authorize` decided (see [`crate::ws_authorizer`]): a
+/// refusal with its status and error body, else registers the socket. Storage: one write
+/// (a stream's socket: its item; a notifications socket: one transaction).
 pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
-    let token = req
-        .query_string_parameters
-        .first("token")
-        .map(str::to_owned)
-        .or_else(|| {
-            header(&req, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
-        });
-    let user = match token.as_deref().filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => match app.auth.verify(t).await {
-            Ok(user) => Some(user),
-            Err(e) => return Ok(refuse(e)),
-        },
+    let Some(admission) = admission_of(&req) else {
+        // A deployment without the authorizer in front: fail closed.
+        return Err(ApiError::Internal(
+            "$connect without the authorizer's context (ws-authorize)".into(),
+        ));
     };
-    let Some(stream_id) = req
-        .query_string_parameters
-        .first("streamId")
-        .map(str::to_owned)
-    else {
-        let Some(user) = user else {
-            return Ok(refuse(ApiError::InvalidQuery(
-                "streamId is required (or a token, for a notifications socket)".into(),
-            )));
-        };
-        app.notifications
-            .open_socket(&user.user_id, &conn_id, time::now() + CONNECTION_TTL)
-            .await?;
-        return Ok(ok());
-    };
-    if !ids::is_valid_id(&stream_id) {
-        return Ok(refuse(ApiError::NotFound("stream")));
-    }
-    let Some(stream) = app.stream_cached(&stream_id).await? else {
-        return Ok(refuse(ApiError::NotFound("stream")));
-    };
-    if stream.status == StreamStatus::Cancelled {
-        return Ok(refuse(ApiError::conflict(
-            "stream_over",
-            "the stream was cancelled",
-        )));
-    }
-    if let Some(u) = &user {
-        let standing = app.standing_cached(&stream, &u.user_id).await?;
-        if !standing.views(&stream) {
-            return Ok(refuse(ApiError::NotFound("stream")));
+    match admission {
+        Admission::Refused {
+            status,
+            code,
+            message,
+        } => Ok(respond(
+            i64::from(status),
+            Some(json!({"error": {"code": code, "message": message}})),
+        )),
+        Admission::Notifications { user } => {
+            app.notifications
+                .open_socket(&user.user_id, &conn_id, time::now() + CONNECTION_TTL)
+                .await?;
+            Ok(ok())
         }
-        if standing.is_banned {
-            return Ok(refuse(ApiError::forbidden(
-                "banned",
-                "you are banned from this stream",
-            )));
+        Admission::Stream { .. } => {
+            let Some(mut connection) = connection_of(&req) else {
+                return Err(ApiError::Internal(
+                    "no connection time in the $connect event".into(),
+                ));
+            };
+            connection.country = header(&req, "cloudfront-viewer-country")
+                .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()));
+            connection.user_agent = header(&req, "user-agent").map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(rill_core::realtime::USER_AGENT_MAX)
+                    .collect()
+            });
+            // One write. Joins are counted and announced, paced, by `events-presence` from
+            // the table stream, never one fan-out per join here: a crowd arriving would cost
+            // N² deliveries.
+            app.realtime
+                .open_connection(&connection, connection.connected_at + CONNECTION_TTL)
+                .await?;
+            Ok(ok())
         }
-    } else if stream.visibility == Visibility::Members {
-        // Members-only: to an anonymous socket it does not exist, as over REST.
-        return Ok(refuse(ApiError::NotFound("stream")));
     }
-    let connection = Connection {
-        connection_id: conn_id.clone(),
-        stream_id: stream_id.clone(),
-        user_id: user.as_ref().map(|u| u.user_id.clone()),
-        display_name: user.as_ref().map(|u| u.display_name.clone()),
-        connected_at: time::now(),
-        counted: user.as_ref().is_none_or(|u| u.user_id != stream.owner_id),
-        country: header(&req, "cloudfront-viewer-country")
-            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic())),
-        user_agent: header(&req, "user-agent").map(|ua| {
-            ua.chars()
-                .filter(|c| !c.is_control())
-                .take(rill_core::realtime::USER_AGENT_MAX)
-                .collect()
-        }),
-    };
-    // One write. Joins are counted and announced, paced, by `events-presence` from the
-    // table stream, never one fan-out per join here: a crowd arriving would cost N²
-    // deliveries.
-    app.realtime
-        .open_connection(&connection, connection.connected_at + CONNECTION_TTL)
-        .await?;
-    Ok(ok())
 }
 
-/// `$disconnect`: removes the connection and records the ended view. The count and the
-/// leave go out from `events-presence`. Storage: 2 for a stream's socket; a notifications
-/// socket 3 (the stream lookup that misses, its own lookup, its user's set).
+/// `$disconnect`: removes the connection and records the ended view, in one write, from
+/// what the authorizer's context says (no read). The count and the leave go out from
+/// `events-presence`. A notifications socket: 2 (its lookup, its user's set).
 pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
-    // A stream's socket (the usual case) is closed by the first call; only when it was
-    // none is the socket looked up as a notifications socket.
-    if app
-        .realtime
-        .close_connection(&conn_id, time::now())
-        .await?
-        .is_none()
-    {
-        app.notifications.close_socket(&conn_id).await?;
+    match admission_of(&req) {
+        Some(Admission::Stream { .. }) => {
+            if let Some(connection) = connection_of(&req) {
+                app.realtime
+                    .close_connection(&connection, time::now())
+                    .await?;
+            }
+        }
+        Some(Admission::Notifications { .. }) => {
+            app.notifications.close_socket(&conn_id).await?;
+        }
+        // Refused or unknown: nothing was registered.
+        Some(Admission::Refused { .. }) | None => {}
     }
-    app.caches.connections.remove(&conn_id);
     Ok(ok())
 }
 
@@ -210,9 +167,9 @@ pub async fn default(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
     Ok(reply_error(&app, &conn_id, &refusal).await)
 }
 
-/// Parses the frame and finds the caller's connection; refusals go back to the caller.
-async fn prepare(
-    app: &App,
+/// Parses the frame and finds the caller's connection in the authorizer's context (no
+/// read); refusals go back to the caller.
+fn prepare(
     req: &WsRequest,
 ) -> Result<Result<(String, ClientFrame, Connection), Refusal>, ApiError> {
     let conn_id = connection_id(req)?;
@@ -220,7 +177,7 @@ async fn prepare(
         Ok(f) => f,
         Err(r) => return Ok(Err(r)),
     };
-    match app.connection_cached(&conn_id).await? {
+    match connection_of(req) {
         Some(c) => Ok(Ok((conn_id, frame, c))),
         None => Ok(Err(Refusal::new(
             "not_connected",
@@ -231,7 +188,7 @@ async fn prepare(
 
 macro_rules! prepared {
     ($app:expr, $req:expr) => {
-        match prepare(&$app, &$req).await? {
+        match prepare(&$req)? {
             Ok(v) => v,
             Err(refusal) => {
                 let id = connection_id(&$req)?;

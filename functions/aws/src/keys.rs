@@ -14,7 +14,6 @@
 //! | `STREAM#{id}` | `Q#{ulid}` | question |
 //! | `STREAM#{id}` | `QVOTE#{question}#{user}` | one user's vote on a question |
 //! | `STREAM#{id}` | `CONN#{connection}` | open socket (fan-out lists these; TTL) |
-//! | `CONN#{connection}` | `META` | reverse lookup of a socket (TTL) |
 //! | `STREAM#{id}` | `VIEWER#{connection}` | playback reports (heartbeats; TTL) |
 //! | `STREAM#{id}` | `SESSION#{connection}` | one ended view: connected, ended, watch time (TTL) |
 //! | `STREAM#{id}` | `BAN#{user}`, `MOD#{user}` | moderation flags |
@@ -133,12 +132,6 @@ pub fn vote(stream_id: &str, question_id: &str, user_id: &str) -> Key {
 /// `STREAM#{id}` / `CONN#{connection}`: the socket as the stream's fan-out lists it.
 pub fn connection(stream_id: &str, connection_id: &str) -> Key {
     Key::new(stream_pk(stream_id), format!("{CONN}{connection_id}"))
-}
-
-/// `CONN#{connection}` / `META`: the socket found by its id alone (socket events carry
-/// nothing else).
-pub fn connection_lookup(connection_id: &str) -> Key {
-    Key::new(format!("{CONN}{connection_id}"), META)
 }
 
 pub fn viewer(stream_id: &str, connection_id: &str) -> Key {
@@ -346,9 +339,6 @@ pub enum ItemKey<'a> {
         stream_id: &'a str,
         connection_id: &'a str,
     },
-    ConnectionLookup {
-        connection_id: &'a str,
-    },
     UserSockets {
         user_id: &'a str,
     },
@@ -487,7 +477,6 @@ pub fn parse<'a>(pk: &'a str, sk: &'a str) -> ItemKey<'a> {
     }
     if let Some(connection_id) = pk.strip_prefix(CONN) {
         return match sk {
-            META => ItemKey::ConnectionLookup { connection_id },
             USER_SOCKET => ItemKey::SocketLookup { connection_id },
             _ => ItemKey::Unknown,
         };
@@ -582,10 +571,6 @@ mod tests {
                     stream_id: "s",
                     connection_id: "c",
                 },
-            ),
-            (
-                connection_lookup("c"),
-                ItemKey::ConnectionLookup { connection_id: "c" },
             ),
             (
                 viewer("s", "c"),

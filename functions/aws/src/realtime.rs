@@ -1,10 +1,10 @@
 //! DynamoDB implementation of the realtime stores.
 //!
 //! Items (key shapes in [`crate::keys`]):
-//! - two per open socket: one in the stream's partition (fan-out lists these) and the
-//!   reverse lookup by connection id that route handlers need, since socket events carry
-//!   only the connection id. Both expire through `ttl` (maximum connection age plus slack)
-//!   in case a `$disconnect` never arrives.
+//! - one per open socket, in the stream's partition (fan-out lists these). Socket events
+//!   carry the stream and user in their authorizer context, so nothing looks a socket up
+//!   by its id. It expires through `ttl` (maximum connection age plus slack) in case a
+//!   `$disconnect` never arrives.
 //! - ban and moderator flags per stream; a user's standing also reads their channel role
 //!   (`crate::channels`).
 //! - the user's chat token bucket, updated conditionally on its previous `updatedMs` so
@@ -49,19 +49,16 @@ impl ConnectionItem {
             .map(|c| c.connection))
     }
 
-    /// The pair of items of one socket: listed under its stream, and its reverse lookup.
-    pub(crate) fn pair(connection: &Connection, ttl: i64) -> [ConnectionItem; 2] {
-        [
-            keys::connection(&connection.stream_id, &connection.connection_id),
-            keys::connection_lookup(&connection.connection_id),
-        ]
-        .map(|key| ConnectionItem {
+    /// The item of one socket, listed under its stream.
+    pub(crate) fn new(connection: &Connection, ttl: i64) -> ConnectionItem {
+        let key = keys::connection(&connection.stream_id, &connection.connection_id);
+        ConnectionItem {
             pk: key.pk,
             sk: key.sk,
             entity: "connection".into(),
             ttl,
             connection: connection.clone(),
-        })
+        }
     }
 }
 
@@ -168,74 +165,50 @@ impl RealtimeStore for DynamoStore {
         connection: &Connection,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let ttl = expires_at.timestamp();
-        let [by_stream, by_id] = ConnectionItem::pair(connection, ttl);
-        let put = |item: &ConnectionItem| -> Result<WriteRequest, StoreError> {
-            Ok(WriteRequest::builder()
-                .put_request(build(
-                    PutRequest::builder().set_item(Some(to_item(item)?)).build(),
-                )?)
-                .build())
-        };
-        // One batch, not a transaction: connection ids are unique (API Gateway's), so no
-        // condition is needed, and a batch costs half the write units. If it fails part
-        // way, both items are removed again (best effort; a listed item left behind without
-        // its lookup is pruned by the next fan-out that finds it gone, see
-        // `forget_connection`), and the `$connect` fails.
-        let requests = vec![put(&by_stream)?, put(&by_id)?];
-        if let Err(e) = self.batch_write(requests, "open connection").await {
-            let undo = vec![
-                self.delete(keys::connection(
-                    &connection.stream_id,
-                    &connection.connection_id,
-                ))?,
-                self.delete(keys::connection_lookup(&connection.connection_id))?,
-            ];
-            if let Err(undo_error) = self.batch_write(undo, "undo open connection").await {
-                tracing::warn!(error = %undo_error, "a half-registered connection is left to the fan-out's pruning");
-            }
-            return Err(e);
-        }
+        // No condition: connection ids are unique (API Gateway's).
+        let item = ConnectionItem::new(connection, expires_at.timestamp());
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| unavailable("open connection", e.into_service_error()))?;
         Ok(())
     }
 
     async fn close_connection(
         &self,
-        connection_id: &str,
+        connection: &Connection,
         now: Timestamp,
-    ) -> Result<Option<Connection>, StoreError> {
-        // The lookup goes first and answers what it held (the stream, the user): no read.
-        // A close racing another (a prune and a `$disconnect`) finds it gone and writes
-        // nothing more. If the batch then fails, the listing stays without its lookup until
-        // a fan-out's 410 prunes it (`forget_connection`).
-        let out = self
-            .db
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::connection_lookup(connection_id).item()))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| unavailable("delete connection", e.into_service_error()))?;
-        let Some(connection) = ConnectionItem::decode(out.attributes)? else {
-            return Ok(None);
-        };
-        let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
-        // One batch: the listing goes and the ended view is written (both idempotent).
-        let mut requests =
-            vec![self.delete(keys::connection(&connection.stream_id, connection_id))?];
-        if connection.counted {
-            requests.push(self.session_put(&connection, now, watch_ms)?);
+    ) -> Result<(), StoreError> {
+        let listed = keys::connection(&connection.stream_id, &connection.connection_id);
+        if !connection.counted {
+            self.db
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(listed.item()))
+                .send()
+                .await
+                .map_err(|e| unavailable("close connection", e.into_service_error()))?;
+            return Ok(());
         }
-        self.batch_write(requests, "close connection").await?;
-        Ok(Some(connection))
+        // One batch, both idempotent: the listing goes and the ended view is written. A
+        // repeated close rewrites the same view, which analytics counts once (on INSERT).
+        let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
+        let requests = vec![
+            self.delete(listed)?,
+            self.session_put(connection, now, watch_ms)?,
+        ];
+        self.batch_write(requests, "close connection").await
     }
 
-    async fn forget_connection(
+    async fn prune_connection(
         &self,
         stream_id: &str,
         connection_id: &str,
         registered_before: Timestamp,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let out = self
             .db
@@ -244,16 +217,24 @@ impl RealtimeStore for DynamoStore {
             .set_key(Some(keys::connection(stream_id, connection_id).item()))
             .condition_expression("attribute_exists(pk) AND connectedAt < :before")
             .expression_attribute_values(":before", s(time::format(&registered_before)))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        Ok(unless_condition_failed(out, "forget connection")?.is_some())
-    }
-
-    async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
-        let item = self
-            .get_consistent(keys::connection_lookup(connection_id), "get connection")
+        let Some(out) = unless_condition_failed(out, "prune connection")? else {
+            return Ok(false);
+        };
+        let Some(connection) = ConnectionItem::decode(out.attributes)? else {
+            return Ok(false);
+        };
+        if connection.counted {
+            let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
+            self.batch_write(
+                vec![self.session_put(&connection, now, watch_ms)?],
+                "record pruned view",
+            )
             .await?;
-        ConnectionItem::decode(item)
+        }
+        Ok(true)
     }
 
     async fn audience_of(&self, stream_id: &str, consistent: bool) -> Result<Audience, StoreError> {

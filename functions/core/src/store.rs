@@ -403,36 +403,38 @@ pub struct PresenceUpdate {
 /// Connections, viewer counters, moderation state and per-user rate limits.
 #[async_trait]
 pub trait RealtimeStore: Send + Sync {
-    /// Registers a connection: its two items, one batch write, nothing else. The stream's viewer
-    /// count is not touched here: it is set from the connection list by the presence
-    /// function ([`RealtimeStore::record_presence`]), which keeps `$connect` off the
-    /// stream's hot item.
+    /// Registers a connection: one write of its item under the stream, nothing else. The
+    /// stream's viewer count is not touched here: it is set from the connection list by the
+    /// presence function ([`RealtimeStore::record_presence`]), which keeps `$connect` off
+    /// the stream's hot item. Socket events find the connection in the context its
+    /// `$connect` was admitted with, never by reading it back.
     async fn open_connection(
         &self,
         connection: &Connection,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Removes a connection and records the ended view (its watch time). `None` when it
-    /// was already gone (a second `$disconnect`, or a prune after a 410). Idempotent: two
-    /// closes racing each other leave the same outcome.
+    /// Removes a connection and records the ended view (its watch time), in one write.
+    /// Idempotent: a second close (a repeated `$disconnect`, or one racing a prune after a
+    /// 410) removes nothing more and rewrites the same ended view, which counts once (only
+    /// its first write is a new item).
     async fn close_connection(
         &self,
-        connection_id: &str,
+        connection: &Connection,
         now: Timestamp,
-    ) -> Result<Option<Connection>, StoreError>;
+    ) -> Result<(), StoreError>;
 
-    /// Removes a stream's listing of a connection whose lookup is gone (a registration or
-    /// a close that failed half way), if it was registered before `registered_before`: a
-    /// connection still inside its `$connect` is never removed. `true` when it was.
-    async fn forget_connection(
+    /// Removes a stream's listing of a connection that answered 410 (its `$disconnect`
+    /// never came or failed) and records its ended view, if it was registered before
+    /// `registered_before`: a connection still inside its `$connect` answers 410 too and
+    /// is never removed. `true` when it was removed.
+    async fn prune_connection(
         &self,
         stream_id: &str,
         connection_id: &str,
         registered_before: Timestamp,
+        now: Timestamp,
     ) -> Result<bool, StoreError>;
-
-    async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
 
     /// Ids of every open connection of a stream, read eventually consistently: a socket
     /// registered a moment ago may be missing, as it may from the fan-outs' 1 s cache.

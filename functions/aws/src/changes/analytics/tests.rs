@@ -91,14 +91,14 @@ fn a_counted_socket_starts_a_view_with_its_country_and_client_and_the_owners_doe
             "INSERT",
             &keys::connection("s", "c1"),
             7,
-            Some(ddb(&ConnectionItem::pair(&connection("c1", true), 0)[0])),
+            Some(ddb(&ConnectionItem::new(&connection("c1", true), 0))),
             None,
         ),
         record(
             "INSERT",
             &keys::connection("s", "c2"),
             8,
-            Some(ddb(&ConnectionItem::pair(&connection("c2", false), 0)[0])),
+            Some(ddb(&ConnectionItem::new(&connection("c2", false), 0))),
             None,
         ),
     ]);

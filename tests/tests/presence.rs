@@ -95,7 +95,15 @@ async fn joins_and_leaves_are_counted_exactly_and_announced() {
         .get(&stack, &format!("/api/streams/{id}"))
         .await;
     assert_eq!(s.body["stats"]["totalViews"], 2);
-    let sessions: Vec<_> = stack.items_with_sk_prefix("SESSION#").await;
+    // Written by presence right after the count it sent.
+    let deadline = tokio::time::Instant::now() + SOON;
+    let sessions = loop {
+        let sessions = stack.items_with_sk_prefix("SESSION#").await;
+        if !sessions.is_empty() || tokio::time::Instant::now() > deadline {
+            break sessions;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(sessions.len(), 1, "alice's ended view is recorded");
     assert!(sessions[0].contains_key("watchMs"));
     assert_eq!(
@@ -153,16 +161,21 @@ async fn a_connection_that_is_gone_is_pruned_on_the_next_fan_out() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Its ended view is recorded, as its `$disconnect` would have.
+    // Its ended view is recorded (by presence, after the count), as after a `$disconnect`.
     let ended = format!("SESSION#{}", ghost.connection_id);
-    assert!(
-        stack
-            .items_with_sk_prefix("SESSION#")
-            .await
-            .iter()
-            .any(|i| i.get("sk").and_then(|v| v.as_s().ok()) == Some(&ended)),
-        "the pruned ghost's view is recorded"
-    );
+    let deadline = tokio::time::Instant::now() + BATCHED;
+    while !stack
+        .items_with_sk_prefix("SESSION#")
+        .await
+        .iter()
+        .any(|i| i.get("sk").and_then(|v| v.as_s().ok()) == Some(&ended))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pruned ghost's view is recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

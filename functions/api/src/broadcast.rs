@@ -108,16 +108,16 @@ async fn deliver_one(app: &App, stream_id: &str, frames: &[Vec<u8>], id: String)
 /// handshake completes: only connections older than this are pruned on a 410.
 const PRUNE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 
-/// Removes a connection that answered 410 (its `$disconnect` never came or failed) and
-/// records its ended view, unless it is too young to judge. Without a stream (a reply to
-/// one socket) there is nothing listed to remove.
+/// Removes a connection that answered 410 (its `$disconnect` never came or failed), unless
+/// it is too young to judge; its ended view follows from the removal (`events-presence`).
+/// Without a stream (a reply to one socket) there is nothing listed to remove.
 async fn prune(app: &App, stream_id: Option<&str>, connection_id: &str) -> bool {
     let Some(stream_id) = stream_id else {
         return false;
     };
     let now = time::now();
     app.realtime
-        .prune_connection(stream_id, connection_id, now - PRUNE_GRACE, now)
+        .prune_connection(stream_id, connection_id, now - PRUNE_GRACE)
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "pruning a gone connection failed");

@@ -18,7 +18,9 @@
 //!    only when the count is a new high) raises the peak: idempotent per change position,
 //!    so a redelivered batch counts no view twice;
 //! 4. one fan-out: named joins and leaves if the audience is small, then
-//!    `stream:viewer-count {count, peak}`.
+//!    `stream:viewer-count {count, peak}`;
+//! 5. the batch's ended views (`SESSION#`, watch time), 25 a write. `$disconnect` only
+//!    deletes the listing, so a crowd leaving is counted out before these are written.
 //!
 //! Named presence: joins and leaves of signed-in users are announced by name only to
 //! audiences of at most [`NAMED_PRESENCE_MAX`] open connections, at most
@@ -34,7 +36,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use futures_util::future::join_all;
 use rill_aws::changes::{self, Change};
 use rill_core::event::{Event, EventType};
-use rill_core::realtime::Connection;
+use rill_core::realtime::{Connection, EndedView};
 use rill_core::store::PresenceUpdate;
 use rill_core::time;
 use serde_json::{Value, json};
@@ -55,6 +57,8 @@ struct StreamPresence {
     new_views: u64,
     /// The batch's last change position for this stream.
     position: String,
+    /// Counted leaves: each is a view that ended, written after the count goes out.
+    ended: Vec<EndedView>,
 }
 
 /// `{userId, displayName}` of a signed-in connection; anonymous ones are not named.
@@ -66,23 +70,33 @@ fn named(connection: &Connection) -> Option<Value> {
 fn plan(changes: Vec<Change>) -> BTreeMap<String, StreamPresence> {
     let mut out: BTreeMap<String, StreamPresence> = BTreeMap::new();
     for change in changes {
-        let (joined, connection, position) = match change {
+        let (left_at, connection, position) = match change {
             Change::ViewerJoined {
                 connection,
                 position,
-            } => (true, connection, position),
+            } => (None, connection, position),
             Change::ViewerLeft {
                 connection,
                 position,
-            } => (false, connection, position),
+                at,
+            } => (Some(at), connection, position),
             _ => continue,
         };
         let stream = out.entry(connection.stream_id.clone()).or_default();
-        if joined {
-            stream.new_views += u64::from(connection.counted);
-            stream.joined.extend(named(&connection));
-        } else {
-            stream.left.extend(named(&connection));
+        match left_at {
+            None => {
+                stream.new_views += u64::from(connection.counted);
+                stream.joined.extend(named(&connection));
+            }
+            Some(ended_at) => {
+                stream.left.extend(named(&connection));
+                if connection.counted {
+                    stream.ended.push(EndedView {
+                        connection,
+                        ended_at,
+                    });
+                }
+            }
         }
         if position > stream.position {
             stream.position = position;
@@ -126,7 +140,12 @@ fn pacer(app: &App) -> std::sync::MutexGuard<'_, rill_core::presence::Pacer> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-async fn announce(app: &App, stream_id: String, presence: StreamPresence) -> Result<(), ApiError> {
+async fn announce(
+    app: &App,
+    stream_id: String,
+    mut presence: StreamPresence,
+) -> Result<(), ApiError> {
+    let ended = std::mem::take(&mut presence.ended);
     let wait = pacer(app).wait(&stream_id, Instant::now());
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
@@ -138,12 +157,14 @@ async fn announce(app: &App, stream_id: String, presence: StreamPresence) -> Res
         new_views: presence.new_views,
         position: presence.position.clone(),
     };
-    let Some(counts) = app.realtime.record_presence(&stream_id, &update).await? else {
-        return Ok(()); // the stream is gone
-    };
-    let events = frames(&stream_id, presence, audience.connection_ids.len(), counts);
-    pacer(app).sent(&stream_id, Instant::now());
-    crate::shard::fan_out(app, &stream_id, &events, &audience.connection_ids).await?;
+    if let Some(counts) = app.realtime.record_presence(&stream_id, &update).await? {
+        let events = frames(&stream_id, presence, audience.connection_ids.len(), counts);
+        pacer(app).sent(&stream_id, Instant::now());
+        crate::shard::fan_out(app, &stream_id, &events, &audience.connection_ids).await?;
+    } // else the stream is gone: its ended views are still recorded.
+    // After the count: a crowd leaving is counted out before its views are written, so
+    // these writes never delay the count (25 a call).
+    app.realtime.record_ended_views(&ended).await?;
     Ok(())
 }
 
@@ -196,6 +217,7 @@ mod tests {
         Change::ViewerLeft {
             connection: c,
             position: format!("{at:0>40}"),
+            at: time::now(),
         }
     }
 
@@ -207,6 +229,8 @@ mod tests {
             // The broadcaster's own page is no view.
             joined(connection("3", Some("owner"), false), 3),
             left(connection("4", Some("ben"), true), 4),
+            // Nor is its leave an ended view.
+            left(connection("5", Some("owner"), false), 5),
         ]);
         let a = &plan["a"];
         assert_eq!(
@@ -216,9 +240,21 @@ mod tests {
                 json!({"userId": "owner", "displayName": "owner!"})
             ]
         );
-        assert_eq!(a.left, [json!({"userId": "ben", "displayName": "ben!"})]);
+        assert_eq!(
+            a.left,
+            [
+                json!({"userId": "ben", "displayName": "ben!"}),
+                json!({"userId": "owner", "displayName": "owner!"})
+            ]
+        );
         assert_eq!(a.new_views, 2);
-        assert_eq!(a.position, format!("{:0>40}", 4), "the last position");
+        let ended: Vec<&str> = a
+            .ended
+            .iter()
+            .map(|v| v.connection.connection_id.as_str())
+            .collect();
+        assert_eq!(ended, ["4"], "a counted leave is an ended view");
+        assert_eq!(a.position, format!("{:0>40}", 5), "the last position");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Storage-call budgets (warm instance; `tests/tests/budgets.rs` counts them on the real
 //! binaries; docs/architecture.md section 6): `$connect` <= 2 with its authorizer (the
 //! standing of a signed-in user not seen in the last 2 s, then one write), `$disconnect` 1
-//! write, a chat message <= 2 before its fan-out (the rate bucket's conditional write and
+//! write (the listing's delete), a chat message <= 2 before its fan-out (the rate bucket's conditional write and
 //! the message's transaction), a reaction 1 write, a heartbeat 1 write. A notifications
 //! socket (no `streamId`): `$connect` 1 transaction, `$disconnect` 2. No route reads its
 //! connection: `ws-authorize`'s context says who and where (see `ws_authorizer`); other
@@ -135,17 +135,16 @@ pub async fn connect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiErr
     }
 }
 
-/// `$disconnect`: removes the connection and records the ended view, in one write, from
-/// what the authorizer's context says (no read). The count and the leave go out from
-/// `events-presence`. A notifications socket: 2 (its lookup, its user's set).
+/// `$disconnect`: removes the connection's listing, one write, from what the authorizer's
+/// context says (no read). The count, the leave and the ended view (watch time) follow
+/// from the removal in `events-presence`. A notifications socket: 2 (its lookup, its
+/// user's set).
 pub async fn disconnect(app: Arc<App>, req: WsRequest) -> Result<WsResponse, ApiError> {
     let conn_id = connection_id(&req)?;
     match admission_of(&req) {
         Some(Admission::Stream { .. }) => {
             if let Some(connection) = connection_of(&req) {
-                app.realtime
-                    .close_connection(&connection, time::now())
-                    .await?;
+                app.realtime.close_connection(&connection).await?;
             }
         }
         Some(Admission::Notifications { .. }) => {

@@ -72,10 +72,12 @@ pub enum Change {
         connection: Connection,
         position: String,
     },
-    /// A socket closed (`$disconnect`, a prune, or the TTL sweeping it).
+    /// A socket closed (`$disconnect`, a prune, or the TTL sweeping it) at `at` (the
+    /// record's time, to the second).
     ViewerLeft {
         connection: Connection,
         position: String,
+        at: rill_core::time::Timestamp,
     },
     QualitySample(QualitySample),
 }
@@ -206,6 +208,14 @@ pub fn position(record: &EventRecord) -> String {
     format!("{seq:0>POSITION_WIDTH$}")
 }
 
+/// When the record was written (its `ApproximateCreationDateTime`, to the second), or now
+/// for a record without one.
+fn record_time(record: &EventRecord) -> rill_core::time::Timestamp {
+    Some(record.change.approximate_creation_date_time)
+        .filter(|t| t.timestamp() > 0)
+        .unwrap_or_else(rill_core::time::now)
+}
+
 /// Items written before `origin` existed came from REST (the store's own default).
 fn origin(raw: &str) -> Origin {
     if raw == Origin::Socket.as_str() {
@@ -288,6 +298,7 @@ fn decode_record(record: &EventRecord, out: &mut Vec<Change>) {
                 out.push(Change::ViewerLeft {
                     connection: item.connection,
                     position: position(record),
+                    at: record_time(record),
                 });
             }
         }

@@ -138,7 +138,8 @@ pub fn viewer(stream_id: &str, connection_id: &str) -> Key {
     Key::new(stream_pk(stream_id), format!("{VIEWER}{connection_id}"))
 }
 
-/// `STREAM#{id}` / `SESSION#{connection}`: a view that ended, written once by its close.
+/// `STREAM#{id}` / `SESSION#{connection}`: a view that ended, written by `events-presence`
+/// from its listing's removal.
 pub fn session(stream_id: &str, connection_id: &str) -> Key {
     Key::new(stream_pk(stream_id), format!("{SESSION}{connection_id}"))
 }

@@ -14,12 +14,10 @@
 //! Q&A lives in `questions.rs`, quality samples in `metrics.rs`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnValue, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
 use serde::{Deserialize, Serialize};
 
-use rill_core::realtime::{Bucket, Connection, RateLimit, Refusal, Standing};
+use rill_core::realtime::{Bucket, Connection, EndedView, RateLimit, Refusal, Standing};
 use rill_core::store::{Audience, PresenceUpdate, RealtimeStore, StoreError};
 use rill_core::stream::Stream;
 use rill_core::time::{self, Timestamp};
@@ -29,6 +27,8 @@ use crate::store::{DynamoStore, from_item, n, s, to_item, unavailable, unless_co
 
 /// Rate-limit and viewer-session items outlive the stream by a day, then expire.
 pub(crate) const DAY_SECONDS: i64 = 24 * 3600;
+/// Items in one `BatchWriteItem`.
+const BATCH_WRITE_MAX: usize = 25;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ConnectionItem {
@@ -41,14 +41,6 @@ pub(crate) struct ConnectionItem {
 }
 
 impl ConnectionItem {
-    /// The connection a stored item (a read, or a delete's old image) holds, if any.
-    fn decode(item: Option<crate::store::Item>) -> Result<Option<Connection>, StoreError> {
-        Ok(item
-            .map(from_item::<ConnectionItem>)
-            .transpose()?
-            .map(|c| c.connection))
-    }
-
     /// The item of one socket, listed under its stream.
     pub(crate) fn new(connection: &Connection, ttl: i64) -> ConnectionItem {
         let key = keys::connection(&connection.stream_id, &connection.connection_id);
@@ -100,37 +92,25 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// The ended view, written once by its close: a put of its own item (so the close can
-    /// be one batch write; heartbeats keep writing `VIEWER#`).
-    fn session_put(
-        &self,
-        connection: &Connection,
-        now: Timestamp,
-        watch_ms: i64,
-    ) -> Result<WriteRequest, StoreError> {
+    /// The ended view's item (`SESSION#`), put whole so a repeat writes the same item.
+    fn session_put(&self, view: &EndedView) -> Result<WriteRequest, StoreError> {
+        let connection = &view.connection;
+        let ended = view.ended();
         let key = keys::session(&connection.stream_id, &connection.connection_id);
         let mut item = key.item();
         item.insert("entity".into(), s("session"));
-        item.insert("watchMs".into(), n(watch_ms));
+        item.insert("watchMs".into(), n(view.watch_ms()));
         item.insert(
             "connectedAt".into(),
             s(time::format(&connection.connected_at)),
         );
-        item.insert("endedAt".into(), s(time::format(&now)));
-        item.insert("ttl".into(), n(now.timestamp() + 30 * DAY_SECONDS));
+        item.insert("endedAt".into(), s(time::format(&ended)));
+        item.insert("ttl".into(), n(ended.timestamp() + 30 * DAY_SECONDS));
         if let Some(user) = &connection.user_id {
             item.insert("userId".into(), s(user));
         }
         Ok(WriteRequest::builder()
             .put_request(build(PutRequest::builder().set_item(Some(item)).build())?)
-            .build())
-    }
-
-    fn delete(&self, key: Key) -> Result<WriteRequest, StoreError> {
-        Ok(WriteRequest::builder()
-            .delete_request(build(
-                DeleteRequest::builder().set_key(Some(key.item())).build(),
-            )?)
             .build())
     }
 
@@ -177,30 +157,17 @@ impl RealtimeStore for DynamoStore {
         Ok(())
     }
 
-    async fn close_connection(
-        &self,
-        connection: &Connection,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let listed = keys::connection(&connection.stream_id, &connection.connection_id);
-        if !connection.counted {
-            self.db
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(listed.item()))
-                .send()
-                .await
-                .map_err(|e| unavailable("close connection", e.into_service_error()))?;
-            return Ok(());
-        }
-        // One batch, both idempotent: the listing goes and the ended view is written. A
-        // repeated close rewrites the same view, which analytics counts once (on INSERT).
-        let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
-        let requests = vec![
-            self.delete(listed)?,
-            self.session_put(connection, now, watch_ms)?,
-        ];
-        self.batch_write(requests, "close connection").await
+    async fn close_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                keys::connection(&connection.stream_id, &connection.connection_id).item(),
+            ))
+            .send()
+            .await
+            .map_err(|e| unavailable("close connection", e.into_service_error()))?;
+        Ok(())
     }
 
     async fn prune_connection(
@@ -208,7 +175,6 @@ impl RealtimeStore for DynamoStore {
         stream_id: &str,
         connection_id: &str,
         registered_before: Timestamp,
-        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let out = self
             .db
@@ -217,24 +183,24 @@ impl RealtimeStore for DynamoStore {
             .set_key(Some(keys::connection(stream_id, connection_id).item()))
             .condition_expression("attribute_exists(pk) AND connectedAt < :before")
             .expression_attribute_values(":before", s(time::format(&registered_before)))
-            .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        let Some(out) = unless_condition_failed(out, "prune connection")? else {
-            return Ok(false);
-        };
-        let Some(connection) = ConnectionItem::decode(out.attributes)? else {
-            return Ok(false);
-        };
-        if connection.counted {
-            let watch_ms = (now - connection.connected_at).num_milliseconds().max(0);
-            self.batch_write(
-                vec![self.session_put(&connection, now, watch_ms)?],
-                "record pruned view",
-            )
-            .await?;
+        Ok(unless_condition_failed(out, "prune connection")?.is_some())
+    }
+
+    async fn record_ended_views(&self, views: &[EndedView]) -> Result<(), StoreError> {
+        // One request may not name an item twice.
+        let mut seen = std::collections::HashSet::new();
+        let requests = views
+            .iter()
+            .filter(|v| seen.insert((&v.connection.stream_id, &v.connection.connection_id)))
+            .map(|v| self.session_put(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        for chunk in requests.chunks(BATCH_WRITE_MAX) {
+            self.batch_write(chunk.to_vec(), "record ended views")
+                .await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn audience_of(&self, stream_id: &str, consistent: bool) -> Result<Audience, StoreError> {

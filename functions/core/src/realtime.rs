@@ -47,6 +47,30 @@ fn counted_by_default() -> bool {
     true
 }
 
+/// API Gateway closes a WebSocket after two hours, so no view lasts longer.
+pub const MAX_CONNECTION_AGE: chrono::Duration = chrono::Duration::hours(2);
+
+/// A view that ended: its connection, and when it was seen gone (the table stream's time
+/// of the listing's removal, to the second).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedView {
+    pub connection: Connection,
+    pub ended_at: Timestamp,
+}
+
+impl EndedView {
+    /// When the view ended, never before it began nor past the longest a socket lives
+    /// (a listing swept by its TTL is removed long after its socket closed).
+    pub fn ended(&self) -> Timestamp {
+        let started = self.connection.connected_at;
+        self.ended_at.clamp(started, started + MAX_CONNECTION_AGE)
+    }
+
+    pub fn watch_ms(&self) -> i64 {
+        (self.ended() - self.connection.connected_at).num_milliseconds()
+    }
+}
+
 impl Connection {
     pub fn principal(&self) -> Option<Principal> {
         self.user_id.as_ref().map(|u| Principal {
@@ -347,6 +371,33 @@ impl Question {
 mod tests {
     use super::*;
     use crate::stream::{NewStream, StreamStatus};
+
+    #[test]
+    fn an_ended_view_lasts_from_connect_to_its_end_within_a_sockets_lifetime() {
+        let connected_at = crate::time::now();
+        let view = |ended_at| EndedView {
+            connection: Connection {
+                connection_id: "c".into(),
+                stream_id: "s".into(),
+                user_id: None,
+                display_name: None,
+                connected_at,
+                counted: true,
+                country: None,
+                user_agent: None,
+            },
+            ended_at,
+        };
+        let secs = chrono::Duration::seconds;
+        assert_eq!(view(connected_at + secs(90)).watch_ms(), 90_000);
+        // The stream's time is to the second: a view shorter than that is not negative.
+        assert_eq!(view(connected_at - secs(1)).watch_ms(), 0);
+        // Swept by the TTL hours later: at most what API Gateway lets a socket live.
+        assert_eq!(
+            view(connected_at + chrono::Duration::hours(30)).watch_ms(),
+            MAX_CONNECTION_AGE.num_milliseconds()
+        );
+    }
 
     fn stream(mode: ChatMode) -> Stream {
         let input: NewStream =

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use crate::channel::{Channel, ChannelRole, ListScope, Membership};
 use crate::chat::{ChatMessage, Reaction};
 use crate::key::KeyHash;
-use crate::realtime::{Bucket, Connection, Question, RateLimit, Refusal, Standing};
+use crate::realtime::{Bucket, Connection, EndedView, Question, RateLimit, Refusal, Standing};
 use crate::stream::{Command, Stream, StreamStatus};
 use crate::time::Timestamp;
 
@@ -414,27 +414,28 @@ pub trait RealtimeStore: Send + Sync {
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Removes a connection and records the ended view (its watch time), in one write.
-    /// Idempotent: a second close (a repeated `$disconnect`, or one racing a prune after a
-    /// 410) removes nothing more and rewrites the same ended view, which counts once (only
-    /// its first write is a new item).
-    async fn close_connection(
-        &self,
-        connection: &Connection,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
+    /// Removes a connection's listing: one write, idempotent (a repeated `$disconnect`, or
+    /// one racing a prune, removes nothing more). Its ended view is not written here but
+    /// from the listing's removal in the table stream ([`RealtimeStore::record_ended_views`],
+    /// by `events-presence`), so a crowd leaving costs the store one write per socket and
+    /// the count is exact as soon as the listings are gone.
+    async fn close_connection(&self, connection: &Connection) -> Result<(), StoreError>;
 
     /// Removes a stream's listing of a connection that answered 410 (its `$disconnect`
-    /// never came or failed) and records its ended view, if it was registered before
-    /// `registered_before`: a connection still inside its `$connect` answers 410 too and
-    /// is never removed. `true` when it was removed.
+    /// never came or failed), if it was registered before `registered_before`: a
+    /// connection still inside its `$connect` answers 410 too and is never removed. `true`
+    /// when it was removed. Its ended view follows from the removal, as for a close.
     async fn prune_connection(
         &self,
         stream_id: &str,
         connection_id: &str,
         registered_before: Timestamp,
-        now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Writes ended views (`SESSION#`, watch time), batched. Idempotent: a view written
+    /// again (a redelivered batch) is the same item, which analytics counts once (only its
+    /// first write is a new item).
+    async fn record_ended_views(&self, views: &[EndedView]) -> Result<(), StoreError>;
 
     /// Ids of every open connection of a stream, read eventually consistently: a socket
     /// registered a moment ago may be missing, as it may from the fan-outs' 1 s cache.

@@ -213,64 +213,84 @@ async fn reactions_arrive_in_batches_not_one_frame_each() {
     assert_eq!(s.body["stats"]["reactions"], 30);
 }
 
-/// A reaction that waited too long for its function (API Gateway's `requestTimeEpoch` is
-/// when the frame arrived) is refused with `reaction_late` and not stored, unless it is the
-/// instance's first (that wait was a cold start); a fresh one is stored and delivered. The event goes to the real `ws-react` through the gateway's
-/// Lambda Invoke API, as API Gateway would send it.
-#[tokio::test]
-async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
+/// A live stream with one anonymous viewer, and that viewer's connection id, for tests
+/// that send the socket functions events of their own making.
+async fn one_viewer() -> (Stack, String, rill_tests::Socket, String) {
     let stack = Stack::start();
     let owner = User::named("owner");
     let id = live_stream(&stack, &owner, json!({})).await;
-    let mut viewer = stack.socket(&id, &User::anonymous()).await;
+    let viewer = stack.socket(&id, &User::anonymous()).await;
     let conns = stack.items_with_sk_prefix("CONN#").await;
     let conn_id = conns[0]
         .get("connectionId")
         .and_then(|v| v.as_s().ok())
         .expect("connection id")
         .clone();
+    (stack, id, viewer, conn_id)
+}
+
+/// `requestContext` of an API Gateway WebSocket event on `route`.
+fn socket_context(route: &str, kind: &str, conn_id: &str, connected_at: i64, at: i64) -> Value {
+    json!({
+        "routeKey": route, "eventType": kind, "messageDirection": "IN",
+        "extendedRequestId": "x", "requestId": "x", "messageId": "m",
+        "requestTime": "01/Jan/2026:00:00:00 +0000", "stage": "ws",
+        "connectedAt": connected_at, "requestTimeEpoch": at,
+        "identity": {"sourceIp": "127.0.0.1"}, "domainName": "127.0.0.1",
+        "connectionId": conn_id, "apiId": "local"
+    })
+}
+
+/// Invokes a function through the gateway's Lambda Invoke API; its JSON answer.
+async fn invoke(stack: &Stack, function: &str, event: &Value) -> Value {
+    let url = stack.url(&format!("/2015-03-31/functions/{function}/invocations"));
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(event)
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap_or(Value::Null)
+}
+
+/// A reaction that waited too long for its function (API Gateway's `requestTimeEpoch` is
+/// when the frame arrived) is refused with `reaction_late` and not stored, unless it is the
+/// instance's first (that wait was a cold start); a fresh one is stored and delivered. The
+/// event goes to the real `ws-react` through the gateway's Lambda Invoke API, as API
+/// Gateway would send it.
+#[tokio::test]
+async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
+    let (stack, id, mut viewer, conn_id) = one_viewer().await;
     let react = |waited_ms: i64| {
         let now = time::now().timestamp_millis();
+        let mut context =
+            socket_context("react", "MESSAGE", &conn_id, now - 10_000, now - waited_ms);
+        // What ws-authorize answered at `$connect`; API Gateway passes it on.
+        context["authorizer"] = json!({
+            "principalId": "anonymous", "admission": "stream",
+            "streamId": id, "counted": "true"
+        });
         json!({
-            "requestContext": {
-                "routeKey": "react", "eventType": "MESSAGE", "messageDirection": "IN",
-                "extendedRequestId": "x", "requestId": "x", "messageId": "m",
-                "requestTime": "01/Jan/2026:00:00:00 +0000", "stage": "ws",
-                "connectedAt": now - 10_000, "requestTimeEpoch": now - waited_ms,
-                "identity": {"sourceIp": "127.0.0.1"}, "domainName": "127.0.0.1",
-                "connectionId": conn_id, "apiId": "local",
-                // What ws-authorize answered at `$connect`; API Gateway passes it on.
-                "authorizer": {
-                    "principalId": "anonymous", "admission": "stream",
-                    "streamId": id, "counted": "true"
-                }
-            },
+            "requestContext": context,
             "body": "{\"action\":\"react\",\"emoji\":\"🔥\"}",
             "isBase64Encoded": false
         })
     };
-    let invoke = |event: Value| {
-        let url = stack.url("/2015-03-31/functions/ws-react/invocations");
-        let http = reqwest::Client::new();
-        async move {
-            let r = http.post(url).json(&event).send().await.expect("invoke");
-            assert_eq!(r.status(), 200);
-        }
-    };
     // The instance's first reaction is never refused (it waited for a cold start, not
     // behind a backlog), however old.
-    invoke(react(5_000)).await;
+    invoke(&stack, "ws-react", &react(5_000)).await;
     let r = viewer.expect("stream:reaction", BATCHED).await;
     assert_eq!(r["data"]["total"], 1);
     assert_eq!(stack.items_with_sk_prefix("REACT#").await.len(), 1);
 
     // Warm, one that waited 5 s is refused and not stored; a fresh one goes through.
-    invoke(react(5_000)).await;
+    invoke(&stack, "ws-react", &react(5_000)).await;
     let refused = viewer.expect("error", SOON).await;
     assert_eq!(refused["data"]["code"], "reaction_late", "{refused}");
     assert_eq!(stack.items_with_sk_prefix("REACT#").await.len(), 1);
 
-    invoke(react(0)).await;
+    invoke(&stack, "ws-react", &react(0)).await;
     let r = viewer.expect("stream:reaction", BATCHED).await;
     assert_eq!(r["data"]["total"], 1);
     assert_eq!(stack.items_with_sk_prefix("REACT#").await.len(), 2);
@@ -282,59 +302,24 @@ async fn a_reaction_that_waited_too_long_is_refused_not_stored() {
 /// through the gateway's Lambda Invoke API.
 #[tokio::test]
 async fn socket_events_without_the_authorizers_context_are_refused() {
-    let stack = Stack::start();
-    let owner = User::named("owner");
-    let id = live_stream(&stack, &owner, json!({})).await;
-    let mut viewer = stack.socket(&id, &User::anonymous()).await;
-    let conns = stack.items_with_sk_prefix("CONN#").await;
-    let conn_id = conns[0]
-        .get("connectionId")
-        .and_then(|v| v.as_s().ok())
-        .expect("connection id")
-        .clone();
+    let (stack, id, mut viewer, conn_id) = one_viewer().await;
     let now = time::now().timestamp_millis();
-    let context = |route: &str, kind: &str| {
-        json!({
-            "routeKey": route, "eventType": kind, "messageDirection": "IN",
-            "extendedRequestId": "x", "requestId": "x", "messageId": "m",
-            "requestTime": "01/Jan/2026:00:00:00 +0000", "stage": "ws",
-            "connectedAt": now, "requestTimeEpoch": now,
-            "identity": {"sourceIp": "127.0.0.1"}, "domainName": "127.0.0.1",
-            "connectionId": conn_id, "apiId": "local"
-        })
-    };
-    let http = reqwest::Client::new();
-    let invoke = |function: &str, event: Value| {
-        let url = stack.url(&format!("/2015-03-31/functions/{function}/invocations"));
-        let http = http.clone();
-        async move {
-            let r = http.post(url).json(&event).send().await.expect("invoke");
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.expect("json answer")
-        }
-    };
-    invoke(
-        "ws-react",
-        json!({
-            "requestContext": context("react", "MESSAGE"),
-            "body": "{\"action\":\"react\",\"emoji\":\"🔥\"}",
-            "isBase64Encoded": false
-        }),
-    )
-    .await;
+    let react = json!({
+        "requestContext": socket_context("react", "MESSAGE", &conn_id, now, now),
+        "body": "{\"action\":\"react\",\"emoji\":\"🔥\"}",
+        "isBase64Encoded": false
+    });
+    invoke(&stack, "ws-react", &react).await;
     let refused = viewer.expect("error", SOON).await;
     assert_eq!(refused["data"]["code"], "not_connected", "{refused}");
     assert!(stack.items_with_sk_prefix("REACT#").await.is_empty());
 
-    let answer = invoke(
-        "ws-connect",
-        json!({
-            "requestContext": context("$connect", "CONNECT"),
-            "queryStringParameters": {"streamId": id},
-            "isBase64Encoded": false
-        }),
-    )
-    .await;
+    let connect = json!({
+        "requestContext": socket_context("$connect", "CONNECT", &conn_id, now, now),
+        "queryStringParameters": {"streamId": id},
+        "isBase64Encoded": false
+    });
+    let answer = invoke(&stack, "ws-connect", &connect).await;
     assert_eq!(answer["statusCode"], 500, "{answer}");
     assert_eq!(stack.items_with_sk_prefix("CONN#").await.len(), 1);
 }

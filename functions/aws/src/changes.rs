@@ -72,12 +72,10 @@ pub enum Change {
         connection: Connection,
         position: String,
     },
-    /// A socket closed (`$disconnect`, a prune, or the TTL sweeping it) at `at` (the
-    /// record's time, to the second).
+    /// A socket closed (`$disconnect`, a prune, or the TTL sweeping it).
     ViewerLeft {
         connection: Connection,
         position: String,
-        at: rill_core::time::Timestamp,
     },
     QualitySample(QualitySample),
 }
@@ -208,14 +206,6 @@ pub fn position(record: &EventRecord) -> String {
     format!("{seq:0>POSITION_WIDTH$}")
 }
 
-/// When the record was written (its `ApproximateCreationDateTime`, to the second), or now
-/// for a record without one.
-fn record_time(record: &EventRecord) -> rill_core::time::Timestamp {
-    Some(record.change.approximate_creation_date_time)
-        .filter(|t| t.timestamp() > 0)
-        .unwrap_or_else(rill_core::time::now)
-}
-
 /// Items written before `origin` existed came from REST (the store's own default).
 fn origin(raw: &str) -> Origin {
     if raw == Origin::Socket.as_str() {
@@ -298,7 +288,6 @@ fn decode_record(record: &EventRecord, out: &mut Vec<Change>) {
                 out.push(Change::ViewerLeft {
                     connection: item.connection,
                     position: position(record),
-                    at: record_time(record),
                 });
             }
         }

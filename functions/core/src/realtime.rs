@@ -50,8 +50,8 @@ fn counted_by_default() -> bool {
 /// API Gateway closes a WebSocket after two hours, so no view lasts longer.
 pub const MAX_CONNECTION_AGE: chrono::Duration = chrono::Duration::hours(2);
 
-/// A view that ended: its connection, and when it was seen gone (the table stream's time
-/// of the listing's removal, to the second).
+/// A view that ended: its connection, and when it was seen gone (when `events-presence`
+/// read the listing's removal from the table stream).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndedView {
     pub connection: Connection,
@@ -390,7 +390,7 @@ mod tests {
         };
         let secs = chrono::Duration::seconds;
         assert_eq!(view(connected_at + secs(90)).watch_ms(), 90_000);
-        // The stream's time is to the second: a view shorter than that is not negative.
+        // Clocks differ between machines: a view is never negative.
         assert_eq!(view(connected_at - secs(1)).watch_ms(), 0);
         // Swept by the TTL hours later: at most what API Gateway lets a socket live.
         assert_eq!(

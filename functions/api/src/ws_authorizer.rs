@@ -66,10 +66,6 @@ impl Admission {
         let mut put = |k: &str, v: &str| {
             ctx.insert(k.to_owned(), Value::String(v.to_owned()));
         };
-        let user_of = |put: &mut dyn FnMut(&str, &str), user: &Principal| {
-            put("userId", &user.user_id);
-            put("displayName", &user.display_name);
-        };
         match self {
             Admission::Stream {
                 stream_id,
@@ -80,12 +76,14 @@ impl Admission {
                 put("streamId", stream_id);
                 put("counted", if *counted { "true" } else { "false" });
                 if let Some(user) = user {
-                    user_of(&mut put, user);
+                    put("userId", &user.user_id);
+                    put("displayName", &user.display_name);
                 }
             }
             Admission::Notifications { user } => {
                 put("admission", "notifications");
-                user_of(&mut put, user);
+                put("userId", &user.user_id);
+                put("displayName", &user.display_name);
             }
             Admission::Refused {
                 status,

@@ -199,21 +199,13 @@ fn route_function(
     let target = property(route, "Target").ok_or("no Target")?;
     let integration =
         integration_target(target).ok_or("Target is not !Sub integrations/${<Integration>}")?;
-    let integration_resource = match resource_type(resources, integration) {
-        Some("AWS::ApiGatewayV2::Integration") => resources
-            .get(integration)
-            .ok_or_else(|| format!("no resource {integration}"))?,
-        Some(other) => {
-            return Err(format!(
-                "Target {integration} is a {other}, not an integration"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "Target names {integration}, which is not in the template"
-            ));
-        }
-    };
+    let integration_resource = resource_of_type(
+        resources,
+        integration,
+        "Target",
+        "AWS::ApiGatewayV2::Integration",
+        "an integration",
+    )?;
     match property(integration_resource, "IntegrationType").and_then(Value::as_str) {
         Some("AWS_PROXY") => {}
         other => {
@@ -232,6 +224,22 @@ fn route_function(
         })?;
     uri_function(resources, functions, uri)
         .map_err(|e| format!("IntegrationUri of {integration} {e}"))
+}
+
+/// The resource `id` that the property `field` names, which must be of type `kind`
+/// (`noun` in the error).
+fn resource_of_type<'a>(
+    resources: &'a Mapping,
+    id: &str,
+    field: &str,
+    kind: &str,
+    noun: &str,
+) -> Result<&'a Value, String> {
+    match resource_type(resources, id) {
+        Some(t) if t == kind => resources.get(id).ok_or_else(|| format!("no resource {id}")),
+        Some(other) => Err(format!("{field} {id} is a {other}, not {noun}")),
+        None => Err(format!("{field} names {id}, which is not in the template")),
+    }
 }
 
 /// The function whose `${<Function>.Arn}` a Lambda invocation URI (`!Sub
@@ -291,21 +299,13 @@ fn route_authorizer(
     }
     let id = reference(authorizer_id.ok_or("AuthorizationType CUSTOM without AuthorizerId")?)
         .ok_or("AuthorizerId is not !Ref <Authorizer>")?;
-    let authorizer = match resource_type(resources, id) {
-        Some("AWS::ApiGatewayV2::Authorizer") => resources
-            .get(id)
-            .ok_or_else(|| format!("no resource {id}"))?,
-        Some(other) => {
-            return Err(format!(
-                "AuthorizerId {id} is a {other}, not an AWS::ApiGatewayV2::Authorizer"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "AuthorizerId names {id}, which is not in the template"
-            ));
-        }
-    };
+    let authorizer = resource_of_type(
+        resources,
+        id,
+        "AuthorizerId",
+        "AWS::ApiGatewayV2::Authorizer",
+        "an AWS::ApiGatewayV2::Authorizer",
+    )?;
     if route_key != "$connect" {
         return Err(format!(
             "authorizer {id}: API Gateway runs WebSocket authorizers on $connect only"
